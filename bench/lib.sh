@@ -1,0 +1,318 @@
+# shellcheck shell=bash
+# Helpers shared by the benchmarks in bench/. Sourced, never run.
+#
+# The benchmarks compare Strongroom with nginx in ONE sitting, on one machine, as ratios: absolute
+# throughput on this kind of VM drifts by 10-15% between sittings (DEPENDENCIES.md), so a number
+# is only meaningful next to the peer measured minutes apart. They are run by people, never by CI.
+#
+# Both servers get the same client (curl, HTTP/1.1, one TLS 1.3 connection per transfer), the
+# same file system (everything under bench/out/) and warm page caches.
+
+BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+source "${BENCH_ROOT}/scripts/lib.sh"
+
+# Everything the benchmarks write lives here (gitignored). Not /tmp: that may be a tmpfs, which
+# would both flatter the upload figures and eat RAM.
+BENCH_OUT=${BENCH_OUT:-${BENCH_ROOT}/bench/out}
+mkdir -p "${BENCH_OUT}"
+
+# Tunables (environment): size of the test file, runs per server.
+SIZE_MIB=${SIZE_MIB:-1024}
+RUNS=${RUNS:-3}
+
+CLK_TCK=$(getconf CLK_TCK)
+
+# ---------------------------------------------------------------------------------------------
+# Process bookkeeping: every server started here is stopped at exit, however the script ends.
+
+BENCH_PIDS=()
+
+bench_cleanup() {
+    local pid
+    for pid in "${BENCH_PIDS[@]}"; do
+        # TERM: nginx (fast shutdown) and Strongroom (drains, then exits) both stop on it.
+        kill -TERM "${pid}" 2>/dev/null || true
+    done
+    for pid in "${BENCH_PIDS[@]}"; do
+        wait "${pid}" 2>/dev/null || true
+    done
+    BENCH_PIDS=()
+    # The stored assets run to 10 GiB after the memory benchmark; the random source files stay,
+    # since making them again costs more than keeping them. BENCH_KEEP_DATA=1 keeps everything.
+    if [[ -n "${SR_DATA:-}" && "${BENCH_KEEP_DATA:-}" != "1" ]]; then
+        rm -rf "${SR_DATA}"
+    fi
+}
+trap bench_cleanup EXIT
+# Without these, a Ctrl-C would end bash without running the EXIT trap.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------------------------------------
+# Tools
+
+bench_ensure_tools() {
+    # jq parses the API's JSON; procps is not needed (everything reads /proc directly).
+    apt_ensure nginx curl openssl jq ca-certificates
+}
+
+# ---------------------------------------------------------------------------------------------
+# Arithmetic and statistics (awk: bash has no floating point)
+
+# median N... ; the mean of the two middle values for an even count.
+median() {
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+        if (NR == 0) { print "nan"; exit }
+        if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# ratio A B -> A/B with 3 decimals
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "nan"; else printf "%.3f\n", a / b }'
+}
+
+# verdict VALUE OP TARGET -> "meets target" / "MISSES target" (OP is >= , <= or <)
+verdict() {
+    awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
+        ok = (op == ">=") ? v >= t : (op == "<=") ? v <= t : v < t
+        print ok ? "meets target" : "MISSES target" }'
+}
+
+# bytes/s -> GB/s (10^9, as in DEPENDENCIES.md)
+gbps() {
+    awk -v s="$1" 'BEGIN { printf "%.3f\n", s / 1e9 }'
+}
+
+# ---------------------------------------------------------------------------------------------
+# Measuring servers through /proc
+
+# Prints PID and, recursively, its children (nginx: master and workers). Pure bash: it runs
+# around every measured transfer and must not fork hundreds of helpers.
+proc_tree() {
+    local root=$1 stat rest ppid pid fields
+    printf '%s\n' "${root}"
+    for stat in /proc/[0-9]*/stat; do
+        { read -r rest <"${stat}"; } 2>/dev/null || continue
+        # Field 2 (comm) may contain spaces and parentheses: cut after the last ')'.
+        read -ra fields <<<"${rest##*) }"
+        # fields[0] is field 3 (state), fields[1] field 4 (ppid).
+        ppid=${fields[1]}
+        if [[ "${ppid}" == "${root}" ]]; then
+            pid=${stat#/proc/}
+            proc_tree "${pid%/stat}"
+        fi
+    done
+}
+
+# Prints the CPU time (user + system, in seconds) used so far by PID and its children.
+cpu_seconds() {
+    local pid rest fields ticks=0
+    while read -r pid; do
+        { read -r rest <"/proc/${pid}/stat"; } 2>/dev/null || continue
+        read -ra fields <<<"${rest##*) }"
+        # fields[0] is field 3; utime and stime are fields 14 and 15, in clock ticks.
+        ticks=$((ticks + fields[11] + fields[12]))
+    done < <(proc_tree "$1")
+    awk -v t="${ticks}" -v hz="${CLK_TCK}" 'BEGIN { printf "%.2f\n", t / hz }'
+}
+
+# Prints a field of /proc/PID/status in MiB (VmHWM = peak RSS, VmRSS = current RSS).
+mem_mib() {
+    awk -v f="$2:" '$1 == f { printf "%.1f\n", $2 / 1024 }' "/proc/$1/status"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Test data
+
+# Makes (or reuses) a random file of SIZE_MIB MiB: random so that no layer can compress it.
+make_random_file() {
+    local path=$1 bytes=$((SIZE_MIB * 1024 * 1024))
+    if [[ -f "${path}" && "$(stat -c %s "${path}")" -eq ${bytes} ]]; then
+        return 0
+    fi
+    note "writing ${SIZE_MIB} MiB of random data to ${path}"
+    head -c "${bytes}" /dev/urandom >"${path}.tmp"
+    mv "${path}.tmp" "${path}"
+}
+
+# Fails early when the file system cannot hold what a benchmark is about to write.
+need_free_mib() {
+    local want=$1 have
+    have=$(df -Pm "${BENCH_OUT}" | awk 'NR == 2 { print $4 }')
+    ((have >= want)) || die "need ${want} MiB free under ${BENCH_OUT}, have ${have} MiB"
+}
+
+# Waits until URL answers 200 (curl -k: self-signed certificates), or PID dies, or 60 s pass.
+wait_for_https() {
+    local url=$1 pid=$2 i
+    for ((i = 0; i < 600; i++)); do
+        if curl -skf -o /dev/null --max-time 2 "${url}"; then
+            return 0
+        fi
+        kill -0 "${pid}" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# nginx: the peer. HTTPS with TLS 1.3 only, sendfile on (as a stock deployment would have it;
+# with TLS in user space nginx reads into its buffers anyway), WebDAV PUT for the upload peer.
+
+# start_nginx ROOT_DIR: sets NGINX_PID (master), NGINX_URL (https://127.0.0.1:PORT).
+start_nginx() {
+    local root=$1 prefix=${BENCH_OUT}/nginx port user_line=""
+    mkdir -p "${prefix}/logs" "${prefix}/temp" "${root}"
+    # The PUT body is buffered into client_body_temp_path and then renamed into root: both must be
+    # on one file system or every PUT costs a second full copy (DEPENDENCIES.md).
+    mkdir -p "${prefix}/temp/body" "${prefix}/temp/proxy" "${prefix}/temp/fastcgi" \
+        "${prefix}/temp/uwsgi" "${prefix}/temp/scgi"
+    if [[ ! -f "${prefix}/cert.pem" ]]; then
+        # ECDSA P-256, like the certificate Strongroom makes for itself, so handshakes cost alike.
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+            -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+            -keyout "${prefix}/key.pem" -out "${prefix}/cert.pem" 2>/dev/null
+    fi
+    # As root, nginx's workers run as nobody/www-data and cannot write a root-owned folder: every
+    # PUT would answer 500. Run them as root for this throwaway instance.
+    if [[ ${EUID} -eq 0 ]]; then
+        user_line="user root;"
+    fi
+    port=$(find_free_port 18443)
+    cat >"${prefix}/nginx.conf" <<EOF
+# Generated by bench/lib.sh for one benchmark run.
+${user_line}
+daemon off;
+worker_processes auto;
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    default_type application/octet-stream;
+    client_body_temp_path ${prefix}/temp/body;
+    proxy_temp_path ${prefix}/temp/proxy;
+    fastcgi_temp_path ${prefix}/temp/fastcgi;
+    uwsgi_temp_path ${prefix}/temp/uwsgi;
+    scgi_temp_path ${prefix}/temp/scgi;
+    server {
+        listen 127.0.0.1:${port} ssl;
+        ssl_certificate ${prefix}/cert.pem;
+        ssl_certificate_key ${prefix}/key.pem;
+        ssl_protocols TLSv1.3;
+        location = /healthz { return 200 "ok\n"; }
+        location / {
+            root ${root};
+            dav_methods PUT DELETE;
+            create_full_put_path on;
+            client_max_body_size 0;
+        }
+    }
+}
+EOF
+    nginx -t -q -e "${prefix}/logs/error.log" -p "${prefix}" -c "${prefix}/nginx.conf" 2>"${prefix}/logs/config-test.log" ||
+        die "nginx rejected its configuration: $(cat "${prefix}/logs/config-test.log")"
+    # -e: nginx opens its error log before reading the config; the default is under /var/log.
+    nginx -e "${prefix}/logs/error.log" -p "${prefix}" -c "${prefix}/nginx.conf" &
+    NGINX_PID=$!
+    BENCH_PIDS+=("${NGINX_PID}")
+    NGINX_URL="https://127.0.0.1:${port}"
+    wait_for_https "${NGINX_URL}/healthz" "${NGINX_PID}" ||
+        die "nginx did not come up; see ${prefix}/logs/error.log"
+    note "nginx $(nginx -v 2>&1 | sed 's|.*/||') on ${NGINX_URL} (pid ${NGINX_PID}), serving ${root}"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Strongroom
+
+# STRONGROOM_BIN=/path/to/strongroom benchmarks that binary instead of building this checkout.
+if [[ -n "${STRONGROOM_BIN:-}" ]]; then
+    STRONGROOM_PREBUILT=1
+else
+    STRONGROOM_PREBUILT=0
+    STRONGROOM_BIN=${BENCH_ROOT}/target/release/strongroom
+fi
+
+build_strongroom() {
+    if ((STRONGROOM_PREBUILT)); then
+        return 0
+    fi
+    step "Building Strongroom (release)"
+    (cd "${BENCH_ROOT}" && cargo build --release --locked -p strongroom)
+}
+
+# start_strongroom: a fresh data dir, server, owner API key and one space. Sets SR_PID, SR_URL,
+# SR_DATA, SR_KEY, SR_ORG, SR_SPACE.
+start_strongroom() {
+    local port body
+    [[ -x "${STRONGROOM_BIN}" ]] || build_strongroom
+    SR_DATA=${BENCH_OUT}/strongroom-data
+    # A fresh data dir each run: earlier runs' assets would only fill the disk.
+    rm -rf "${SR_DATA}"
+    port=$(find_free_port 28443)
+    # 1 GiB uploads are the point of the exercise; the default limit may be lower.
+    STRONGROOM_MAX_UPLOAD_BYTES=${STRONGROOM_MAX_UPLOAD_BYTES:-$((4 * 1024 * 1024 * 1024))} \
+        "${STRONGROOM_BIN}" serve --data-dir "${SR_DATA}" --listen "127.0.0.1:${port}" \
+        >"${BENCH_OUT}/strongroom.log" 2>&1 &
+    SR_PID=$!
+    BENCH_PIDS+=("${SR_PID}")
+    SR_URL="https://127.0.0.1:${port}"
+    wait_for_https "${SR_URL}/healthz" "${SR_PID}" ||
+        die "Strongroom did not come up; see ${BENCH_OUT}/strongroom.log"
+
+    body=$("${STRONGROOM_BIN}" admin bootstrap --email bench@example.com --org bench \
+        --data-dir "${SR_DATA}" --json) || die "strongroom admin bootstrap failed"
+    SR_KEY=$(jq -er .api_key <<<"${body}") || die "bootstrap printed no api_key: ${body}"
+    SR_ORG=$(jq -er .org_id <<<"${body}") || die "bootstrap printed no org_id: ${body}"
+
+    body=$(sr_api POST "/api/v1/orgs/${SR_ORG}/spaces" -H 'Content-Type: application/json' \
+        --data '{"name":"bench"}') || die "could not create a space: ${body}"
+    SR_SPACE=$(jq -er .id <<<"${body}") || die "space creation answered without an id: ${body}"
+    note "Strongroom on ${SR_URL} (pid ${SR_PID}), org ${SR_ORG}, space ${SR_SPACE}"
+}
+
+# sr_api METHOD PATH [curl args...]: an authorized API call; prints the body, fails on >= 400.
+sr_api() {
+    local method=$1 path=$2
+    shift 2
+    curl -sSk --fail-with-body -X "${method}" -H "Authorization: Bearer ${SR_KEY}" "$@" \
+        "${SR_URL}${path}"
+}
+
+# sr_upload FILE NAME: uploads FILE as one raw body and prints "<http code> <bytes/s> <json>".
+# curl -T streams the file; --data-binary @FILE would first read all of it into curl's memory
+# (ten parallel 1 GiB uploads = 10 GiB in curl), and the nginx runs use -T too.
+sr_upload() {
+    local file=$1 name=$2 resp
+    resp=$(mktemp -p "${BENCH_OUT}" upload-response.XXXXXX)
+    # `Expect:` turns off curl's 100-continue handshake, for both servers alike.
+    curl --http1.1 -sSk -X POST -T "${file}" -H 'Expect:' \
+        -H "Authorization: Bearer ${SR_KEY}" -H 'Content-Type: application/octet-stream' \
+        -w '%{http_code} %{speed_upload} ' -o "${resp}" \
+        "${SR_URL}/api/v1/spaces/${SR_SPACE}/assets?filename=${name}" || true
+    tr -d '\n' <"${resp}"
+    echo
+    rm -f "${resp}"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Reporting
+
+# A machine description for reports.
+machine_line() {
+    local cpu
+    cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+    printf '%s cores (%s), %s MiB RAM, kernel %s' "$(nproc)" "${cpu:-unknown CPU}" \
+        "$(awk '/^MemTotal/ { printf "%d", $2 / 1024 }' /proc/meminfo)" "$(uname -r)"
+}
+
+# report NAME LINE...: prints the lines and writes them to bench/out/NAME.summary.md, which
+# run-all.sh copies into RESULTS.md.
+report() {
+    local name=$1
+    shift
+    printf '%s\n' "$@" | tee "${BENCH_OUT}/${name}.summary.md"
+}

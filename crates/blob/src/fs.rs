@@ -1,0 +1,469 @@
+//! The filesystem backend.
+//!
+//! Layout under the root (see `docs/blob-format.md`):
+//! - `tmp/<id>.<random>.tmp`: blobs being written; same filesystem as `objects/`, so the final
+//!   rename is atomic;
+//! - `objects/<fanout>/<id>`: committed blobs, `<fanout>` being the first byte of SHA-256(id) in
+//!   hex, which spreads ids evenly over 256 directories whatever their prefix (`ast_...`).
+//!
+//! Files are created with mode 0600 and directories 0700. All filesystem calls run on tokio's
+//! blocking pool so a slow disk never stalls the async workers.
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::{self, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, FileExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use crate::{BlobError, BlobStore, BlobWriter, BoxFuture, validate_id};
+
+/// Blobs as files in a local directory (or a mounted volume).
+#[derive(Debug, Clone)]
+pub struct FsBlobStore {
+    root: PathBuf,
+    tmp: PathBuf,
+    objects: PathBuf,
+}
+
+impl FsBlobStore {
+    /// Opens (creating if needed) a store rooted at `root`: creates `root/tmp` and
+    /// `root/objects/<00..ff>/` up front, so committing a blob never has to create (and fsync) a
+    /// directory on the hot path.
+    pub fn open(root: impl Into<PathBuf>) -> Result<FsBlobStore, BlobError> {
+        let root = root.into();
+        let tmp = root.join("tmp");
+        let objects = root.join("objects");
+        let mut builder = DirBuilder::new();
+        builder.recursive(true).mode(0o700);
+        builder.create(&tmp)?;
+        builder.create(&objects)?;
+        for b in 0..=255u8 {
+            builder.create(objects.join(format!("{b:02x}")))?;
+        }
+        // Make the directory entries themselves durable before any blob relies on them.
+        File::open(&objects)?.sync_all()?;
+        File::open(&root)?.sync_all()?;
+        Ok(FsBlobStore { root, tmp, objects })
+    }
+
+    /// The root directory of this store.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn fanout_dir(&self, id: &str) -> PathBuf {
+        let h = strongroom_crypto::digest::sha256(id.as_bytes());
+        self.objects.join(format!("{:02x}", h[0]))
+    }
+
+    /// Path of the committed blob `id` (which must already be validated).
+    pub(crate) fn object_path(&self, id: &str) -> PathBuf {
+        self.fanout_dir(id).join(id)
+    }
+}
+
+/// Runs blocking filesystem work off the async workers.
+async fn blocking<T, F>(f: F) -> Result<T, BlobError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> io::Result<T> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(not_found),
+        Err(e) => Err(BlobError::Io(io::Error::other(e))),
+    }
+}
+
+/// Maps "no such file" to [`BlobError::NotFound`] so callers can tell a missing blob from a
+/// failing disk.
+fn not_found(e: io::Error) -> BlobError {
+    if e.kind() == io::ErrorKind::NotFound {
+        BlobError::NotFound
+    } else {
+        BlobError::Io(e)
+    }
+}
+
+impl BlobStore for FsBlobStore {
+    fn create<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>> {
+        Box::pin(async move {
+            validate_id(id)?;
+            // The random part keeps two concurrent uploads of one id from sharing a temp file.
+            let name = format!("{id}.{}.tmp", strongroom_crypto::token::random_token(9));
+            let tmp_path = self.tmp.join(name);
+            let final_path = self.object_path(id);
+            let dir = self.fanout_dir(id);
+            let path = tmp_path.clone();
+            let file = blocking(move || {
+                OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+            })
+            .await?;
+            let writer: Box<dyn BlobWriter> = Box::new(FsBlobWriter {
+                file: Arc::new(file),
+                tmp_path,
+                final_path,
+                dir,
+                in_flight: false,
+                committed: false,
+            });
+            Ok(writer)
+        })
+    }
+
+    fn read_at<'a>(
+        &'a self,
+        id: &'a str,
+        offset: u64,
+        len: usize,
+    ) -> BoxFuture<'a, Result<Bytes, BlobError>> {
+        Box::pin(async move {
+            validate_id(id)?;
+            let path = self.object_path(id);
+            blocking(move || {
+                let file = File::open(path)?;
+                let mut buf = vec![0u8; len];
+                let mut filled = 0;
+                while filled < len {
+                    match file.read_at(&mut buf[filled..], offset + filled as u64) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                buf.truncate(filled);
+                Ok(Bytes::from(buf))
+            })
+            .await
+        })
+    }
+
+    fn len<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<u64, BlobError>> {
+        Box::pin(async move {
+            validate_id(id)?;
+            let path = self.object_path(id);
+            blocking(move || std::fs::metadata(path).map(|m| m.len())).await
+        })
+    }
+
+    fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), BlobError>> {
+        Box::pin(async move {
+            validate_id(id)?;
+            let path = self.object_path(id);
+            // No directory fsync: if a crash resurrects the file, the orphan sweep deletes it
+            // again, and its data key is already gone from the database.
+            match blocking(move || std::fs::remove_file(path)).await {
+                Ok(()) | Err(BlobError::NotFound) => Ok(()),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn list_older_than<'a>(
+        &'a self,
+        older_than: SystemTime,
+    ) -> BoxFuture<'a, Result<Vec<String>, BlobError>> {
+        Box::pin(async move {
+            let objects = self.objects.clone();
+            let tmp = self.tmp.clone();
+            blocking(move || {
+                let mut ids = Vec::new();
+                for dir in std::fs::read_dir(&objects)? {
+                    let dir = dir?;
+                    if !dir.file_type()?.is_dir() {
+                        continue;
+                    }
+                    for entry in std::fs::read_dir(dir.path())? {
+                        let entry = entry?;
+                        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                            continue;
+                        };
+                        if validate_id(&name).is_err() {
+                            continue;
+                        }
+                        let meta = match entry.metadata() {
+                            Ok(m) => m,
+                            // Deleted while we were listing.
+                            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                            Err(e) => return Err(e),
+                        };
+                        if meta.is_file() && meta.modified()? < older_than {
+                            ids.push(name);
+                        }
+                    }
+                }
+                for entry in std::fs::read_dir(&tmp)? {
+                    let entry = entry?;
+                    let meta = match entry.metadata() {
+                        Ok(m) => m,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(e),
+                    };
+                    if meta.is_file() && meta.modified()? < older_than {
+                        match std::fs::remove_file(entry.path()) {
+                            Ok(()) => {}
+                            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                ids.sort_unstable();
+                Ok(ids)
+            })
+            .await
+        })
+    }
+
+    fn check<'a>(&'a self) -> BoxFuture<'a, Result<(), BlobError>> {
+        Box::pin(async move {
+            let probe = self.tmp.join(format!(
+                ".check-{}",
+                strongroom_crypto::token::random_token(9)
+            ));
+            blocking(move || {
+                let written = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&probe)
+                    .and_then(|mut f| f.write_all(b"ok"));
+                let removed = std::fs::remove_file(&probe);
+                written.and(removed)
+            })
+            .await
+            // A missing directory is a broken store, not a missing blob.
+            .map_err(|e| match e {
+                BlobError::NotFound => BlobError::Io(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "blob store directory is missing",
+                )),
+                e => e,
+            })
+        })
+    }
+}
+
+/// A blob being written to `tmp/`.
+struct FsBlobWriter {
+    // Shared with the blocking task doing each write; the writer is `&mut` during a write, so
+    // there is never more than one at a time.
+    file: Arc<File>,
+    tmp_path: PathBuf,
+    final_path: PathBuf,
+    dir: PathBuf,
+    // Set while a write runs. If a write future is dropped mid-way, its blocking task may still be
+    // running; refusing further use keeps bytes from landing out of order.
+    in_flight: bool,
+    committed: bool,
+}
+
+impl FsBlobWriter {
+    fn usable(&self) -> Result<(), BlobError> {
+        if self.in_flight {
+            return Err(BlobError::Io(io::Error::other(
+                "blob writer used after a cancelled write",
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl BlobWriter for FsBlobWriter {
+    fn write<'a>(&'a mut self, data: Bytes) -> BoxFuture<'a, Result<(), BlobError>> {
+        Box::pin(async move {
+            self.usable()?;
+            let file = Arc::clone(&self.file);
+            self.in_flight = true;
+            blocking(move || (&*file).write_all(&data)).await?;
+            self.in_flight = false;
+            Ok(())
+        })
+    }
+
+    fn commit(mut self: Box<Self>) -> BoxFuture<'static, Result<(), BlobError>> {
+        Box::pin(async move {
+            self.usable()?;
+            let file = Arc::clone(&self.file);
+            let tmp = self.tmp_path.clone();
+            let fin = self.final_path.clone();
+            let dir = self.dir.clone();
+            self.in_flight = true;
+            blocking(move || {
+                file.sync_all()?;
+                std::fs::rename(&tmp, &fin)?;
+                File::open(&dir)?.sync_all()
+            })
+            .await?;
+            self.in_flight = false;
+            self.committed = true;
+            Ok(())
+        })
+    }
+}
+
+impl Drop for FsBlobWriter {
+    fn drop(&mut self) {
+        if !self.committed {
+            // Synchronous on purpose: an unlink is cheap, and doing it here (not on a spawned
+            // task) guarantees an abandoned upload leaves nothing behind even during shutdown.
+            // If a commit failed after its rename, the temp path is already gone and this is a
+            // no-op; the orphan sweep removes the unreferenced final file.
+            let _ = std::fs::remove_file(&self.tmp_path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, FsBlobStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path().join("blobs")).unwrap();
+        (dir, store)
+    }
+
+    async fn put(store: &dyn BlobStore, id: &str, data: &[u8]) {
+        let mut w = store.create(id).await.unwrap();
+        w.write(Bytes::copy_from_slice(data)).await.unwrap();
+        w.commit().await.unwrap();
+    }
+
+    fn tmp_entries(store: &FsBlobStore) -> usize {
+        std::fs::read_dir(&store.tmp).unwrap().count()
+    }
+
+    #[tokio::test]
+    async fn write_commit_read_delete() {
+        let (_d, s) = store();
+        let mut w = s.create("blob_1").await.unwrap();
+        w.write(Bytes::from_static(b"hello ")).await.unwrap();
+        w.write(Bytes::from_static(b"world")).await.unwrap();
+        // Not visible before commit.
+        assert!(matches!(s.len("blob_1").await, Err(BlobError::NotFound)));
+        w.commit().await.unwrap();
+        assert_eq!(s.len("blob_1").await.unwrap(), 11);
+        assert_eq!(
+            &s.read_at("blob_1", 0, 11).await.unwrap()[..],
+            b"hello world"
+        );
+        assert_eq!(&s.read_at("blob_1", 6, 100).await.unwrap()[..], b"world");
+        assert!(s.read_at("blob_1", 50, 10).await.unwrap().is_empty());
+        assert_eq!(tmp_entries(&s), 0);
+
+        let meta = std::fs::metadata(s.object_path("blob_1")).unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+
+        s.delete("blob_1").await.unwrap();
+        assert!(matches!(
+            s.read_at("blob_1", 0, 1).await,
+            Err(BlobError::NotFound)
+        ));
+        // Idempotent.
+        s.delete("blob_1").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn dropped_writer_leaves_nothing() {
+        let (_d, s) = store();
+        let mut w = s.create("abandoned").await.unwrap();
+        w.write(Bytes::from_static(b"partial upload"))
+            .await
+            .unwrap();
+        assert_eq!(tmp_entries(&s), 1);
+        drop(w);
+        assert_eq!(tmp_entries(&s), 0);
+        assert!(matches!(s.len("abandoned").await, Err(BlobError::NotFound)));
+    }
+
+    #[tokio::test]
+    async fn invalid_ids_are_refused() {
+        let (_d, s) = store();
+        for id in ["", "../escape", "a/b", "..", "x.tmp", &"y".repeat(101)] {
+            assert!(
+                matches!(s.create(id).await, Err(BlobError::InvalidId)),
+                "{id:?}"
+            );
+            assert!(matches!(
+                s.read_at(id, 0, 1).await,
+                Err(BlobError::InvalidId)
+            ));
+            assert!(matches!(s.len(id).await, Err(BlobError::InvalidId)));
+            assert!(matches!(s.delete(id).await, Err(BlobError::InvalidId)));
+        }
+        assert_eq!(tmp_entries(&s), 0);
+    }
+
+    #[tokio::test]
+    async fn list_older_than_reports_old_blobs_and_sweeps_old_temp_files() {
+        let (_d, s) = store();
+        put(&s, "old_blob", b"x").await;
+        put(&s, "new_blob", b"y").await;
+        let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        let two_hours_ago = an_hour_ago - Duration::from_secs(3600);
+        File::options()
+            .write(true)
+            .open(s.object_path("old_blob"))
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap();
+
+        // A crashed upload's temp file (old) and an upload in progress (fresh).
+        let crashed = s.create("crashed").await.unwrap();
+        std::mem::forget(crashed);
+        let stale = std::fs::read_dir(&s.tmp)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap();
+        let live = s.create("live").await.unwrap();
+        assert_eq!(tmp_entries(&s), 2);
+
+        assert_eq!(
+            s.list_older_than(an_hour_ago).await.unwrap(),
+            vec!["old_blob"]
+        );
+        assert_eq!(tmp_entries(&s), 1, "only the stale temp file is swept");
+        let mut all = s
+            .list_older_than(SystemTime::now() + Duration::from_secs(60))
+            .await
+            .unwrap();
+        all.sort();
+        assert_eq!(all, vec!["new_blob", "old_blob"]);
+        drop(live);
+    }
+
+    #[tokio::test]
+    async fn check_reports_a_broken_store() {
+        let (_d, s) = store();
+        s.check().await.unwrap();
+        assert_eq!(tmp_entries(&s), 0);
+        std::fs::remove_dir_all(&s.tmp).unwrap();
+        assert!(matches!(s.check().await, Err(BlobError::Io(_))));
+    }
+
+    #[tokio::test]
+    async fn reopening_keeps_blobs() {
+        let (d, s) = store();
+        put(&s, "kept", b"data").await;
+        let again = FsBlobStore::open(d.path().join("blobs")).unwrap();
+        assert_eq!(&again.read_at("kept", 0, 4).await.unwrap()[..], b"data");
+    }
+}

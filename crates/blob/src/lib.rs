@@ -1,0 +1,147 @@
+//! Blob storage for Strongroom: where ciphertext lives, and the streaming encryption layer on top.
+//!
+//! [`BlobStore`] is the storage seam (the filesystem backend is [`FsBlobStore`]; object stores
+//! plug in behind the same trait). It only ever sees ciphertext. [`EncryptedWriter`],
+//! [`read_range`] and [`read_all`] turn plaintext streams into the chunked format of
+//! [`strongroom_crypto::blobfmt`] and back, with bounded memory whatever the blob size.
+//!
+//! What this crate must never do:
+//! - write plaintext to storage, or hand out plaintext that has not been authenticated;
+//! - make a blob visible before it is durable (temp file, fsync, rename, fsync directory);
+//! - touch the database or decide who may read what: data keys arrive already unwrapped, and
+//!   authorization happened in the service layer;
+//! - name a cryptography crate: all crypto goes through `strongroom-crypto`.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod encrypted;
+mod fs;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::SystemTime;
+
+use strongroom_crypto::CryptoError;
+
+pub use encrypted::{EncryptedWriter, WrittenBlob, read_all, read_range};
+pub use fs::FsBlobStore;
+
+/// A boxed, sendable future: lets the storage traits be object-safe (`Arc<dyn BlobStore>`).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Errors of the blob layer.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// The storage backend failed (disk full, permissions, I/O error). Usually a server-side
+    /// problem to log and report as internal.
+    #[error("blob storage I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// No blob with this id exists.
+    #[error("blob not found")]
+    NotFound,
+    /// The stored blob failed its integrity check (tampered, truncated, reordered, moved from
+    /// another object, or the wrong data key): no unauthenticated byte was returned. Treat as
+    /// data corruption: alert, and restore from a replica or backup.
+    #[error("blob integrity check failed: {0}")]
+    Crypto(#[from] CryptoError),
+    /// The plaintext exceeded the size limit given to [`EncryptedWriter::create`]; nothing was
+    /// committed.
+    #[error("blob exceeds the maximum allowed size")]
+    TooLarge,
+    /// The blob id is not `[A-Za-z0-9_-]{1,100}`; refused before touching storage.
+    #[error("invalid blob id")]
+    InvalidId,
+    /// A requested plaintext range is inverted or runs past the end of the blob.
+    #[error("invalid byte range {start}..{end} for a blob of {size} bytes")]
+    InvalidRange {
+        /// First byte requested.
+        start: u64,
+        /// One past the last byte requested.
+        end: u64,
+        /// Plaintext size of the blob.
+        size: u64,
+    },
+}
+
+/// Longest accepted blob id.
+pub const MAX_ID_LEN: usize = 100;
+
+/// Checks a blob id is `[A-Za-z0-9_-]{1,100}`. Ids become file names and object keys, so
+/// anything else (slashes, dots, empty) is refused to rule out path traversal.
+pub fn validate_id(id: &str) -> Result<(), BlobError> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(BlobError::InvalidId)
+    }
+}
+
+/// Where ciphertext is stored. Blob ids are `[A-Za-z0-9_-]{1,100}` (others are refused with
+/// [`BlobError::InvalidId`]). Implementations only see ciphertext and must make a blob visible
+/// only once it is durable.
+pub trait BlobStore: Send + Sync + 'static {
+    /// Starts writing a new blob; it becomes visible under `id` only on [`BlobWriter::commit`].
+    fn create<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>>;
+    /// Reads `len` bytes at `offset`; may return fewer bytes only at end of blob.
+    fn read_at<'a>(
+        &'a self,
+        id: &'a str,
+        offset: u64,
+        len: usize,
+    ) -> BoxFuture<'a, Result<bytes::Bytes, BlobError>>;
+    /// Stored size of a blob.
+    fn len<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<u64, BlobError>>;
+    /// Deletes a blob; deleting a missing blob succeeds (idempotent, so retries are safe).
+    fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), BlobError>>;
+    /// Ids of committed blobs last modified before `older_than` (for the orphan sweep); also
+    /// removes temp files older than that (leftovers of crashed uploads).
+    fn list_older_than<'a>(
+        &'a self,
+        older_than: SystemTime,
+    ) -> BoxFuture<'a, Result<Vec<String>, BlobError>>;
+    /// Readiness: the store is reachable and writable.
+    fn check<'a>(&'a self) -> BoxFuture<'a, Result<(), BlobError>>;
+}
+
+/// A blob being written. Dropping it without [`BlobWriter::commit`] discards it (its temp data
+/// is removed), so an interrupted upload never becomes visible.
+pub trait BlobWriter: Send {
+    /// Appends bytes.
+    fn write<'a>(&'a mut self, data: bytes::Bytes) -> BoxFuture<'a, Result<(), BlobError>>;
+    /// Durable: fsync file, rename temp -> final, fsync directory. Only after this may the blob be
+    /// referenced.
+    fn commit(self: Box<Self>) -> BoxFuture<'static, Result<(), BlobError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        for ok in ["a", "ast_0192abc-DEF", &"x".repeat(100)] {
+            assert!(validate_id(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "..",
+            "a/b",
+            "../etc",
+            "a.b",
+            "a b",
+            "ä",
+            &"x".repeat(101),
+            "a\0",
+        ] {
+            assert!(
+                matches!(validate_id(bad), Err(BlobError::InvalidId)),
+                "{bad:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Health, readiness, security.txt, the OpenAPI document, whoami and the audit trail.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use strongroom_domain::OrgId;
+use strongroom_service::Actor;
+
+use super::Route;
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{ApiQuery, Auth, PageParams};
+
+pub const HEALTHZ: Route = Route {
+    method: "GET",
+    path: "/healthz",
+    summary: "The process is up",
+    auth: false,
+    success: 200,
+    body: None,
+    response: None,
+    handler: || get(healthz),
+};
+pub const READYZ: Route = Route {
+    method: "GET",
+    path: "/readyz",
+    summary: "Database and storage answer",
+    auth: false,
+    success: 200,
+    body: None,
+    response: None,
+    handler: || get(readyz),
+};
+pub const SECURITY_TXT: Route = Route {
+    method: "GET",
+    path: "/.well-known/security.txt",
+    summary: "RFC 9116 security contact",
+    auth: false,
+    success: 200,
+    body: None,
+    response: None,
+    handler: || get(security_txt),
+};
+pub const OPENAPI: Route = Route {
+    method: "GET",
+    path: "/api/openapi.json",
+    summary: "This document",
+    auth: false,
+    success: 200,
+    body: None,
+    response: None,
+    handler: || get(openapi),
+};
+pub const ME: Route = Route {
+    method: "GET",
+    path: "/api/v1/me",
+    summary: "Who the caller is",
+    auth: true,
+    success: 200,
+    body: None,
+    response: Some("Me"),
+    handler: || get(me),
+};
+pub const AUDIT: Route = Route {
+    method: "GET",
+    path: "/api/v1/orgs/{org_id}/audit",
+    summary: "The organization's audit trail, oldest first",
+    auth: true,
+    success: 200,
+    body: None,
+    response: Some("AuditList"),
+    handler: || get(audit),
+};
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.service.ready().await {
+        Ok(()) => Json(serde_json::json!({"status": "ready"})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "the database or the storage does not answer",
+            )
+            .into_response()
+        }
+    }
+}
+
+async fn security_txt(State(state): State<AppState>) -> Response {
+    let c = &state.config;
+    let body = format!(
+        "Contact: {}\nExpires: {}\nPreferred-Languages: en\nPolicy: {}\n",
+        c.security_contact, c.security_txt_expires, c.security_policy_url
+    );
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+async fn openapi() -> Json<serde_json::Value> {
+    Json(super::openapi_document())
+}
+
+async fn me(Auth(p): Auth) -> Json<serde_json::Value> {
+    let mut v = serde_json::json!({"org_id": p.org_id, "role": p.role});
+    if let Actor::ApiKey { key_id, user_id } = &p.actor {
+        v["key_id"] = serde_json::json!(key_id);
+        if let Some(u) = user_id {
+            v["user_id"] = serde_json::json!(u);
+        }
+    }
+    Json(v)
+}
+
+async fn audit(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(org_id): Path<String>,
+    ApiQuery(q): ApiQuery<PageParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let org_id = OrgId::parse(&org_id).map_err(|_| ApiError::not_found("organization"))?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit must be between 1 and 1000"));
+    }
+    let after = match q.cursor.as_deref() {
+        None => 0,
+        Some(c) => c
+            .parse::<i64>()
+            .map_err(|_| ApiError::invalid("cursor is not valid"))?,
+    };
+    let (items, next) = state.service.list_audit(&p, &org_id, after, limit).await?;
+    Ok(Json(
+        serde_json::json!({"items": items, "next_cursor": next.map(|n| n.to_string())}),
+    ))
+}

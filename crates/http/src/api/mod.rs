@@ -1,0 +1,68 @@
+//! The route table: every route the server answers, with the facts the OpenAPI document is built
+//! from. The router and `/api/openapi.json` both come from [`ROUTES`], so they cannot drift apart.
+
+mod assets;
+mod keys;
+mod meta;
+mod openapi;
+mod spaces;
+
+use axum::Router;
+use axum::routing::MethodRouter;
+
+use crate::AppState;
+
+/// One route: how to serve it and how to document it.
+pub struct Route {
+    /// HTTP method, upper case.
+    pub method: &'static str,
+    /// Path with `{param}` segments.
+    pub path: &'static str,
+    /// One line for the OpenAPI summary.
+    pub summary: &'static str,
+    /// Whether it needs `Authorization: Bearer`.
+    pub auth: bool,
+    /// The success status.
+    pub success: u16,
+    /// Request body kind: `None`, `Some("json:<Schema>")`, `Some("bytes")`.
+    pub body: Option<&'static str>,
+    /// Response schema name in `components.schemas`, if JSON.
+    pub response: Option<&'static str>,
+    /// Builds the handler.
+    pub handler: fn() -> MethodRouter<AppState>,
+}
+
+/// Every route of the server.
+pub static ROUTES: &[Route] = &[
+    meta::HEALTHZ,
+    meta::READYZ,
+    meta::SECURITY_TXT,
+    meta::OPENAPI,
+    meta::ME,
+    spaces::CREATE,
+    spaces::LIST,
+    assets::UPLOAD,
+    assets::LIST,
+    assets::GET,
+    assets::CONTENT,
+    assets::DELETE,
+    keys::CREATE,
+    keys::REVOKE,
+    meta::AUDIT,
+];
+
+/// A router with every route of [`ROUTES`].
+pub fn routes() -> Router<AppState> {
+    let mut by_path: Vec<(&'static str, MethodRouter<AppState>)> = Vec::new();
+    for r in ROUTES {
+        match by_path.iter_mut().find(|(p, _)| *p == r.path) {
+            Some((_, mr)) => *mr = std::mem::take(mr).merge((r.handler)()),
+            None => by_path.push((r.path, (r.handler)())),
+        }
+    }
+    by_path
+        .into_iter()
+        .fold(Router::new(), |router, (path, mr)| router.route(path, mr))
+}
+
+pub use openapi::document as openapi_document;

@@ -1,0 +1,109 @@
+//! `/api/openapi.json`: OpenAPI 3.1 built from the route table.
+
+use serde_json::{Map, Value, json};
+
+use super::ROUTES;
+
+fn schemas() -> Value {
+    let id = json!({"type": "string"});
+    let time = json!({"type": "string", "format": "date-time"});
+    json!({
+        "Problem": {"type": "object", "required": ["type", "title", "status", "detail", "code"], "properties": {
+            "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+            "detail": {"type": "string"}, "code": {"type": "string"}}},
+        "Me": {"type": "object", "properties": {"user_id": id, "org_id": id, "role": {"type": "string"}, "key_id": id}},
+        "NewSpace": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200}}},
+        "Space": {"type": "object", "properties": {"id": id, "name": {"type": "string"}, "org_id": id, "created_at": time}},
+        "SpaceList": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Space"}}, "next_cursor": {"type": ["string", "null"]}}},
+        "Asset": {"type": "object", "properties": {"id": id, "space_id": id, "filename": {"type": "string"}, "content_type": {"type": "string"},
+            "size": {"type": "integer"}, "sha256": {"type": "string"}, "created_at": time}},
+        "AssetList": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Asset"}}, "next_cursor": {"type": ["string", "null"]}}},
+        "NewApiKey": {"type": "object", "required": ["name", "role"], "properties": {"name": {"type": "string"}, "role": {"type": "string", "enum": ["owner", "admin", "editor", "contributor", "viewer"]}, "expires_in": {"type": "integer", "minimum": 1}}},
+        "CreatedApiKey": {"type": "object", "properties": {"id": id, "api_key": {"type": "string"}, "expires_at": time}},
+        "AuditEvent": {"type": "object", "properties": {"seq": {"type": "integer"}, "at": time, "actor": {"type": "string"}, "action": {"type": "string"},
+            "target": {"type": "string"}, "ip": {"type": "string"}, "detail": {"type": "object"}, "hash": {"type": "string"}, "prev_hash": {"type": "string"}}},
+        "AuditList": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/AuditEvent"}}, "next_cursor": {"type": ["string", "null"]}}},
+    })
+}
+
+fn problem_response(description: &str) -> Value {
+    json!({"description": description, "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})
+}
+
+/// The OpenAPI document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for r in ROUTES {
+        if !r.path.starts_with("/api/v1/") {
+            continue;
+        }
+        let mut op = Map::new();
+        op.insert("summary".into(), json!(r.summary));
+        let params: Vec<Value> = r
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        if !params.is_empty() {
+            op.insert("parameters".into(), Value::Array(params));
+        }
+        match r.body {
+            Some("bytes") => {
+                op.insert("requestBody".into(), json!({"required": true, "content": {
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                    "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}}}}));
+            }
+            Some(spec) => {
+                let name = spec.trim_start_matches("json:");
+                op.insert("requestBody".into(), json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}}}));
+            }
+            None => {}
+        }
+        let mut responses = Map::new();
+        let ok = match r.response {
+            Some("bytes") => {
+                json!({"description": "the content", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}})
+            }
+            Some(name) => {
+                json!({"description": "success", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}}})
+            }
+            None => json!({"description": "success"}),
+        };
+        responses.insert(r.success.to_string(), ok);
+        responses.insert("400".into(), problem_response("invalid request"));
+        if r.auth {
+            responses.insert(
+                "401".into(),
+                problem_response("missing, unknown, expired or revoked API key"),
+            );
+            responses.insert(
+                "403".into(),
+                problem_response("the key's role does not allow this"),
+            );
+            responses.insert(
+                "404".into(),
+                problem_response("not found, or in another organization"),
+            );
+        }
+        op.insert("responses".into(), Value::Object(responses));
+        if r.auth {
+            op.insert("security".into(), json!([{"bearer": []}]));
+        }
+        let entry = paths
+            .entry(r.path.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(m) = entry {
+            m.insert(r.method.to_lowercase(), Value::Object(op));
+        }
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Strongroom API", "version": env!("CARGO_PKG_VERSION")},
+        "paths": paths,
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "An API key (srk_...)"}},
+        },
+    })
+}

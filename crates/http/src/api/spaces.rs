@@ -1,0 +1,74 @@
+//! Spaces of an organization.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use strongroom_domain::{Name, OrgId};
+use strongroom_service::{ListQuery, Space};
+
+use super::Route;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiQuery, Auth, PageParams};
+use crate::{AppState, cursor};
+
+pub const CREATE: Route = Route {
+    method: "POST",
+    path: "/api/v1/orgs/{org_id}/spaces",
+    summary: "Create a space",
+    auth: true,
+    success: 201,
+    body: Some("json:NewSpace"),
+    response: Some("Space"),
+    handler: || post(create),
+};
+pub const LIST: Route = Route {
+    method: "GET",
+    path: "/api/v1/orgs/{org_id}/spaces",
+    summary: "List spaces",
+    auth: true,
+    success: 200,
+    body: None,
+    response: Some("SpaceList"),
+    handler: || get(list),
+};
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSpace {
+    name: String,
+}
+
+pub(crate) fn org_id(raw: &str) -> Result<OrgId, ApiError> {
+    OrgId::parse(raw).map_err(|_| ApiError::not_found("organization"))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(org): Path<String>,
+    ApiJson(body): ApiJson<NewSpace>,
+) -> Result<(StatusCode, Json<Space>), ApiError> {
+    let org = org_id(&org)?;
+    let name = Name::parse(&body.name)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e.0))?;
+    let space = state.service.create_space(&p, &org, name).await?;
+    Ok((StatusCode::CREATED, Json(space)))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(org): Path<String>,
+    ApiQuery(q): ApiQuery<PageParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let org = org_id(&org)?;
+    let (limit, after) = q.parse()?;
+    let page = state
+        .service
+        .list_spaces(&p, &org, ListQuery { after, limit })
+        .await?;
+    Ok(Json(
+        serde_json::json!({"items": page.items, "next_cursor": page.next.as_deref().map(cursor::encode)}),
+    ))
+}

@@ -1,0 +1,125 @@
+//! Extractors: the authenticated principal, and JSON/query wrappers whose rejections are problems.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+use strongroom_service::{Principal, RequestMeta};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The caller, authenticated by `Authorization: Bearer <API key>`. A handler that takes `Auth`
+/// cannot run for an unauthenticated request; permission checks happen in the service call.
+pub struct Auth(pub Principal);
+
+/// The client address the connection came from.
+pub fn client_ip(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default()
+}
+
+impl<S> FromRequestParts<S> for Auth
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let unauthenticated = || {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "a valid API key is required (Authorization: Bearer ...)",
+            )
+        };
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(unauthenticated)?;
+        let value = value.to_str().map_err(|_| unauthenticated())?;
+        let secret = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .ok_or_else(unauthenticated)?
+            .trim();
+        let meta = RequestMeta {
+            ip: client_ip(parts),
+        };
+        let principal = state.service.authenticate_api_key(secret, meta).await?;
+        Ok(Auth(principal))
+    }
+}
+
+/// A JSON body; malformed JSON or a wrong content type is a problem response.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(ApiError::new(
+                rejection.status(),
+                "invalid_request",
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
+/// Query parameters; a malformed query string is a problem response.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
+            Err(rejection) => Err(ApiError::invalid(rejection.body_text())),
+        }
+    }
+}
+
+/// Pagination parameters shared by every list.
+#[derive(Debug, serde::Deserialize)]
+pub struct PageParams {
+    /// At most this many items (default 100, at most 1000).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageParams {
+    /// Validated limit and the decoded cursor.
+    pub fn parse(&self) -> Result<(u32, Option<String>), ApiError> {
+        let limit = self.limit.unwrap_or(100);
+        if !(1..=1000).contains(&limit) {
+            return Err(ApiError::invalid("limit must be between 1 and 1000"));
+        }
+        let after = match &self.cursor {
+            None => None,
+            Some(c) => Some(
+                crate::cursor::decode(c).ok_or_else(|| ApiError::invalid("cursor is not valid"))?,
+            ),
+        };
+        Ok((limit, after))
+    }
+}

@@ -1,0 +1,63 @@
+//! The HTTP edge: the axum router, its middleware and extractors, problem responses, and the
+//! HTTPS server (rustls, TLS 1.3 by default) with its timeouts and graceful shutdown.
+//!
+//! Handlers are thin: parse the request into typed values, make one service call, render. SQL,
+//! crypto and policy never appear here; `Auth` in a handler's signature is what makes a route
+//! authenticated, and the service checks the permission.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod api;
+mod cursor;
+pub mod error;
+mod extract;
+mod idle;
+mod layers;
+mod range;
+pub mod server;
+pub mod tls;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use strongroom_service::Service;
+
+pub use server::{Timeouts, serve};
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// `Contact:` of security.txt (a `mailto:` or `https:` URI).
+    pub security_contact: String,
+    /// `Policy:` of security.txt.
+    pub security_policy_url: String,
+    /// `Expires:` of security.txt (RFC 3339).
+    pub security_txt_expires: String,
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The use cases.
+    pub service: Arc<Service>,
+    /// HTTP settings.
+    pub config: Arc<HttpConfig>,
+}
+
+/// The whole application as a router; `main` and the tests serve exactly this.
+pub fn router(state: AppState) -> Router {
+    api::routes()
+        .fallback(|| async { error::ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async {
+            error::ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this method is not allowed on this route",
+            )
+        })
+        // JSON bodies are small; uploads stream past this limit on their own terms.
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(axum::middleware::from_fn(layers::edge))
+        .with_state(state)
+}

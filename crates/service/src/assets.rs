@@ -1,0 +1,322 @@
+//! Spaces and assets: create, list, upload (streaming, encrypted, durable before visible),
+//! download (whole or a range), delete (crypto-shredding).
+
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use strongroom_blob::{BlobError, EncryptedWriter, read_range};
+use strongroom_domain::{AssetId, BlobId, Filename, Name, OrgId, Permission, SpaceId, Timestamp};
+use strongroom_store::{AssetRow, BlobRow, Page, SpaceRow};
+
+use crate::audit::Record;
+use crate::{Principal, Result, Service, ServiceError};
+
+/// A space as the API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Space {
+    /// Its id.
+    pub id: SpaceId,
+    /// Its name.
+    pub name: Name,
+    /// The organization it belongs to.
+    pub org_id: OrgId,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+impl From<SpaceRow> for Space {
+    fn from(r: SpaceRow) -> Self {
+        Space {
+            id: r.id,
+            name: r.name,
+            org_id: r.org_id,
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// An asset's metadata as the API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Asset {
+    /// Its id.
+    pub id: AssetId,
+    /// The space it belongs to.
+    pub space_id: SpaceId,
+    /// The file name given at upload.
+    pub filename: Filename,
+    /// The media type given at upload.
+    pub content_type: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Hex SHA-256 of the content.
+    pub sha256: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+impl From<AssetRow> for Asset {
+    fn from(r: AssetRow) -> Self {
+        Asset {
+            id: r.id,
+            space_id: r.space_id,
+            filename: r.filename,
+            content_type: r.content_type,
+            size: r.size,
+            sha256: r.sha256,
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// Pagination input, already validated.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Continue after this id (from a previous page's cursor).
+    pub after: Option<String>,
+    /// At most this many items (1..=1000).
+    pub limit: u32,
+}
+
+/// An upload's metadata; the bytes arrive as a stream.
+#[derive(Debug, Clone)]
+pub struct NewUpload {
+    /// The target space.
+    pub space_id: SpaceId,
+    /// The file name.
+    pub filename: Filename,
+    /// The media type to serve it with.
+    pub content_type: String,
+}
+
+/// Plaintext bytes of an asset (or a range of it), decrypted as they stream.
+pub struct Content {
+    /// The asset.
+    pub asset: Asset,
+    /// The byte range served, `[start, end)`.
+    pub range: (u64, u64),
+    /// The bytes; an `Err` item means an integrity failure: stop sending and cut the connection.
+    pub body: Pin<Box<dyn Stream<Item = Result<Bytes, BlobError>> + Send>>,
+}
+
+impl Service {
+    /// Creates a space in the caller's organization.
+    pub async fn create_space(&self, p: &Principal, org_id: &OrgId, name: Name) -> Result<Space> {
+        p.require_org(org_id)?;
+        p.require(Permission::SpaceCreate)?;
+        let row = SpaceRow {
+            id: SpaceId::generate(),
+            org_id: org_id.clone(),
+            name,
+            created_at: self.clock.now(),
+        };
+        let mut tx = self.store.begin().await?;
+        tx.insert_space(&row).await?;
+        self.audit(
+            &mut tx,
+            Record::by(p, "space.create", &row.id).detail(serde_json::json!({"name": row.name})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(row.into())
+    }
+
+    /// Lists the organization's spaces.
+    pub async fn list_spaces(
+        &self,
+        p: &Principal,
+        org_id: &OrgId,
+        q: ListQuery,
+    ) -> Result<Page<Space>> {
+        p.require_org(org_id)?;
+        p.require(Permission::SpaceRead)?;
+        let page = self
+            .store
+            .spaces(org_id, q.after.as_deref(), q.limit)
+            .await?;
+        Ok(Page {
+            items: page.items.into_iter().map(Space::from).collect(),
+            next: page.next,
+        })
+    }
+
+    async fn space_of(&self, p: &Principal, id: &SpaceId) -> Result<SpaceRow> {
+        self.store
+            .space(&p.org_id, id)
+            .await?
+            .ok_or(ServiceError::NotFound("space"))
+    }
+
+    async fn asset_of(&self, p: &Principal, id: &AssetId) -> Result<AssetRow> {
+        self.store
+            .asset(&p.org_id, id)
+            .await?
+            .ok_or(ServiceError::NotFound("asset"))
+    }
+
+    /// Stores an upload: the bytes are encrypted under a fresh data key and written durably
+    /// while the SHA-256 is computed; only then are the blob and asset rows committed, with the
+    /// audit event. If the stream fails or exceeds the limit, nothing becomes visible and the
+    /// partial object is removed.
+    pub async fn upload<S, E>(&self, p: &Principal, upload: NewUpload, mut body: S) -> Result<Asset>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
+        E: std::fmt::Display,
+    {
+        // Authorize and resolve the space before reading a single byte.
+        let space = self.space_of(p, &upload.space_id).await?;
+        p.require(Permission::AssetCreate)?;
+        let blob_id = BlobId::generate();
+        let (dek, wrapped_dek, kek_version) =
+            self.keyring.new_data_key(&self.store, &blob_id).await?;
+        let limit = self.config.max_upload_bytes;
+        let mut writer =
+            EncryptedWriter::create(self.blobs.as_ref(), blob_id.as_str(), &dek, Some(limit))
+                .await?;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk
+                .map_err(|e| ServiceError::Invalid(format!("the upload was interrupted: {e}")))?;
+            writer.push(&chunk).await.map_err(|e| match e {
+                BlobError::TooLarge => ServiceError::TooLarge { limit },
+                other => other.into(),
+            })?;
+        }
+        let written = writer.finish().await?;
+        let now = self.clock.now();
+        let blob = BlobRow {
+            id: blob_id.clone(),
+            org_id: p.org_id.clone(),
+            kek_version,
+            wrapped_dek,
+            size: written.size,
+            stored_size: written.stored_size,
+            created_at: now,
+        };
+        let row = AssetRow {
+            id: AssetId::generate(),
+            org_id: p.org_id.clone(),
+            space_id: space.id,
+            blob_id: blob_id.clone(),
+            filename: upload.filename,
+            content_type: upload.content_type,
+            size: written.size,
+            sha256: hex::encode(written.sha256),
+            created_at: now,
+        };
+        let committed = async {
+            let mut tx = self.store.begin().await?;
+            tx.insert_blob(&blob).await?;
+            tx.insert_asset(&row).await?;
+            let detail = serde_json::json!({"space_id": row.space_id, "filename": row.filename, "size": row.size, "sha256": row.sha256});
+            self.audit(
+                &mut tx,
+                Record::by(p, "asset.create", &row.id).detail(detail),
+            )
+            .await?;
+            tx.commit().await?;
+            Ok::<(), ServiceError>(())
+        };
+        if let Err(e) = committed.await {
+            // The object is durable but unreferenced: remove it now (the sweep would later).
+            let _ = self.blobs.delete(blob_id.as_str()).await;
+            return Err(e);
+        }
+        Ok(row.into())
+    }
+
+    /// Lists a space's assets.
+    pub async fn list_assets(
+        &self,
+        p: &Principal,
+        space_id: &SpaceId,
+        q: ListQuery,
+    ) -> Result<Page<Asset>> {
+        let space = self.space_of(p, space_id).await?;
+        p.require(Permission::AssetRead)?;
+        let page = self
+            .store
+            .assets(&space.id, q.after.as_deref(), q.limit)
+            .await?;
+        Ok(Page {
+            items: page.items.into_iter().map(Asset::from).collect(),
+            next: page.next,
+        })
+    }
+
+    /// An asset's metadata.
+    pub async fn get_asset(&self, p: &Principal, id: &AssetId) -> Result<Asset> {
+        let row = self.asset_of(p, id).await?;
+        p.require(Permission::AssetRead)?;
+        Ok(row.into())
+    }
+
+    /// Opens an asset's content for reading, `range` being `[start, end)` or the whole asset.
+    /// The read is audited before any byte is sent.
+    pub async fn read_content(
+        &self,
+        p: &Principal,
+        id: &AssetId,
+        range: Option<(u64, u64)>,
+    ) -> Result<Content> {
+        let row = self.asset_of(p, id).await?;
+        p.require(Permission::AssetRead)?;
+        let blob =
+            self.store.blob(&row.blob_id).await?.ok_or_else(|| {
+                ServiceError::Internal(format!("asset {} has no blob row", row.id))
+            })?;
+        let dek = self.keyring.data_key(&self.store, &blob).await?;
+        let (start, end) = range.unwrap_or((0, row.size));
+        if start > end || end > row.size {
+            return Err(ServiceError::Invalid("range outside the asset".into()));
+        }
+        let mut tx = self.store.begin().await?;
+        let detail = if range.is_some() {
+            serde_json::json!({"range": [start, end]})
+        } else {
+            serde_json::json!({})
+        };
+        self.audit(&mut tx, Record::by(p, "asset.read", &row.id).detail(detail))
+            .await?;
+        tx.commit().await?;
+        let body = read_range(
+            self.blobs.clone(),
+            blob.id.to_string(),
+            dek,
+            blob.size,
+            start,
+            end,
+        );
+        Ok(Content {
+            asset: row.into(),
+            range: (start, end),
+            body: Box::pin(body),
+        })
+    }
+
+    /// Deletes an asset: the data key row goes in the same transaction as the asset row and
+    /// the audit event (crypto-shredding: every copy of the blob is unreadable from then on),
+    /// then the stored object is removed.
+    pub async fn delete_asset(&self, p: &Principal, id: &AssetId) -> Result<()> {
+        // Visibility first, so a viewer learns "forbidden" only about assets it can see.
+        self.asset_of(p, id).await?;
+        p.require(Permission::AssetDelete)?;
+        let mut tx = self.store.begin().await?;
+        let row = tx
+            .delete_asset(&p.org_id, id)
+            .await?
+            .ok_or(ServiceError::NotFound("asset"))?;
+        tx.delete_blob(&row.blob_id).await?;
+        self.audit(
+            &mut tx,
+            Record::by(p, "asset.delete", &row.id)
+                .detail(serde_json::json!({"filename": row.filename, "sha256": row.sha256})),
+        )
+        .await?;
+        tx.commit().await?;
+        if let Err(e) = self.blobs.delete(row.blob_id.as_str()).await {
+            // The key is already gone; the sweep removes the unreadable object later.
+            tracing::warn!(blob = %row.blob_id, error = %e, "could not remove a shredded blob");
+        }
+        Ok(())
+    }
+}

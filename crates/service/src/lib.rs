@@ -1,0 +1,158 @@
+//! Strongroom's use cases: each one authorizes, runs one store transaction, does its blob I/O
+//! through the encryption layer and appends its audit event in that same transaction.
+//!
+//! This is the only place where policy lives. HTTP handlers and CLI commands parse input into the
+//! typed arguments these methods take, call one method, and render the result; they never touch
+//! the store, the blob store or keys directly. Nothing here knows about HTTP.
+
+mod admin;
+mod assets;
+mod audit;
+mod keyring;
+mod principal;
+mod sweep;
+
+use std::sync::Arc;
+
+use strongroom_blob::{BlobError, BlobStore};
+use strongroom_crypto::keys::{MacKey, RootKey};
+use strongroom_domain::{Clock, Role};
+use strongroom_store::{Store, StoreError};
+
+pub use admin::{Bootstrapped, CreatedKey, MIN_PASSWORD_LEN};
+pub use assets::{Asset, Content, ListQuery, NewUpload, Space};
+pub use audit::{AuditEvent, ChainReport};
+pub use keyring::{KeyStatus, Keyring, RotationReport};
+pub use principal::{Actor, Principal, RequestMeta};
+pub use strongroom_store::Page;
+
+/// Something a use case refused or failed to do. Each variant says what the caller should tell
+/// the user; `Internal` carries a cause meant for the log only.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// No valid credential was presented (missing, unknown, expired or revoked).
+    #[error("a valid API key or session is required")]
+    Unauthenticated,
+    /// The credential is valid but its role lacks the permission.
+    #[error("your role does not allow {0}")]
+    Forbidden(&'static str),
+    /// The resource does not exist, or exists in another organization.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The input was refused; the message says why and is safe to show.
+    #[error("{0}")]
+    Invalid(String),
+    /// An upload went past the configured size limit.
+    #[error("the upload exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The request conflicts with existing state.
+    #[error("{0}")]
+    Conflict(String),
+    /// Stored data failed its integrity check (tampered or corrupt).
+    #[error("stored data failed its integrity check")]
+    Integrity(#[source] BlobError),
+    /// An unexpected failure; the cause is logged, never shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => ServiceError::Conflict(format!("{what} already exists")),
+            other => ServiceError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<BlobError> for ServiceError {
+    fn from(e: BlobError) -> Self {
+        match e {
+            BlobError::Crypto(_) => ServiceError::Integrity(e),
+            other => ServiceError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Result alias for use cases.
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
+
+/// Limits and settings the use cases enforce.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// The largest upload accepted, in bytes.
+    pub max_upload_bytes: u64,
+    /// How long an unreferenced stored object may exist before the sweep removes it.
+    pub orphan_grace: std::time::Duration,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 5 * 1024 * 1024 * 1024,
+            orphan_grace: std::time::Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// The application: every use case is a method.
+pub struct Service {
+    store: Store,
+    blobs: Arc<dyn BlobStore>,
+    keyring: Keyring,
+    audit_key: MacKey,
+    api_key_hasher: MacKey,
+    clock: Arc<dyn Clock>,
+    config: ServiceConfig,
+    key_touches: principal::TouchThrottle,
+}
+
+impl Service {
+    /// Assembles the service; creates the first KEK when the database has none.
+    pub async fn new(
+        store: Store,
+        blobs: Arc<dyn BlobStore>,
+        root: RootKey,
+        clock: Arc<dyn Clock>,
+        config: ServiceConfig,
+    ) -> Result<Service> {
+        let audit_key = root.derive("audit-chain");
+        let api_key_hasher = root.derive("api-key");
+        let keyring = Keyring::load(&store, root, clock.now()).await?;
+        Ok(Service {
+            store,
+            blobs,
+            keyring,
+            audit_key,
+            api_key_hasher,
+            clock,
+            config,
+            key_touches: principal::TouchThrottle::default(),
+        })
+    }
+
+    /// The database (for readiness checks and shutdown).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    /// Readiness: the database and the blob store both answer.
+    pub async fn ready(&self) -> Result<()> {
+        self.store.ping().await?;
+        self.blobs.check().await?;
+        Ok(())
+    }
+}
+
+/// Parses a role name from the outside world.
+pub fn parse_role(s: &str) -> Result<Role> {
+    s.parse().map_err(ServiceError::Invalid)
+}

@@ -1,0 +1,159 @@
+//! The audit trail: append-only, hash-chained events per organization.
+//!
+//! The store keeps the chain and its head; hashing and MACs are computed by the caller (only
+//! `strongroom-crypto` does crypto). `lock_audit_head` is the first write of an append, so on
+//! PostgreSQL it row-locks the organization and appends of one organization never interleave.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use strongroom_domain::{OrgId, Timestamp};
+
+use crate::{Result, Store, StoreError, Tx, parsed};
+
+/// An event to append.
+#[derive(Debug, Clone)]
+pub struct NewAuditEvent {
+    /// When it happened.
+    pub at: Timestamp,
+    /// Who did it (`key:...`, `user:...`, `cli`, `system`).
+    pub actor: String,
+    /// What was done (`asset.create`, `asset.read`, ...).
+    pub action: String,
+    /// To what (an id).
+    pub target: String,
+    /// The client address, or empty.
+    pub ip: String,
+    /// Extra facts as a JSON object.
+    pub detail: String,
+}
+
+/// A stored event.
+#[derive(Debug, Clone)]
+pub struct AuditEventRow {
+    /// The organization whose chain holds it.
+    pub org_id: OrgId,
+    /// Its position in the chain, from 1, without gaps.
+    pub seq: i64,
+    /// The event.
+    pub event: NewAuditEvent,
+    /// The previous event's hash (the genesis hash for seq 1).
+    pub prev_hash: Vec<u8>,
+    /// This event's hash.
+    pub hash: Vec<u8>,
+}
+
+/// The head of an organization's chain as the organization row records it.
+#[derive(Debug, Clone)]
+pub struct AuditHead {
+    /// The last sequence number (0: no events yet).
+    pub seq: i64,
+    /// The last hash (the genesis hash when seq is 0).
+    pub hash: Vec<u8>,
+    /// The MAC over (org, seq, hash).
+    pub mac: Vec<u8>,
+}
+
+fn event(row: &AnyRow) -> Result<AuditEventRow> {
+    Ok(AuditEventRow {
+        org_id: parsed(row, "audit_events", "org_id", OrgId::parse)?,
+        seq: row.try_get("seq")?,
+        event: NewAuditEvent {
+            at: Timestamp::from_millis(row.try_get("at")?),
+            actor: row.try_get("actor")?,
+            action: row.try_get("action")?,
+            target: row.try_get("target")?,
+            ip: row.try_get("ip")?,
+            detail: row.try_get("detail")?,
+        },
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    })
+}
+
+impl Store {
+    /// Events of an organization with `seq > after`, in chain order.
+    pub async fn audit_events(
+        &self,
+        org_id: &OrgId,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEventRow>> {
+        let rows = sqlx::query(
+            "SELECT org_id, seq, at, actor, action, target, ip, detail, prev_hash, hash \
+             FROM audit_events WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(org_id.as_str())
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(event).collect()
+    }
+
+    /// The recorded head of an organization's chain.
+    pub async fn audit_head(&self, org_id: &OrgId) -> Result<Option<AuditHead>> {
+        let row =
+            sqlx::query("SELECT audit_seq, audit_head, audit_head_mac FROM orgs WHERE id = $1")
+                .bind(org_id.as_str())
+                .fetch_optional(self.pool())
+                .await?;
+        row.map(|r| {
+            Ok(AuditHead {
+                seq: r.try_get("audit_seq")?,
+                hash: r.try_get("audit_head")?,
+                mac: r.try_get("audit_head_mac")?,
+            })
+        })
+        .transpose()
+    }
+}
+
+impl Tx {
+    /// Claims the next sequence number of the organization's chain and returns it with the
+    /// previous hash. Locks the chain until the transaction ends.
+    pub async fn lock_audit_head(&mut self, org_id: &OrgId) -> Result<(i64, Vec<u8>)> {
+        let row = sqlx::query(
+            "UPDATE orgs SET audit_seq = audit_seq + 1 WHERE id = $1 RETURNING audit_seq, audit_head",
+        )
+        .bind(org_id.as_str())
+        .fetch_optional(self.conn())
+        .await?
+        .ok_or_else(|| StoreError::Corrupt { table: "orgs", detail: format!("no organization {org_id}") })?;
+        Ok((row.try_get("audit_seq")?, row.try_get("audit_head")?))
+    }
+
+    /// Appends an event at `seq` (from `lock_audit_head`) and moves the head to it.
+    pub async fn append_audit(
+        &mut self,
+        org_id: &OrgId,
+        seq: i64,
+        ev: &NewAuditEvent,
+        prev_hash: &[u8],
+        hash: &[u8],
+        head_mac: &[u8],
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_events (org_id, seq, at, actor, action, target, ip, detail, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(org_id.as_str())
+        .bind(seq)
+        .bind(ev.at.millis())
+        .bind(ev.actor.as_str())
+        .bind(ev.action.as_str())
+        .bind(ev.target.as_str())
+        .bind(ev.ip.as_str())
+        .bind(ev.detail.as_str())
+        .bind(prev_hash)
+        .bind(hash)
+        .execute(self.conn())
+        .await?;
+        sqlx::query("UPDATE orgs SET audit_head = $1, audit_head_mac = $2 WHERE id = $3")
+            .bind(hash)
+            .bind(head_mac)
+            .bind(org_id.as_str())
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,219 @@
+//! The database: every row Strongroom keeps, on SQLite (embedded default) or PostgreSQL.
+//!
+//! One set of SQL runs on both engines through sqlx's `Any` driver (runtime queries, `$N`
+//! parameters, types both engines share). The crate owns the schema and its migrations, row
+//! types and queries. It never does crypto (it stores wrapped keys and hashes it is handed), never
+//! decides policy, and never turns a database error into "not found": absence is `Ok(None)`.
+//!
+//! Writes go through [`Tx`]. On SQLite a transaction starts with `BEGIN IMMEDIATE`, so two writers
+//! queue on the busy timeout instead of failing when a read lock cannot be upgraded; on PostgreSQL
+//! the audit-chain head row lock serializes appends per organization.
+
+mod audit;
+mod keys;
+mod migrate;
+mod tenancy;
+
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Row};
+
+pub use audit::{AuditEventRow, AuditHead, NewAuditEvent};
+pub use keys::{ApiKeyRow, BlobRow, KekRow, PrincipalRow};
+pub use tenancy::{AssetRow, OrgRow, SpaceRow, UserRow};
+
+/// Which engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite in WAL mode.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// A database failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not run a statement (connection lost, lock timeout, disk full...).
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A uniqueness constraint refused the write (e.g. the email already exists).
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// A stored value does not parse: the database was edited by hand or is corrupt.
+    #[error("corrupt row in {table}: {detail}")]
+    Corrupt {
+        /// The table holding the row.
+        table: &'static str,
+        /// What did not parse.
+        detail: String,
+    },
+    /// The database URL is not one this build understands.
+    #[error("unsupported database URL: expected sqlite:... or postgres://...")]
+    UnsupportedUrl,
+    /// A migration failed; the schema was left at the previous version.
+    #[error("migration {version} failed: {source}")]
+    Migration {
+        /// The migration that failed.
+        version: i64,
+        /// Why.
+        source: sqlx::Error,
+    },
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password: never print it.
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite:PATH` or `postgres://...`) and brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        };
+        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
+        let pool = match backend {
+            Backend::Sqlite => {
+                options
+                    .max_connections(8)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // WAL: readers never block the writer. synchronous=FULL: a committed
+                            // transaction survives power loss. secure_delete: a deleted row's
+                            // bytes (a shredded data key) are overwritten, not left in free pages.
+                            sqlx::raw_sql(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                                 PRAGMA secure_delete = ON;",
+                            )
+                            .execute(conn)
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?
+            }
+            Backend::Postgres => options.max_connections(16).connect(url).await?,
+        };
+        let store = Store { pool, backend };
+        migrate::run(&store).await?;
+        Ok(store)
+    }
+
+    /// The engine behind this store.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a write transaction.
+    pub async fn begin(&self) -> Result<Tx> {
+        let inner = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(Tx { inner })
+    }
+
+    /// Readiness probe: one round trip to the database.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes every connection (graceful shutdown).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+/// A write transaction. Dropped without [`Tx::commit`], it rolls back.
+pub struct Tx {
+    inner: sqlx::Transaction<'static, Any>,
+}
+
+impl Tx {
+    /// Makes every write of this transaction durable.
+    pub async fn commit(self) -> Result<()> {
+        self.inner.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.inner
+    }
+}
+
+/// Maps a unique-constraint violation to `Conflict(what)`, any other error to `Database`.
+pub(crate) fn conflict(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
+        _ => StoreError::Database(e),
+    }
+}
+
+/// Reads a column that holds a parsed domain value.
+pub(crate) fn parsed<T, E: std::fmt::Display>(
+    row: &AnyRow,
+    table: &'static str,
+    column: &str,
+    parse: impl FnOnce(&str) -> std::result::Result<T, E>,
+) -> Result<T> {
+    let raw: String = row.try_get(column)?;
+    parse(&raw).map_err(|e| StoreError::Corrupt {
+        table,
+        detail: format!("{column}: {e}"),
+    })
+}
+
+/// A page of a list: the items and the id to continue after, if there may be more.
+#[derive(Debug)]
+pub struct Page<T> {
+    /// The items, in id (creation) order.
+    pub items: Vec<T>,
+    /// Pass as `after` to get the next page; `None` at the end.
+    pub next: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from up to `limit + 1` fetched items.
+    pub(crate) fn from_overfetch(
+        mut items: Vec<T>,
+        limit: u32,
+        key: impl Fn(&T) -> String,
+    ) -> Self {
+        let limit = limit as usize;
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(key)
+        } else {
+            None
+        };
+        Page { items, next }
+    }
+}

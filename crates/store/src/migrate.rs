@@ -1,0 +1,70 @@
+//! Schema migrations: an ordered list of SQL scripts compiled into the binary.
+//!
+//! A small runner instead of sqlx's `migrate!` macro keeps the macro machinery out of the build.
+//! Both engines share one script; `BYTES` is spelled `BLOB` on SQLite and `BYTEA` on PostgreSQL.
+//! Applied versions are recorded in `schema_migrations`; a released script never changes.
+
+use sqlx::AssertSqlSafe;
+
+use crate::{Backend, Result, Store, StoreError};
+
+/// (version, script). Append only.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_foundation.sql"))];
+
+pub(crate) async fn run(store: &Store) -> Result<()> {
+    let mut conn = store.pool().acquire().await?;
+    if store.backend() == Backend::Postgres {
+        // Several nodes may start at once: one migrates, the others wait.
+        sqlx::query("SELECT pg_advisory_lock(7262454)")
+            .execute(&mut *conn)
+            .await?;
+    }
+    let result = apply(store.backend(), &mut conn).await;
+    if store.backend() == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_unlock(7262454)")
+            .execute(&mut *conn)
+            .await?;
+    }
+    result
+}
+
+async fn apply(backend: Backend, conn: &mut sqlx::AnyConnection) -> Result<()> {
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS schema_migrations \
+         (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+    )
+    .execute(&mut *conn)
+    .await?;
+    for &(version, script) in MIGRATIONS {
+        let done: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(version)
+                .fetch_optional(&mut *conn)
+                .await?;
+        if done.is_some() {
+            continue;
+        }
+        let bytes = match backend {
+            Backend::Sqlite => "BLOB",
+            Backend::Postgres => "BYTEA",
+        };
+        let sql = script.replace("BYTES", bytes);
+        let step = async {
+            sqlx::raw_sql("BEGIN").execute(&mut *conn).await?;
+            sqlx::raw_sql(AssertSqlSafe(sql))
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                .bind(version)
+                .bind(0_i64)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::raw_sql("COMMIT").execute(&mut *conn).await
+        };
+        if let Err(source) = step.await {
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+            return Err(StoreError::Migration { version, source });
+        }
+    }
+    Ok(())
+}

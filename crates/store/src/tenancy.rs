@@ -1,0 +1,336 @@
+//! Organizations, users, memberships, spaces and assets.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use strongroom_domain::{
+    AssetId, BlobId, Email, Filename, Name, OrgId, Role, SpaceId, Timestamp, UserId,
+};
+
+use crate::{Page, Result, Store, Tx, conflict, parsed};
+
+/// An organization.
+#[derive(Debug, Clone)]
+pub struct OrgRow {
+    /// Its id.
+    pub id: OrgId,
+    /// Its display name (unique).
+    pub name: Name,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// A user.
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    /// Its id.
+    pub id: UserId,
+    /// Its email address (unique).
+    pub email: Email,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// A space.
+#[derive(Debug, Clone)]
+pub struct SpaceRow {
+    /// Its id.
+    pub id: SpaceId,
+    /// The organization it belongs to.
+    pub org_id: OrgId,
+    /// Its display name.
+    pub name: Name,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// An asset's metadata.
+#[derive(Debug, Clone)]
+pub struct AssetRow {
+    /// Its id.
+    pub id: AssetId,
+    /// The organization it belongs to.
+    pub org_id: OrgId,
+    /// The space it belongs to.
+    pub space_id: SpaceId,
+    /// The encrypted blob holding its bytes.
+    pub blob_id: BlobId,
+    /// The file name given at upload.
+    pub filename: Filename,
+    /// The media type given at upload.
+    pub content_type: String,
+    /// Size in bytes of the plaintext.
+    pub size: u64,
+    /// Lower-case hex SHA-256 of the plaintext.
+    pub sha256: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+fn org(row: &AnyRow) -> Result<OrgRow> {
+    Ok(OrgRow {
+        id: parsed(row, "orgs", "id", OrgId::parse)?,
+        name: parsed(row, "orgs", "name", Name::parse)?,
+        created_at: Timestamp::from_millis(row.try_get("created_at")?),
+    })
+}
+
+fn user(row: &AnyRow) -> Result<UserRow> {
+    Ok(UserRow {
+        id: parsed(row, "users", "id", UserId::parse)?,
+        email: parsed(row, "users", "email", Email::parse)?,
+        created_at: Timestamp::from_millis(row.try_get("created_at")?),
+    })
+}
+
+fn space(row: &AnyRow) -> Result<SpaceRow> {
+    Ok(SpaceRow {
+        id: parsed(row, "spaces", "id", SpaceId::parse)?,
+        org_id: parsed(row, "spaces", "org_id", OrgId::parse)?,
+        name: parsed(row, "spaces", "name", Name::parse)?,
+        created_at: Timestamp::from_millis(row.try_get("created_at")?),
+    })
+}
+
+fn asset(row: &AnyRow) -> Result<AssetRow> {
+    let size: i64 = row.try_get("size")?;
+    Ok(AssetRow {
+        id: parsed(row, "assets", "id", AssetId::parse)?,
+        org_id: parsed(row, "assets", "org_id", OrgId::parse)?,
+        space_id: parsed(row, "assets", "space_id", SpaceId::parse)?,
+        blob_id: parsed(row, "assets", "blob_id", BlobId::parse)?,
+        filename: parsed(row, "assets", "filename", Filename::parse)?,
+        content_type: row.try_get("content_type")?,
+        size: u64::try_from(size).unwrap_or_default(),
+        sha256: row.try_get("sha256")?,
+        created_at: Timestamp::from_millis(row.try_get("created_at")?),
+    })
+}
+
+const ASSET_COLUMNS: &str =
+    "id, org_id, space_id, blob_id, filename, content_type, size, sha256, created_at";
+
+impl Store {
+    /// The organization with this id.
+    pub async fn org(&self, id: &OrgId) -> Result<Option<OrgRow>> {
+        let row = sqlx::query("SELECT id, name, created_at FROM orgs WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(org).transpose()
+    }
+
+    /// The organization with this name.
+    pub async fn org_by_name(&self, name: &Name) -> Result<Option<OrgRow>> {
+        let row = sqlx::query("SELECT id, name, created_at FROM orgs WHERE name = $1")
+            .bind(name.as_str())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(org).transpose()
+    }
+
+    /// Every organization id, for whole-database jobs (audit verification).
+    pub async fn org_ids(&self) -> Result<Vec<OrgId>> {
+        let rows = sqlx::query("SELECT id FROM orgs ORDER BY id")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| parsed(r, "orgs", "id", OrgId::parse))
+            .collect()
+    }
+
+    /// The user with this email address.
+    pub async fn user_by_email(&self, email: &Email) -> Result<Option<UserRow>> {
+        let row = sqlx::query("SELECT id, email, created_at FROM users WHERE email = $1")
+            .bind(email.as_str())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(user).transpose()
+    }
+
+    /// The user's role in the organization, if a member.
+    pub async fn membership(&self, org_id: &OrgId, user_id: &UserId) -> Result<Option<Role>> {
+        let role: Option<String> =
+            sqlx::query_scalar("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
+                .bind(org_id.as_str())
+                .bind(user_id.as_str())
+                .fetch_optional(self.pool())
+                .await?;
+        role.map(|r| {
+            r.parse::<Role>()
+                .map_err(|detail| crate::StoreError::Corrupt {
+                    table: "memberships",
+                    detail,
+                })
+        })
+        .transpose()
+    }
+
+    /// The space with this id, only if it belongs to `org_id`.
+    pub async fn space(&self, org_id: &OrgId, id: &SpaceId) -> Result<Option<SpaceRow>> {
+        let row = sqlx::query(
+            "SELECT id, org_id, name, created_at FROM spaces WHERE id = $1 AND org_id = $2",
+        )
+        .bind(id.as_str())
+        .bind(org_id.as_str())
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(space).transpose()
+    }
+
+    /// The organization's spaces, in creation order, after the id `after`.
+    pub async fn spaces(
+        &self,
+        org_id: &OrgId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<SpaceRow>> {
+        let rows = sqlx::query(
+            "SELECT id, org_id, name, created_at FROM spaces \
+             WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(org_id.as_str())
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(self.pool())
+        .await?;
+        let items = rows.iter().map(space).collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(items, limit, |s| s.id.to_string()))
+    }
+
+    /// The asset with this id, only if it belongs to `org_id`.
+    pub async fn asset(&self, org_id: &OrgId, id: &AssetId) -> Result<Option<AssetRow>> {
+        let sql = const_format_asset("WHERE id = $1 AND org_id = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.as_str())
+            .bind(org_id.as_str())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(asset).transpose()
+    }
+
+    /// The space's assets, in creation order, after the id `after`.
+    pub async fn assets(
+        &self,
+        space_id: &SpaceId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<AssetRow>> {
+        let sql = const_format_asset("WHERE space_id = $1 AND id > $2 ORDER BY id LIMIT $3");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(space_id.as_str())
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit) + 1)
+            .fetch_all(self.pool())
+            .await?;
+        let items = rows.iter().map(asset).collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(items, limit, |a| a.id.to_string()))
+    }
+}
+
+fn const_format_asset(tail: &str) -> String {
+    format!("SELECT {ASSET_COLUMNS} FROM assets {tail}")
+}
+
+impl Tx {
+    /// Creates an organization whose audit chain starts at `genesis` (hash and MAC).
+    pub async fn insert_org(
+        &mut self,
+        row: &OrgRow,
+        genesis_hash: &[u8],
+        genesis_mac: &[u8],
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO orgs (id, name, created_at, audit_seq, audit_head, audit_head_mac) \
+             VALUES ($1, $2, $3, 0, $4, $5)",
+        )
+        .bind(row.id.as_str())
+        .bind(row.name.as_str())
+        .bind(row.created_at.millis())
+        .bind(genesis_hash)
+        .bind(genesis_mac)
+        .execute(self.conn())
+        .await
+        .map_err(conflict("an organization with this name"))?;
+        Ok(())
+    }
+
+    /// Creates a user, with an optional password hash (PHC string).
+    pub async fn insert_user(&mut self, row: &UserRow, password_hash: Option<&str>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(row.id.as_str())
+        .bind(row.email.as_str())
+        .bind(password_hash)
+        .bind(row.created_at.millis())
+        .execute(self.conn())
+        .await
+        .map_err(conflict("a user with this email"))?;
+        Ok(())
+    }
+
+    /// Gives a user a role in an organization (or changes it).
+    pub async fn upsert_membership(
+        &mut self,
+        org_id: &OrgId,
+        user_id: &UserId,
+        role: Role,
+        at: Timestamp,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (org_id, user_id) DO UPDATE SET role = excluded.role",
+        )
+        .bind(org_id.as_str())
+        .bind(user_id.as_str())
+        .bind(role.as_str())
+        .bind(at.millis())
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Creates a space.
+    pub async fn insert_space(&mut self, row: &SpaceRow) -> Result<()> {
+        sqlx::query("INSERT INTO spaces (id, org_id, name, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(row.id.as_str())
+            .bind(row.org_id.as_str())
+            .bind(row.name.as_str())
+            .bind(row.created_at.millis())
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Records an asset whose blob row already exists in this transaction.
+    pub async fn insert_asset(&mut self, row: &AssetRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO assets (id, org_id, space_id, blob_id, filename, content_type, size, \
+             sha256, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(row.id.as_str())
+        .bind(row.org_id.as_str())
+        .bind(row.space_id.as_str())
+        .bind(row.blob_id.as_str())
+        .bind(row.filename.as_str())
+        .bind(row.content_type.as_str())
+        .bind(i64::try_from(row.size).unwrap_or(i64::MAX))
+        .bind(row.sha256.as_str())
+        .bind(row.created_at.millis())
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes an asset row of `org_id`; returns it if it existed.
+    pub async fn delete_asset(&mut self, org_id: &OrgId, id: &AssetId) -> Result<Option<AssetRow>> {
+        let sql =
+            format!("DELETE FROM assets WHERE id = $1 AND org_id = $2 RETURNING {ASSET_COLUMNS}");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.as_str())
+            .bind(org_id.as_str())
+            .fetch_optional(self.conn())
+            .await?;
+        row.as_ref().map(asset).transpose()
+    }
+}

@@ -1,0 +1,186 @@
+//! Command-line definitions (clap). Flags fall back to `STRONGROOM_*` variables, then to the
+//! config file, then to defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Strongroom: encrypted, multi-tenant content storage and delivery.
+#[derive(Debug, Parser)]
+#[command(name = "strongroom", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Settings shared by every command that opens a data directory.
+#[derive(Debug, Args, Clone)]
+pub struct InstanceArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "STRONGROOM_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory [default: ./strongroom-data].
+    #[arg(long, env = "STRONGROOM_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: unset for SQLite in the data dir, or postgres://user:pass@host:port/db.
+    #[arg(
+        long,
+        env = "STRONGROOM_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Root key file [default: <data dir>/master.key]. STRONGROOM_MASTER_KEY (64 hex chars)
+    /// supplies the key itself instead.
+    #[arg(long, env = "STRONGROOM_MASTER_KEY_FILE", value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTPS server.
+    Serve(ServeArgs),
+    /// Operator commands: organizations, users, API keys.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// The key hierarchy: status and rotation.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `strongroom serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Instance settings.
+    #[command(flatten)]
+    pub instance: InstanceArgs,
+    /// Address to listen on [default: 127.0.0.1:8443].
+    #[arg(long, env = "STRONGROOM_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// TLS certificate chain (PEM) [default: a self-signed one in <data dir>/tls].
+    #[arg(long, env = "STRONGROOM_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "STRONGROOM_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Also accept TLS 1.2 (AEAD cipher suites only). TLS 1.3 only by default.
+    #[arg(long, env = "STRONGROOM_TLS12")]
+    pub allow_tls12: bool,
+    /// Largest accepted upload, in bytes [default: 5 GiB].
+    #[arg(long, env = "STRONGROOM_MAX_UPLOAD_BYTES", value_name = "BYTES")]
+    pub max_upload_bytes: Option<u64>,
+    /// Contact for /.well-known/security.txt [default: mailto:security@localhost].
+    #[arg(long, env = "STRONGROOM_SECURITY_CONTACT", value_name = "URI")]
+    pub security_contact: Option<String>,
+    /// Log format: text or json.
+    #[arg(long, env = "STRONGROOM_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+/// `strongroom admin ...`.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create (or reuse) a user and an organization it owns, and print a new owner API key.
+    Bootstrap {
+        /// Instance settings.
+        #[command(flatten)]
+        instance: InstanceArgs,
+        /// The owner's email address.
+        #[arg(long)]
+        email: String,
+        /// The organization's name.
+        #[arg(long)]
+        org: String,
+        /// Read the new user's password from standard input (else one is generated).
+        #[arg(long)]
+        password_stdin: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a service API key with a role in an organization.
+    CreateApiKey {
+        /// Instance settings.
+        #[command(flatten)]
+        instance: InstanceArgs,
+        /// Organization id.
+        #[arg(long)]
+        org: String,
+        /// owner, admin, editor, contributor or viewer.
+        #[arg(long)]
+        role: String,
+        /// A label for the key.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a member to an organization (creating the user if new).
+    CreateUser {
+        /// Instance settings.
+        #[command(flatten)]
+        instance: InstanceArgs,
+        /// The user's email address.
+        #[arg(long)]
+        email: String,
+        /// Organization id.
+        #[arg(long)]
+        org: String,
+        /// owner, admin, editor, contributor or viewer.
+        #[arg(long)]
+        role: String,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `strongroom keys ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a new key-encryption key and rewrap every data key under it (no data re-encrypted).
+    Rotate {
+        /// Instance settings.
+        #[command(flatten)]
+        instance: InstanceArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The active KEK version and how many data keys each version wraps.
+    Status {
+        /// Instance settings.
+        #[command(flatten)]
+        instance: InstanceArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `strongroom audit ...`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check every organization's hash chain (exit 1 naming the first broken event).
+    Verify {
+        /// Instance settings.
+        #[command(flatten)]
+        instance: InstanceArgs,
+        /// Only this organization.
+        #[arg(long)]
+        org: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}

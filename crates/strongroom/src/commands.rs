@@ -1,0 +1,211 @@
+//! The commands that act on a data directory: admin, keys, audit. Each prints a human summary,
+//! or JSON with `--json`.
+
+use std::io::{IsTerminal, Read, Write};
+
+use anyhow::{Context, bail};
+use strongroom_domain::{Email, Name, OrgId};
+use strongroom_service::{ServiceConfig, parse_role};
+use zeroize::Zeroizing;
+
+use crate::boot::{self, Create, Instance};
+use crate::cli::{AdminCommand, AuditCommand, InstanceArgs, KeysCommand};
+use crate::serve::{file_config, instance_settings};
+
+async fn open(args: &InstanceArgs, create: Create) -> anyhow::Result<Instance> {
+    let file = file_config(args)?;
+    let mut service = ServiceConfig::default();
+    if let Some(n) = file.limits.max_upload_bytes {
+        service.max_upload_bytes = n;
+    }
+    boot::open(&instance_settings(args, &file, service), create).await
+}
+
+fn read_password_stdin() -> anyhow::Result<Zeroizing<String>> {
+    let mut buf = Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_to_string(&mut buf)
+        .context("cannot read the password from standard input")?;
+    let pw = Zeroizing::new(buf.trim_end_matches(['\r', '\n']).to_owned());
+    if pw.is_empty() {
+        bail!("no password on standard input");
+    }
+    Ok(pw)
+}
+
+fn print_json(v: serde_json::Value) {
+    println!("{v}");
+}
+
+fn org_id(raw: &str) -> anyhow::Result<OrgId> {
+    OrgId::parse(raw).map_err(|_| anyhow::anyhow!("{raw:?} is not an organization id (org_...)"))
+}
+
+/// `strongroom admin ...`.
+pub async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
+    match cmd {
+        AdminCommand::Bootstrap {
+            instance,
+            email,
+            org,
+            password_stdin,
+            json,
+        } => {
+            let email = Email::parse(&email).map_err(|e| anyhow::anyhow!(e.0))?;
+            let org = Name::parse(&org).map_err(|e| anyhow::anyhow!("organization {}", e.0))?;
+            let pw = if password_stdin {
+                Some(read_password_stdin()?)
+            } else {
+                None
+            };
+            let inst = open(&instance, Create::IfMissing).await?;
+            let out = inst.service.bootstrap(email, org, pw).await?;
+            if json {
+                let mut v = serde_json::json!({"user_id": out.user_id, "org_id": out.org_id, "api_key": out.api_key.as_str()});
+                if let Some(pw) = &out.password {
+                    v["password"] = serde_json::json!(pw.as_str());
+                }
+                print_json(v);
+            } else {
+                println!("user:         {}", out.user_id);
+                println!("organization: {}", out.org_id);
+                println!(
+                    "API key:      {}   (shown once: store it now)",
+                    out.api_key.as_str()
+                );
+                if let Some(pw) = &out.password {
+                    println!(
+                        "password:     {}   (generated: change it after the first login)",
+                        pw.as_str()
+                    );
+                }
+            }
+        }
+        AdminCommand::CreateApiKey {
+            instance,
+            org,
+            role,
+            name,
+            json,
+        } => {
+            let org = org_id(&org)?;
+            let role = parse_role(&role)?;
+            let name = Name::parse(&name).map_err(|e| anyhow::anyhow!("key name {}", e.0))?;
+            let inst = open(&instance, Create::Never).await?;
+            let key = inst.service.create_service_key(&org, role, name).await?;
+            if json {
+                print_json(serde_json::json!({"id": key.id, "api_key": key.api_key.as_str()}));
+            } else {
+                println!("key id:  {}", key.id);
+                println!(
+                    "API key: {}   (shown once: store it now)",
+                    key.api_key.as_str()
+                );
+            }
+        }
+        AdminCommand::CreateUser {
+            instance,
+            email,
+            org,
+            role,
+            password_stdin,
+            json,
+        } => {
+            let email = Email::parse(&email).map_err(|e| anyhow::anyhow!(e.0))?;
+            let org = org_id(&org)?;
+            let role = parse_role(&role)?;
+            let pw = if password_stdin {
+                Some(read_password_stdin()?)
+            } else {
+                None
+            };
+            let inst = open(&instance, Create::Never).await?;
+            let user_id = inst.service.create_user(&org, email, role, pw).await?;
+            if json {
+                print_json(serde_json::json!({"user_id": user_id}));
+            } else {
+                println!("user: {user_id}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `strongroom keys ...`.
+pub async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
+    match cmd {
+        KeysCommand::Status { instance, json } => {
+            let inst = open(&instance, Create::Never).await?;
+            let status = inst.service.key_status().await?;
+            if json {
+                print_json(serde_json::to_value(&status)?);
+            } else {
+                println!("active KEK version: {}", status.active_version);
+                for (v, n) in &status.data_keys {
+                    println!("  version {v}: {n} data keys");
+                }
+            }
+        }
+        KeysCommand::Rotate { instance, json } => {
+            let inst = open(&instance, Create::Never).await?;
+            let tty = std::io::stderr().is_terminal();
+            let report = inst
+                .service
+                .rotate_keys(|done, total| {
+                    let mut err = std::io::stderr();
+                    if tty {
+                        let _ = write!(err, "\rrewrapping data keys: {done}/{total}");
+                    } else {
+                        let _ = writeln!(err, "rewrapping data keys: {done}/{total}");
+                    }
+                })
+                .await?;
+            if tty {
+                eprintln!();
+            }
+            if json {
+                print_json(serde_json::to_value(&report)?);
+            } else {
+                println!(
+                    "KEK version {} is active; {} data keys rewrapped; retired versions: {:?}",
+                    report.active_version, report.rewrapped, report.retired_versions
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `strongroom audit verify`: exit status 1 when any chain is broken.
+pub async fn audit(cmd: AuditCommand) -> anyhow::Result<bool> {
+    let AuditCommand::Verify {
+        instance,
+        org,
+        json,
+    } = cmd;
+    let org = org.as_deref().map(org_id).transpose()?;
+    let inst = open(&instance, Create::Never).await?;
+    let reports = inst.service.verify_audit(org.as_ref()).await?;
+    let intact = reports.iter().all(|r| r.intact);
+    if json {
+        print_json(serde_json::json!({"intact": intact, "orgs": reports}));
+    } else {
+        for r in &reports {
+            match (&r.first_broken_seq, &r.problem) {
+                (Some(seq), Some(why)) => println!("{}: BROKEN at event {seq}: {why}", r.org_id),
+                _ => println!("{}: intact ({} events)", r.org_id, r.events),
+            }
+        }
+    }
+    if !intact {
+        if let Some(r) = reports.iter().find(|r| !r.intact) {
+            eprintln!(
+                "error: the audit trail of {} is broken at event {}: {}",
+                r.org_id,
+                r.first_broken_seq.unwrap_or_default(),
+                r.problem.as_deref().unwrap_or("unknown")
+            );
+        }
+    }
+    Ok(intact)
+}

@@ -1,0 +1,221 @@
+//! `strongroom serve`: resolve settings, open the instance, bind, print where everything is,
+//! serve until SIGTERM/SIGINT, drain.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use strongroom_http::tls::CertStore;
+use strongroom_http::{AppState, HttpConfig, Timeouts};
+use strongroom_service::ServiceConfig;
+use tokio::net::TcpListener;
+
+use crate::boot::{self, Create, InstanceSettings};
+use crate::cli::{InstanceArgs, ServeArgs};
+use crate::config::FileConfig;
+
+/// Everything `serve` needs, resolved.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    /// The instance.
+    pub instance: InstanceSettings,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// TLS certificate, if configured.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS key, if configured.
+    pub tls_key: Option<PathBuf>,
+    /// Accept TLS 1.2 too.
+    pub allow_tls12: bool,
+    /// Connection timeouts.
+    pub timeouts: Timeouts,
+    /// HTTP settings.
+    pub http: HttpConfig,
+}
+
+/// Reads the config file named by the arguments, if any.
+pub fn file_config(args: &InstanceArgs) -> anyhow::Result<FileConfig> {
+    match &args.config {
+        Some(path) => FileConfig::load(path),
+        None => Ok(FileConfig::default()),
+    }
+}
+
+/// Resolves instance settings: flag/env, then file, then default.
+pub fn instance_settings(
+    args: &InstanceArgs,
+    file: &FileConfig,
+    service: ServiceConfig,
+) -> InstanceSettings {
+    InstanceSettings {
+        data_dir: args
+            .data_dir
+            .clone()
+            .or_else(|| file.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("strongroom-data")),
+        database_url: args
+            .database_url
+            .clone()
+            .or_else(|| file.database_url.clone()),
+        master_key_file: args
+            .master_key_file
+            .clone()
+            .or_else(|| file.master_key_file.clone()),
+        master_key_hex: std::env::var("STRONGROOM_MASTER_KEY")
+            .ok()
+            .map(zeroize::Zeroizing::new),
+        service,
+    }
+}
+
+impl ServeSettings {
+    /// Resolves `serve` settings.
+    pub fn resolve(args: &ServeArgs) -> anyhow::Result<ServeSettings> {
+        let file = file_config(&args.instance)?;
+        let mut service = ServiceConfig::default();
+        if let Some(n) = args.max_upload_bytes.or(file.limits.max_upload_bytes) {
+            service.max_upload_bytes = n;
+        }
+        let defaults = Timeouts::default();
+        let secs = |v: Option<u64>, d: Duration| v.map(Duration::from_secs).unwrap_or(d);
+        let timeouts = Timeouts {
+            handshake: secs(file.timeouts.handshake, defaults.handshake),
+            header_read: secs(file.timeouts.header_read, defaults.header_read),
+            idle: secs(file.timeouts.idle, defaults.idle),
+            drain: secs(file.timeouts.drain, defaults.drain),
+        };
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443)));
+        let contact = args
+            .security_contact
+            .clone()
+            .or_else(|| file.security_txt.contact.clone())
+            .unwrap_or_else(|| "mailto:security@localhost".into());
+        Ok(ServeSettings {
+            instance: instance_settings(&args.instance, &file, service),
+            listen,
+            tls_cert: args.tls_cert.clone().or_else(|| file.tls.cert.clone()),
+            tls_key: args.tls_key.clone().or_else(|| file.tls.key.clone()),
+            allow_tls12: args.allow_tls12 || file.tls.allow_tls12.unwrap_or(false),
+            timeouts,
+            http: HttpConfig {
+                security_contact: contact,
+                security_policy_url: file
+                    .security_txt
+                    .policy
+                    .clone()
+                    .unwrap_or_else(|| format!("https://{listen}/.well-known/security-policy")),
+                security_txt_expires: one_year_from_now(),
+            },
+        })
+    }
+}
+
+fn one_year_from_now() -> String {
+    let now = strongroom_domain::Clock::now(&strongroom_domain::SystemClock);
+    now.plus_secs(365 * 24 * 3600).rfc3339()
+}
+
+/// A server that has bound its port and is serving.
+pub struct Running {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The TLS certificate in use (tests trust it).
+    pub cert_path: PathBuf,
+    /// Resolves when the server has drained and stopped.
+    pub done: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Opens the instance, binds, and starts serving until `shutdown` resolves.
+pub async fn start(
+    settings: ServeSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Running> {
+    let inst = boot::open(&settings.instance, Create::IfMissing).await?;
+    let (cert_path, key_path, generated) = boot::tls_files(
+        &settings.instance.data_dir,
+        settings.tls_cert.clone(),
+        settings.tls_key.clone(),
+    )?;
+    let certs = CertStore::open(&cert_path, &key_path)?;
+    let tls = strongroom_http::tls::server_config(certs.clone(), settings.allow_tls12)?;
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+
+    let data = settings
+        .instance
+        .data_dir
+        .canonicalize()
+        .unwrap_or(settings.instance.data_dir.clone());
+    tracing::info!(data_dir = %data.display(), database = %inst.database, "data");
+    match &inst.master_key_path {
+        Some(p) => tracing::info!(
+            path = %p.display(),
+            fingerprint = %inst.master_key_fingerprint,
+            created = inst.master_key_created,
+            "root key: back this file up separately from the data directory; without it nothing can be decrypted"
+        ),
+        None => {
+            tracing::info!(fingerprint = %inst.master_key_fingerprint, "root key from STRONGROOM_MASTER_KEY")
+        }
+    }
+    tracing::info!(
+        cert = %cert_path.display(),
+        self_signed = generated,
+        tls12 = settings.allow_tls12,
+        "TLS certificate"
+    );
+
+    let service = inst.service.clone();
+    let sweeper = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            if let Err(e) = service.sweep_orphans().await {
+                tracing::warn!(error = %e, "orphan sweep failed");
+            }
+        }
+    });
+    let state = AppState {
+        service: inst.service.clone(),
+        config: Arc::new(settings.http.clone()),
+    };
+    let app = strongroom_http::router(state);
+    let service = inst.service.clone();
+    let timeouts = settings.timeouts;
+    let done = tokio::spawn(async move {
+        let result = strongroom_http::serve(listener, tls, certs, app, timeouts, shutdown).await;
+        sweeper.abort();
+        service.store().close().await;
+        tracing::info!("stopped");
+        result.map_err(anyhow::Error::from)
+    });
+    Ok(Running {
+        addr,
+        cert_path,
+        done,
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn signals() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = term => {},
+    }
+}
