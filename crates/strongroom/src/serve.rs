@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+pub use strongroom_http::Timeouts;
 use strongroom_http::tls::CertStore;
-use strongroom_http::{AppState, HttpConfig, Timeouts};
+use strongroom_http::{AppState, HttpConfig};
 use strongroom_service::ServiceConfig;
 use tokio::net::TcpListener;
 

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -25,7 +25,7 @@ pub const UPLOAD: Route = Route {
     success: 201,
     body: Some("bytes"),
     response: Some("Asset"),
-    handler: || post(upload),
+    handler: || post(upload).layer(DefaultBodyLimit::disable()),
 };
 pub const LIST: Route = Route {
     method: "GET",
@@ -100,6 +100,29 @@ fn content_type(raw: Option<&str>) -> Result<String, ApiError> {
     }
 }
 
+fn multipart_error(status: StatusCode, detail: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(status, "payload_too_large", detail)
+    } else {
+        ApiError::invalid(format!("the multipart body is malformed: {detail}"))
+    }
+}
+
+/// RFC 8187 `attr-char`: everything else in a UTF-8 file name is percent-encoded.
+const ATTR_CHAR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
 #[derive(serde::Deserialize)]
 struct UploadParams {
     filename: Option<String>,
@@ -140,12 +163,12 @@ async fn upload(
     let asset = if is_multipart {
         let mut form = Multipart::from_request(req, &state)
             .await
-            .map_err(|e| ApiError::invalid(e.body_text()))?;
+            .map_err(|e| multipart_error(e.status(), e.body_text()))?;
         loop {
             let field = form
                 .next_field()
                 .await
-                .map_err(|e| ApiError::invalid(e.body_text()))?;
+                .map_err(|e| multipart_error(e.status(), e.body_text()))?;
             let Some(field) = field else {
                 return Err(ApiError::invalid(
                     "the multipart body has no \"file\" field",
@@ -250,8 +273,7 @@ fn disposition(filename: &str) -> HeaderValue {
             }
         })
         .collect();
-    let encoded =
-        percent_encoding::utf8_percent_encode(filename, percent_encoding::NON_ALPHANUMERIC);
+    let encoded = percent_encoding::utf8_percent_encode(filename, ATTR_CHAR);
     HeaderValue::from_str(&format!(
         "attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"
     ))

@@ -1,0 +1,1 @@
+//! CLI commands through the real binary (filled in by the CLI suite).

@@ -1,0 +1,1 @@
+//! Durability: kill -9 and restart (filled in by the CLI suite).

@@ -1,0 +1,10 @@
+//! Strongroom's black-box suite: one test binary, modules by capability. Every HTTP test runs
+//! against SQLite and PostgreSQL (`<test>::sqlite`, `<test>::postgres`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod assets;
+mod cli;
+mod crash;

@@ -1,0 +1,334 @@
+//! The black-box fixture: a real Strongroom instance (the same `serve::start` the binary runs)
+//! on 127.0.0.1:0 over HTTPS, in a temporary data dir, on SQLite or a fresh PostgreSQL database;
+//! the real `strongroom` binary for CLI steps; a real HTTPS client.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::Value;
+use strongroom::serve::{ServeSettings, Timeouts};
+pub use strongroom_testkit::Backend;
+use strongroom_testkit::{TestDb, https_client};
+
+/// Runs an async test body once per backend, as `<name>::sqlite` and `<name>::postgres`.
+#[macro_export]
+macro_rules! both_backends {
+    ($(async fn $name:ident($b:ident: Backend) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            async fn run($b: $crate::support::Backend) $body
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() { run($crate::support::Backend::Sqlite).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() { run($crate::support::Backend::Postgres).await }
+        }
+    )*};
+}
+
+/// The `strongroom` binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_strongroom");
+
+/// A running test instance.
+pub struct TestServer {
+    /// `https://127.0.0.1:PORT`.
+    pub base: String,
+    /// A client that trusts the instance's certificate.
+    pub client: reqwest::Client,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The certificate the server presents.
+    pub cert: PathBuf,
+    /// The database.
+    pub db: TestDb,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+/// What `admin bootstrap --json` printed.
+#[derive(Debug, Clone)]
+pub struct Boot {
+    pub user_id: String,
+    pub org_id: String,
+    pub api_key: String,
+}
+
+/// Settings for a test instance: defaults plus short timeouts.
+pub fn settings(data_dir: &Path, db: &TestDb) -> ServeSettings {
+    let args = strongroom::cli::ServeArgs {
+        instance: strongroom::cli::InstanceArgs {
+            config: None,
+            data_dir: Some(data_dir.to_owned()),
+            database_url: db.url.clone(),
+            master_key_file: None,
+        },
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        tls_cert: None,
+        tls_key: None,
+        allow_tls12: false,
+        max_upload_bytes: None,
+        security_contact: Some("mailto:security@example.com".into()),
+        log_format: "text".into(),
+    };
+    let mut s = ServeSettings::resolve(&args).unwrap();
+    s.timeouts = Timeouts {
+        header_read: Duration::from_secs(2),
+        ..s.timeouts
+    };
+    s
+}
+
+impl TestServer {
+    /// Starts an instance with default settings; `None` when this backend is skipped.
+    pub async fn start(backend: Backend) -> Option<TestServer> {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Starts an instance after `tweak` adjusts its settings.
+    pub async fn start_with(
+        backend: Backend,
+        tweak: impl FnOnce(&mut ServeSettings),
+    ) -> Option<TestServer> {
+        let db = TestDb::new(backend).await?;
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let mut s = settings(&data_dir, &db);
+        tweak(&mut s);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let running = strongroom::serve::start(s, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+        let base = format!("https://{}", running.addr);
+        let client = https_client(&running.cert_path);
+        Some(TestServer {
+            base,
+            client,
+            data_dir,
+            cert: running.cert_path,
+            db,
+            shutdown: Some(tx),
+            done: Some(running.done),
+            _dir: dir,
+        })
+    }
+
+    /// Full URL of a path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A request with an optional API key.
+    pub fn req(&self, method: Method, path: &str, key: Option<&str>) -> RequestBuilder {
+        let r = self.client.request(method, self.url(path));
+        match key {
+            Some(k) => r.bearer_auth(k),
+            None => r,
+        }
+    }
+
+    /// The `strongroom` binary pointed at this instance.
+    pub fn cli(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.env("STRONGROOM_DATA_DIR", &self.data_dir)
+            .env_remove("STRONGROOM_DATABASE_URL")
+            .env("STRONGROOM_LOG", "warn");
+        if let Some(url) = &self.db.url {
+            c.env("STRONGROOM_DATABASE_URL", url);
+        }
+        c
+    }
+
+    /// Runs the binary with `args`, no stdin.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cli().args(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// Runs the binary and parses its JSON output; panics with stderr on failure.
+    pub fn run_json(&self, args: &[&str]) -> Value {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// `admin bootstrap` through the real binary.
+    pub fn bootstrap(&self, email: &str, org: &str) -> Boot {
+        let v = self.run_json(&[
+            "admin",
+            "bootstrap",
+            "--email",
+            email,
+            "--org",
+            org,
+            "--json",
+        ]);
+        Boot {
+            user_id: v["user_id"].as_str().unwrap().into(),
+            org_id: v["org_id"].as_str().unwrap().into(),
+            api_key: v["api_key"].as_str().unwrap().into(),
+        }
+    }
+
+    /// `admin create-api-key` through the real binary; returns (id, secret).
+    pub fn create_key(&self, org_id: &str, role: &str) -> (String, String) {
+        let v = self.run_json(&[
+            "admin",
+            "create-api-key",
+            "--org",
+            org_id,
+            "--role",
+            role,
+            "--json",
+        ]);
+        (
+            v["id"].as_str().unwrap().into(),
+            v["api_key"].as_str().unwrap().into(),
+        )
+    }
+
+    /// Creates a space; returns its id.
+    pub async fn create_space(&self, key: &str, org_id: &str, name: &str) -> String {
+        let res = self
+            .req(
+                Method::POST,
+                &format!("/api/v1/orgs/{org_id}/spaces"),
+                Some(key),
+            )
+            .json(&serde_json::json!({"name": name}))
+            .send()
+            .await
+            .unwrap();
+        let v = expect_json(res, StatusCode::CREATED).await;
+        v["id"].as_str().unwrap().into()
+    }
+
+    /// Uploads a raw body; returns the asset JSON.
+    pub async fn upload(&self, key: &str, space: &str, filename: &str, bytes: Vec<u8>) -> Value {
+        let res = self
+            .req(
+                Method::POST,
+                &format!("/api/v1/spaces/{space}/assets?filename={filename}"),
+                Some(key),
+            )
+            .header("content-type", "application/octet-stream")
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        expect_json(res, StatusCode::CREATED).await
+    }
+
+    /// Every regular file under the data dir.
+    pub fn files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out)
+                } else {
+                    out.push(p)
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.data_dir, &mut out);
+        out
+    }
+
+    /// Stored object files (committed blobs).
+    pub fn object_files(&self) -> Vec<PathBuf> {
+        self.files()
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains("/blobs/objects/"))
+            .collect()
+    }
+
+    /// Files in the blob store's temp area.
+    pub fn temp_files(&self) -> Vec<PathBuf> {
+        self.files()
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains("/blobs/tmp/"))
+            .collect()
+    }
+
+    /// A direct database connection, for tests that tamper with rows.
+    pub async fn db_conn(&self) -> sqlx::AnyConnection {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        sqlx::AnyConnection::connect(&self.db.direct_url(&self.data_dir))
+            .await
+            .unwrap()
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(done) = self.done.take() {
+            done.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Asserts the status and parses a JSON body.
+pub async fn expect_json(res: Response, status: StatusCode) -> Value {
+    let got = res.status();
+    let text = res.text().await.unwrap();
+    assert_eq!(got, status, "unexpected status; body: {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// Asserts a problem+json response with this status and code.
+pub async fn expect_problem(res: Response, status: StatusCode, code: &str) -> Value {
+    let got = res.status();
+    let ct = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = res.text().await.unwrap();
+    assert_eq!(got, status, "unexpected status; body: {text}");
+    assert_eq!(ct, "application/problem+json", "body: {text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["code"], code, "body: {text}");
+    assert_eq!(v["status"], status.as_u16());
+    for field in ["type", "title", "detail"] {
+        assert!(v[field].is_string(), "problem without {field}: {text}");
+    }
+    v
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Whether `needle` occurs in `hay`.
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
