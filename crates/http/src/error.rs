@@ -43,6 +43,20 @@ impl ApiError {
     }
 }
 
+/// The stable code for a status produced by the framework rather than by a use case.
+pub fn code_for(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::RANGE_NOT_SATISFIABLE => "range_not_satisfiable",
+        s if s.is_server_error() => "internal_error",
+        _ => "invalid_request",
+    }
+}
+
 /// Renders a problem body; used by `ApiError` and by the middleware that rewrites bare errors.
 pub fn problem(status: StatusCode, code: &str, detail: &str) -> Response {
     let title = status.canonical_reason().unwrap_or("Error");

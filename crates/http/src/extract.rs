@@ -73,7 +73,7 @@ where
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
             Err(rejection) => Err(ApiError::new(
                 rejection.status(),
-                "invalid_request",
+                crate::error::code_for(rejection.status()),
                 rejection.body_text(),
             )),
         }

@@ -9,7 +9,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::error::{PROBLEM_JSON, problem};
+use crate::error::{PROBLEM_JSON, code_for, problem};
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -84,26 +84,16 @@ pub async fn edge(req: Request, next: Next) -> Response {
 
 fn bare_error_to_problem(res: Response<Body>) -> Response {
     let status = res.status();
-    let (code, detail) = match status {
-        StatusCode::NOT_FOUND => ("not_found", "no such route"),
-        StatusCode::METHOD_NOT_ALLOWED => (
-            "method_not_allowed",
-            "this method is not allowed on this route",
-        ),
-        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large"),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-            ("unsupported_media_type", "unsupported content type")
-        }
-        StatusCode::REQUEST_TIMEOUT => ("request_timeout", "the request took too long"),
-        StatusCode::RANGE_NOT_SATISFIABLE => (
-            "range_not_satisfiable",
-            "the requested range is outside the content",
-        ),
-        s if s.is_server_error() => (
-            "internal_error",
-            "the server could not complete the request",
-        ),
-        _ => ("invalid_request", "the request was not valid"),
+    let code = code_for(status);
+    let detail = match code {
+        "not_found" => "no such route",
+        "method_not_allowed" => "this method is not allowed on this route",
+        "payload_too_large" => "the request body is too large",
+        "unsupported_media_type" => "unsupported content type",
+        "request_timeout" => "the request took too long",
+        "range_not_satisfiable" => "the requested range is outside the content",
+        "internal_error" => "the server could not complete the request",
+        _ => "the request was not valid",
     };
     let mut out = problem(status, code, detail);
     // Keep headers the error carried (Allow on 405, Content-Range on 416).

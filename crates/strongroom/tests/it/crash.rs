@@ -1,1 +1,290 @@
-//! Durability: kill -9 and restart (filled in by the CLI suite).
+//! Durability: an acknowledged upload survives `kill -9` of the real binary; a partial upload
+//! (server killed mid-body, or client aborting) never becomes visible and leaves no temp file.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::cli::{BinServer, bin_json, poll, sha256_hex, spawn_serve};
+use crate::support::*;
+
+/// A binary server on `dir` with an owner key and a space: (server, api key, org id, space id).
+async fn binary_instance(dir: &Path) -> (BinServer, String, String, String) {
+    let srv = tokio::task::block_in_place(|| spawn_serve(dir)).serving();
+    // Bootstrap through the CLI while the server runs.
+    let boot = bin_json(
+        dir,
+        &[
+            "admin",
+            "bootstrap",
+            "--email",
+            "owner@example.com",
+            "--org",
+            "acme",
+            "--json",
+        ],
+    );
+    let key = boot["api_key"].as_str().unwrap().to_owned();
+    let org = boot["org_id"].as_str().unwrap().to_owned();
+    let res = srv
+        .req(
+            Method::POST,
+            &format!("/api/v1/orgs/{org}/spaces"),
+            Some(&key),
+        )
+        .json(&json!({"name": "site"}))
+        .send()
+        .await
+        .unwrap();
+    let space = expect_json(res, StatusCode::CREATED).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (srv, key, org, space)
+}
+
+async fn list_assets(srv: &BinServer, key: &str, space: &str) -> Vec<Value> {
+    let res = srv
+        .req(
+            Method::GET,
+            &format!("/api/v1/spaces/{space}/assets"),
+            Some(key),
+        )
+        .send()
+        .await
+        .unwrap();
+    let v = expect_json(res, StatusCode::OK).await;
+    v["items"].as_array().unwrap().clone()
+}
+
+/// Size of the largest file in the blob store's temp area.
+fn largest_temp_file(data_dir: &Path) -> u64 {
+    std::fs::read_dir(data_dir.join("blobs").join("tmp"))
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_upload_survives_kill_9() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let (srv, key, _org, space) = binary_instance(&dir).await;
+
+    let data = pattern(3 << 20, 2024);
+    let res = srv
+        .req(
+            Method::POST,
+            &format!("/api/v1/spaces/{space}/assets?filename=big.bin"),
+            Some(&key),
+        )
+        .header("content-type", "application/octet-stream")
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
+    let asset = expect_json(res, StatusCode::CREATED).await;
+    assert_eq!(asset["sha256"], sha256_hex(&data));
+    let id = asset["id"].as_str().unwrap().to_owned();
+
+    // Immediately after the 201: no graceful anything.
+    srv.kill9().await;
+
+    let srv = tokio::task::block_in_place(|| spawn_serve(&dir)).serving();
+    let meta = expect_json(
+        srv.req(Method::GET, &format!("/api/v1/assets/{id}"), Some(&key))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(meta, asset, "the asset's metadata changed across the crash");
+    let res = srv
+        .req(
+            Method::GET,
+            &format!("/api/v1/assets/{id}/content"),
+            Some(&key),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = res.bytes().await.unwrap();
+    assert_eq!(body.len(), data.len());
+    assert!(
+        body.as_ref() == data.as_slice(),
+        "the bytes changed across the crash"
+    );
+    assert_eq!(sha256_hex(&body), asset["sha256"].as_str().unwrap());
+    assert_eq!(list_assets(&srv, &key, &space).await.len(), 1);
+
+    // The key hierarchy and the audit trail came through too.
+    let status = bin_json(&dir, &["keys", "status", "--json"]);
+    assert_eq!(status["data_keys"], json!({"1": 1}), "{status}");
+    let verdict = bin_json(&dir, &["audit", "verify", "--json"]);
+    assert_eq!(verdict["intact"], true, "{verdict}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_upload_is_never_visible_after_kill_9() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let (srv, key, org, space) = binary_instance(&dir).await;
+
+    // ~2 MiB of body, then the client stalls with the request still open.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }));
+    let req = srv
+        .req(
+            Method::POST,
+            &format!("/api/v1/spaces/{space}/assets?filename=partial.bin"),
+            Some(&key),
+        )
+        .header("content-type", "application/octet-stream")
+        .body(body);
+    let upload = tokio::spawn(async move { req.send().await });
+    let data = pattern(2 << 20, 5);
+    for chunk in data.chunks(64 * 1024) {
+        tx.send(Ok(Bytes::copy_from_slice(chunk))).await.unwrap();
+    }
+    poll(Duration::from_secs(15), || {
+        (largest_temp_file(&dir) >= 1 << 20).then_some(())
+    })
+    .await
+    .expect("the server never wrote the first MiB of the upload to its temp area");
+
+    srv.kill9().await;
+    let outcome = tokio::time::timeout(Duration::from_secs(10), upload)
+        .await
+        .expect("the client never noticed the crash")
+        .unwrap();
+    if let Ok(res) = outcome {
+        assert_ne!(
+            res.status(),
+            StatusCode::CREATED,
+            "a partial upload was acknowledged"
+        );
+    }
+    drop(tx);
+
+    let srv = tokio::task::block_in_place(|| spawn_serve(&dir)).serving();
+    assert_eq!(
+        list_assets(&srv, &key, &space).await,
+        Vec::<Value>::new(),
+        "a partial upload became visible"
+    );
+    let status = bin_json(&dir, &["keys", "status", "--json"]);
+    assert_eq!(
+        status["data_keys"],
+        json!({}),
+        "a partial upload left a data key: {status}"
+    );
+    let res = srv
+        .req(
+            Method::GET,
+            &format!("/api/v1/orgs/{org}/audit?limit=1000"),
+            Some(&key),
+        )
+        .send()
+        .await
+        .unwrap();
+    let trail = expect_json(res, StatusCode::OK).await;
+    assert!(
+        !trail["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "asset.create"),
+        "the audit trail records an upload that never completed: {trail}"
+    );
+    assert_eq!(
+        bin_json(&dir, &["audit", "verify", "--json"])["intact"],
+        true
+    );
+
+    // The instance works normally afterwards.
+    let data = pattern(100_000, 6);
+    let res = srv
+        .req(
+            Method::POST,
+            &format!("/api/v1/spaces/{space}/assets?filename=ok.bin"),
+            Some(&key),
+        )
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
+    let asset = expect_json(res, StatusCode::CREATED).await;
+    assert_eq!(asset["sha256"], sha256_hex(&data));
+    let items = list_assets(&srv, &key, &space).await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["id"], asset["id"]);
+}
+
+both_backends! {
+    async fn aborted_upload_leaves_nothing_behind(b: Backend) {
+        let Some(srv) = TestServer::start(b).await else { return };
+        let boot = srv.bootstrap("owner@example.com", "acme");
+        let space = srv.create_space(&boot.api_key, &boot.org_id, "site").await;
+
+        // 2 MiB, then (once the server has written at least 1 MiB of it: the blob writer
+        // encrypts in ~1 MiB batches) the client's body fails.
+        let data_dir = srv.data_dir.clone();
+        let reached = Arc::new(AtomicBool::new(false));
+        let flag = reached.clone();
+        let stream = futures_util::stream::unfold(0_u32, move |i| {
+            let data_dir = data_dir.clone();
+            let flag = flag.clone();
+            async move {
+                if i < 32 {
+                    return Some((Ok(Bytes::from(pattern(64 * 1024, u64::from(i) + 1))), i + 1));
+                }
+                if i == 32 {
+                    let seen = poll(Duration::from_secs(10), || (largest_temp_file(&data_dir) >= 1 << 20).then_some(())).await;
+                    flag.store(seen.is_some(), Ordering::SeqCst);
+                    return Some((Err(std::io::Error::other("the client gave up")), i + 1));
+                }
+                None
+            }
+        });
+        let res = srv
+            .req(reqwest::Method::POST, &format!("/api/v1/spaces/{space}/assets?filename=aborted.bin"), Some(&boot.api_key))
+            .header("content-type", "application/octet-stream")
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await;
+        if let Ok(res) = res {
+            assert_ne!(res.status(), StatusCode::CREATED, "an aborted upload was acknowledged");
+        }
+        assert!(reached.load(Ordering::SeqCst), "the server never wrote the first MiB of the upload to its temp area");
+
+        let res = srv.req(reqwest::Method::GET, &format!("/api/v1/spaces/{space}/assets"), Some(&boot.api_key)).send().await.unwrap();
+        let list = expect_json(res, StatusCode::OK).await;
+        assert_eq!(list["items"], json!([]), "an aborted upload became visible: {list}");
+
+        let leftovers = poll(Duration::from_secs(5), || srv.temp_files().is_empty().then_some(())).await;
+        assert!(leftovers.is_some(), "an aborted upload left temp files: {:?}", srv.temp_files());
+        assert!(srv.object_files().is_empty(), "an aborted upload left an object: {:?}", srv.object_files());
+        let status = srv.run_json(&["keys", "status", "--json"]);
+        assert_eq!(status["data_keys"], json!({}), "an aborted upload left a data key: {status}");
+
+        // The same client and space still work.
+        let data = pattern(70_000, 3);
+        let asset = srv.upload(&boot.api_key, &space, "ok.bin", data.clone()).await;
+        assert_eq!(asset["size"], data.len() as u64);
+    }
+}

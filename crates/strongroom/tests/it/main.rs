@@ -6,5 +6,7 @@
 mod support;
 
 mod assets;
+mod authz;
 mod cli;
 mod crash;
+mod edge;
