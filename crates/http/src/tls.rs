@@ -45,7 +45,10 @@ fn load(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
     Ok(Arc::new(CertifiedKey::new(chain, signer)))
 }
 
-fn mtimes(cert: &Path, key: &Path) -> Option<(SystemTime, SystemTime)> {
+/// Modification times of the certificate and key files.
+type FileTimes = (SystemTime, SystemTime);
+
+fn mtimes(cert: &Path, key: &Path) -> Option<FileTimes> {
     Some((
         std::fs::metadata(cert).ok()?.modified().ok()?,
         std::fs::metadata(key).ok()?.modified().ok()?,
@@ -57,7 +60,7 @@ fn mtimes(cert: &Path, key: &Path) -> Option<(SystemTime, SystemTime)> {
 pub struct CertStore {
     cert_path: PathBuf,
     key_path: PathBuf,
-    current: RwLock<(Arc<CertifiedKey>, Option<(SystemTime, SystemTime)>)>,
+    current: RwLock<(Arc<CertifiedKey>, Option<FileTimes>)>,
 }
 
 impl CertStore {

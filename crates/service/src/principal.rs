@@ -125,10 +125,10 @@ impl Service {
             (Some(_), None) => return Err(ServiceError::Unauthenticated),
             (None, _) => key.role,
         };
-        if self.key_touches.due(&key.id) {
-            if let Err(e) = self.store.touch_api_key(&key.id, now, &meta.ip).await {
-                tracing::warn!(error = %e, "could not record API key use");
-            }
+        if self.key_touches.due(&key.id)
+            && let Err(e) = self.store.touch_api_key(&key.id, now, &meta.ip).await
+        {
+            tracing::warn!(error = %e, "could not record API key use");
         }
         Ok(Principal {
             org_id: key.org_id,

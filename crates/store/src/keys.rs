@@ -112,8 +112,8 @@ fn blob(row: &AnyRow) -> Result<BlobRow> {
         org_id: parsed(row, "blobs", "org_id", OrgId::parse)?,
         kek_version: version(row.try_get("kek_version")?)?,
         wrapped_dek: row.try_get("wrapped_dek")?,
-        size: u64::try_from(size).unwrap_or_default(),
-        stored_size: u64::try_from(stored).unwrap_or_default(),
+        size: crate::size(size, "blobs")?,
+        stored_size: crate::size(stored, "blobs")?,
         created_at: Timestamp::from_millis(row.try_get("created_at")?),
     })
 }
@@ -229,11 +229,10 @@ impl Store {
         Ok(n.is_some())
     }
 
-    /// Up to `limit` blobs whose data key is wrapped by a KEK other than `active`, by id.
+    /// Up to `limit` blobs whose data key is wrapped by a KEK older than `active`, by id.
     pub async fn blobs_not_under(&self, active: u32, limit: u32) -> Result<Vec<BlobRow>> {
-        let sql = format!(
-            "SELECT {BLOB_COLUMNS} FROM blobs WHERE kek_version <> $1 ORDER BY id LIMIT $2"
-        );
+        let sql =
+            format!("SELECT {BLOB_COLUMNS} FROM blobs WHERE kek_version < $1 ORDER BY id LIMIT $2");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(i64::from(active))
             .bind(i64::from(limit))
@@ -294,10 +293,10 @@ impl Tx {
         Ok(())
     }
 
-    /// Deletes KEK versions other than `active` that no blob uses any more; returns them.
+    /// Deletes KEK versions older than `active` that no blob uses any more; returns them.
     pub async fn retire_unused_keks(&mut self, active: u32) -> Result<Vec<u32>> {
         let rows = sqlx::query(
-            "DELETE FROM keks WHERE version <> $1 \
+            "DELETE FROM keks WHERE version < $1 \
              AND NOT EXISTS (SELECT 1 FROM blobs WHERE blobs.kek_version = keks.version) \
              RETURNING version",
         )

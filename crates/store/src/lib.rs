@@ -191,6 +191,14 @@ pub(crate) fn parsed<T, E: std::fmt::Display>(
     })
 }
 
+/// Reads a stored size, refusing a negative one as corruption rather than reading it as zero.
+pub(crate) fn size(v: i64, table: &'static str) -> Result<u64> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt {
+        table,
+        detail: format!("negative size {v}"),
+    })
+}
+
 /// A page of a list: the items and the id to continue after, if there may be more.
 #[derive(Debug)]
 pub struct Page<T> {

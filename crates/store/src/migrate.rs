@@ -36,29 +36,34 @@ async fn apply(backend: Backend, conn: &mut sqlx::AnyConnection) -> Result<()> {
     .execute(&mut *conn)
     .await?;
     for &(version, script) in MIGRATIONS {
-        let done: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
-                .bind(version)
-                .fetch_optional(&mut *conn)
-                .await?;
-        if done.is_some() {
-            continue;
-        }
         let bytes = match backend {
             Backend::Sqlite => "BLOB",
             Backend::Postgres => "BYTEA",
         };
         let sql = script.replace("BYTES", bytes);
+        // The "already applied?" check runs inside the transaction: on SQLite, BEGIN IMMEDIATE
+        // makes a second process starting on a new file wait, then find the migration done.
+        let begin = match backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        };
         let step = async {
-            sqlx::raw_sql("BEGIN").execute(&mut *conn).await?;
-            sqlx::raw_sql(AssertSqlSafe(sql))
-                .execute(&mut *conn)
-                .await?;
-            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
-                .bind(version)
-                .bind(0_i64)
-                .execute(&mut *conn)
-                .await?;
+            sqlx::raw_sql(begin).execute(&mut *conn).await?;
+            let done: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+                    .bind(version)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            if done.is_none() {
+                sqlx::raw_sql(AssertSqlSafe(sql))
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                    .bind(version)
+                    .bind(0_i64)
+                    .execute(&mut *conn)
+                    .await?;
+            }
             sqlx::raw_sql("COMMIT").execute(&mut *conn).await
         };
         if let Err(source) = step.await {

@@ -100,7 +100,7 @@ fn asset(row: &AnyRow) -> Result<AssetRow> {
         blob_id: parsed(row, "assets", "blob_id", BlobId::parse)?,
         filename: parsed(row, "assets", "filename", Filename::parse)?,
         content_type: row.try_get("content_type")?,
-        size: u64::try_from(size).unwrap_or_default(),
+        size: crate::size(size, "assets")?,
         sha256: row.try_get("sha256")?,
         created_at: Timestamp::from_millis(row.try_get("created_at")?),
     })

@@ -197,15 +197,13 @@ pub async fn audit(cmd: AuditCommand) -> anyhow::Result<bool> {
             }
         }
     }
-    if !intact {
-        if let Some(r) = reports.iter().find(|r| !r.intact) {
-            eprintln!(
-                "error: the audit trail of {} is broken at event {}: {}",
-                r.org_id,
-                r.first_broken_seq.unwrap_or_default(),
-                r.problem.as_deref().unwrap_or("unknown")
-            );
-        }
+    if let Some(r) = reports.iter().find(|r| !r.intact) {
+        eprintln!(
+            "error: the audit trail of {} is broken at event {}: {}",
+            r.org_id,
+            r.first_broken_seq.unwrap_or_default(),
+            r.problem.as_deref().unwrap_or("unknown")
+        );
     }
     Ok(intact)
 }

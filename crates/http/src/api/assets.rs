@@ -338,14 +338,14 @@ async fn content(
         out.insert(header::CONTENT_TYPE, v);
     }
     out.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
-    if status == StatusCode::PARTIAL_CONTENT {
-        if let Ok(v) = HeaderValue::from_str(&format!(
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) = HeaderValue::from_str(&format!(
             "bytes {start}-{}/{}",
             end.saturating_sub(1),
             content.asset.size
-        )) {
-            out.insert(header::CONTENT_RANGE, v);
-        }
+        ))
+    {
+        out.insert(header::CONTENT_RANGE, v);
     }
     let asset_id = id.to_string();
     let body = content.body.map(move |item| {

@@ -671,22 +671,51 @@ async fn serve_stops_cleanly_on_sigterm() {
 }
 
 /// The ready line is what supervisors and scripts wait for: from then on SIGTERM must be a clean
-/// stop, not the default "killed by signal" (several quick starts, since it is a race).
+/// stop, not the default "killed by signal". It is a race, so several quick starts, each killed
+/// by a shell that reads the server's stdout directly (no round trip through this process).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_right_after_the_ready_line_stops_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    for attempt in 0..8 {
-        let mut srv = tokio::task::block_in_place(|| spawn_serve(&dir)).serving();
-        srv.signal("TERM");
-        let st = srv.wait_exit(Duration::from_secs(10)).await;
-        let st = st
-            .unwrap_or_else(|| panic!("attempt {attempt}: serve still running 10 s after SIGTERM"));
+    make_instance(&dir).await;
+    for attempt in 0..30 {
+        let mut child = bin()
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let killer = Command::new("sh")
+            .args([
+                "-c",
+                r#"IFS= read -r line; kill -TERM "$1"; printf '%s\n' "$line""#,
+                "sh",
+            ])
+            .arg(child.id().to_string())
+            .stdin(Stdio::from(stdout))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let said = tokio::task::block_in_place(|| killer.wait_with_output()).unwrap();
+        let said = String::from_utf8_lossy(&said.stdout);
+        let st = poll(Duration::from_secs(10), || child.try_wait().unwrap()).await;
+        let st = st.unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!("attempt {attempt}: serve still running 10 s after SIGTERM")
+        });
+        assert!(
+            said.starts_with("Strongroom is serving https://"),
+            "attempt {attempt}: no ready line: {said:?} ({st})"
+        );
         assert_eq!(
             st.code(),
             Some(0),
-            "attempt {attempt}: serve printed its URL but then died of SIGTERM ({st}) instead of stopping cleanly; stderr: {}",
-            srv.stderr()
+            "attempt {attempt}: serve printed its URL but then died of SIGTERM ({st}) instead of stopping cleanly"
         );
     }
 }
@@ -1144,6 +1173,97 @@ both_backends! {
         assert!(out.status.success());
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains('3') && text.contains('4'), "{text}");
+    }
+
+    async fn keys_rotate_during_an_in_flight_upload(b: Backend) {
+        let Some(srv) = TestServer::start(b).await else { return };
+        let boot = srv.bootstrap("owner@example.com", "acme");
+        let space = srv.create_space(&boot.api_key, &boot.org_id, "site").await;
+        let before = pattern(1000, 1);
+        let old = srv.upload(&boot.api_key, &space, "old.bin", before.clone()).await;
+
+        // An upload that has its data key (wrapped under KEK 1) and is still receiving bytes...
+        let data = pattern(3 << 20, 8);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
+        let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        }));
+        let req = srv
+            .req(Method::POST, &format!("/api/v1/spaces/{space}/assets?filename=slow.bin"), Some(&boot.api_key))
+            .header("content-type", "application/octet-stream")
+            .body(body);
+        let upload = tokio::spawn(async move { req.send().await });
+        let half = 2 << 20;
+        for chunk in data[..half].chunks(64 * 1024) {
+            tx.send(Ok(bytes::Bytes::copy_from_slice(chunk))).await.unwrap();
+        }
+        let seen = poll(Duration::from_secs(10), || {
+            srv.temp_files().iter().any(|p| std::fs::metadata(p).is_ok_and(|m| m.len() >= 1 << 20)).then_some(())
+        })
+        .await;
+        assert!(seen.is_some(), "the server never started writing the upload");
+
+        // ...while the operator rotates.
+        let report = tokio::task::block_in_place(|| srv.run_json(&["keys", "rotate", "--json"]));
+        assert_eq!(report["active_version"], 2, "{report}");
+
+        for chunk in data[half..].chunks(64 * 1024) {
+            tx.send(Ok(bytes::Bytes::copy_from_slice(chunk))).await.unwrap();
+        }
+        drop(tx);
+        let res = upload.await.unwrap().unwrap();
+        let asset = expect_json(res, StatusCode::CREATED).await;
+        let id = asset["id"].as_str().unwrap();
+        assert_eq!(download(&srv, &boot.api_key, id).await, data);
+        assert_eq!(download(&srv, &boot.api_key, old["id"].as_str().unwrap()).await, before);
+
+        // Every data key is under a KEK that still exists; another rotation moves them all.
+        let report = srv.run_json(&["keys", "rotate", "--json"]);
+        assert_eq!(report["active_version"], 3, "{report}");
+        let (active, keys) = status_of(&srv.run_json(&["keys", "status", "--json"]));
+        assert_eq!((active, keys), (3, counts(&[("3", 2)])));
+        assert_eq!(download(&srv, &boot.api_key, id).await, data);
+    }
+
+    async fn audit_verify_is_not_fooled_by_live_traffic(b: Backend) {
+        let Some(srv) = TestServer::start(b).await else { return };
+        let srv = Arc::new(srv);
+        let boot = org_with_activity(&srv, "o@example.com", "acme").await;
+        let space = srv.create_space(&boot.api_key, &boot.org_id, "busy").await;
+        let id = srv.upload(&boot.api_key, &space, "hot.bin", pattern(100, 4)).await["id"].as_str().unwrap().to_owned();
+
+        // Readers keep appending asset.read events while the operator verifies the trail.
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut readers = Vec::new();
+        for _ in 0..2 {
+            let (srv, stop, key, id) = (srv.clone(), stop.clone(), boot.api_key.clone(), id.clone());
+            readers.push(tokio::spawn(async move {
+                let mut n = 0_u32;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let res = srv.req(Method::GET, &format!("/api/v1/assets/{id}/content"), Some(&key)).send().await.unwrap();
+                    assert_eq!(res.status(), StatusCode::OK);
+                    res.bytes().await.unwrap();
+                    n += 1;
+                }
+                n
+            }));
+        }
+        let mut failures = Vec::new();
+        for _ in 0..6 {
+            let out = tokio::task::block_in_place(|| srv.run(&["audit", "verify", "--org", &boot.org_id]));
+            if !out.status.success() {
+                failures.push(String::from_utf8_lossy(&out.stderr).into_owned());
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut reads = 0;
+        for r in readers {
+            reads += r.await.unwrap();
+        }
+        assert!(reads > 0);
+        assert!(failures.is_empty(), "audit verify reported an untouched trail as broken while the server was writing to it: {failures:?}");
+        let out = srv.run(&["audit", "verify"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
 
     async fn audit_verify_detects_tampering(b: Backend) {
