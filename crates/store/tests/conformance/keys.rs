@@ -19,7 +19,7 @@ pub(crate) async fn blobs(env: &Env) {
     let org = new_org(s, "Acme").await;
     let b1 = new_blob(s, &org.id, 1).await;
     let b2 = new_blob(s, &org.id, 1).await;
-    let b3 = new_blob(s, &org.id, 2).await;
+    let _b3 = new_blob(s, &org.id, 2).await;
 
     let got = s.blob(&b1.id).await.unwrap().unwrap();
     assert_eq!(got.id, b1.id);
@@ -44,8 +44,9 @@ pub(crate) async fn blobs(env: &Env) {
     assert_eq!(blob_ids(&stale), old);
     assert!(stale.iter().all(|b| b.kek_version == 1));
     assert_eq!(s.blobs_not_under(2, 1).await.unwrap().len(), 1);
+    // A blob under a newer KEK than the one given is never treated as stale.
     let under_one = s.blobs_not_under(1, 10).await.unwrap();
-    assert_eq!(blob_ids(&under_one), [b3.id.to_string()]);
+    assert!(under_one.is_empty(), "{:?}", blob_ids(&under_one));
 
     // Rewrapping from the wrong version changes nothing.
     let mut tx = s.begin().await.unwrap();
