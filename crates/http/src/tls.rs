@@ -115,3 +115,75 @@ pub fn server_config(
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_pair(dir: &Path) -> (PathBuf, PathBuf, String) {
+        let (cert, key) = strongroom_crypto::tls::self_signed(&[]).unwrap();
+        let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&c, &cert).unwrap();
+        std::fs::write(&k, key).unwrap();
+        (c, k, cert)
+    }
+
+    fn served(store: &CertStore) -> Vec<u8> {
+        store.current.read().unwrap().0.cert[0].as_ref().to_vec()
+    }
+
+    #[test]
+    fn reloads_changed_files_and_keeps_the_old_pair_on_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, k, _) = write_pair(dir.path());
+        let store = CertStore::open(&c, &k).unwrap();
+        let first = served(&store);
+        assert!(
+            !store.reload_if_changed().unwrap(),
+            "unchanged files are not reloaded"
+        );
+
+        // Ensure a different mtime even on coarse-grained filesystems.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        write_pair(dir.path());
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(2);
+        std::fs::File::options()
+            .write(true)
+            .open(&c)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        assert!(store.reload_if_changed().unwrap());
+        let second = served(&store);
+        assert_ne!(first, second, "the new certificate is served");
+
+        std::fs::write(&c, "not a certificate").unwrap();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(4);
+        std::fs::File::options()
+            .write(true)
+            .open(&c)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        assert!(
+            store.reload_if_changed().is_err(),
+            "a broken file is refused"
+        );
+        assert_eq!(
+            served(&store),
+            second,
+            "the previous certificate stays in use"
+        );
+    }
+
+    #[test]
+    fn missing_or_mismatched_files_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let err =
+            CertStore::open(&dir.path().join("nope.pem"), &dir.path().join("k.pem")).unwrap_err();
+        assert!(err.to_string().contains("nope.pem"), "{err}");
+        let (c, _, _) = write_pair(dir.path());
+        std::fs::write(dir.path().join("empty.pem"), "").unwrap();
+        assert!(CertStore::open(&c, &dir.path().join("empty.pem")).is_err());
+    }
+}
