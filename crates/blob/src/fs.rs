@@ -55,14 +55,23 @@ impl FsBlobStore {
     }
 
     fn fanout_dir(&self, id: &str) -> PathBuf {
-        let h = strongroom_crypto::digest::sha256(id.as_bytes());
-        self.objects.join(format!("{:02x}", h[0]))
+        fanout_dir(&self.objects, id)
     }
 
     /// Path of the committed blob `id` (which must already be validated).
     pub(crate) fn object_path(&self, id: &str) -> PathBuf {
         self.fanout_dir(id).join(id)
     }
+}
+
+/// `objects/<first byte of SHA-256(id) in hex>`: spreads ids that share a prefix over 256 folders.
+fn fanout_dir(objects: &Path, id: &str) -> PathBuf {
+    let h = strongroom_crypto::digest::sha256(id.as_bytes());
+    objects.join(format!("{:02x}", h[0]))
+}
+
+fn object_path_in(objects: &Path, id: &str) -> PathBuf {
+    fanout_dir(objects, id).join(id)
 }
 
 /// Runs blocking filesystem work off the async workers.
@@ -185,7 +194,11 @@ impl BlobStore for FsBlobStore {
                         let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
                             continue;
                         };
-                        if validate_id(&name).is_err() {
+                        // Only files where `delete` will look for them: a stray file elsewhere is
+                        // never reported as swept when it was not removed.
+                        if validate_id(&name).is_err()
+                            || entry.path() != object_path_in(&objects, &name)
+                        {
                             continue;
                         }
                         let meta = match entry.metadata() {

@@ -88,3 +88,77 @@ impl FileConfig {
             .with_context(|| format!("the config file {} is not valid", path.display()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use crate::serve::ServeSettings;
+
+    fn serve_args(args: &[&str]) -> crate::cli::ServeArgs {
+        let mut argv = vec!["strongroom", "serve"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Serve(a) => a,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn file_fills_what_flags_leave_unset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strongroom.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"/srv/sr\"\nlisten = \"127.0.0.1:9443\"\n[limits]\nmax_upload_bytes = 1234\n\
+             [timeouts]\nidle = 7\n[tls]\nallow_tls12 = true\n[security_txt]\ncontact = \"mailto:sec@example.org\"\n",
+        )
+        .unwrap();
+        let p = path.to_str().unwrap();
+        let s = ServeSettings::resolve(&serve_args(&["--config", p])).unwrap();
+        assert_eq!(s.instance.data_dir, PathBuf::from("/srv/sr"));
+        assert_eq!(s.listen.to_string(), "127.0.0.1:9443");
+        assert_eq!(s.instance.service.max_upload_bytes, 1234);
+        assert_eq!(s.timeouts.idle.as_secs(), 7);
+        assert!(s.allow_tls12);
+        assert_eq!(s.http.security_contact, "mailto:sec@example.org");
+        // A flag wins over the file.
+        let s = ServeSettings::resolve(&serve_args(&[
+            "--config",
+            p,
+            "--listen",
+            "127.0.0.1:1",
+            "--max-upload-bytes",
+            "9",
+        ]))
+        .unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:1");
+        assert_eq!(s.instance.service.max_upload_bytes, 9);
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        let s = ServeSettings::resolve(&serve_args(&[])).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8443");
+        assert!(!s.allow_tls12);
+        assert!(s.instance.data_dir.ends_with("strongroom-data"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in [
+            "listn = \"127.0.0.1:1\"\n",
+            "listen = \"not an address\"\n",
+            "[tls]\nallow_tls12 = \"yes\"\n",
+        ] {
+            let path = dir.path().join("bad.toml");
+            std::fs::write(&path, bad).unwrap();
+            let err = FileConfig::load(&path).unwrap_err();
+            assert!(format!("{err:#}").contains("bad.toml"), "{err:#}");
+        }
+        assert!(FileConfig::load(&dir.path().join("missing.toml")).is_err());
+    }
+}

@@ -130,6 +130,8 @@ pub struct Running {
     pub cert_path: PathBuf,
     /// Resolves when the server has drained and stopped.
     pub done: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// The use cases behind the server (operator tasks such as the orphan sweep).
+    pub service: Arc<strongroom_service::Service>,
 }
 
 /// Opens the instance, binds, and starts serving until `shutdown` resolves.
@@ -202,6 +204,7 @@ pub async fn start(
         addr,
         cert_path,
         done,
+        service: inst.service,
     })
 }
 

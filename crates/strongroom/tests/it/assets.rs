@@ -313,4 +313,25 @@ both_backends! {
         let list = expect_json(srv.req(Method::GET, &format!("/api/v1/spaces/{space}/assets"), Some(&boot.api_key)).send().await.unwrap(), StatusCode::OK).await;
         assert_eq!(list["items"].as_array().unwrap().len(), 8);
     }
+
+    async fn orphan_objects_are_swept(b: Backend) {
+        let Some(srv) = TestServer::start_with(b, |s| s.instance.service.orphan_grace = std::time::Duration::ZERO).await else { return };
+        let (boot, space) = setup(&srv).await;
+        let kept = srv.upload(&boot.api_key, &space, "kept", pattern(5000, 1)).await;
+        // A committed object no row refers to: what a crash between the durable write and the
+        // database commit leaves behind.
+        let real = srv.object_files().pop().unwrap();
+        let orphan_id = "blb_0123456789abcdef0123456789abcdef";
+        // The blob store's layout: objects/<first byte of SHA-256(id) in hex>/<id>.
+        let fanout = &hex_sha256(orphan_id.as_bytes())[..2];
+        let orphan = real.parent().unwrap().parent().unwrap().join(fanout).join(orphan_id);
+        std::fs::copy(&real, &orphan).unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options().write(true).open(&orphan).unwrap().set_modified(old).unwrap();
+        assert_eq!(srv.object_files().len(), 2);
+        assert_eq!(srv.service.sweep_orphans().await.unwrap(), 1);
+        assert_eq!(srv.object_files(), vec![real], "only the orphan is removed");
+        let res = srv.req(Method::GET, &format!("/api/v1/assets/{}/content", kept["id"].as_str().unwrap()), Some(&boot.api_key)).send().await.unwrap();
+        assert_eq!(res.bytes().await.unwrap().as_ref(), pattern(5000, 1).as_slice());
+    }
 }

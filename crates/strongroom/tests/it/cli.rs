@@ -517,6 +517,14 @@ async fn make_instance(dir: &Path) {
         .mode()
         & 0o777;
     assert_eq!(mode, 0o600, "the generated master key must be 0600");
+    for (path, want) in [
+        (dir.to_path_buf(), 0o700),
+        (dir.join("strongroom.db"), 0o600),
+        (dir.join("tls").join("key.pem"), 0o600),
+    ] {
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, want, "{} has mode {mode:o}", path.display());
+    }
     srv.signal("TERM");
     let st = srv
         .wait_exit(Duration::from_secs(15))
@@ -527,6 +535,78 @@ async fn make_instance(dir: &Path) {
         "serve exited with {st} on SIGTERM; stderr: {}",
         srv.stderr()
     );
+}
+
+/// `admin bootstrap` may come before the first `serve`: it creates the instance, and the server
+/// then starts on it with the same key. `--config` and `STRONGROOM_CONFIG` name the data dir too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_before_the_first_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let boot = bin_json(
+        &dir,
+        &[
+            "admin",
+            "bootstrap",
+            "--email",
+            "o@example.com",
+            "--org",
+            "acme",
+            "--json",
+        ],
+    );
+    let key = std::fs::read(dir.join("master.key")).unwrap();
+    let mode = std::fs::metadata(dir.join("master.key"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let mut srv = tokio::task::block_in_place(|| spawn_serve(&dir)).serving();
+    let me = get_json(srv.req(Method::GET, "/api/v1/me", boot["api_key"].as_str())).await;
+    assert_eq!(me["role"], "owner");
+    assert_eq!(me["org_id"], boot["org_id"]);
+    assert_eq!(
+        std::fs::read(dir.join("master.key")).unwrap(),
+        key,
+        "serve replaced the key bootstrap made"
+    );
+
+    let config = tmp.path().join("strongroom.toml");
+    std::fs::write(&config, format!("data_dir = {:?}\n", dir.to_str().unwrap())).unwrap();
+    let out = bin()
+        .args(["keys", "status", "--json", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["active_version"], 1, "{v}");
+    let out = bin()
+        .args(["audit", "verify", "--json"])
+        .env("STRONGROOM_CONFIG", &config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["intact"], true, "{v}");
+    assert_eq!(v["orgs"].as_array().map(Vec::len), Some(1), "{v}");
+
+    srv.signal("TERM");
+    let st = srv
+        .wait_exit(Duration::from_secs(15))
+        .await
+        .expect("serve did not stop on SIGTERM");
+    assert!(st.success(), "{st}: {}", srv.stderr());
 }
 
 /// Starts serve and expects it to refuse within 10 s; returns the error line.

@@ -43,6 +43,8 @@ pub struct TestServer {
     pub cert: PathBuf,
     /// The database.
     pub db: TestDb,
+    /// The service behind the server.
+    pub service: std::sync::Arc<strongroom_service::Service>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -111,6 +113,7 @@ impl TestServer {
             data_dir,
             cert: running.cert_path,
             db,
+            service: running.service,
             shutdown: Some(tx),
             done: Some(running.done),
             _dir: dir,
