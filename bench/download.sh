@@ -19,9 +19,9 @@ FILE=${WWW}/big.bin
 make_random_file "${FILE}"
 BYTES=$(stat -c %s "${FILE}")
 
+build_strongroom
 step "Starting servers"
 start_nginx "${WWW}"
-build_strongroom
 start_strongroom
 
 step "Uploading the file to Strongroom"
@@ -78,7 +78,7 @@ for ((run = 1; run <= RUNS; run++)); do
 done
 
 ng_s=$(median "${ng_speed[@]}") sr_s=$(median "${sr_speed[@]}")
-ng_c=$(median "${ng_cpu[@]}") sr_c=$(median "${sr_cpu[@]}")
+ng_c=$(fmt3 "$(median "${ng_cpu[@]}")") sr_c=$(fmt3 "$(median "${sr_cpu[@]}")")
 speed_ratio=$(ratio "${sr_s}" "${ng_s}")
 cpu_ratio=$(ratio "${sr_c}" "${ng_c}")
 

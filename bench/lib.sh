@@ -79,6 +79,11 @@ verdict() {
         print ok ? "meets target" : "MISSES target" }'
 }
 
+# A number with 3 decimals (medians of an even count gain digits).
+fmt3() {
+    awk -v v="$1" 'BEGIN { printf "%.3f\n", v }'
+}
+
 # bytes/s -> GB/s (10^9, as in DEPENDENCIES.md)
 gbps() {
     awk -v s="$1" 'BEGIN { printf "%.3f\n", s / 1e9 }'

@@ -24,8 +24,8 @@ FILE=${SRC_DIR}/upload.bin
 make_random_file "${FILE}"
 BYTES=$(stat -c %s "${FILE}")
 
-step "Starting Strongroom"
 build_strongroom
+step "Starting Strongroom"
 start_strongroom
 idle_hwm=$(mem_mib "${SR_PID}" VmHWM)
 note "peak RSS after start-up: ${idle_hwm} MiB"

@@ -67,6 +67,8 @@ fi
 
 bench_ensure_tools
 build_strongroom
+# The benchmarks below then use this very binary, even if the checkout changes meanwhile.
+export STRONGROOM_BIN
 
 status=0
 sections=()

@@ -24,9 +24,9 @@ FILE=${SRC_DIR}/upload.bin
 make_random_file "${FILE}"
 BYTES=$(stat -c %s "${FILE}")
 
+build_strongroom
 step "Starting servers"
 start_nginx "${WWW}"
-build_strongroom
 start_strongroom
 
 # Both stores write into page cache that the kernel flushes later; flush it between runs so one
@@ -102,7 +102,7 @@ for ((run = 0; run <= RUNS; run++)); do
 done
 
 ng_s=$(median "${ng_speed[@]}") sr_s=$(median "${sr_speed[@]}")
-ng_c=$(median "${ng_cpu[@]}") sr_c=$(median "${sr_cpu[@]}")
+ng_c=$(fmt3 "$(median "${ng_cpu[@]}")") sr_c=$(fmt3 "$(median "${sr_cpu[@]}")")
 speed_ratio=$(ratio "${sr_s}" "${ng_s}")
 
 step "Upload results"

@@ -81,7 +81,7 @@ mod tests {
     fn formats_rfc3339_utc() {
         assert_eq!(
             Timestamp::from_millis(1_795_000_000_123).rfc3339(),
-            "2026-11-18T08:26:40.123Z"
+            "2026-11-18T11:06:40.123Z"
         );
         assert_eq!(
             Timestamp::from_millis(0).rfc3339(),

@@ -23,6 +23,8 @@ pub struct Bootstrapped {
     pub api_key: Zeroizing<String>,
     /// The generated password, when the user was created without one.
     pub password: Option<Zeroizing<String>>,
+    /// A password was given but the user already existed, so it was not used.
+    pub password_ignored: bool,
 }
 
 /// A newly created API key: the secret is shown once and never stored.
@@ -97,6 +99,7 @@ impl Service {
     ) -> Result<Bootstrapped> {
         let now = self.clock.now();
         let existing_user = self.store.user_by_email(&email).await?;
+        let password_ignored = existing_user.is_some() && pw.is_some();
         let mut generated = None;
         let new_hash = match (&existing_user, pw) {
             (None, Some(pw)) => {
@@ -175,6 +178,7 @@ impl Service {
             org_id: org.id,
             api_key,
             password: generated,
+            password_ignored,
         })
     }
 

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use strongroom_blob::{BlobError, EncryptedWriter, read_range};
+use strongroom_crypto::keys::DataKey;
 use strongroom_domain::{AssetId, BlobId, Filename, Name, OrgId, Permission, SpaceId, Timestamp};
 use strongroom_store::{AssetRow, BlobRow, Page, SpaceRow};
 
@@ -167,8 +168,7 @@ impl Service {
         let space = self.space_of(p, &upload.space_id).await?;
         p.require(Permission::AssetCreate)?;
         let blob_id = BlobId::generate();
-        let (dek, wrapped_dek, kek_version) =
-            self.keyring.new_data_key(&self.store, &blob_id).await?;
+        let dek = DataKey::generate();
         let limit = self.config.max_upload_bytes;
         let mut writer =
             EncryptedWriter::create(self.blobs.as_ref(), blob_id.as_str(), &dek, Some(limit))
@@ -183,15 +183,6 @@ impl Service {
         }
         let written = writer.finish().await?;
         let now = self.clock.now();
-        let blob = BlobRow {
-            id: blob_id.clone(),
-            org_id: p.org_id.clone(),
-            kek_version,
-            wrapped_dek,
-            size: written.size,
-            stored_size: written.stored_size,
-            created_at: now,
-        };
         let row = AssetRow {
             id: AssetId::generate(),
             org_id: p.org_id.clone(),
@@ -203,25 +194,50 @@ impl Service {
             sha256: hex::encode(written.sha256),
             created_at: now,
         };
-        let committed = async {
-            let mut tx = self.store.begin().await?;
-            tx.insert_blob(&blob).await?;
-            tx.insert_asset(&row).await?;
-            let detail = serde_json::json!({"space_id": row.space_id, "filename": row.filename, "size": row.size, "sha256": row.sha256});
-            self.audit(
-                &mut tx,
-                Record::by(p, "asset.create", &row.id).detail(detail),
-            )
-            .await?;
-            tx.commit().await?;
-            Ok::<(), ServiceError>(())
-        };
-        if let Err(e) = committed.await {
-            // The object is durable but unreferenced: remove it now (the sweep would later).
-            let _ = self.blobs.delete(blob_id.as_str()).await;
-            return Err(e);
+        // The data key is wrapped at commit time, under the KEK active then: a long upload that
+        // overlaps `keys rotate` must not reference a version the rotation has since retired.
+        let mut attempts = 0;
+        loop {
+            let (wrapped_dek, kek_version) = self.keyring.wrap(&self.store, &blob_id, &dek).await?;
+            let blob = BlobRow {
+                id: blob_id.clone(),
+                org_id: p.org_id.clone(),
+                kek_version,
+                wrapped_dek,
+                size: written.size,
+                stored_size: written.stored_size,
+                created_at: now,
+            };
+            let Err(e) = self.commit_upload(p, &blob, &row).await else {
+                break;
+            };
+            attempts += 1;
+            let rotated = self
+                .keyring
+                .active_version(&self.store)
+                .await
+                .is_ok_and(|v| v != kek_version);
+            if !(rotated && attempts < 3) {
+                // The object is durable but unreferenced: remove it now (the sweep would later).
+                let _ = self.blobs.delete(blob_id.as_str()).await;
+                return Err(e);
+            }
         }
         Ok(row.into())
+    }
+
+    async fn commit_upload(&self, p: &Principal, blob: &BlobRow, row: &AssetRow) -> Result<()> {
+        let mut tx = self.store.begin().await?;
+        tx.insert_blob(blob).await?;
+        tx.insert_asset(row).await?;
+        let detail = serde_json::json!({"space_id": row.space_id, "filename": row.filename, "size": row.size, "sha256": row.sha256});
+        self.audit(
+            &mut tx,
+            Record::by(p, "asset.create", &row.id).detail(detail),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Lists a space's assets.

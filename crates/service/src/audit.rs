@@ -200,12 +200,18 @@ impl Service {
         let mut prev = genesis(org_id).to_vec();
         let mut expected_seq = 1_i64;
         let mut after = 0_i64;
-        loop {
+        // Only events up to the head read before the scan: the head and its events commit
+        // together, so those are all present, and events appended by live traffic during the
+        // scan are not mistaken for a chain longer than its head.
+        'scan: loop {
             let rows = self.store.audit_events(org_id, after, 1000).await?;
             if rows.is_empty() {
                 break;
             }
             for row in rows {
+                if row.seq > head.seq {
+                    break 'scan;
+                }
                 after = row.seq;
                 if row.seq != expected_seq {
                     return Ok(broken(
@@ -263,6 +269,21 @@ impl Service {
                 count,
                 "the chain head's signature does not verify: the trail was rewritten".into(),
             ));
+        }
+        // Events past the head were not appended through the chain (live appends move the head
+        // in the same transaction), unless the head moved since: read it again to tell apart.
+        if let Some(extra) = self.store.audit_events(org_id, head.seq, 1).await?.first() {
+            let now = self.store.audit_head(org_id).await?.map_or(0, |h| h.seq);
+            if extra.seq > now {
+                return Ok(broken(
+                    extra.seq,
+                    count,
+                    format!(
+                        "event {} lies beyond the chain's head: it was inserted",
+                        extra.seq
+                    ),
+                ));
+            }
         }
         Ok(ChainReport {
             org_id: org_id.clone(),

@@ -106,20 +106,24 @@ impl Keyring {
         Ok(newest)
     }
 
-    /// A fresh data key for `blob`, with its wrapped form and the KEK version used.
-    pub(crate) async fn new_data_key(
+    /// Wraps `dek` for `blob` under the active KEK; returns the wrapped key and the version.
+    pub(crate) async fn wrap(
         &self,
         store: &Store,
         blob: &BlobId,
-    ) -> Result<(DataKey, Vec<u8>, u32)> {
+        dek: &DataKey,
+    ) -> Result<(Vec<u8>, u32)> {
         let version = self.active(store).await?;
-        let dek = DataKey::generate();
         let keks = self.keks.read().map_err(internal)?;
         let kek = keks
             .get(&version)
             .ok_or_else(|| internal("active KEK missing"))?;
-        let wrapped = kek.wrap_dek(blob.as_str(), &dek);
-        Ok((dek, wrapped, version))
+        Ok((kek.wrap_dek(blob.as_str(), dek), version))
+    }
+
+    /// The active KEK version as the database records it now.
+    pub(crate) async fn active_version(&self, store: &Store) -> Result<u32> {
+        self.active(store).await
     }
 
     /// Unwraps a blob's data key.

@@ -60,6 +60,12 @@ pub async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
             };
             let inst = open(&instance, Create::IfMissing).await?;
             let out = inst.service.bootstrap(email, org, pw).await?;
+            if out.password_ignored {
+                eprintln!(
+                    "note: the user already exists, so the password on standard input was not used \
+                     (passwords are changed by the user, not by bootstrap)"
+                );
+            }
             if json {
                 let mut v = serde_json::json!({"user_id": out.user_id, "org_id": out.org_id, "api_key": out.api_key.as_str()});
                 if let Some(pw) = &out.password {

@@ -208,18 +208,25 @@ pub async fn start(
     })
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn signals() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Installs SIGTERM and SIGINT handlers now and returns a future that resolves on either.
+///
+/// The handlers must be in place before the server reports that it is serving: a signal that
+/// arrives between the two would otherwise take the default action and kill the process without
+/// a drain.
+pub fn signals() -> impl Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = int.recv() => {},
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
+            // No signal support: serve until killed.
+            _ => std::future::pending::<()>().await,
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        () = term => {},
     }
 }
