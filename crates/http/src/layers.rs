@@ -3,6 +3,8 @@
 
 use std::time::Instant;
 
+use tracing::Instrument;
+
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, header};
@@ -47,10 +49,9 @@ pub async fn edge(req: Request, next: Next) -> Response {
     // The path only: query strings may carry tokens and never reach the log.
     let path = req.uri().path().to_owned();
     let span = tracing::info_span!("request", request_id = %id);
-    let mut res = {
-        let _enter = span.enter();
-        next.run(req).await
-    };
+    // Instrumented, not entered: the span must follow the future across await points so every
+    // log line of the request (an internal error's cause included) carries its id.
+    let mut res = next.run(req).instrument(span).await;
     let status = res.status();
     let is_problem = res
         .headers()

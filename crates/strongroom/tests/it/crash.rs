@@ -11,41 +11,14 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::cli::{BinServer, bin_json, poll, sha256_hex, spawn_serve};
+use crate::process::{BinServer, bin_json, bootstrap_with_space, poll, sha256_hex, spawn_serve};
 use crate::support::*;
 
 /// A binary server on `dir` with an owner key and a space: (server, api key, org id, space id).
 async fn binary_instance(dir: &Path) -> (BinServer, String, String, String) {
     let srv = tokio::task::block_in_place(|| spawn_serve(dir)).serving();
     // Bootstrap through the CLI while the server runs.
-    let boot = bin_json(
-        dir,
-        &[
-            "admin",
-            "bootstrap",
-            "--email",
-            "owner@example.com",
-            "--org",
-            "acme",
-            "--json",
-        ],
-    );
-    let key = boot["api_key"].as_str().unwrap().to_owned();
-    let org = boot["org_id"].as_str().unwrap().to_owned();
-    let res = srv
-        .req(
-            Method::POST,
-            &format!("/api/v1/orgs/{org}/spaces"),
-            Some(&key),
-        )
-        .json(&json!({"name": "site"}))
-        .send()
-        .await
-        .unwrap();
-    let space = expect_json(res, StatusCode::CREATED).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (key, org, space) = bootstrap_with_space(&srv, dir, "owner@example.com", "site").await;
     (srv, key, org, space)
 }
 

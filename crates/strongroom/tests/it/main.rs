@@ -3,10 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod process;
 mod support;
 
 mod assets;
+mod audit_verify;
 mod authz;
 mod cli;
 mod crash;
 mod edge;
+mod keys;
+mod signals;

@@ -318,6 +318,33 @@ pub async fn expect_problem(res: Response, status: StatusCode, code: &str) -> Va
     v
 }
 
+/// Sends `req` and asserts a 200 JSON body.
+pub async fn get_json(req: reqwest::RequestBuilder) -> Value {
+    expect_json(req.send().await.unwrap(), StatusCode::OK).await
+}
+
+/// Downloads an asset's content and asserts a 200.
+pub async fn download(srv: &TestServer, key: &str, id: &str) -> Vec<u8> {
+    let res = srv
+        .req(
+            Method::GET,
+            &format!("/api/v1/assets/{id}/content"),
+            Some(key),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let body = res.bytes().await.unwrap();
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "download of {id} failed: {}",
+        String::from_utf8_lossy(&body)
+    );
+    body.to_vec()
+}
+
 /// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
