@@ -1,7 +1,9 @@
 //! The streaming encryption layer: plaintext in, sealed chunks to a [`BlobStore`], and back.
 //!
-//! Memory per upload or download is bounded by one batch (16 chunks, about 1 MiB) whatever the
-//! blob size. Batching amortises the per-call cost of the blocking pool and the storage backend
+//! Memory is bounded whatever the blob size: a download holds one batch (16 chunks, about
+//! 1 MiB); an upload holds at most four (the batch being filled, the one being sealed, one being
+//! hashed and one being written, the last two on the blocking pool so they overlap with
+//! receiving). Batching amortises the per-call cost of the blocking pool and the storage backend
 //! while keeping latency to first byte low.
 
 use std::collections::VecDeque;
@@ -36,10 +38,47 @@ pub struct EncryptedWriter {
     pending: Vec<u8>,
     /// Ciphertext waiting to be written (starts with the header).
     out: Vec<u8>,
-    hasher: Sha256,
+    hasher: HashPipe,
     size: u64,
     stored: u64,
     max_size: Option<u64>,
+}
+
+/// The plaintext SHA-256, computed batch by batch on the blocking pool so that hashing (the most
+/// expensive step of an upload) overlaps with receiving and encrypting the next batch. One batch
+/// is hashed at a time, in order.
+enum HashPipe {
+    /// No batch being hashed.
+    Idle(Sha256),
+    /// A batch being hashed; the task hands the state back.
+    Busy(tokio::task::JoinHandle<Sha256>),
+    /// A wait for a batch was cancelled: the state is lost and the writer is unusable.
+    Lost,
+}
+
+impl HashPipe {
+    /// Waits for the batch in progress, if any, and returns the hash state.
+    async fn take(&mut self) -> Result<Sha256, BlobError> {
+        match std::mem::replace(self, HashPipe::Lost) {
+            HashPipe::Idle(h) => Ok(h),
+            HashPipe::Busy(task) => task
+                .await
+                .map_err(|e| BlobError::Io(std::io::Error::other(e))),
+            HashPipe::Lost => Err(BlobError::Io(std::io::Error::other(
+                "blob writer used after a cancelled write",
+            ))),
+        }
+    }
+
+    /// Hashes `batch` after every batch fed before it.
+    async fn feed(&mut self, batch: Bytes) -> Result<(), BlobError> {
+        let mut h = self.take().await?;
+        *self = HashPipe::Busy(tokio::task::spawn_blocking(move || {
+            h.update(&batch);
+            h
+        }));
+        Ok(())
+    }
 }
 
 /// What [`EncryptedWriter::finish`] stored, for the database row.
@@ -72,7 +111,7 @@ impl EncryptedWriter {
             sealer,
             pending: Vec::with_capacity(PENDING_CAPACITY),
             out,
-            hasher: Sha256::new(),
+            hasher: HashPipe::Idle(Sha256::new()),
             size: 0,
             stored: 0,
             max_size,
@@ -89,7 +128,6 @@ impl EncryptedWriter {
             return Err(BlobError::TooLarge);
         }
         self.size = new_size;
-        self.hasher.update(data);
         let mut data = data;
         while !data.is_empty() {
             let take = (PENDING_CAPACITY - self.pending.len()).min(data.len());
@@ -97,10 +135,16 @@ impl EncryptedWriter {
             data = &data[take..];
             // More than a batch buffered means the first 16 chunks are certainly not the last.
             if self.pending.len() > BATCH_PLAINTEXT {
-                for chunk in self.pending[..BATCH_PLAINTEXT].chunks_exact(CHUNK_SIZE) {
+                // The batch's buffer moves to the hasher instead of being copied; the held-back
+                // tail (at most one chunk) starts the next buffer.
+                let mut next = Vec::with_capacity(PENDING_CAPACITY);
+                next.extend_from_slice(&self.pending[BATCH_PLAINTEXT..]);
+                let mut batch = std::mem::replace(&mut self.pending, next);
+                batch.truncate(BATCH_PLAINTEXT);
+                for chunk in batch.chunks_exact(CHUNK_SIZE) {
                     self.sealer.seal_chunk(chunk, false, &mut self.out)?;
                 }
-                self.pending.drain(..BATCH_PLAINTEXT);
+                self.hasher.feed(Bytes::from(batch)).await?;
                 self.write_out().await?;
             }
         }
@@ -119,6 +163,8 @@ impl EncryptedWriter {
         // `pending` is never empty here unless the blob is empty: a batch flush always leaves at
         // least one byte behind.
         let pending = std::mem::take(&mut self.pending);
+        let mut hasher = self.hasher.take().await?;
+        hasher.update(&pending);
         let mut chunks = pending.chunks(CHUNK_SIZE).peekable();
         if chunks.peek().is_none() {
             self.sealer.seal_chunk(&[], true, &mut self.out)?;
@@ -130,7 +176,6 @@ impl EncryptedWriter {
         self.write_out().await?;
         let EncryptedWriter {
             writer,
-            hasher,
             size,
             stored,
             ..

@@ -119,6 +119,9 @@ impl BlobStore for FsBlobStore {
                 tmp_path,
                 final_path,
                 dir,
+                writing: None,
+                flushing: None,
+                unflushed: 0,
                 in_flight: false,
                 committed: false,
             });
@@ -265,16 +268,32 @@ impl BlobStore for FsBlobStore {
 
 /// A blob being written to `tmp/`.
 struct FsBlobWriter {
-    // Shared with the blocking task doing each write; the writer is `&mut` during a write, so
-    // there is never more than one at a time.
+    // Shared with the blocking tasks that write and flush it.
     file: Arc<File>,
     tmp_path: PathBuf,
     final_path: PathBuf,
     dir: PathBuf,
-    // Set while a write runs. If a write future is dropped mid-way, its blocking task may still be
-    // running; refusing further use keeps bytes from landing out of order.
+    // The write running in the background while the caller prepares the next batch. At most one
+    // runs at a time, and each starts only after the previous one finished: bytes land in order.
+    writing: Option<tokio::task::JoinHandle<io::Result<()>>>,
+    // A background `fdatasync` started every FLUSH_EVERY bytes: the disk drains the upload while it
+    // is still arriving, so the commit's final sync only waits for the tail.
+    flushing: Option<tokio::task::JoinHandle<io::Result<()>>>,
+    unflushed: u64,
+    // Set while waiting on `writing`. If that wait is cancelled the previous write may still run;
+    // refusing further use keeps a new write from overtaking it.
     in_flight: bool,
     committed: bool,
+}
+
+/// Bytes written between background flushes.
+const FLUSH_EVERY: u64 = 32 * 1024 * 1024;
+
+async fn join(task: tokio::task::JoinHandle<io::Result<()>>) -> Result<(), BlobError> {
+    match task.await {
+        Ok(r) => r.map_err(BlobError::Io),
+        Err(e) => Err(BlobError::Io(io::Error::other(e))),
+    }
 }
 
 impl FsBlobWriter {
@@ -286,16 +305,37 @@ impl FsBlobWriter {
         }
         Ok(())
     }
+
+    /// Waits for the background write, if one runs, and reports its result.
+    async fn settle(&mut self) -> Result<(), BlobError> {
+        if let Some(task) = self.writing.take() {
+            self.in_flight = true;
+            join(task).await?;
+            self.in_flight = false;
+        }
+        Ok(())
+    }
 }
 
 impl BlobWriter for FsBlobWriter {
     fn write<'a>(&'a mut self, data: Bytes) -> BoxFuture<'a, Result<(), BlobError>> {
         Box::pin(async move {
             self.usable()?;
+            self.settle().await?;
             let file = Arc::clone(&self.file);
-            self.in_flight = true;
-            blocking(move || (&*file).write_all(&data)).await?;
-            self.in_flight = false;
+            self.unflushed += data.len() as u64;
+            self.writing = Some(tokio::task::spawn_blocking(move || {
+                (&*file).write_all(&data)
+            }));
+            let idle = self.flushing.as_ref().is_none_or(|t| t.is_finished());
+            if self.unflushed >= FLUSH_EVERY && idle {
+                if let Some(done) = self.flushing.take() {
+                    join(done).await?;
+                }
+                self.unflushed = 0;
+                let file = Arc::clone(&self.file);
+                self.flushing = Some(tokio::task::spawn_blocking(move || file.sync_data()));
+            }
             Ok(())
         })
     }
@@ -303,6 +343,10 @@ impl BlobWriter for FsBlobWriter {
     fn commit(mut self: Box<Self>) -> BoxFuture<'static, Result<(), BlobError>> {
         Box::pin(async move {
             self.usable()?;
+            self.settle().await?;
+            if let Some(flush) = self.flushing.take() {
+                join(flush).await?;
+            }
             let file = Arc::clone(&self.file);
             let tmp = self.tmp_path.clone();
             let fin = self.final_path.clone();

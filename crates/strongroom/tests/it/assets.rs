@@ -63,9 +63,11 @@ both_backends! {
     async fn empty_and_exact_chunk_uploads(b: Backend) {
         let Some(srv) = TestServer::start(b).await else { return };
         let (boot, space) = setup(&srv).await;
-        for len in [0usize, 1, 65536, 131072] {
+        // Around the 64 KiB chunk and the 1 MiB batch (16 chunks) the writer hashes and writes in.
+        for len in [0usize, 1, 65536, 131072, 16 * 65536, 17 * 65536 + 1, 3_000_001] {
             let data = pattern(len, len as u64 + 1);
             let asset = srv.upload(&boot.api_key, &space, "x", data.clone()).await;
+            assert_eq!(asset["sha256"], hex_sha256(&data), "length {len}");
             let id = asset["id"].as_str().unwrap();
             let body = srv.req(Method::GET, &format!("/api/v1/assets/{id}/content"), Some(&boot.api_key)).send().await.unwrap().bytes().await.unwrap();
             assert_eq!(body.len(), len);
