@@ -10,8 +10,8 @@
 //! blocking pool so a slow disk never stalls the async workers.
 
 use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::{self, Write as _};
-use std::os::unix::fs::{DirBuilderExt as _, FileExt as _, OpenOptionsExt as _};
+use std::io::{self, Read as _, Seek as _, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -139,18 +139,12 @@ impl BlobStore for FsBlobStore {
             validate_id(id)?;
             let path = self.object_path(id);
             blocking(move || {
-                let file = File::open(path)?;
-                let mut buf = vec![0u8; len];
-                let mut filled = 0;
-                while filled < len {
-                    match file.read_at(&mut buf[filled..], offset + filled as u64) {
-                        Ok(0) => break,
-                        Ok(n) => filled += n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                buf.truncate(filled);
+                let mut file = File::open(path)?;
+                file.seek(io::SeekFrom::Start(offset))?;
+                // Read into reserved, unfilled capacity: zero-filling a fresh megabyte per batch
+                // first was a measurable share of download CPU.
+                let mut buf = Vec::with_capacity(len);
+                (&mut file).take(len as u64).read_to_end(&mut buf)?;
                 Ok(Bytes::from(buf))
             })
             .await

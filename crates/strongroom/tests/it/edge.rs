@@ -302,3 +302,29 @@ fn tokio_stream_from<T: Send + 'static>(
 ) -> impl futures_util::Stream<Item = T> {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_headers_are_refused() {
+    let srv = TestServer::start(Backend::Sqlite).await.unwrap();
+    // Past the 64 KiB header buffer: refused (431) or the connection is dropped, never served.
+    let res = srv
+        .client
+        .get(srv.url("/healthz"))
+        .header("x-filler", "a".repeat(100 * 1024))
+        .send()
+        .await;
+    match res {
+        Ok(r) => assert_eq!(r.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+        Err(e) => assert!(e.is_request() || e.is_connect() || e.is_body(), "{e}"),
+    }
+    // The server is unaffected.
+    assert_eq!(
+        srv.client
+            .get(srv.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}
