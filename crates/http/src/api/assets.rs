@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use futures_util::StreamExt;
@@ -284,6 +284,7 @@ async fn content(
     State(state): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<String>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = asset_id(&id)?;
@@ -332,9 +333,8 @@ async fn content(
             return Ok(err);
         }
     };
-    let content = state.service.read_content(&p, &id, range).await?;
-    let (start, end) = content.range;
-    if let Ok(v) = HeaderValue::from_str(&content.asset.content_type) {
+    let (start, end) = range.unwrap_or((0, asset.size));
+    if let Ok(v) = HeaderValue::from_str(&asset.content_type) {
         out.insert(header::CONTENT_TYPE, v);
     }
     out.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
@@ -342,11 +342,16 @@ async fn content(
         && let Ok(v) = HeaderValue::from_str(&format!(
             "bytes {start}-{}/{}",
             end.saturating_sub(1),
-            content.asset.size
+            asset.size
         ))
     {
         out.insert(header::CONTENT_RANGE, v);
     }
+    if method == Method::HEAD {
+        // Headers only: no byte is decrypted or sent, so no read is recorded.
+        return Ok((status, out).into_response());
+    }
+    let content = state.service.read_content(&p, &id, range).await?;
     let asset_id = id.to_string();
     let body = content.body.map(move |item| {
         item.map_err(|e| {

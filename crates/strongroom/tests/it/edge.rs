@@ -142,6 +142,11 @@ both_backends! {
         let id = asset["id"].as_str().unwrap();
         srv.req(Method::GET, &format!("/api/v1/assets/{id}/content"), Some(&boot.api_key)).send().await.unwrap().bytes().await.unwrap();
         srv.req(Method::GET, &format!("/api/v1/assets/{id}/content"), Some(&boot.api_key)).header("range", "bytes=0-0").send().await.unwrap().bytes().await.unwrap();
+        // HEAD sends headers only: no byte is read, so no read is recorded.
+        let head = srv.req(Method::HEAD, &format!("/api/v1/assets/{id}/content"), Some(&boot.api_key)).send().await.unwrap();
+        assert_eq!(head.status(), StatusCode::OK);
+        assert_eq!(head.headers()["content-length"], "3");
+        assert!(head.headers().contains_key("etag"));
         assert_eq!(srv.req(Method::DELETE, &format!("/api/v1/assets/{id}"), Some(&boot.api_key)).send().await.unwrap().status(), StatusCode::NO_CONTENT);
         // A refused request records nothing.
         srv.req(Method::DELETE, &format!("/api/v1/assets/{id}"), Some(&boot.api_key)).send().await.unwrap();
