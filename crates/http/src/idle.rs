@@ -64,6 +64,26 @@ impl<T: AsyncRead + Unpin> AsyncRead for Idle<T> {
     }
 }
 
+impl<T> Idle<T> {
+    /// Resets the deadline on a write that moved bytes; fails a pending one past the deadline.
+    fn wrote(
+        &mut self,
+        cx: &mut Context<'_>,
+        r: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match r {
+            Poll::Ready(r) => {
+                if matches!(r, Ok(n) if n > 0) {
+                    self.progressed();
+                }
+                Poll::Ready(r)
+            }
+            Poll::Pending if self.expired(cx) => Poll::Ready(Err(timed_out())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
 impl<T: AsyncWrite + Unpin> AsyncWrite for Idle<T> {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -71,16 +91,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Idle<T> {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write(cx, data) {
-            Poll::Ready(r) => {
-                if matches!(r, Ok(n) if n > 0) {
-                    this.progressed();
-                }
-                Poll::Ready(r)
-            }
-            Poll::Pending if this.expired(cx) => Poll::Ready(Err(timed_out())),
-            Poll::Pending => Poll::Pending,
-        }
+        let r = Pin::new(&mut this.inner).poll_write(cx, data);
+        this.wrote(cx, r)
     }
 
     fn poll_write_vectored(
@@ -89,16 +101,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Idle<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(r) => {
-                if matches!(r, Ok(n) if n > 0) {
-                    this.progressed();
-                }
-                Poll::Ready(r)
-            }
-            Poll::Pending if this.expired(cx) => Poll::Ready(Err(timed_out())),
-            Poll::Pending => Poll::Pending,
-        }
+        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.wrote(cx, r)
     }
 
     fn is_write_vectored(&self) -> bool {
