@@ -95,6 +95,10 @@ id_type!(
     ApiKeyId, "key", "API key"
 );
 id_type!(
+    /// A browser session (the public id, for listing and revoking; never the cookie secret).
+    SessionId, "ses", "session"
+);
+id_type!(
     /// A stored, encrypted blob with its own data key.
     BlobId, "blb", "blob"
 );

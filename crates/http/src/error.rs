@@ -93,6 +93,17 @@ impl From<ServiceError> for ApiError {
             ServiceError::Forbidden(_) => {
                 ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
             }
+            ServiceError::InvalidCredentials => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                e.to_string(),
+            ),
+            ServiceError::CsrfRejected => {
+                ApiError::new(StatusCode::FORBIDDEN, "csrf_failed", e.to_string())
+            }
+            ServiceError::WeakPassword(reason) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "weak_password", reason)
+            }
             ServiceError::NotFound(what) => ApiError::not_found(what),
             ServiceError::Invalid(msg) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", msg)

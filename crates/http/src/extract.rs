@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use serde::de::DeserializeOwned;
-use strongroom_service::{Principal, RequestMeta};
+use strongroom_service::{Principal, RequestMeta, SessionCredentials};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -37,25 +37,52 @@ where
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
-                "a valid API key is required (Authorization: Bearer ...)",
+                "a valid API key (Authorization: Bearer ...) or session is required",
             )
         };
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(unauthenticated)?;
-        let value = value.to_str().map_err(|_| unauthenticated())?;
-        let secret = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .ok_or_else(unauthenticated)?
-            .trim();
         let meta = RequestMeta {
             ip: client_ip(parts),
         };
-        let principal = state.service.authenticate_api_key(secret, meta).await?;
+        // An Authorization header decides alone: a request carrying a key is never also judged
+        // by a cookie the browser happened to send.
+        if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+            let value = value.to_str().map_err(|_| unauthenticated())?;
+            let secret = value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+                .ok_or_else(unauthenticated)?
+                .trim();
+            let principal = state.service.authenticate_api_key(secret, meta).await?;
+            return Ok(Auth(principal));
+        }
+        let secret = session_cookie(&parts.headers).ok_or_else(unauthenticated)?;
+        let creds = SessionCredentials {
+            secret: &secret,
+            csrf: parts
+                .headers
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok()),
+            unsafe_method: !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS),
+        };
+        let principal = state.service.authenticate_session(creds, meta).await?;
         Ok(Auth(principal))
     }
+}
+
+/// The session cookie's name. `__Host-` makes browsers accept it only when Secure, with
+/// `Path=/` and no `Domain`, so a sibling subdomain cannot plant or overwrite it.
+pub const SESSION_COOKIE: &str = "__Host-strongroom_session";
+
+/// The session cookie's value, if the request carries one.
+pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_owned())
 }
 
 /// A JSON body; malformed JSON or a wrong content type is a problem response.
@@ -121,5 +148,32 @@ impl PageParams {
             ),
         };
         Ok((limit, after))
+    }
+}
+
+/// Where a request comes from, for requests made before anyone is authenticated (login).
+pub struct ClientInfo {
+    /// The client address.
+    pub meta: RequestMeta,
+    /// The User-Agent header, as sent (shown in the session list).
+    pub user_agent: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        Ok(ClientInfo {
+            meta: RequestMeta {
+                ip: client_ip(parts),
+            },
+            user_agent,
+        })
     }
 }

@@ -10,8 +10,7 @@ use crate::principal::API_KEY_PREFIX;
 use crate::{Actor, Principal, RequestMeta, Result, Service, ServiceError};
 
 /// Shortest password accepted (NIST 800-63B recommends at least 8; ASVS level 2 asks for 12).
-pub const MIN_PASSWORD_LEN: usize = 12;
-const MAX_PASSWORD_LEN: usize = 128;
+pub const MIN_PASSWORD_LEN: usize = strongroom_identity::password_policy::MIN_CHARS;
 
 /// What `admin bootstrap` created or reused.
 pub struct Bootstrapped {
@@ -37,25 +36,11 @@ pub struct CreatedKey {
     pub expires_at: Option<Timestamp>,
 }
 
-fn check_password(pw: &str, email: &Email) -> Result<()> {
-    let chars = pw.chars().count();
-    if chars < MIN_PASSWORD_LEN {
-        return Err(ServiceError::Invalid(format!(
-            "the password is too short: use at least {MIN_PASSWORD_LEN} characters"
-        )));
-    }
-    if chars > MAX_PASSWORD_LEN {
-        return Err(ServiceError::Invalid(format!(
-            "the password is too long: use at most {MAX_PASSWORD_LEN} characters"
-        )));
-    }
-    let local = email.as_str().split('@').next().unwrap_or_default();
-    if local.len() >= 4 && pw.to_lowercase().contains(local) {
-        return Err(ServiceError::Invalid(
-            "the password must not contain your email address".into(),
-        ));
-    }
-    Ok(())
+/// The password policy (length, common/breached list, personal data, strength); the reason for
+/// a refusal is safe to show.
+pub(crate) fn check_password(pw: &str, email: &Email) -> Result<()> {
+    strongroom_identity::password_policy::check(pw, email.as_str(), None)
+        .map_err(|weak| ServiceError::WeakPassword(weak.reason))
 }
 
 fn cli_record<'a>(org_id: &'a OrgId, action: &'static str, target: impl ToString) -> Record<'a> {
@@ -298,6 +283,7 @@ impl Service {
         };
         let user_id = match &p.actor {
             Actor::ApiKey { user_id, .. } => user_id.clone(),
+            Actor::Session { user_id, .. } => Some(user_id.clone()),
             Actor::Cli => None,
         };
         let row = ApiKeyRow {

@@ -10,6 +10,7 @@ mod assets;
 mod audit;
 mod keyring;
 mod principal;
+mod sessions;
 mod sweep;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub use assets::{Asset, Content, ListQuery, NewUpload, Space};
 pub use audit::{AuditEvent, ChainReport};
 pub use keyring::{KeyStatus, Keyring, RotationReport};
 pub use principal::{Actor, Principal, RequestMeta};
+pub use sessions::{LoggedIn, LoginRequest, SessionCredentials, SessionInfo};
 pub use strongroom_store::Page;
 
 /// Something a use case refused or failed to do. Each variant says what the caller should tell
@@ -36,6 +38,15 @@ pub enum ServiceError {
     /// The credential is valid but its role lacks the permission.
     #[error("your role does not allow {0}")]
     Forbidden(&'static str),
+    /// The email and password (or other factor) do not match an account.
+    #[error("the email address or password is not correct")]
+    InvalidCredentials,
+    /// A state-changing request authenticated by a session cookie lacked its CSRF token.
+    #[error("a valid X-CSRF-Token header is required with a session cookie")]
+    CsrfRejected,
+    /// A new password was refused by the password policy; the message says why.
+    #[error("{0}")]
+    WeakPassword(String),
     /// The resource does not exist, or exists in another organization.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -105,9 +116,13 @@ pub struct Service {
     keyring: Keyring,
     audit_key: MacKey,
     api_key_hasher: MacKey,
+    session_hasher: MacKey,
+    csrf_hasher: MacKey,
     clock: Arc<dyn Clock>,
     config: ServiceConfig,
     key_touches: principal::TouchThrottle,
+    /// One permit per core for password hashing (see `sessions`).
+    hash_permits: tokio::sync::Semaphore,
 }
 
 impl Service {
@@ -121,6 +136,9 @@ impl Service {
     ) -> Result<Service> {
         let audit_key = root.derive("audit-chain");
         let api_key_hasher = root.derive("api-key");
+        let session_hasher = root.derive("session");
+        let csrf_hasher = root.derive("csrf");
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let keyring = Keyring::load(&store, root, clock.now()).await?;
         Ok(Service {
             store,
@@ -128,9 +146,12 @@ impl Service {
             keyring,
             audit_key,
             api_key_hasher,
+            session_hasher,
+            csrf_hasher,
             clock,
             config,
             key_touches: principal::TouchThrottle::default(),
+            hash_permits: tokio::sync::Semaphore::new(cores),
         })
     }
 

@@ -26,6 +26,13 @@ pub enum Actor {
         /// The user it belongs to, if any.
         user_id: Option<UserId>,
     },
+    /// A signed-in user's browser session.
+    Session {
+        /// The session.
+        session_id: strongroom_domain::SessionId,
+        /// The user.
+        user_id: UserId,
+    },
     /// The `strongroom admin` command line (operator with access to the data dir).
     Cli,
 }
@@ -35,6 +42,7 @@ impl Actor {
     pub fn audit_name(&self) -> String {
         match self {
             Actor::ApiKey { key_id, .. } => format!("key:{key_id}"),
+            Actor::Session { user_id, .. } => format!("user:{user_id}"),
             Actor::Cli => "cli".to_owned(),
         }
     }

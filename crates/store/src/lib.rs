@@ -12,6 +12,7 @@
 mod audit;
 mod keys;
 mod migrate;
+mod sessions;
 mod tenancy;
 
 use std::time::Duration;
@@ -21,6 +22,8 @@ use sqlx::{Any, AnyPool, Row};
 
 pub use audit::{AuditEventRow, AuditHead, NewAuditEvent};
 pub use keys::{ApiKeyRow, BlobRow, KekRow, PrincipalRow};
+pub use migrate::SCHEMA_VERSION;
+pub use sessions::{SessionLookup, SessionRow};
 pub use tenancy::{AssetRow, OrgRow, SpaceRow, UserRow};
 
 /// Which engine a store runs on.

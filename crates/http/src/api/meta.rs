@@ -108,11 +108,21 @@ async fn openapi() -> Json<serde_json::Value> {
 
 async fn me(Auth(p): Auth) -> Json<serde_json::Value> {
     let mut v = serde_json::json!({"org_id": p.org_id, "role": p.role});
-    if let Actor::ApiKey { key_id, user_id } = &p.actor {
-        v["key_id"] = serde_json::json!(key_id);
-        if let Some(u) = user_id {
-            v["user_id"] = serde_json::json!(u);
+    match &p.actor {
+        Actor::ApiKey { key_id, user_id } => {
+            v["key_id"] = serde_json::json!(key_id);
+            if let Some(u) = user_id {
+                v["user_id"] = serde_json::json!(u);
+            }
         }
+        Actor::Session {
+            session_id,
+            user_id,
+        } => {
+            v["user_id"] = serde_json::json!(user_id);
+            v["session_id"] = serde_json::json!(session_id);
+        }
+        Actor::Cli => {}
     }
     Json(v)
 }

@@ -2,6 +2,7 @@
 //! from. The router and `/api/openapi.json` both come from [`ROUTES`], so they cannot drift apart.
 
 mod assets;
+mod auth;
 mod keys;
 mod meta;
 mod openapi;
@@ -48,6 +49,11 @@ pub static ROUTES: &[Route] = &[
     assets::DELETE,
     keys::CREATE,
     keys::REVOKE,
+    auth::LOGIN,
+    auth::LOGOUT,
+    auth::SESSIONS,
+    auth::REVOKE_SESSION,
+    auth::PASSWORD,
     meta::AUDIT,
 ];
 

@@ -22,6 +22,12 @@ fn schemas() -> Value {
         "CreatedApiKey": {"type": "object", "properties": {"id": id, "api_key": {"type": "string"}, "expires_at": time}},
         "AuditEvent": {"type": "object", "properties": {"seq": {"type": "integer"}, "at": time, "actor": {"type": "string"}, "action": {"type": "string"},
             "target": {"type": "string"}, "ip": {"type": "string"}, "detail": {"type": "object"}, "hash": {"type": "string"}, "prev_hash": {"type": "string"}}},
+        "Login": {"type": "object", "required": ["email", "password"], "properties": {"email": {"type": "string"}, "password": {"type": "string"},
+            "org_id": id, "totp": {"type": "string"}, "recovery_code": {"type": "string"}, "captcha": {"type": "string"}}},
+        "LoggedIn": {"type": "object", "properties": {"user_id": id, "org_id": id, "session_id": id, "csrf_token": {"type": "string"}}},
+        "Session": {"type": "object", "properties": {"id": id, "created_at": time, "last_seen_at": time, "ip": {"type": "string"}, "user_agent": {"type": "string"}, "current": {"type": "boolean"}}},
+        "SessionList": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Session"}}, "next_cursor": {"type": ["string", "null"]}}},
+        "PasswordChange": {"type": "object", "required": ["current_password", "new_password"], "properties": {"current_password": {"type": "string"}, "new_password": {"type": "string"}}},
         "AuditList": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/AuditEvent"}}, "next_cursor": {"type": ["string", "null"]}}},
     })
 }
@@ -88,7 +94,7 @@ pub fn document() -> Value {
         }
         op.insert("responses".into(), Value::Object(responses));
         if r.auth {
-            op.insert("security".into(), json!([{"bearer": []}]));
+            op.insert("security".into(), json!([{"bearer": []}, {"session": []}]));
         }
         let entry = paths
             .entry(r.path.to_string())
@@ -103,7 +109,10 @@ pub fn document() -> Value {
         "paths": paths,
         "components": {
             "schemas": schemas(),
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "An API key (srk_...)"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "An API key (srk_...)"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "__Host-strongroom_session", "description": "From POST /api/v1/auth/login; unsafe methods also need X-CSRF-Token"},
+            },
         },
     })
 }

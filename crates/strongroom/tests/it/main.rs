@@ -13,4 +13,5 @@ mod cli;
 mod crash;
 mod edge;
 mod keys;
+mod sessions;
 mod signals;

@@ -1,0 +1,171 @@
+//! Signing in and out, sessions, password change.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use strongroom_domain::{Email, OrgId, SessionId};
+use strongroom_service::LoginRequest;
+use zeroize::Zeroizing;
+
+use super::Route;
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, Auth, ClientInfo, SESSION_COOKIE};
+
+pub const LOGIN: Route = Route {
+    method: "POST",
+    path: "/api/v1/auth/login",
+    summary: "Sign in with email and password: sets the session cookie and returns the CSRF token",
+    auth: false,
+    success: 200,
+    body: Some("json:Login"),
+    response: Some("LoggedIn"),
+    handler: || post(login),
+};
+pub const LOGOUT: Route = Route {
+    method: "POST",
+    path: "/api/v1/auth/logout",
+    summary: "End this session",
+    auth: true,
+    success: 204,
+    body: None,
+    response: None,
+    handler: || post(logout),
+};
+pub const SESSIONS: Route = Route {
+    method: "GET",
+    path: "/api/v1/auth/sessions",
+    summary: "Your signed-in sessions",
+    auth: true,
+    success: 200,
+    body: None,
+    response: Some("SessionList"),
+    handler: || get(sessions),
+};
+pub const REVOKE_SESSION: Route = Route {
+    method: "DELETE",
+    path: "/api/v1/auth/sessions/{session_id}",
+    summary: "Sign out one of your sessions",
+    auth: true,
+    success: 204,
+    body: None,
+    response: None,
+    handler: || delete(revoke_session),
+};
+pub const PASSWORD: Route = Route {
+    method: "POST",
+    path: "/api/v1/me/password",
+    summary: "Change your password (signs out your other sessions)",
+    auth: true,
+    success: 204,
+    body: Some("json:PasswordChange"),
+    response: None,
+    handler: || post(change_password),
+};
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    email: String,
+    password: Zeroizing<String>,
+    org_id: Option<String>,
+    // Second factors and the captcha are part of the contract; accounts cannot enrol them yet.
+    #[allow(dead_code)]
+    totp: Option<String>,
+    #[allow(dead_code)]
+    recovery_code: Option<String>,
+    #[allow(dead_code)]
+    captcha: Option<String>,
+}
+
+fn cookie(value: &str, max_age: i64) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={value}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age}"
+    ))
+    .ok()
+}
+
+async fn login(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> Result<Response, ApiError> {
+    // A malformed email cannot match an account: the same answer as a wrong password.
+    let email = Email::parse(&body.email)
+        .map_err(|_| ApiError::from(strongroom_service::ServiceError::InvalidCredentials))?;
+    let org_id = body
+        .org_id
+        .as_deref()
+        .map(OrgId::parse)
+        .transpose()
+        .map_err(|_| ApiError::from(strongroom_service::ServiceError::InvalidCredentials))?;
+    let req = LoginRequest {
+        email,
+        password: body.password,
+        org_id,
+        meta: client.meta,
+        user_agent: client.user_agent,
+    };
+    let done = state.service.login(req).await?;
+    let mut res = Json(serde_json::json!({
+        "user_id": done.user_id,
+        "org_id": done.org_id,
+        "session_id": done.session_id,
+        "csrf_token": done.csrf_token.as_str(),
+    }))
+    .into_response();
+    if let Some(c) = cookie(&done.cookie_secret, done.max_age_secs) {
+        res.headers_mut().insert(header::SET_COOKIE, c);
+    }
+    Ok(res)
+}
+
+async fn logout(State(state): State<AppState>, Auth(p): Auth) -> Result<Response, ApiError> {
+    state.service.logout(&p).await?;
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    if let Some(c) = cookie("", 0) {
+        res.headers_mut().insert(header::SET_COOKIE, c);
+    }
+    Ok(res)
+}
+
+async fn sessions(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let items = state.service.list_sessions(&p).await?;
+    Ok(Json(
+        serde_json::json!({"items": items, "next_cursor": null}),
+    ))
+}
+
+async fn revoke_session(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = SessionId::parse(&id).map_err(|_| ApiError::not_found("session"))?;
+    state.service.revoke_session(&p, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    current_password: Zeroizing<String>,
+    new_password: Zeroizing<String>,
+}
+
+async fn change_password(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(body): ApiJson<PasswordChange>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .service
+        .change_password(&p, body.current_password, body.new_password)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,11 @@
+//! Identity rules for Strongroom: what a password must be now; TOTP, WebAuthn, OIDC, SAML and
+//! SCIM attribute mapping later.
+//!
+//! This crate owns *decisions* about identities and credentials, not their plumbing. It must
+//! never name HTTP types, open a database, or do I/O at run time: everything it needs (such as
+//! the common-password list) is compiled in, so a rule gives the same answer on every node and in
+//! every test. Hashing and storing a password belong to `strongroom-crypto` and
+//! `strongroom-store`; turning a refusal into a response belongs to `strongroom-http`.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod password_policy;

@@ -1,0 +1,351 @@
+//! Passwords and browser sessions: login, the session behind a cookie (with its CSRF token and
+//! timeouts), listing and revoking sessions, logout, password change.
+//!
+//! Password hashing is deliberately slow, so it runs on the blocking pool behind a semaphore with
+//! one permit per core: a flood of logins queues there instead of starving other requests. An
+//! unknown email still costs one hash, so response time does not reveal which addresses exist.
+
+use std::sync::OnceLock;
+
+use strongroom_crypto::{password, token};
+use strongroom_domain::{Email, OrgId, SessionId, Timestamp, UserId};
+use strongroom_store::SessionRow;
+use zeroize::Zeroizing;
+
+use crate::audit::Record;
+use crate::{Actor, Principal, RequestMeta, Result, Service, ServiceError};
+
+/// What a login asks for.
+pub struct LoginRequest {
+    /// The account.
+    pub email: Email,
+    /// The password.
+    pub password: Zeroizing<String>,
+    /// The organization to act in (default: the one the user joined first).
+    pub org_id: Option<OrgId>,
+    /// The client address.
+    pub meta: RequestMeta,
+    /// The client's User-Agent, for the session list.
+    pub user_agent: String,
+}
+
+/// A new session: the cookie secret and CSRF token are shown once.
+pub struct LoggedIn {
+    /// The user.
+    pub user_id: UserId,
+    /// The organization the session acts in.
+    pub org_id: OrgId,
+    /// The session's public id.
+    pub session_id: SessionId,
+    /// The cookie value.
+    pub cookie_secret: Zeroizing<String>,
+    /// The token to send in `X-CSRF-Token` with every unsafe request.
+    pub csrf_token: Zeroizing<String>,
+    /// The cookie's lifetime (the organization's absolute session lifetime), seconds.
+    pub max_age_secs: i64,
+}
+
+/// A session as the session list shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SessionInfo {
+    /// Its id.
+    pub id: SessionId,
+    /// When it was opened.
+    pub created_at: Timestamp,
+    /// When it was last used.
+    pub last_seen_at: Timestamp,
+    /// The address it was opened from.
+    pub ip: String,
+    /// The browser.
+    pub user_agent: String,
+    /// Whether it is the session making this request.
+    pub current: bool,
+}
+
+/// The cookie secret and the CSRF token presented with a request.
+pub struct SessionCredentials<'a> {
+    /// The cookie value.
+    pub secret: &'a str,
+    /// `X-CSRF-Token`, if sent.
+    pub csrf: Option<&'a str>,
+    /// Whether the method changes state (POST, PUT, PATCH, DELETE): then the CSRF token is required.
+    pub unsafe_method: bool,
+}
+
+/// A hash no password matches, verified against for unknown emails so they take as long as
+/// known ones.
+fn decoy_hash() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| password::hash(&token::random_token(24)).unwrap_or_default())
+}
+
+impl Service {
+    /// Verifies a password against a stored hash on the bounded blocking pool.
+    pub(crate) async fn verify_password(
+        &self,
+        pw: &Zeroizing<String>,
+        stored: Option<String>,
+    ) -> Result<bool> {
+        let _permit = self
+            .hash_permits
+            .acquire()
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let pw = pw.clone();
+        tokio::task::spawn_blocking(move || match stored {
+            Some(h) => password::verify(&pw, &h),
+            None => {
+                let _ = password::verify(&pw, decoy_hash());
+                false
+            }
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))
+    }
+
+    /// Hashes a password on the bounded blocking pool.
+    pub(crate) async fn hash_password_bounded(&self, pw: Zeroizing<String>) -> Result<String> {
+        let _permit = self
+            .hash_permits
+            .acquire()
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        tokio::task::spawn_blocking(move || password::hash(&pw))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?
+            .map_err(|e| ServiceError::Internal(e.to_string()))
+    }
+
+    /// Checks email and password and opens a session in one of the user's organizations.
+    /// Every failure is the same `InvalidCredentials`, whatever was wrong.
+    pub async fn login(&self, req: LoginRequest) -> Result<LoggedIn> {
+        let user = self.store.user_by_email(&req.email).await?;
+        let stored = match &user {
+            Some(u) => self.store.password_hash(&u.id).await?,
+            None => None,
+        };
+        let ok = self.verify_password(&req.password, stored.clone()).await?;
+        let (Some(user), true) = (user, ok) else {
+            return Err(ServiceError::InvalidCredentials);
+        };
+        let org_id = match req.org_id {
+            Some(o) => o,
+            None => self
+                .store
+                .first_membership(&user.id)
+                .await?
+                .ok_or(ServiceError::Forbidden(
+                    "signing in without an organization",
+                ))?,
+        };
+        if self.store.membership(&org_id, &user.id).await?.is_none() {
+            return Err(ServiceError::InvalidCredentials);
+        }
+        let org = self
+            .store
+            .org(&org_id)
+            .await?
+            .ok_or(ServiceError::InvalidCredentials)?;
+        // Migrated (bcrypt) and outdated hashes are replaced now that the password is known.
+        let rehash = match &stored {
+            Some(h) if password::needs_rehash(h) => {
+                Some(self.hash_password_bounded(req.password.clone()).await?)
+            }
+            _ => None,
+        };
+        let now = self.clock.now();
+        let absolute = self.store.session_policy(&org.id).await?.1;
+        let cookie_secret = Zeroizing::new(token::random_token(32));
+        let csrf_token = Zeroizing::new(token::random_token(32));
+        let row = SessionRow {
+            id: SessionId::generate(),
+            user_id: user.id.clone(),
+            org_id: org.id.clone(),
+            created_at: now,
+            last_seen_at: now,
+            reauth_at: now,
+            ip: req.meta.ip.clone(),
+            user_agent: req.user_agent.chars().take(300).collect(),
+            revoked_at: None,
+        };
+        let mut tx = self.store.begin().await?;
+        if let Some(h) = &rehash {
+            tx.set_password_hash(&user.id, h).await?;
+        }
+        tx.insert_session(
+            &row,
+            &self.session_hasher.mac(cookie_secret.as_bytes()),
+            &self.csrf_hasher.mac(csrf_token.as_bytes()),
+        )
+        .await?;
+        let p = Principal {
+            org_id: org.id.clone(),
+            role: strongroom_domain::Role::Viewer,
+            actor: Actor::Session {
+                session_id: row.id.clone(),
+                user_id: user.id.clone(),
+            },
+            meta: req.meta,
+        };
+        self.audit(
+            &mut tx,
+            Record::by(&p, "auth.login", &user.id)
+                .detail(serde_json::json!({"session_id": row.id, "rehashed": rehash.is_some()})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(LoggedIn {
+            user_id: user.id,
+            org_id: org.id,
+            session_id: row.id,
+            cookie_secret,
+            csrf_token,
+            max_age_secs: absolute,
+        })
+    }
+
+    /// Resolves a session cookie into a principal. Unknown, revoked, idle-expired and
+    /// absolutely-expired sessions, and users no longer in the organization, are
+    /// `Unauthenticated`; a state-changing request without the session's CSRF token is
+    /// `CsrfRejected`.
+    pub async fn authenticate_session(
+        &self,
+        creds: SessionCredentials<'_>,
+        meta: RequestMeta,
+    ) -> Result<Principal> {
+        if creds.secret.is_empty() || creds.secret.len() > 100 {
+            return Err(ServiceError::Unauthenticated);
+        }
+        let hash = self.session_hasher.mac(creds.secret.as_bytes());
+        let Some(found) = self.store.session_by_hash(&hash).await? else {
+            return Err(ServiceError::Unauthenticated);
+        };
+        if !token::ct_eq(&found.secret_hash, &hash) {
+            return Err(ServiceError::Unauthenticated);
+        }
+        let s = &found.session;
+        let now = self.clock.now();
+        let idle_deadline = s.last_seen_at.plus_secs(found.idle_secs);
+        let absolute_deadline = s.created_at.plus_secs(found.absolute_secs);
+        if s.revoked_at.is_some() || now >= idle_deadline || now >= absolute_deadline {
+            return Err(ServiceError::Unauthenticated);
+        }
+        let Some(role) = found.role else {
+            return Err(ServiceError::Unauthenticated);
+        };
+        if creds.unsafe_method {
+            let presented = creds.csrf.map(|t| self.csrf_hasher.mac(t.as_bytes()));
+            if !presented.is_some_and(|h| token::ct_eq(&h, &found.csrf_hash)) {
+                return Err(ServiceError::CsrfRejected);
+            }
+        }
+        // Idle time is counted in whole minutes at most: no write on every request.
+        if now.millis() - s.last_seen_at.millis() > 30_000
+            && let Err(e) = self.store.touch_session(&s.id, now).await
+        {
+            tracing::warn!(error = %e, "could not record session use");
+        }
+        Ok(Principal {
+            org_id: s.org_id.clone(),
+            role,
+            actor: Actor::Session {
+                session_id: s.id.clone(),
+                user_id: s.user_id.clone(),
+            },
+            meta,
+        })
+    }
+
+    fn session_user(p: &Principal) -> Result<(&SessionId, &UserId)> {
+        match &p.actor {
+            Actor::Session {
+                session_id,
+                user_id,
+            } => Ok((session_id, user_id)),
+            _ => Err(ServiceError::Forbidden("this without a signed-in session")),
+        }
+    }
+
+    /// Ends the caller's session.
+    pub async fn logout(&self, p: &Principal) -> Result<()> {
+        let (sid, uid) = Self::session_user(p)?;
+        let mut tx = self.store.begin().await?;
+        tx.revoke_session(uid, sid, self.clock.now()).await?;
+        self.audit(&mut tx, Record::by(p, "auth.logout", sid))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The caller's live sessions.
+    pub async fn list_sessions(&self, p: &Principal) -> Result<Vec<SessionInfo>> {
+        let (sid, uid) = Self::session_user(p)?;
+        let now = self.clock.now();
+        let (idle, absolute) = self.store.session_policy(&p.org_id).await?;
+        Ok(self
+            .store
+            .sessions_of(uid)
+            .await?
+            .into_iter()
+            .filter(|s| {
+                now < s.last_seen_at.plus_secs(idle) && now < s.created_at.plus_secs(absolute)
+            })
+            .map(|s| SessionInfo {
+                current: &s.id == sid,
+                id: s.id,
+                created_at: s.created_at,
+                last_seen_at: s.last_seen_at,
+                ip: s.ip,
+                user_agent: s.user_agent,
+            })
+            .collect())
+    }
+
+    /// Revokes one of the caller's sessions (another user's id is not found).
+    pub async fn revoke_session(&self, p: &Principal, id: &SessionId) -> Result<()> {
+        let (_, uid) = Self::session_user(p)?;
+        let mut tx = self.store.begin().await?;
+        if !tx.revoke_session(uid, id, self.clock.now()).await? {
+            return Err(ServiceError::NotFound("session"));
+        }
+        self.audit(&mut tx, Record::by(p, "auth.session_revoke", id))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Changes the caller's password (the current one proves it is them) and signs out every
+    /// other session.
+    pub async fn change_password(
+        &self,
+        p: &Principal,
+        current: Zeroizing<String>,
+        new: Zeroizing<String>,
+    ) -> Result<()> {
+        let (sid, uid) = Self::session_user(p)?;
+        let stored = self.store.password_hash(uid).await?;
+        if !self.verify_password(&current, stored).await? {
+            return Err(ServiceError::InvalidCredentials);
+        }
+        let email = self
+            .store
+            .user_email(uid)
+            .await?
+            .ok_or(ServiceError::Unauthenticated)?;
+        crate::admin::check_password(&new, &email)?;
+        let hash = self.hash_password_bounded(new).await?;
+        let mut tx = self.store.begin().await?;
+        tx.set_password_hash(uid, &hash).await?;
+        let revoked = tx
+            .revoke_other_sessions(uid, Some(sid), self.clock.now())
+            .await?;
+        self.audit(
+            &mut tx,
+            Record::by(p, "user.password_change", uid)
+                .detail(serde_json::json!({"other_sessions_revoked": revoked})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
