@@ -48,7 +48,7 @@ step "System packages (postgresql, openssl, curl, C toolchain)"
 # gcc/libc6-dev: aws-lc-sys and the bundled SQLite compile C code. postgresql: the PostgreSQL
 # variants of the tests. openssl, curl: used by tests and scripts to make certificates and probe
 # the server.
-apt_ensure postgresql openssl curl ca-certificates gcc libc6-dev
+apt_ensure postgresql openssl curl ca-certificates gcc libc6-dev oathtool
 lap "system packages"
 
 ensure_component() {

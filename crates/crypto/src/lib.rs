@@ -20,6 +20,7 @@ pub mod blobfmt;
 pub mod digest;
 pub mod keys;
 pub mod password;
+pub mod pow;
 mod secret;
 pub mod tls;
 pub mod token;

@@ -16,6 +16,10 @@ pub struct ApiError {
     pub code: &'static str,
     /// Human explanation; never internal details or secrets.
     pub detail: String,
+    /// Seconds after which to retry (sent as `Retry-After`).
+    pub retry_after: Option<u64>,
+    /// A proof-of-work challenge to solve (member `challenge` of the problem).
+    pub challenge: Option<String>,
 }
 
 impl ApiError {
@@ -25,6 +29,8 @@ impl ApiError {
             status,
             code,
             detail: detail.into(),
+            retry_after: None,
+            challenge: None,
         }
     }
 
@@ -59,14 +65,22 @@ pub fn code_for(status: StatusCode) -> &'static str {
 
 /// Renders a problem body; used by `ApiError` and by the middleware that rewrites bare errors.
 pub fn problem(status: StatusCode, code: &str, detail: &str) -> Response {
+    problem_with(status, code, detail, None)
+}
+
+/// A problem body with extension members (RFC 9457 §3.2), e.g. a captcha `challenge`.
+fn problem_with(status: StatusCode, code: &str, detail: &str, challenge: Option<&str>) -> Response {
     let title = status.canonical_reason().unwrap_or("Error");
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "type": format!("urn:strongroom:problem:{code}"),
         "title": title,
         "status": status.as_u16(),
         "detail": detail,
         "code": code,
     });
+    if let Some(c) = challenge {
+        body["challenge"] = serde_json::json!(c);
+    }
     let mut res = (status, body.to_string()).into_response();
     res.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
@@ -75,7 +89,16 @@ pub fn problem(status: StatusCode, code: &str, detail: &str) -> Response {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut res = problem(self.status, self.code, &self.detail);
+        let mut res = problem_with(
+            self.status,
+            self.code,
+            &self.detail,
+            self.challenge.as_deref(),
+        );
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -93,6 +116,18 @@ impl From<ServiceError> for ApiError {
             ServiceError::Forbidden(_) => {
                 ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
             }
+            ServiceError::RateLimited { retry_after_secs } => ApiError {
+                retry_after: Some(retry_after_secs),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string())
+            },
+            ServiceError::CaptchaRequired { ref challenge } => ApiError {
+                challenge: Some(challenge.clone()),
+                ..ApiError::new(
+                    StatusCode::PRECONDITION_REQUIRED,
+                    "captcha_required",
+                    e.to_string(),
+                )
+            },
             ServiceError::InvalidCredentials => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_credentials",

@@ -1,13 +1,24 @@
 //! Organizations, users and API keys: the operator's bootstrap commands and key management.
 
 use strongroom_crypto::{password, token};
-use strongroom_domain::{ApiKeyId, Email, Name, OrgId, Permission, Role, Timestamp, UserId};
-use strongroom_store::{ApiKeyRow, OrgRow, Tx, UserRow};
+use strongroom_domain::{
+    ApiKeyId, Email, Name, OrgId, Permission, Role, SpaceId, Timestamp, UserId,
+};
+use strongroom_store::{ApiKeyRow, OrgRow, Page, Tx, UserRow};
 use zeroize::Zeroizing;
 
 use crate::audit::Record;
-use crate::principal::API_KEY_PREFIX;
-use crate::{Actor, Principal, RequestMeta, Result, Service, ServiceError};
+use crate::principal::{API_KEY_PREFIX, SpaceScope};
+use crate::{Actor, ListQuery, Principal, RequestMeta, Result, Service, ServiceError};
+
+/// The most spaces one API key may be limited to.
+pub const MAX_KEY_SPACES: usize = 100;
+
+/// How long a rotated-out secret keeps working when the caller does not say.
+pub const DEFAULT_ROTATION_GRACE_SECS: u64 = 24 * 60 * 60;
+
+/// The longest grace period a rotation may give the secret it replaces.
+pub const MAX_ROTATION_GRACE_SECS: u64 = 7 * 24 * 60 * 60;
 
 /// Shortest password accepted (NIST 800-63B recommends at least 8; ASVS level 2 asks for 12).
 pub const MIN_PASSWORD_LEN: usize = strongroom_identity::password_policy::MIN_CHARS;
@@ -36,11 +47,73 @@ pub struct CreatedKey {
     pub expires_at: Option<Timestamp>,
 }
 
+/// A rotated API key: the new secret, shown once, and until when the old one still works.
+pub struct RotatedKey {
+    /// The key's id (unchanged by rotation).
+    pub id: ApiKeyId,
+    /// The new secret to give to the client.
+    pub api_key: Zeroizing<String>,
+    /// The previous secret stops working at this time (now, for a grace of zero).
+    pub previous_valid_until: Timestamp,
+}
+
+/// An API key as its organization's managers see it: never the secret or its hash.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ApiKeyInfo {
+    /// Its id.
+    pub id: ApiKeyId,
+    /// Its label.
+    pub name: Name,
+    /// The role it was created with (its owner's current role caps it).
+    pub role: Role,
+    /// The user it acts for, if any.
+    pub user_id: Option<UserId>,
+    /// The spaces it is limited to; `None`: every space.
+    pub spaces: Option<Vec<SpaceId>>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it stops working, if ever.
+    pub expires_at: Option<Timestamp>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<Timestamp>,
+    /// When it was last used (recorded at most about once a minute per key).
+    pub last_used_at: Option<Timestamp>,
+    /// The client address of that use.
+    pub last_used_ip: Option<String>,
+    /// When the secret its last rotation replaced stops (or stopped) working, if a rotation
+    /// left one with a grace period.
+    pub previous_valid_until: Option<Timestamp>,
+}
+
 /// The password policy (length, common/breached list, personal data, strength); the reason for
 /// a refusal is safe to show.
 pub(crate) fn check_password(pw: &str, email: &Email) -> Result<()> {
     strongroom_identity::password_policy::check(pw, email.as_str(), None)
         .map_err(|weak| ServiceError::WeakPassword(weak.reason))
+}
+
+/// Builds the managers' view of a key from the store's details row (passed field by field:
+/// the store does not export that row's type).
+fn key_info(
+    key: ApiKeyRow,
+    spaces: Option<Vec<SpaceId>>,
+    last_used_at: Option<Timestamp>,
+    last_used_ip: Option<String>,
+    previous_valid_until: Option<Timestamp>,
+) -> ApiKeyInfo {
+    ApiKeyInfo {
+        id: key.id,
+        name: key.name,
+        role: key.role,
+        user_id: key.user_id,
+        spaces,
+        created_at: key.created_at,
+        expires_at: key.expires_at,
+        revoked_at: key.revoked_at,
+        last_used_at,
+        last_used_ip: last_used_ip.filter(|ip| !ip.is_empty()),
+        previous_valid_until,
+    }
 }
 
 fn cli_record<'a>(org_id: &'a OrgId, action: &'static str, target: impl ToString) -> Record<'a> {
@@ -255,13 +328,16 @@ impl Service {
         })
     }
 
-    /// Creates an API key through the API: never more powerful than its creator.
+    /// Creates an API key through the API: never more powerful than its creator, in role or in
+    /// reach. `spaces` limits the key to some spaces of the organization; a space-limited
+    /// creator may only make keys limited to a subset of its own spaces.
     pub async fn create_api_key(
         &self,
         p: &Principal,
         org_id: &OrgId,
         name: Name,
         role: Role,
+        spaces: Option<Vec<SpaceId>>,
         expires_in: Option<u64>,
     ) -> Result<CreatedKey> {
         p.require_org(org_id)?;
@@ -271,6 +347,16 @@ impl Service {
                 "creating a key with a role above your own",
             ));
         }
+        let scope = self.space_scope(p).await?;
+        let spaces = match spaces {
+            None if scope != SpaceScope::All => {
+                return Err(ServiceError::Forbidden(
+                    "creating a key beyond your own spaces; list them in \"spaces\"",
+                ));
+            }
+            None => None,
+            Some(ids) => Some(self.key_spaces(org_id, &scope, ids).await?),
+        };
         let now = self.clock.now();
         let expires_at = match expires_in {
             Some(0) => {
@@ -298,10 +384,14 @@ impl Service {
         };
         let mut tx = self.store.begin().await?;
         let api_key = self.insert_key(&mut tx, &row).await?;
+        if let Some(ids) = &spaces {
+            tx.limit_api_key_spaces(&row.id, ids).await?;
+        }
         self.audit(
             &mut tx,
-            Record::by(p, "apikey.create", &row.id)
-                .detail(serde_json::json!({"role": role, "name": row.name})),
+            Record::by(p, "apikey.create", &row.id).detail(serde_json::json!({
+                "role": role, "name": row.name, "spaces": spaces, "expires_at": expires_at,
+            })),
         )
         .await?;
         tx.commit().await?;
@@ -312,9 +402,145 @@ impl Service {
         })
     }
 
-    /// Revokes an API key of the caller's organization, effective immediately.
-    pub async fn revoke_api_key(&self, p: &Principal, id: &ApiKeyId) -> Result<()> {
+    /// Checks a requested space limit: 1..=[`MAX_KEY_SPACES`] distinct spaces of `org_id`,
+    /// each within the creator's reach. A space that does not exist, belongs to another
+    /// organization or is beyond the creator's reach gets the same answer: "unknown space".
+    async fn key_spaces(
+        &self,
+        org_id: &OrgId,
+        scope: &SpaceScope,
+        mut ids: Vec<SpaceId>,
+    ) -> Result<Vec<SpaceId>> {
+        ids.sort();
+        ids.dedup();
+        if ids.is_empty() || ids.len() > MAX_KEY_SPACES {
+            return Err(ServiceError::Invalid(format!(
+                "spaces must list between 1 and {MAX_KEY_SPACES} spaces; omit it for every space"
+            )));
+        }
+        for id in &ids {
+            if !scope.allows(id) || self.store.space(org_id, id).await?.is_none() {
+                return Err(ServiceError::Invalid(format!("unknown space {id}")));
+            }
+        }
+        Ok(ids)
+    }
+
+    /// A key of the caller's organization that the caller may manage: one whose reach is
+    /// within the caller's own. Anything else is "not found", as another organization's key.
+    async fn managed_key(&self, p: &Principal, id: &ApiKeyId) -> Result<ApiKeyInfo> {
         p.require(Permission::ApiKeyManage)?;
+        let scope = self.space_scope(p).await?;
+        let d = self
+            .store
+            .api_key_details(&p.org_id, id)
+            .await?
+            .ok_or(ServiceError::NotFound("API key"))?;
+        let info = key_info(
+            d.key,
+            d.spaces,
+            d.last_used_at,
+            d.last_used_ip,
+            d.previous_valid_until,
+        );
+        if !scope.covers(info.spaces.as_deref()) {
+            return Err(ServiceError::NotFound("API key"));
+        }
+        Ok(info)
+    }
+
+    /// Lists the organization's API keys, with when and from where each was last used. A
+    /// space-limited caller sees only keys limited to its own spaces.
+    pub async fn list_api_keys(
+        &self,
+        p: &Principal,
+        org_id: &OrgId,
+        q: ListQuery,
+    ) -> Result<Page<ApiKeyInfo>> {
+        p.require_org(org_id)?;
+        p.require(Permission::ApiKeyManage)?;
+        let scope = self.space_scope(p).await?;
+        let page = self
+            .store
+            .api_key_details_page(org_id, q.after.as_deref(), q.limit)
+            .await?;
+        Ok(Page {
+            items: page
+                .items
+                .into_iter()
+                .map(|d| {
+                    key_info(
+                        d.key,
+                        d.spaces,
+                        d.last_used_at,
+                        d.last_used_ip,
+                        d.previous_valid_until,
+                    )
+                })
+                .filter(|k| scope.covers(k.spaces.as_deref()))
+                .collect(),
+            next: page.next,
+        })
+    }
+
+    /// Gives a key a new secret, keeping its id, role, spaces and expiry. The old secret keeps
+    /// working for `grace_secs` (default [`DEFAULT_ROTATION_GRACE_SECS`], at most
+    /// [`MAX_ROTATION_GRACE_SECS`]; 0 stops it at once), so clients can switch without an
+    /// outage. The caller's role must not be below the key's: rotation hands over a working
+    /// secret, so it must never reach a more powerful key.
+    pub async fn rotate_api_key(
+        &self,
+        p: &Principal,
+        id: &ApiKeyId,
+        grace_secs: Option<u64>,
+    ) -> Result<RotatedKey> {
+        let key = self.managed_key(p, id).await?;
+        if key.role.rank() > p.role.rank() {
+            return Err(ServiceError::Forbidden(
+                "rotating a key with a role above your own",
+            ));
+        }
+        let grace = grace_secs.unwrap_or(DEFAULT_ROTATION_GRACE_SECS);
+        if grace > MAX_ROTATION_GRACE_SECS {
+            return Err(ServiceError::Invalid(format!(
+                "grace_secs must be between 0 and {MAX_ROTATION_GRACE_SECS}"
+            )));
+        }
+        let now = self.clock.now();
+        if key.revoked_at.is_some() {
+            return Err(ServiceError::Conflict("the API key is revoked".into()));
+        }
+        if key.expires_at.is_some_and(|t| t <= now) {
+            return Err(ServiceError::Conflict("the API key has expired".into()));
+        }
+        // `grace` is at most a week, so the conversion cannot fail.
+        let until = now.plus_secs(i64::try_from(grace).unwrap_or(0));
+        let (secret, hash) = self.new_secret();
+        let mut tx = self.store.begin().await?;
+        let previous = (grace > 0).then_some(until);
+        if !tx.rotate_api_key(&p.org_id, id, &hash, previous).await? {
+            // Revoked between the check and the update.
+            return Err(ServiceError::Conflict("the API key is revoked".into()));
+        }
+        self.audit(
+            &mut tx,
+            Record::by(p, "apikey.rotate", id)
+                .detail(serde_json::json!({"grace_secs": grace, "previous_valid_until": until})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(RotatedKey {
+            id: id.clone(),
+            api_key: secret,
+            previous_valid_until: until,
+        })
+    }
+
+    /// Revokes an API key of the caller's organization, effective immediately for its current
+    /// and any previous secret. Any manager may revoke a key it can see, whatever its role:
+    /// taking power away is always allowed (an admin can stop a leaked owner key).
+    pub async fn revoke_api_key(&self, p: &Principal, id: &ApiKeyId) -> Result<()> {
+        self.managed_key(p, id).await?;
         let mut tx = self.store.begin().await?;
         if !tx.revoke_api_key(&p.org_id, id, self.clock.now()).await? {
             return Err(ServiceError::NotFound("API key"));

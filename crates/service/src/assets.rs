@@ -11,6 +11,7 @@ use strongroom_domain::{AssetId, BlobId, Filename, Name, OrgId, Permission, Spac
 use strongroom_store::{AssetRow, BlobRow, Page, SpaceRow};
 
 use crate::audit::Record;
+use crate::principal::SpaceScope;
 use crate::{Principal, Result, Service, ServiceError};
 
 /// A space as the API shows it.
@@ -105,6 +106,12 @@ impl Service {
     pub async fn create_space(&self, p: &Principal, org_id: &OrgId, name: Name) -> Result<Space> {
         p.require_org(org_id)?;
         p.require(Permission::SpaceCreate)?;
+        if self.space_scope(p).await? != SpaceScope::All {
+            // A new space would be outside the key's limit the moment it exists.
+            return Err(ServiceError::Forbidden(
+                "creating spaces with a space-limited key",
+            ));
+        }
         let row = SpaceRow {
             id: SpaceId::generate(),
             org_id: org_id.clone(),
@@ -122,7 +129,7 @@ impl Service {
         Ok(row.into())
     }
 
-    /// Lists the organization's spaces.
+    /// Lists the organization's spaces (those within a space-limited key's reach).
     pub async fn list_spaces(
         &self,
         p: &Principal,
@@ -131,28 +138,44 @@ impl Service {
     ) -> Result<Page<Space>> {
         p.require_org(org_id)?;
         p.require(Permission::SpaceRead)?;
-        let page = self
-            .store
-            .spaces(org_id, q.after.as_deref(), q.limit)
-            .await?;
+        let page = match self.space_scope(p).await? {
+            SpaceScope::All => {
+                self.store
+                    .spaces(org_id, q.after.as_deref(), q.limit)
+                    .await?
+            }
+            SpaceScope::Only(ids) => {
+                self.store
+                    .spaces_among(org_id, &ids, q.after.as_deref(), q.limit)
+                    .await?
+            }
+        };
         Ok(Page {
             items: page.items.into_iter().map(Space::from).collect(),
             next: page.next,
         })
     }
 
+    /// A space of the caller's organization within the caller's reach.
     async fn space_of(&self, p: &Principal, id: &SpaceId) -> Result<SpaceRow> {
+        self.space_scope(p).await?.require(id)?;
         self.store
             .space(&p.org_id, id)
             .await?
             .ok_or(ServiceError::NotFound("space"))
     }
 
+    /// An asset of the caller's organization, in a space within the caller's reach.
     async fn asset_of(&self, p: &Principal, id: &AssetId) -> Result<AssetRow> {
-        self.store
+        let row = self
+            .store
             .asset(&p.org_id, id)
             .await?
-            .ok_or(ServiceError::NotFound("asset"))
+            .ok_or(ServiceError::NotFound("asset"))?;
+        if !self.space_scope(p).await?.allows(&row.space_id) {
+            return Err(ServiceError::NotFound("asset"));
+        }
+        Ok(row)
     }
 
     /// Stores an upload: the bytes are encrypted under a fresh data key and written durably

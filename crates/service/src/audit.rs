@@ -162,6 +162,16 @@ impl Service {
     ) -> Result<(Vec<AuditEvent>, Option<i64>)> {
         p.require_org(org_id)?;
         p.require(Permission::AuditRead)?;
+        // The trail covers every space (file names included): a key limited to some spaces
+        // cannot read it.
+        if matches!(
+            self.space_scope(p).await?,
+            crate::principal::SpaceScope::Only(_)
+        ) {
+            return Err(ServiceError::Forbidden(
+                "reading the organization's audit trail with a space-limited key",
+            ));
+        }
         let rows = self.store.audit_events(org_id, after, limit + 1).await?;
         let more = rows.len() > limit as usize;
         let items: Vec<AuditEvent> = rows.into_iter().take(limit as usize).map(render).collect();

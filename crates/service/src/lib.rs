@@ -12,6 +12,7 @@ mod keyring;
 mod principal;
 mod sessions;
 mod sweep;
+mod throttle;
 
 use std::sync::Arc;
 
@@ -20,7 +21,7 @@ use strongroom_crypto::keys::{MacKey, RootKey};
 use strongroom_domain::{Clock, Role};
 use strongroom_store::{Store, StoreError};
 
-pub use admin::{Bootstrapped, CreatedKey, MIN_PASSWORD_LEN};
+pub use admin::{ApiKeyInfo, Bootstrapped, CreatedKey, MIN_PASSWORD_LEN, RotatedKey};
 pub use assets::{Asset, Content, ListQuery, NewUpload, Space};
 pub use audit::{AuditEvent, ChainReport};
 pub use keyring::{KeyStatus, Keyring, RotationReport};
@@ -38,6 +39,18 @@ pub enum ServiceError {
     /// The credential is valid but its role lacks the permission.
     #[error("your role does not allow {0}")]
     Forbidden(&'static str),
+    /// Too many failed attempts: try again later.
+    #[error("too many failed attempts; try again in {retry_after_secs} seconds")]
+    RateLimited {
+        /// When to try again.
+        retry_after_secs: u64,
+    },
+    /// The attempt must carry a solved proof-of-work challenge: this one.
+    #[error("solve the proof-of-work challenge and send it with the attempt")]
+    CaptchaRequired {
+        /// The challenge to solve.
+        challenge: String,
+    },
     /// The email and password (or other factor) do not match an account.
     #[error("the email address or password is not correct")]
     InvalidCredentials,
@@ -98,6 +111,11 @@ pub struct ServiceConfig {
     pub max_upload_bytes: u64,
     /// How long an unreferenced stored object may exist before the sweep removes it.
     pub orphan_grace: std::time::Duration,
+    /// Leading zero bits a login captcha must find (about 2^bits hashes for the client).
+    pub captcha_bits: u32,
+    /// Delay after a failed sign-in, doubled per recent failure of the same account and address
+    /// (capped at 2 s).
+    pub failure_delay: std::time::Duration,
 }
 
 impl Default for ServiceConfig {
@@ -105,6 +123,8 @@ impl Default for ServiceConfig {
         Self {
             max_upload_bytes: 5 * 1024 * 1024 * 1024,
             orphan_grace: std::time::Duration::from_secs(15 * 60),
+            captcha_bits: 18,
+            failure_delay: std::time::Duration::from_millis(100),
         }
     }
 }
@@ -118,6 +138,7 @@ pub struct Service {
     api_key_hasher: MacKey,
     session_hasher: MacKey,
     csrf_hasher: MacKey,
+    captcha_key: MacKey,
     clock: Arc<dyn Clock>,
     config: ServiceConfig,
     key_touches: principal::TouchThrottle,
@@ -138,6 +159,7 @@ impl Service {
         let api_key_hasher = root.derive("api-key");
         let session_hasher = root.derive("session");
         let csrf_hasher = root.derive("csrf");
+        let captcha_key = root.derive("captcha");
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let keyring = Keyring::load(&store, root, clock.now()).await?;
         Ok(Service {
@@ -148,6 +170,7 @@ impl Service {
             api_key_hasher,
             session_hasher,
             csrf_hasher,
+            captcha_key,
             clock,
             config,
             key_touches: principal::TouchThrottle::default(),

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use strongroom_crypto::token::ct_eq;
-use strongroom_domain::{ApiKeyId, OrgId, Permission, Role, UserId};
+use strongroom_domain::{ApiKeyId, OrgId, Permission, Role, SpaceId, UserId};
 
 use crate::{Result, Service, ServiceError};
 
@@ -81,6 +81,45 @@ impl Principal {
     }
 }
 
+/// Which spaces of its organization a caller may reach. Sessions and unrestricted keys reach
+/// every space; a space-limited key only its own list, and anything outside it is invisible
+/// ("not found"), exactly like another organization's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SpaceScope {
+    /// Every space of the organization.
+    All,
+    /// Only these.
+    Only(Vec<SpaceId>),
+}
+
+impl SpaceScope {
+    /// Whether `space` is within reach.
+    pub(crate) fn allows(&self, space: &SpaceId) -> bool {
+        match self {
+            SpaceScope::All => true,
+            SpaceScope::Only(ids) => ids.contains(space),
+        }
+    }
+
+    /// Whether a key limited to `limit` (`None`: every space) reaches nothing beyond this scope.
+    pub(crate) fn covers(&self, limit: Option<&[SpaceId]>) -> bool {
+        match (self, limit) {
+            (SpaceScope::All, _) => true,
+            (SpaceScope::Only(_), None) => false,
+            (SpaceScope::Only(_), Some(ids)) => ids.iter().all(|id| self.allows(id)),
+        }
+    }
+
+    /// Refuses, as not found, a space outside the scope.
+    pub(crate) fn require(&self, space: &SpaceId) -> Result<()> {
+        if self.allows(space) {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound("space"))
+        }
+    }
+}
+
 /// Prefix of every API key secret, so secret scanners can find leaked keys.
 pub const API_KEY_PREFIX: &str = "srk_";
 
@@ -119,12 +158,19 @@ impl Service {
             return Err(ServiceError::Unauthenticated);
         };
         let key = found.key;
+        let now = self.clock.now();
         // The index lookup was by hash; the constant-time comparison is what decides, so a
-        // future change of lookup strategy cannot open a timing side channel.
-        if !ct_eq(&found.secret_hash, &hash) {
+        // future change of lookup strategy cannot open a timing side channel. The secret a
+        // rotation replaced works only until the end of its grace period.
+        let current = ct_eq(&found.secret_hash, &hash);
+        let previous = found
+            .previous_secret_hash
+            .as_deref()
+            .is_some_and(|h| ct_eq(h, &hash))
+            && found.previous_valid_until.is_some_and(|t| now < t);
+        if !(current || previous) {
             return Err(ServiceError::Unauthenticated);
         }
-        let now = self.clock.now();
         if key.revoked_at.is_some() || key.expires_at.is_some_and(|t| t <= now) {
             return Err(ServiceError::Unauthenticated);
         }
@@ -147,5 +193,47 @@ impl Service {
             },
             meta,
         })
+    }
+
+    /// The spaces `p` may reach. A key's limit is fixed when it is made, but it is read on
+    /// every use rather than trusted from anywhere else.
+    pub(crate) async fn space_scope(&self, p: &Principal) -> Result<SpaceScope> {
+        match &p.actor {
+            Actor::ApiKey { key_id, .. } => Ok(match self.store.api_key_spaces(key_id).await? {
+                None => SpaceScope::All,
+                Some(ids) => SpaceScope::Only(ids),
+            }),
+            Actor::Session { .. } | Actor::Cli => Ok(SpaceScope::All),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn space(n: u8) -> SpaceId {
+        SpaceId::parse(&format!("spc_{:032x}", n)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_limited_scope_reaches_only_its_spaces() {
+        let scope = SpaceScope::Only(vec![space(1), space(2)]);
+        assert!(scope.allows(&space(1)));
+        assert!(!scope.allows(&space(3)));
+        assert!(scope.require(&space(3)).is_err());
+        assert!(SpaceScope::All.allows(&space(3)));
+    }
+
+    #[test]
+    fn a_limited_scope_covers_only_subsets() {
+        let scope = SpaceScope::Only(vec![space(1), space(2)]);
+        assert!(scope.covers(Some(&[space(1)])));
+        assert!(scope.covers(Some(&[space(1), space(2)])));
+        assert!(!scope.covers(Some(&[space(1), space(3)])));
+        // An unlimited key reaches more than any limited scope.
+        assert!(!scope.covers(None));
+        assert!(SpaceScope::All.covers(None));
+        assert!(SpaceScope::All.covers(Some(&[space(3)])));
     }
 }

@@ -13,6 +13,7 @@ use strongroom_store::SessionRow;
 use zeroize::Zeroizing;
 
 use crate::audit::Record;
+use crate::throttle::{Factor, Scopes};
 use crate::{Actor, Principal, RequestMeta, Result, Service, ServiceError};
 
 /// What a login asks for.
@@ -27,6 +28,8 @@ pub struct LoginRequest {
     pub meta: RequestMeta,
     /// The client's User-Agent, for the session list.
     pub user_agent: String,
+    /// A solved captcha (`<challenge>:<nonce>`), when the previous answer asked for one.
+    pub captcha: Option<String>,
 }
 
 /// A new session: the cookie secret and CSRF token are shown once.
@@ -120,13 +123,31 @@ impl Service {
     /// Every failure is the same `InvalidCredentials`, whatever was wrong.
     pub async fn login(&self, req: LoginRequest) -> Result<LoggedIn> {
         let user = self.store.user_by_email(&req.email).await?;
+        let scopes = Scopes::new(&req.email, &req.meta.ip);
+        self.login_gate(
+            &scopes,
+            &req.meta.ip,
+            user.as_ref().map(|u| &u.id),
+            req.captcha.as_deref(),
+            Factor::Password,
+        )
+        .await?;
         let stored = match &user {
             Some(u) => self.store.password_hash(&u.id).await?,
             None => None,
         };
         let ok = self.verify_password(&req.password, stored.clone()).await?;
-        let (Some(user), true) = (user, ok) else {
-            return Err(ServiceError::InvalidCredentials);
+        let user = match (user, ok) {
+            (Some(user), true) => user,
+            (user, _) => {
+                let pair_failures = self.login_failed(&scopes, Factor::Password).await?;
+                if let Some(u) = &user {
+                    self.audit_login_failure(&u.id, &scopes, &req.meta.ip)
+                        .await?;
+                }
+                self.failure_delay(pair_failures).await;
+                return Err(ServiceError::InvalidCredentials);
+            }
         };
         let org_id = match req.org_id {
             Some(o) => o,
@@ -194,6 +215,7 @@ impl Service {
         )
         .await?;
         tx.commit().await?;
+        self.login_succeeded(&scopes, &user.id, &p.meta.ip).await?;
         Ok(LoggedIn {
             user_id: user.id,
             org_id: org.id,
@@ -254,6 +276,30 @@ impl Service {
             },
             meta,
         })
+    }
+
+    /// Audits a failed password check in the user's first organization, and once more when the
+    /// failure brings the account to its hourly limit.
+    async fn audit_login_failure(&self, user_id: &UserId, scopes: &Scopes, ip: &str) -> Result<()> {
+        let Some(org_id) = self.store.first_membership(user_id).await? else {
+            return Ok(());
+        };
+        let locked = self.account_just_locked(scopes, Factor::Password).await?;
+        let mut tx = self.store.begin().await?;
+        let record = |action| Record {
+            org_id: &org_id,
+            actor: "anonymous".to_owned(),
+            action,
+            target: user_id.to_string(),
+            ip: ip.to_owned(),
+            detail: serde_json::json!({"factor": "password"}),
+        };
+        self.audit(&mut tx, record("auth.login_failed")).await?;
+        if locked {
+            self.audit(&mut tx, record("auth.login_throttled")).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     fn session_user(p: &Principal) -> Result<(&SessionId, &UserId)> {

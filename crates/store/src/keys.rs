@@ -2,9 +2,9 @@
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use strongroom_domain::{ApiKeyId, BlobId, Name, OrgId, Role, Timestamp, UserId};
+use strongroom_domain::{ApiKeyId, BlobId, Name, OrgId, Role, SpaceId, Timestamp, UserId};
 
-use crate::{Page, Result, Store, StoreError, Tx, conflict, parsed};
+use crate::{Page, Result, SpaceRow, Store, StoreError, Tx, conflict, parsed};
 
 /// An API key's stored half.
 #[derive(Debug, Clone)]
@@ -36,6 +36,26 @@ pub struct PrincipalRow {
     pub member_role: Option<Role>,
     /// The stored keyed hash of the secret, for the constant-time comparison.
     pub secret_hash: Vec<u8>,
+    /// The keyed hash of the secret a rotation replaced, if one is still in its grace period
+    /// (or was, until `previous_valid_until`).
+    pub previous_secret_hash: Option<Vec<u8>>,
+    /// Until when the previous secret works.
+    pub previous_valid_until: Option<Timestamp>,
+}
+
+/// An API key with what its owners may see about it: never its secret or the secret's hash.
+#[derive(Debug, Clone)]
+pub struct ApiKeyDetails {
+    /// The key.
+    pub key: ApiKeyRow,
+    /// The spaces it is limited to; `None`: every space of its organization.
+    pub spaces: Option<Vec<SpaceId>>,
+    /// When it was last used (recorded at most about once a minute).
+    pub last_used_at: Option<Timestamp>,
+    /// The client address of that use.
+    pub last_used_ip: Option<String>,
+    /// Until when the secret replaced by the last rotation still works, if it does.
+    pub previous_valid_until: Option<Timestamp>,
 }
 
 /// A key-encryption key, wrapped by the root key.
@@ -97,6 +117,42 @@ fn api_key(row: &AnyRow) -> Result<ApiKeyRow> {
     })
 }
 
+/// Reads the `spaces` column: NULL is every space, otherwise ids separated by single spaces
+/// (an empty string, which nothing writes, would be no space at all: never every space).
+fn spaces(row: &AnyRow) -> Result<Option<Vec<SpaceId>>> {
+    let raw: Option<String> = row.try_get("spaces")?;
+    raw.map(|raw| {
+        raw.split_whitespace()
+            .map(|id| {
+                SpaceId::parse(id).map_err(|e| StoreError::Corrupt {
+                    table: "api_keys",
+                    detail: format!("spaces: {e}"),
+                })
+            })
+            .collect()
+    })
+    .transpose()
+}
+
+fn details(row: &AnyRow) -> Result<ApiKeyDetails> {
+    Ok(ApiKeyDetails {
+        key: api_key(row)?,
+        spaces: spaces(row)?,
+        last_used_at: opt_ts(row, "last_used_at")?,
+        last_used_ip: row.try_get("last_used_ip")?,
+        previous_valid_until: opt_ts(row, "previous_valid_until")?,
+    })
+}
+
+fn space_row(row: &AnyRow) -> Result<SpaceRow> {
+    Ok(SpaceRow {
+        id: parsed(row, "spaces", "id", SpaceId::parse)?,
+        org_id: parsed(row, "spaces", "org_id", OrgId::parse)?,
+        name: parsed(row, "spaces", "name", Name::parse)?,
+        created_at: Timestamp::from_millis(row.try_get("created_at")?),
+    })
+}
+
 fn version(v: i64) -> Result<u32> {
     u32::try_from(v).map_err(|_| StoreError::Corrupt {
         table: "keks",
@@ -120,15 +176,18 @@ fn blob(row: &AnyRow) -> Result<BlobRow> {
 
 const KEY_COLUMNS: &str = "k.id, k.org_id, k.user_id, k.name, k.role, k.created_at, \
                            k.expires_at, k.revoked_at";
+const DETAIL_COLUMNS: &str = "k.spaces, k.last_used_at, k.last_used_ip, k.previous_valid_until";
 const BLOB_COLUMNS: &str = "id, org_id, kek_version, wrapped_dek, size, stored_size, created_at";
 
 impl Store {
-    /// Resolves an API key by the keyed hash of its secret.
+    /// Resolves an API key by the keyed hash of its current secret or of the secret its last
+    /// rotation replaced (the caller decides whether that one is still in its grace period).
     pub async fn principal_by_key_hash(&self, hash: &[u8]) -> Result<Option<PrincipalRow>> {
         let sql = format!(
-            "SELECT {KEY_COLUMNS}, k.secret_hash, m.role AS member_role FROM api_keys k \
+            "SELECT {KEY_COLUMNS}, k.secret_hash, k.previous_secret_hash, k.previous_valid_until, \
+             m.role AS member_role FROM api_keys k \
              LEFT JOIN memberships m ON m.org_id = k.org_id AND m.user_id = k.user_id \
-             WHERE k.secret_hash = $1"
+             WHERE k.secret_hash = $1 OR k.previous_secret_hash = $1"
         );
         let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(hash)
@@ -142,7 +201,96 @@ impl Store {
             key: api_key(&row)?,
             member_role: member_role.map(|r| role(&r, "memberships")).transpose()?,
             secret_hash: row.try_get("secret_hash")?,
+            previous_secret_hash: row.try_get("previous_secret_hash")?,
+            previous_valid_until: opt_ts(&row, "previous_valid_until")?,
         }))
+    }
+
+    /// The spaces an API key is limited to (`None`: every space of its organization). A key
+    /// that does not exist is limited to nothing.
+    pub async fn api_key_spaces(&self, id: &ApiKeyId) -> Result<Option<Vec<SpaceId>>> {
+        let row = sqlx::query("SELECT k.spaces FROM api_keys k WHERE k.id = $1")
+            .bind(id.as_str())
+            .fetch_optional(self.pool())
+            .await?;
+        match row {
+            Some(row) => spaces(&row),
+            None => Ok(Some(Vec::new())),
+        }
+    }
+
+    /// One API key of `org_id`, with its details.
+    pub async fn api_key_details(
+        &self,
+        org_id: &OrgId,
+        id: &ApiKeyId,
+    ) -> Result<Option<ApiKeyDetails>> {
+        let sql = format!(
+            "SELECT {KEY_COLUMNS}, {DETAIL_COLUMNS} FROM api_keys k WHERE k.id = $1 AND k.org_id = $2"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.as_str())
+            .bind(org_id.as_str())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(details).transpose()
+    }
+
+    /// The organization's API keys with their details, in creation order.
+    pub async fn api_key_details_page(
+        &self,
+        org_id: &OrgId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<ApiKeyDetails>> {
+        let sql = format!(
+            "SELECT {KEY_COLUMNS}, {DETAIL_COLUMNS} FROM api_keys k \
+             WHERE k.org_id = $1 AND k.id > $2 ORDER BY k.id LIMIT $3"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(org_id.as_str())
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit) + 1)
+            .fetch_all(self.pool())
+            .await?;
+        let items = rows.iter().map(details).collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(items, limit, |k| k.key.id.to_string()))
+    }
+
+    /// The spaces of `org_id` among `ids`, in creation order, after the id `after` (the space
+    /// list of a space-limited key; the service keeps such lists short).
+    pub async fn spaces_among(
+        &self,
+        org_id: &OrgId,
+        ids: &[SpaceId],
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<SpaceRow>> {
+        if ids.is_empty() {
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
+        }
+        // Only numbered placeholders are spliced into the statement, never a value.
+        let placeholders = (4..4 + ids.len())
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT id, org_id, name, created_at FROM spaces \
+             WHERE org_id = $1 AND id > $2 AND id IN ({placeholders}) ORDER BY id LIMIT $3"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(org_id.as_str())
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit) + 1);
+        for id in ids {
+            query = query.bind(id.as_str());
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        let items = rows.iter().map(space_row).collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(items, limit, |s| s.id.to_string()))
     }
 
     /// The organization's API keys, in creation order.
@@ -263,7 +411,52 @@ impl Tx {
         Ok(())
     }
 
-    /// Revokes a key of `org_id`; returns whether a live key was revoked.
+    /// Limits a key to some spaces of its organization (the caller has checked they are). Set
+    /// once, in the transaction that creates the key: a limit never changes afterwards.
+    pub async fn limit_api_key_spaces(&mut self, id: &ApiKeyId, spaces: &[SpaceId]) -> Result<()> {
+        let joined = spaces
+            .iter()
+            .map(SpaceId::as_str)
+            .collect::<Vec<_>>()
+            .join(" ");
+        sqlx::query("UPDATE api_keys SET spaces = $1 WHERE id = $2 AND spaces IS NULL")
+            .bind(joined)
+            .bind(id.as_str())
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Gives a live key of `org_id` a new secret. The current secret becomes the previous one,
+    /// valid until `previous_valid_until` (`None`: it stops at once); a secret replaced by an
+    /// earlier rotation stops working now. Returns whether a live key was rotated.
+    pub async fn rotate_api_key(
+        &mut self,
+        org_id: &OrgId,
+        id: &ApiKeyId,
+        new_hash: &[u8],
+        previous_valid_until: Option<Timestamp>,
+    ) -> Result<bool> {
+        let sql = if previous_valid_until.is_some() {
+            "UPDATE api_keys SET previous_secret_hash = secret_hash, secret_hash = $1, \
+             previous_valid_until = $2 WHERE id = $3 AND org_id = $4 AND revoked_at IS NULL"
+        } else {
+            "UPDATE api_keys SET previous_secret_hash = NULL, secret_hash = $1, \
+             previous_valid_until = $2 WHERE id = $3 AND org_id = $4 AND revoked_at IS NULL"
+        };
+        let done = sqlx::query(sql)
+            .bind(new_hash)
+            .bind(previous_valid_until.map(Timestamp::millis))
+            .bind(id.as_str())
+            .bind(org_id.as_str())
+            .execute(self.conn())
+            .await
+            .map_err(conflict("an API key with this secret"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Revokes a key of `org_id`, its current and any previous secret alike; returns whether a
+    /// live key was revoked.
     pub async fn revoke_api_key(
         &mut self,
         org_id: &OrgId,
@@ -271,7 +464,8 @@ impl Tx {
         at: Timestamp,
     ) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND org_id = $3 AND revoked_at IS NULL",
+            "UPDATE api_keys SET revoked_at = $1, previous_secret_hash = NULL, \
+             previous_valid_until = NULL WHERE id = $2 AND org_id = $3 AND revoked_at IS NULL",
         )
         .bind(at.millis())
         .bind(id.as_str())

@@ -14,6 +14,7 @@ mod keys;
 mod migrate;
 mod sessions;
 mod tenancy;
+mod throttle;
 
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row};
 
 pub use audit::{AuditEventRow, AuditHead, NewAuditEvent};
-pub use keys::{ApiKeyRow, BlobRow, KekRow, PrincipalRow};
+pub use keys::{ApiKeyDetails, ApiKeyRow, BlobRow, KekRow, PrincipalRow};
 pub use migrate::SCHEMA_VERSION;
 pub use sessions::{SessionLookup, SessionRow};
 pub use tenancy::{AssetRow, OrgRow, SpaceRow, UserRow};

@@ -12,6 +12,8 @@ use crate::{Backend, Result, Store, StoreError};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_foundation.sql")),
     (2, include_str!("../migrations/0002_sessions.sql")),
+    (3, include_str!("../migrations/0003_api_key_lifecycle.sql")),
+    (4, include_str!("../migrations/0004_login_throttle.sql")),
 ];
 
 /// The schema version a fully migrated database has.

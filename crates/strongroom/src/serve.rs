@@ -184,6 +184,9 @@ pub async fn start(
             if let Err(e) = service.sweep_orphans().await {
                 tracing::warn!(error = %e, "orphan sweep failed");
             }
+            if let Err(e) = service.prune_login_records().await {
+                tracing::warn!(error = %e, "pruning old sign-in records failed");
+            }
         }
     });
     let state = AppState {

@@ -76,7 +76,6 @@ struct LoginBody {
     totp: Option<String>,
     #[allow(dead_code)]
     recovery_code: Option<String>,
-    #[allow(dead_code)]
     captcha: Option<String>,
 }
 
@@ -107,6 +106,7 @@ async fn login(
         org_id,
         meta: client.meta,
         user_agent: client.user_agent,
+        captcha: body.captcha,
     };
     let done = state.service.login(req).await?;
     let mut res = Json(serde_json::json!({

@@ -1,31 +1,54 @@
-//! API keys created and revoked through the API.
+//! API keys through the API: create (the secret is shown once), list, rotate, revoke.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, post};
-use strongroom_domain::{ApiKeyId, Name, Role};
+use axum::routing::{delete, get, post};
+use strongroom_domain::{ApiKeyId, Name, Role, SpaceId};
+use strongroom_service::ListQuery;
 
 use super::Route;
 use super::spaces::org_id;
-use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, Auth};
+use crate::extract::{ApiJson, ApiQuery, Auth, PageParams};
+use crate::{AppState, cursor};
 
 pub const CREATE: Route = Route {
     method: "POST",
     path: "/api/v1/orgs/{org_id}/api-keys",
-    summary: "Create an API key (never above your own role); the secret is shown once",
+    summary: "Create an API key (never above your own role or spaces); the secret is shown once",
     auth: true,
     success: 201,
     body: Some("json:NewApiKey"),
     response: Some("CreatedApiKey"),
     handler: || post(create),
 };
+pub const LIST: Route = Route {
+    method: "GET",
+    path: "/api/v1/orgs/{org_id}/api-keys",
+    summary: "List API keys with their last use (never a secret)",
+    auth: true,
+    success: 200,
+    body: None,
+    response: Some("ApiKeyList"),
+    handler: || get(list),
+};
+pub const ROTATE: Route = Route {
+    method: "POST",
+    path: "/api/v1/api-keys/{key_id}/rotate",
+    summary: "Issue a new secret for a key; the old one works until previous_valid_until \
+              (optional body {\"grace_secs\"}, default 86400)",
+    auth: true,
+    success: 200,
+    body: Some("json:RotateApiKey"),
+    response: Some("RotatedApiKey"),
+    handler: || post(rotate),
+};
 pub const REVOKE: Route = Route {
     method: "DELETE",
     path: "/api/v1/api-keys/{key_id}",
-    summary: "Revoke an API key, effective at once",
+    summary: "Revoke an API key (current and previous secret), effective at once",
     auth: true,
     success: 204,
     body: None,
@@ -42,8 +65,18 @@ struct NewKey {
     spaces: Option<Vec<String>>,
 }
 
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Rotate {
+    grace_secs: Option<u64>,
+}
+
 fn unprocessable(detail: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", detail)
+}
+
+fn key_id(raw: &str) -> Result<ApiKeyId, ApiError> {
+    ApiKeyId::parse(raw).map_err(|_| ApiError::not_found("API key"))
 }
 
 async fn create(
@@ -55,15 +88,18 @@ async fn create(
     let org = org_id(&org)?;
     let name = Name::parse(&body.name).map_err(|e| unprocessable(e.0))?;
     let role: Role = body.role.parse().map_err(unprocessable)?;
-    if body.spaces.is_some() {
-        // Refuse rather than silently create a broader key than asked for.
-        return Err(unprocessable(
-            "space-limited keys are not available yet; omit \"spaces\"",
-        ));
-    }
+    // A malformed id is answered like one of another organization: "unknown space".
+    let spaces = body
+        .spaces
+        .map(|ids| {
+            ids.iter()
+                .map(|id| SpaceId::parse(id).map_err(|_| unprocessable("unknown space")))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
     let key = state
         .service
-        .create_api_key(&p, &org, name, role, body.expires_in)
+        .create_api_key(&p, &org, name, role, spaces, body.expires_in)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -73,12 +109,56 @@ async fn create(
     ))
 }
 
+async fn list(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(org): Path<String>,
+    ApiQuery(q): ApiQuery<PageParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let org = org_id(&org)?;
+    let (limit, after) = q.parse()?;
+    let page = state
+        .service
+        .list_api_keys(&p, &org, ListQuery { after, limit })
+        .await?;
+    Ok(Json(
+        serde_json::json!({"items": page.items, "next_cursor": page.next.as_deref().map(cursor::encode)}),
+    ))
+}
+
+async fn rotate(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = key_id(&id)?;
+    // The body is optional: none at all means the default grace period.
+    let body: Rotate = if body.iter().all(u8::is_ascii_whitespace) {
+        Rotate::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => unprocessable(e.to_string()),
+            _ => ApiError::invalid(format!("the body is not valid JSON: {e}")),
+        })?
+    };
+    let rotated = state
+        .service
+        .rotate_api_key(&p, &id, body.grace_secs)
+        .await?;
+    Ok(Json(serde_json::json!({
+        "id": rotated.id,
+        "api_key": rotated.api_key.as_str(),
+        "previous_valid_until": rotated.previous_valid_until,
+    })))
+}
+
 async fn revoke(
     State(state): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = ApiKeyId::parse(&id).map_err(|_| ApiError::not_found("API key"))?;
+    let id = key_id(&id)?;
     state.service.revoke_api_key(&p, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -48,6 +48,8 @@ pub static ROUTES: &[Route] = &[
     assets::CONTENT,
     assets::DELETE,
     keys::CREATE,
+    keys::LIST,
+    keys::ROTATE,
     keys::REVOKE,
     auth::LOGIN,
     auth::LOGOUT,

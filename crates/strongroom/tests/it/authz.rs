@@ -67,6 +67,14 @@ fn table() -> Vec<(&'static str, [u16; 9])> {
             [401, 403, 403, 403, 201, 201, 404, 401, 401],
         ),
         (
+            "GET /api/v1/orgs/A/api-keys",
+            [401, 403, 403, 403, 200, 200, 404, 401, 401],
+        ),
+        (
+            "POST /api/v1/api-keys/NEW/rotate",
+            [401, 403, 403, 403, 200, 200, 404, 401, 401],
+        ),
+        (
             "DELETE /api/v1/api-keys/NEW",
             [401, 403, 403, 403, 204, 204, 404, 401, 401],
         ),
@@ -93,7 +101,8 @@ async fn call(srv: &TestServer, ctx: &Ctx, endpoint: &str, key: Option<&str>) ->
             .await;
         path = path.replace("NEW", a["id"].as_str().unwrap());
     }
-    if path.ends_with("api-keys/NEW") {
+    if path.contains("api-keys/NEW") {
+        // A fresh viewer key per call: revoking or rotating changes it.
         let res = srv
             .req(
                 Method::POST,
@@ -113,7 +122,7 @@ async fn call(srv: &TestServer, ctx: &Ctx, endpoint: &str, key: Option<&str>) ->
     let mut req = srv.req(method.clone(), &path, key);
     if path.ends_with("/spaces") && method == Method::POST {
         req = req.json(&json!({"name": "new space"}));
-    } else if path.ends_with("/api-keys") {
+    } else if path.ends_with("/api-keys") && method == Method::POST {
         req = req.json(&json!({"name": "made", "role": "viewer"}));
     } else if path.ends_with("?filename=new.bin") {
         req = req.body(vec![7u8; 10]);
@@ -186,6 +195,7 @@ both_backends! {
         let paths = [
             format!("/api/v1/orgs/{}/spaces", bb.org_id),
             format!("/api/v1/orgs/{}/audit", bb.org_id),
+            format!("/api/v1/orgs/{}/api-keys", bb.org_id),
             format!("/api/v1/spaces/{b_space}/assets"),
             format!("/api/v1/assets/{b_asset}"),
             format!("/api/v1/assets/{b_asset}/content"),

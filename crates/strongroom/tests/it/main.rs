@@ -6,9 +6,11 @@
 mod process;
 mod support;
 
+mod api_keys;
 mod assets;
 mod audit_verify;
 mod authz;
+mod bruteforce;
 mod cli;
 mod crash;
 mod edge;
