@@ -149,6 +149,10 @@ impl RootKey {
     /// A MAC key for one purpose (e.g. `"share-link"`, `"csrf"`), derived with HKDF-SHA256 so
     /// purposes are independent: a token minted for one cannot verify as another.
     pub fn derive(&self, purpose: &str) -> MacKey {
+        MacKey::new(&self.derive_bytes(purpose))
+    }
+
+    fn derive_bytes(&self, purpose: &str) -> Zeroizing<[u8; 32]> {
         let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, DERIVE_SALT).extract(self.secret.expose());
         let info = [DERIVE_INFO_PREFIX, purpose.as_bytes()];
         let okm = must(
@@ -157,7 +161,16 @@ impl RootKey {
         );
         let mut bytes = Zeroizing::new([0u8; 32]);
         must(okm.fill(&mut bytes[..]), "a 32-byte HKDF output");
-        MacKey::new(&bytes)
+        bytes
+    }
+
+    /// An AES-256-GCM key for one kind of secret kept in a database field (TOTP secrets,
+    /// third-party credentials), derived for `purpose` (independent of every `derive` key).
+    pub fn field_key(&self, purpose: &str) -> FieldKey {
+        let bytes = self.derive_bytes(&format!("field:{purpose}"));
+        FieldKey {
+            key: aes_key(&bytes),
+        }
     }
 
     /// 16 hex characters identifying this key without revealing it (a truncated HMAC of a
@@ -272,6 +285,42 @@ impl DataKey {
 }
 
 /// An HMAC-SHA256 key for one purpose, from [`RootKey::derive`].
+/// Encrypts small secrets stored in database fields. Each value gets a random nonce; the
+/// associated data binds it to its row (e.g. the user id), so a value copied to another row does
+/// not decrypt.
+pub struct FieldKey {
+    key: LessSafeKey,
+}
+
+impl FieldKey {
+    /// `nonce || ciphertext || tag`.
+    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        let nonce: [u8; 12] = crate::token::random_bytes();
+        let mut buf = plaintext.to_vec();
+        let tag = crate::aead::seal(&self.key, nonce, aad, &mut buf);
+        let mut out = Vec::with_capacity(12 + buf.len() + tag.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&buf);
+        out.extend_from_slice(&tag);
+        // `buf` holds ciphertext now: the plaintext copy was overwritten in place.
+        out
+    }
+
+    /// The plaintext of a value made by [`FieldKey::seal`] with the same associated data.
+    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        if sealed.len() < 12 + 16 {
+            return Err(CryptoError::Unwrap);
+        }
+        let mut nonce = [0u8; 12];
+        nonce.copy_from_slice(&sealed[..12]);
+        let mut buf = Zeroizing::new(sealed[12..].to_vec());
+        let len =
+            crate::aead::open(&self.key, nonce, aad, &mut buf).map_err(|_| CryptoError::Unwrap)?;
+        buf.truncate(len);
+        Ok(buf)
+    }
+}
+
 pub struct MacKey {
     // aws-lc-rs keeps the HMAC state in memory it cleanses on drop.
     key: hmac::Key,
@@ -299,6 +348,37 @@ impl MacKey {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn field_values_round_trip_and_bind_to_their_row() {
+        let root = RootKey::generate();
+        let k = root.field_key("totp");
+        let sealed = k.seal(b"usr_1", b"JBSWY3DPEHPK3PXP");
+        assert_eq!(
+            k.open(b"usr_1", &sealed).unwrap().as_slice(),
+            b"JBSWY3DPEHPK3PXP"
+        );
+        assert!(!contains(&sealed, b"JBSWY3DPEHPK3PXP"));
+        assert!(k.open(b"usr_2", &sealed).is_err(), "copied to another row");
+        let mut tampered = sealed.clone();
+        tampered[14] ^= 1;
+        assert!(k.open(b"usr_1", &tampered).is_err());
+        assert!(
+            root.field_key("other").open(b"usr_1", &sealed).is_err(),
+            "purposes are separate"
+        );
+        assert!(k.open(b"usr_1", &sealed[..20]).is_err());
+        assert_ne!(
+            k.seal(b"usr_1", b"x"),
+            k.seal(b"usr_1", b"x"),
+            "fresh nonce each time"
+        );
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
     use super::*;
 
     fn assert_send_sync<T: Send + Sync>() {}

@@ -116,6 +116,14 @@ impl From<ServiceError> for ApiError {
             ServiceError::Forbidden(_) => {
                 ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
             }
+            ServiceError::MfaRequired => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "mfa_required", e.to_string())
+            }
+            ServiceError::MfaEnrolmentRequired => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "mfa_enrolment_required",
+                e.to_string(),
+            ),
             ServiceError::RateLimited { retry_after_secs } => ApiError {
                 retry_after: Some(retry_after_secs),
                 ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string())

@@ -9,6 +9,7 @@ mod admin;
 mod assets;
 mod audit;
 mod keyring;
+mod mfa;
 mod principal;
 mod sessions;
 mod sweep;
@@ -25,8 +26,10 @@ pub use admin::{ApiKeyInfo, Bootstrapped, CreatedKey, MIN_PASSWORD_LEN, RotatedK
 pub use assets::{Asset, Content, ListQuery, NewUpload, Space};
 pub use audit::{AuditEvent, ChainReport};
 pub use keyring::{KeyStatus, Keyring, RotationReport};
+pub use mfa::{RECOVERY_CODES, TotpEnrolment};
 pub use principal::{Actor, Principal, RequestMeta};
 pub use sessions::{LoggedIn, LoginRequest, SessionCredentials, SessionInfo};
+pub use strongroom_store::MemberRow;
 pub use strongroom_store::Page;
 
 /// Something a use case refused or failed to do. Each variant says what the caller should tell
@@ -51,6 +54,16 @@ pub enum ServiceError {
         /// The challenge to solve.
         challenge: String,
     },
+    /// The account has a second factor: send `totp` or `recovery_code` with the password.
+    #[error(
+        "this account has two-factor authentication: send the code from your authenticator app (totp) or a recovery code"
+    )]
+    MfaRequired,
+    /// The organization requires a second factor the user has not set up yet.
+    #[error(
+        "your organization requires two-factor authentication: enrol an authenticator app first (POST /api/v1/me/mfa/totp)"
+    )]
+    MfaEnrolmentRequired,
     /// The email and password (or other factor) do not match an account.
     #[error("the email address or password is not correct")]
     InvalidCredentials,
@@ -139,6 +152,8 @@ pub struct Service {
     session_hasher: MacKey,
     csrf_hasher: MacKey,
     captcha_key: MacKey,
+    totp_key: strongroom_crypto::keys::FieldKey,
+    recovery_hasher: MacKey,
     clock: Arc<dyn Clock>,
     config: ServiceConfig,
     key_touches: principal::TouchThrottle,
@@ -160,6 +175,8 @@ impl Service {
         let session_hasher = root.derive("session");
         let csrf_hasher = root.derive("csrf");
         let captcha_key = root.derive("captcha");
+        let totp_key = root.field_key("totp");
+        let recovery_hasher = root.derive("recovery-code");
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let keyring = Keyring::load(&store, root, clock.now()).await?;
         Ok(Service {
@@ -171,6 +188,8 @@ impl Service {
             session_hasher,
             csrf_hasher,
             captcha_key,
+            totp_key,
+            recovery_hasher,
             clock,
             config,
             key_touches: principal::TouchThrottle::default(),

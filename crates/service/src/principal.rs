@@ -59,11 +59,17 @@ pub struct Principal {
     pub actor: Actor,
     /// Where the request came from.
     pub meta: RequestMeta,
+    /// The organization requires a second factor this user has not set up: until they do, only
+    /// enrolment (and signing out) is open to them.
+    pub mfa_enrolment_required: bool,
 }
 
 impl Principal {
-    /// Refuses unless the effective role grants `p`.
+    /// Refuses unless the effective role grants `p` (and no MFA enrolment is pending).
     pub fn require(&self, p: Permission) -> Result<()> {
+        if self.mfa_enrolment_required {
+            return Err(ServiceError::MfaEnrolmentRequired);
+        }
         if self.role.allows(p) {
             Ok(())
         } else {
@@ -184,6 +190,10 @@ impl Service {
         {
             tracing::warn!(error = %e, "could not record API key use");
         }
+        let mfa_enrolment_required = match &key.user_id {
+            Some(u) => self.mfa_enrolment_pending(&key.org_id, u).await?,
+            None => false,
+        };
         Ok(Principal {
             org_id: key.org_id,
             role,
@@ -192,6 +202,7 @@ impl Service {
                 user_id: key.user_id,
             },
             meta,
+            mfa_enrolment_required,
         })
     }
 

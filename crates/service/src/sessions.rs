@@ -30,6 +30,10 @@ pub struct LoginRequest {
     pub user_agent: String,
     /// A solved captcha (`<challenge>:<nonce>`), when the previous answer asked for one.
     pub captcha: Option<String>,
+    /// The authenticator app's current code, for accounts with two-factor authentication.
+    pub totp: Option<Zeroizing<String>>,
+    /// A recovery code, instead of `totp`.
+    pub recovery_code: Option<Zeroizing<String>>,
 }
 
 /// A new session: the cookie secret and CSRF token are shown once.
@@ -149,6 +153,13 @@ impl Service {
                 return Err(ServiceError::InvalidCredentials);
             }
         };
+        self.check_second_factor(
+            &user.id,
+            &scopes,
+            req.totp.as_deref().map(String::as_str),
+            req.recovery_code.as_deref().map(String::as_str),
+        )
+        .await?;
         let org_id = match req.org_id {
             Some(o) => o,
             None => self
@@ -207,6 +218,7 @@ impl Service {
                 user_id: user.id.clone(),
             },
             meta: req.meta,
+            mfa_enrolment_required: false,
         };
         self.audit(
             &mut tx,
@@ -267,6 +279,7 @@ impl Service {
         {
             tracing::warn!(error = %e, "could not record session use");
         }
+        let mfa_enrolment_required = self.mfa_enrolment_pending(&s.org_id, &s.user_id).await?;
         Ok(Principal {
             org_id: s.org_id.clone(),
             role,
@@ -275,6 +288,7 @@ impl Service {
                 user_id: s.user_id.clone(),
             },
             meta,
+            mfa_enrolment_required,
         })
     }
 
@@ -302,7 +316,7 @@ impl Service {
         Ok(())
     }
 
-    fn session_user(p: &Principal) -> Result<(&SessionId, &UserId)> {
+    pub(crate) fn session_user(p: &Principal) -> Result<(&SessionId, &UserId)> {
         match &p.actor {
             Actor::Session {
                 session_id,

@@ -38,12 +38,14 @@ const CHALLENGE_TTL_SECS: i64 = 5 * 60;
 #[derive(Clone, Copy)]
 pub(crate) enum Factor {
     Password,
+    Otp,
 }
 
 impl Factor {
     fn as_str(self) -> &'static str {
         match self {
             Factor::Password => "password",
+            Factor::Otp => "otp",
         }
     }
 }
@@ -215,6 +217,27 @@ impl Service {
             return Err(fresh());
         }
         Ok(())
+    }
+
+    /// Whether second-factor failures reached their limit (5 per pair in 15 min, 20 per account
+    /// in an hour): codes are six digits, so they get far fewer tries than passwords.
+    pub(crate) async fn otp_failures(&self, scopes: &Scopes) -> Result<bool> {
+        let now = self.clock.now();
+        let kind = Factor::Otp.as_str();
+        let pair = self
+            .store
+            .failures_since(&scopes.pair, kind, now.plus_secs(-SHORT_WINDOW_SECS))
+            .await?;
+        let account = self
+            .store
+            .failures_since(&scopes.account, kind, now.plus_secs(-LONG_WINDOW_SECS))
+            .await?;
+        Ok(pair >= crate::mfa::OTP_PAIR_LIMIT || account >= crate::mfa::OTP_ACCOUNT_LIMIT)
+    }
+
+    /// Records a failed second-factor check.
+    pub(crate) async fn record_otp_failure(&self, scopes: &Scopes) -> Result<()> {
+        self.login_failed(scopes, Factor::Otp).await.map(|_| ())
     }
 
     /// Deletes failure records past the longest window and expired challenges.

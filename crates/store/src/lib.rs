@@ -11,6 +11,7 @@
 
 mod audit;
 mod keys;
+mod mfa;
 mod migrate;
 mod sessions;
 mod tenancy;
@@ -23,6 +24,7 @@ use sqlx::{Any, AnyPool, Row};
 
 pub use audit::{AuditEventRow, AuditHead, NewAuditEvent};
 pub use keys::{ApiKeyDetails, ApiKeyRow, BlobRow, KekRow, PrincipalRow};
+pub use mfa::{MemberRow, TotpRow};
 pub use migrate::SCHEMA_VERSION;
 pub use sessions::{SessionLookup, SessionRow};
 pub use tenancy::{AssetRow, OrgRow, SpaceRow, UserRow};

@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_sessions.sql")),
     (3, include_str!("../migrations/0003_api_key_lifecycle.sql")),
     (4, include_str!("../migrations/0004_login_throttle.sql")),
+    (5, include_str!("../migrations/0005_mfa.sql")),
 ];
 
 /// The schema version a fully migrated database has.

@@ -71,11 +71,8 @@ struct LoginBody {
     email: String,
     password: Zeroizing<String>,
     org_id: Option<String>,
-    // Second factors and the captcha are part of the contract; accounts cannot enrol them yet.
-    #[allow(dead_code)]
-    totp: Option<String>,
-    #[allow(dead_code)]
-    recovery_code: Option<String>,
+    totp: Option<Zeroizing<String>>,
+    recovery_code: Option<Zeroizing<String>>,
     captcha: Option<String>,
 }
 
@@ -107,6 +104,8 @@ async fn login(
         meta: client.meta,
         user_agent: client.user_agent,
         captcha: body.captcha,
+        totp: body.totp,
+        recovery_code: body.recovery_code,
     };
     let done = state.service.login(req).await?;
     let mut res = Json(serde_json::json!({

@@ -5,6 +5,7 @@ mod assets;
 mod auth;
 mod keys;
 mod meta;
+mod mfa;
 mod openapi;
 mod spaces;
 
@@ -56,6 +57,11 @@ pub static ROUTES: &[Route] = &[
     auth::SESSIONS,
     auth::REVOKE_SESSION,
     auth::PASSWORD,
+    mfa::ENROL,
+    mfa::CONFIRM,
+    mfa::DISABLE,
+    mfa::MEMBERS,
+    mfa::POLICY,
     meta::AUDIT,
 ];
 

@@ -15,5 +15,6 @@ mod cli;
 mod crash;
 mod edge;
 mod keys;
+mod mfa;
 mod sessions;
 mod signals;

@@ -1,0 +1,145 @@
+//! Two-factor authentication, the member list, and the organization policy that requires it.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, patch, post};
+use zeroize::Zeroizing;
+
+use super::Route;
+use super::spaces::org_id;
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, Auth};
+
+pub const ENROL: Route = Route {
+    method: "POST",
+    path: "/api/v1/me/mfa/totp",
+    summary: "Start TOTP enrolment: the secret, an otpauth:// URI and a QR code (not active until confirmed)",
+    auth: true,
+    success: 200,
+    body: None,
+    response: Some("TotpEnrolment"),
+    handler: || post(enrol),
+};
+pub const CONFIRM: Route = Route {
+    method: "POST",
+    path: "/api/v1/me/mfa/totp/confirm",
+    summary: "Activate TOTP with a code from the app; returns 10 single-use recovery codes (shown once)",
+    auth: true,
+    success: 200,
+    body: Some("json:TotpConfirm"),
+    response: Some("RecoveryCodes"),
+    handler: || post(confirm),
+};
+pub const DISABLE: Route = Route {
+    method: "POST",
+    path: "/api/v1/me/mfa/totp/disable",
+    summary: "Turn TOTP off (needs the password)",
+    auth: true,
+    success: 204,
+    body: Some("json:PasswordConfirm"),
+    response: None,
+    handler: || post(disable),
+};
+pub const MEMBERS: Route = Route {
+    method: "GET",
+    path: "/api/v1/orgs/{org_id}/members",
+    summary: "Members with their role and whether two-factor authentication is on",
+    auth: true,
+    success: 200,
+    body: None,
+    response: Some("MemberList"),
+    handler: || get(members),
+};
+pub const POLICY: Route = Route {
+    method: "PATCH",
+    path: "/api/v1/orgs/{org_id}",
+    summary: "Organization security policy (require_mfa)",
+    auth: true,
+    success: 200,
+    body: Some("json:OrgPolicy"),
+    response: Some("OrgPolicy"),
+    handler: || patch(policy),
+};
+
+async fn enrol(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let e = state.service.enrol_totp(&p).await?;
+    Ok(Json(serde_json::json!({
+        "secret": e.secret.as_str(),
+        "otpauth_uri": e.otpauth_uri.as_str(),
+        "qr_svg": e.qr_svg.as_str(),
+    })))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Confirm {
+    code: Zeroizing<String>,
+}
+
+async fn confirm(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(body): ApiJson<Confirm>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let codes = state.service.confirm_totp(&p, &body.code).await?;
+    let codes: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
+    Ok(Json(serde_json::json!({"recovery_codes": codes})))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordConfirm {
+    password: Zeroizing<String>,
+}
+
+async fn disable(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(body): ApiJson<PasswordConfirm>,
+) -> Result<StatusCode, ApiError> {
+    state.service.disable_totp(&p, body.password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn members(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(org): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let org = org_id(&org)?;
+    let items = state.service.list_members(&p, &org).await?;
+    Ok(Json(
+        serde_json::json!({"items": items, "next_cursor": null}),
+    ))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Policy {
+    require_mfa: Option<bool>,
+}
+
+async fn policy(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(org): Path<String>,
+    ApiJson(body): ApiJson<Policy>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let org = org_id(&org)?;
+    let Some(required) = body.require_mfa else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            "nothing to change: send require_mfa",
+        ));
+    };
+    state.service.set_require_mfa(&p, &org, required).await?;
+    Ok(Json(
+        serde_json::json!({"id": org, "require_mfa": required}),
+    ))
+}

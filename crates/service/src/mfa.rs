@@ -1,0 +1,213 @@
+//! Two-factor authentication: TOTP enrolment and confirmation, recovery codes, the second step
+//! of login, disabling (with the password), and the organization policy that requires it.
+//!
+//! The TOTP secret is stored encrypted with a root-derived field key, bound to the user id.
+//! The last accepted time step is stored and only ever moves forward (a compare-and-set in
+//! the database), so a code works once even when two logins race. Recovery codes are stored as
+//! HMACs and used up atomically. Second-factor failures have their own counters: a correct
+//! password does not open unlimited guessing of six-digit codes.
+
+use strongroom_domain::{OrgId, Permission, UserId};
+use strongroom_identity::{recovery, totp};
+use strongroom_store::MemberRow;
+use zeroize::Zeroizing;
+
+use crate::audit::Record;
+use crate::throttle::Scopes;
+use crate::{Principal, Result, Service, ServiceError};
+
+/// A new TOTP enrolment, shown once.
+pub struct TotpEnrolment {
+    /// Base32 secret, for typing into an app.
+    pub secret: Zeroizing<String>,
+    /// `otpauth://` URI, for app links.
+    pub otpauth_uri: Zeroizing<String>,
+    /// The URI as a QR code (SVG).
+    pub qr_svg: Zeroizing<String>,
+}
+
+/// How many recovery codes a confirmed enrolment gets.
+pub const RECOVERY_CODES: usize = 10;
+const ISSUER: &str = "Strongroom";
+/// Second-factor failures of one (account, address) pair in 15 minutes before refusal.
+pub(crate) const OTP_PAIR_LIMIT: u64 = 5;
+/// Second-factor failures of one account in an hour before refusal.
+pub(crate) const OTP_ACCOUNT_LIMIT: u64 = 20;
+
+fn aad(user: &UserId) -> Vec<u8> {
+    format!("totp:{user}").into_bytes()
+}
+
+fn unix_secs(now: strongroom_domain::Timestamp) -> u64 {
+    u64::try_from(now.millis() / 1000).unwrap_or_default()
+}
+
+impl Service {
+    /// Whether the organization requires a second factor that this user has not set up.
+    pub(crate) async fn mfa_enrolment_pending(&self, org: &OrgId, user: &UserId) -> Result<bool> {
+        if !self.store.requires_mfa(org).await? {
+            return Ok(false);
+        }
+        Ok(!self.store.totp(user).await?.is_some_and(|t| t.active))
+    }
+
+    fn secret_of(&self, user: &UserId, sealed: &[u8]) -> Result<totp::TotpSecret> {
+        let plain = self.totp_key.open(&aad(user), sealed).map_err(|_| {
+            ServiceError::Internal(format!("the TOTP secret of {user} does not decrypt"))
+        })?;
+        let text =
+            std::str::from_utf8(&plain).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        totp::TotpSecret::from_base32(text).map_err(|e| ServiceError::Internal(e.to_string()))
+    }
+
+    /// Starts TOTP enrolment for the signed-in user: not active until confirmed with a code.
+    pub async fn enrol_totp(&self, p: &Principal) -> Result<TotpEnrolment> {
+        let (_, uid) = Self::session_user(p)?;
+        if self.store.totp(uid).await?.is_some_and(|t| t.active) {
+            return Err(ServiceError::Conflict(
+                "two-factor authentication is already on; turn it off first".into(),
+            ));
+        }
+        let email = self
+            .store
+            .user_email(uid)
+            .await?
+            .ok_or(ServiceError::Unauthenticated)?;
+        let secret = totp::TotpSecret::generate();
+        let enrolment = totp::enrolment(&secret, ISSUER, email.as_str())
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let sealed = self.totp_key.seal(&aad(uid), secret.to_base32().as_bytes());
+        let mut tx = self.store.begin().await?;
+        tx.set_pending_totp(uid, &sealed, self.clock.now()).await?;
+        self.audit(&mut tx, Record::by(p, "mfa.enrol_start", uid))
+            .await?;
+        tx.commit().await?;
+        Ok(TotpEnrolment {
+            secret: enrolment.secret_base32,
+            otpauth_uri: Zeroizing::new(enrolment.otpauth_uri.to_string()),
+            qr_svg: Zeroizing::new(enrolment.qr_svg.to_string()),
+        })
+    }
+
+    /// Activates the pending enrolment with a valid code; returns the recovery codes (shown once).
+    pub async fn confirm_totp(&self, p: &Principal, code: &str) -> Result<Vec<Zeroizing<String>>> {
+        let (_, uid) = Self::session_user(p)?;
+        let row =
+            self.store
+                .totp(uid)
+                .await?
+                .filter(|t| !t.active)
+                .ok_or(ServiceError::Conflict(
+                    "there is no enrolment to confirm: start one with POST /api/v1/me/mfa/totp"
+                        .into(),
+                ))?;
+        let secret = self.secret_of(uid, &row.secret_enc)?;
+        let step =
+            totp::verify(&secret, code, unix_secs(self.clock.now()), None).map_err(|_| {
+                ServiceError::Invalid(
+                    "the code is not valid: check the time on your device and try the next code"
+                        .into(),
+                )
+            })?;
+        let codes = recovery::generate(RECOVERY_CODES);
+        let hashes: Vec<[u8; 32]> = codes
+            .iter()
+            .map(|c| self.recovery_hasher.mac(c.as_bytes()))
+            .collect();
+        let mut tx = self.store.begin().await?;
+        if !tx.accept_totp_step(uid, step).await? {
+            return Err(ServiceError::Invalid(
+                "that code was already used: wait for the next one".into(),
+            ));
+        }
+        tx.replace_recovery_codes(uid, &hashes).await?;
+        self.audit(&mut tx, Record::by(p, "mfa.enable", uid))
+            .await?;
+        tx.commit().await?;
+        Ok(codes)
+    }
+
+    /// Turns the second factor off; the password proves it is the user.
+    pub async fn disable_totp(&self, p: &Principal, password: Zeroizing<String>) -> Result<()> {
+        let (_, uid) = Self::session_user(p)?;
+        let stored = self.store.password_hash(uid).await?;
+        if !self.verify_password(&password, stored).await? {
+            return Err(ServiceError::InvalidCredentials);
+        }
+        let mut tx = self.store.begin().await?;
+        tx.delete_totp(uid).await?;
+        self.audit(&mut tx, Record::by(p, "mfa.disable", uid))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The second step of login, for users with an active second factor.
+    pub(crate) async fn check_second_factor(
+        &self,
+        user: &UserId,
+        scopes: &Scopes,
+        code: Option<&str>,
+        recovery_code: Option<&str>,
+    ) -> Result<()> {
+        let Some(row) = self.store.totp(user).await?.filter(|t| t.active) else {
+            return Ok(());
+        };
+        if code.is_none() && recovery_code.is_none() {
+            return Err(ServiceError::MfaRequired);
+        }
+        if self.otp_failures(scopes).await? {
+            return Err(ServiceError::RateLimited {
+                retry_after_secs: 15 * 60,
+            });
+        }
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let ok = match (code, recovery_code) {
+            (Some(code), _) => {
+                let secret = self.secret_of(user, &row.secret_enc)?;
+                match totp::verify(&secret, code, unix_secs(now), row.last_step) {
+                    Ok(step) => tx.accept_totp_step(user, step).await?,
+                    Err(_) => false,
+                }
+            }
+            (None, Some(rc)) => match recovery::normalize(rc) {
+                Some(normal) => {
+                    tx.use_recovery_code(user, &self.recovery_hasher.mac(normal.as_bytes()), now)
+                        .await?
+                }
+                None => false,
+            },
+            (None, None) => false,
+        };
+        tx.commit().await?;
+        if !ok {
+            self.record_otp_failure(scopes).await?;
+            return Err(ServiceError::InvalidCredentials);
+        }
+        Ok(())
+    }
+
+    /// Requires (or stops requiring) a second factor of every member.
+    pub async fn set_require_mfa(&self, p: &Principal, org: &OrgId, required: bool) -> Result<()> {
+        p.require_org(org)?;
+        p.require(Permission::OrgManage)?;
+        let mut tx = self.store.begin().await?;
+        tx.set_require_mfa(org, required).await?;
+        self.audit(
+            &mut tx,
+            Record::by(p, "org.policy_change", org)
+                .detail(serde_json::json!({"require_mfa": required})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The organization's members, with whether each has two-factor authentication on.
+    pub async fn list_members(&self, p: &Principal, org: &OrgId) -> Result<Vec<MemberRow>> {
+        p.require_org(org)?;
+        p.require(Permission::MemberManage)?;
+        Ok(self.store.members(org).await?)
+    }
+}
