@@ -116,6 +116,11 @@ impl From<ServiceError> for ApiError {
             ServiceError::Forbidden(_) => {
                 ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
             }
+            ServiceError::ReauthRequired => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "reauthentication_required",
+                e.to_string(),
+            ),
             ServiceError::MfaRequired => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "mfa_required", e.to_string())
             }

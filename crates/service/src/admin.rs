@@ -347,6 +347,10 @@ impl Service {
                 "creating a key with a role above your own",
             ));
         }
+        if role.rank() >= Role::Admin.rank() {
+            // An admin-level key outlives the session that makes it: confirm it is really them.
+            self.require_recent_auth(p).await?;
+        }
         let scope = self.space_scope(p).await?;
         let spaces = match spaces {
             None if scope != SpaceScope::All => {

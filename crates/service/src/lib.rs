@@ -28,7 +28,7 @@ pub use audit::{AuditEvent, ChainReport};
 pub use keyring::{KeyStatus, Keyring, RotationReport};
 pub use mfa::{RECOVERY_CODES, TotpEnrolment};
 pub use principal::{Actor, Principal, RequestMeta};
-pub use sessions::{LoggedIn, LoginRequest, SessionCredentials, SessionInfo};
+pub use sessions::{LoggedIn, LoginRequest, REAUTH_WINDOW_SECS, SessionCredentials, SessionInfo};
 pub use strongroom_store::MemberRow;
 pub use strongroom_store::Page;
 
@@ -54,6 +54,11 @@ pub enum ServiceError {
         /// The challenge to solve.
         challenge: String,
     },
+    /// A sensitive action needs the password entered again (POST /api/v1/auth/reauth).
+    #[error(
+        "confirm your password first (POST /api/v1/auth/reauth): this action needs a recent sign-in"
+    )]
+    ReauthRequired,
     /// The account has a second factor: send `totp` or `recovery_code` with the password.
     #[error(
         "this account has two-factor authentication: send the code from your authenticator app (totp) or a recovery code"

@@ -63,6 +63,7 @@ impl Service {
     /// Starts TOTP enrolment for the signed-in user: not active until confirmed with a code.
     pub async fn enrol_totp(&self, p: &Principal) -> Result<TotpEnrolment> {
         let (_, uid) = Self::session_user(p)?;
+        self.require_recent_auth(p).await?;
         if self.store.totp(uid).await?.is_some_and(|t| t.active) {
             return Err(ServiceError::Conflict(
                 "two-factor authentication is already on; turn it off first".into(),

@@ -16,6 +16,10 @@ use crate::audit::Record;
 use crate::throttle::{Factor, Scopes};
 use crate::{Actor, Principal, RequestMeta, Result, Service, ServiceError};
 
+/// How long after entering the password a session may do sensitive things (enrol a second
+/// factor, create admin-level keys).
+pub const REAUTH_WINDOW_SECS: i64 = 10 * 60;
+
 /// What a login asks for.
 pub struct LoginRequest {
     /// The account.
@@ -324,6 +328,50 @@ impl Service {
             } => Ok((session_id, user_id)),
             _ => Err(ServiceError::Forbidden("this without a signed-in session")),
         }
+    }
+
+    /// Refuses a sensitive action unless the session's password was entered in the last
+    /// [`REAUTH_WINDOW_SECS`]. API keys are not sessions: what they may do is fixed by their role.
+    pub(crate) async fn require_recent_auth(&self, p: &Principal) -> Result<()> {
+        let Actor::Session { session_id, .. } = &p.actor else {
+            return Ok(());
+        };
+        let at = self
+            .store
+            .session_reauth_at(session_id)
+            .await?
+            .ok_or(ServiceError::Unauthenticated)?;
+        if self.clock.now() > at.plus_secs(REAUTH_WINDOW_SECS) {
+            return Err(ServiceError::ReauthRequired);
+        }
+        Ok(())
+    }
+
+    /// Confirms the password in the current session (for sensitive actions), under the same
+    /// brute-force limits as signing in.
+    pub async fn reauthenticate(
+        &self,
+        p: &Principal,
+        password: Zeroizing<String>,
+        captcha: Option<&str>,
+    ) -> Result<()> {
+        let (sid, uid) = Self::session_user(p)?;
+        let email = self
+            .store
+            .user_email(uid)
+            .await?
+            .ok_or(ServiceError::Unauthenticated)?;
+        let scopes = Scopes::new(&email, &p.meta.ip);
+        self.login_gate(&scopes, &p.meta.ip, Some(uid), captcha, Factor::Password)
+            .await?;
+        let stored = self.store.password_hash(uid).await?;
+        if !self.verify_password(&password, stored).await? {
+            let pair_failures = self.login_failed(&scopes, Factor::Password).await?;
+            self.failure_delay(pair_failures).await;
+            return Err(ServiceError::InvalidCredentials);
+        }
+        self.store.set_session_reauth(sid, self.clock.now()).await?;
+        Ok(())
     }
 
     /// Ends the caller's session.

@@ -122,6 +122,25 @@ impl Store {
         Ok(())
     }
 
+    /// When a password was last entered in this session.
+    pub async fn session_reauth_at(&self, id: &SessionId) -> Result<Option<Timestamp>> {
+        let at: Option<i64> = sqlx::query_scalar("SELECT reauth_at FROM sessions WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(at.map(Timestamp::from_millis))
+    }
+
+    /// Records that the password was just entered again in this session.
+    pub async fn set_session_reauth(&self, id: &SessionId, at: Timestamp) -> Result<()> {
+        sqlx::query("UPDATE sessions SET reauth_at = $1 WHERE id = $2")
+            .bind(at.millis())
+            .bind(id.as_str())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// The stored password hash (PHC string) of a user, if they have one.
     pub async fn password_hash(&self, user_id: &UserId) -> Result<Option<String>> {
         let hash: Option<Option<String>> =

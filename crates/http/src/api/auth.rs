@@ -54,6 +54,16 @@ pub const REVOKE_SESSION: Route = Route {
     response: None,
     handler: || delete(revoke_session),
 };
+pub const REAUTH: Route = Route {
+    method: "POST",
+    path: "/api/v1/auth/reauth",
+    summary: "Confirm your password in this session (sensitive actions need it within 10 minutes)",
+    auth: true,
+    success: 204,
+    body: Some("json:Reauth"),
+    response: None,
+    handler: || post(reauth),
+};
 pub const PASSWORD: Route = Route {
     method: "POST",
     path: "/api/v1/me/password",
@@ -147,6 +157,25 @@ async fn revoke_session(
 ) -> Result<StatusCode, ApiError> {
     let id = SessionId::parse(&id).map_err(|_| ApiError::not_found("session"))?;
     state.service.revoke_session(&p, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reauth {
+    password: Zeroizing<String>,
+    captcha: Option<String>,
+}
+
+async fn reauth(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(body): ApiJson<Reauth>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .service
+        .reauthenticate(&p, body.password, body.captcha.as_deref())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -56,6 +56,7 @@ pub static ROUTES: &[Route] = &[
     auth::LOGOUT,
     auth::SESSIONS,
     auth::REVOKE_SESSION,
+    auth::REAUTH,
     auth::PASSWORD,
     mfa::ENROL,
     mfa::CONFIRM,

@@ -37,6 +37,7 @@ fn schemas() -> Value {
         "Session": {"type": "object", "properties": {"id": id, "created_at": time, "last_seen_at": time, "ip": {"type": "string"}, "user_agent": {"type": "string"}, "current": {"type": "boolean"}}},
         "SessionList": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Session"}}, "next_cursor": {"type": ["string", "null"]}}},
         "PasswordChange": {"type": "object", "required": ["current_password", "new_password"], "properties": {"current_password": {"type": "string"}, "new_password": {"type": "string"}}},
+        "Reauth": {"type": "object", "required": ["password"], "properties": {"password": {"type": "string"}, "captcha": {"type": "string"}}},
         "TotpEnrolment": {"type": "object", "properties": {"secret": {"type": "string"}, "otpauth_uri": {"type": "string"}, "qr_svg": {"type": "string"}}},
         "TotpConfirm": {"type": "object", "required": ["code"], "properties": {"code": {"type": "string"}}},
         "RecoveryCodes": {"type": "object", "properties": {"recovery_codes": {"type": "array", "items": {"type": "string"}}}},

@@ -269,4 +269,31 @@ both_backends! {
         sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2").bind(&weak).bind(boot.user_id.as_str()).execute(&mut conn).await.unwrap();
         expect_problem(login(&srv, "owner@example.com", "migrated from the old system").await, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
     }
+
+    async fn sensitive_actions_need_a_recent_password(b: Backend) {
+        let Some(srv) = TestServer::start(b).await else { return };
+        let (boot, pw) = owner(&srv);
+        let web = sign_in(&srv, "owner@example.com", &pw).await;
+        let keys = format!("/api/v1/orgs/{}/api-keys", boot.org_id);
+        let admin_key = |web: &Browser| web.send(&srv, Method::POST, &keys).json(&json!({"name": "ops", "role": "admin"}));
+        // Just signed in: the password is fresh.
+        assert_eq!(status(admin_key(&web)).await, StatusCode::CREATED);
+        // Eleven minutes later (the window is ten).
+        let mut conn = srv.db_conn().await;
+        let stale = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 - 11 * 60_000;
+        sqlx::query("UPDATE sessions SET reauth_at = $1 WHERE id = $2").bind(stale).bind(web.login["session_id"].as_str().unwrap()).execute(&mut conn).await.unwrap();
+        expect_problem(admin_key(&web).send().await.unwrap(), StatusCode::UNAUTHORIZED, "reauthentication_required").await;
+        expect_problem(web.send(&srv, Method::POST, "/api/v1/me/mfa/totp").send().await.unwrap(), StatusCode::UNAUTHORIZED, "reauthentication_required").await;
+        // Ordinary actions are unaffected, and so is the session itself.
+        assert_eq!(status(web.send(&srv, Method::POST, &keys).json(&json!({"name": "read", "role": "viewer"}))).await, StatusCode::CREATED);
+        assert_eq!(status(web.req(&srv, Method::GET, "/api/v1/me")).await, StatusCode::OK);
+        // Re-authenticating needs the CSRF token and the right password.
+        assert_eq!(status(web.req(&srv, Method::POST, "/api/v1/auth/reauth").json(&json!({"password": pw}))).await, StatusCode::FORBIDDEN);
+        expect_problem(web.send(&srv, Method::POST, "/api/v1/auth/reauth").json(&json!({"password": "not it at all"})).send().await.unwrap(), StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+        assert_eq!(status(web.send(&srv, Method::POST, "/api/v1/auth/reauth").json(&json!({"password": pw}))).await, StatusCode::NO_CONTENT);
+        assert_eq!(status(admin_key(&web)).await, StatusCode::CREATED);
+        assert_eq!(status(web.send(&srv, Method::POST, "/api/v1/me/mfa/totp")).await, StatusCode::OK);
+        // API keys are not sessions: their role alone decides.
+        assert_eq!(status(srv.req(Method::POST, &keys, Some(&boot.api_key)).json(&json!({"name": "ci", "role": "admin"}))).await, StatusCode::CREATED);
+    }
 }
