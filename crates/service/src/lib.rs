@@ -162,7 +162,7 @@ pub struct Service {
     clock: Arc<dyn Clock>,
     config: ServiceConfig,
     key_touches: principal::TouchThrottle,
-    /// One permit per core for password hashing (see `sessions`).
+    /// Password-hashing turns: one per core less one (see `sessions`).
     hash_permits: tokio::sync::Semaphore,
 }
 
@@ -183,6 +183,8 @@ impl Service {
         let totp_key = root.field_key("totp");
         let recovery_hasher = root.derive("recovery-code");
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // One core is always left to everything else (at least one permit on one core).
+        let hash_permits = cores.saturating_sub(1).max(1);
         let keyring = Keyring::load(&store, root, clock.now()).await?;
         Ok(Service {
             store,
@@ -198,7 +200,7 @@ impl Service {
             clock,
             config,
             key_touches: principal::TouchThrottle::default(),
-            hash_permits: tokio::sync::Semaphore::new(cores),
+            hash_permits: tokio::sync::Semaphore::new(hash_permits),
         })
     }
 

@@ -2,7 +2,7 @@
 //! timeouts), listing and revoking sessions, logout, password change.
 //!
 //! Password hashing is deliberately slow, so it runs on the blocking pool behind a semaphore with
-//! one permit per core: a flood of logins queues there instead of starving other requests. An
+//! one permit per core less one: a flood of logins queues there instead of starving other requests. An
 //! unknown email still costs one hash, so response time does not reveal which addresses exist.
 
 use std::sync::OnceLock;
@@ -97,11 +97,21 @@ impl Service {
         pw: &Zeroizing<String>,
         stored: Option<String>,
     ) -> Result<bool> {
-        let _permit = self
-            .hash_permits
+        let _slot = self.hash_slot().await?;
+        self.verify_in_slot(pw, stored).await
+    }
+
+    /// A turn on the password-hashing pool (one permit per core, less one: other requests always
+    /// keep a core however many sign-ins arrive).
+    pub(crate) async fn hash_slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
+        self.hash_permits
             .acquire()
             .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            .map_err(|e| ServiceError::Internal(e.to_string()))
+    }
+
+    /// Verifies a password; the caller holds a [`Service::hash_slot`].
+    async fn verify_in_slot(&self, pw: &Zeroizing<String>, stored: Option<String>) -> Result<bool> {
         let pw = pw.clone();
         tokio::task::spawn_blocking(move || match stored {
             Some(h) => password::verify(&pw, &h),
@@ -132,6 +142,9 @@ impl Service {
     pub async fn login(&self, req: LoginRequest) -> Result<LoggedIn> {
         let user = self.store.user_by_email(&req.email).await?;
         let scopes = Scopes::new(&req.email, &req.meta.ip);
+        // The limits are checked, the password verified and a failure recorded while holding a
+        // hashing turn: concurrent guesses cannot all pass the check before any failure counts.
+        let slot = self.hash_slot().await?;
         self.login_gate(
             &scopes,
             &req.meta.ip,
@@ -144,11 +157,12 @@ impl Service {
             Some(u) => self.store.password_hash(&u.id).await?,
             None => None,
         };
-        let ok = self.verify_password(&req.password, stored.clone()).await?;
+        let ok = self.verify_in_slot(&req.password, stored.clone()).await?;
         let user = match (user, ok) {
             (Some(user), true) => user,
             (user, _) => {
                 let pair_failures = self.login_failed(&scopes, Factor::Password).await?;
+                drop(slot);
                 if let Some(u) = &user {
                     self.audit_login_failure(&u.id, &scopes, &req.meta.ip)
                         .await?;
@@ -157,6 +171,7 @@ impl Service {
                 return Err(ServiceError::InvalidCredentials);
             }
         };
+        drop(slot);
         self.check_second_factor(
             &user.id,
             &scopes,
@@ -362,14 +377,17 @@ impl Service {
             .await?
             .ok_or(ServiceError::Unauthenticated)?;
         let scopes = Scopes::new(&email, &p.meta.ip);
+        let slot = self.hash_slot().await?;
         self.login_gate(&scopes, &p.meta.ip, Some(uid), captcha, Factor::Password)
             .await?;
         let stored = self.store.password_hash(uid).await?;
-        if !self.verify_password(&password, stored).await? {
+        if !self.verify_in_slot(&password, stored).await? {
             let pair_failures = self.login_failed(&scopes, Factor::Password).await?;
+            drop(slot);
             self.failure_delay(pair_failures).await;
             return Err(ServiceError::InvalidCredentials);
         }
+        drop(slot);
         self.store.set_session_reauth(sid, self.clock.now()).await?;
         Ok(())
     }
