@@ -12,10 +12,10 @@ use strongroom_domain::{AssetId, Filename, SpaceId};
 use strongroom_service::{Asset, ListQuery, NewUpload};
 
 use super::Route;
+use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, Auth, PageParams};
 use crate::range::{self, RangeRequest};
-use crate::{AppState, cursor};
 
 pub const UPLOAD: Route = Route {
     method: "POST",
@@ -233,9 +233,7 @@ async fn list(
         .service
         .list_assets(&p, &space_id, ListQuery { after, limit })
         .await?;
-    Ok(Json(
-        serde_json::json!({"items": page.items, "next_cursor": page.next.as_deref().map(cursor::encode)}),
-    ))
+    Ok(super::page_json(page))
 }
 
 async fn metadata(

@@ -10,9 +10,9 @@ use strongroom_service::ListQuery;
 
 use super::Route;
 use super::spaces::org_id;
+use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Auth, PageParams};
-use crate::{AppState, cursor};
 
 pub const CREATE: Route = Route {
     method: "POST",
@@ -121,9 +121,7 @@ async fn list(
         .service
         .list_api_keys(&p, &org, ListQuery { after, limit })
         .await?;
-    Ok(Json(
-        serde_json::json!({"items": page.items, "next_cursor": page.next.as_deref().map(cursor::encode)}),
-    ))
+    Ok(super::page_json(page))
 }
 
 async fn rotate(

@@ -66,6 +66,16 @@ pub static ROUTES: &[Route] = &[
     meta::AUDIT,
 ];
 
+/// A page of a list as every list endpoint renders it: `{"items", "next_cursor"}`.
+fn page_json<T: serde::Serialize>(
+    page: strongroom_service::Page<T>,
+) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({
+        "items": page.items,
+        "next_cursor": page.next.as_deref().map(crate::cursor::encode),
+    }))
+}
+
 /// A router with every route of [`ROUTES`].
 pub fn routes() -> Router<AppState> {
     let mut by_path: Vec<(&'static str, MethodRouter<AppState>)> = Vec::new();

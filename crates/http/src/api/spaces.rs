@@ -8,9 +8,9 @@ use strongroom_domain::{Name, OrgId};
 use strongroom_service::{ListQuery, Space};
 
 use super::Route;
+use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Auth, PageParams};
-use crate::{AppState, cursor};
 
 pub const CREATE: Route = Route {
     method: "POST",
@@ -68,7 +68,5 @@ async fn list(
         .service
         .list_spaces(&p, &org, ListQuery { after, limit })
         .await?;
-    Ok(Json(
-        serde_json::json!({"items": page.items, "next_cursor": page.next.as_deref().map(cursor::encode)}),
-    ))
+    Ok(super::page_json(page))
 }
