@@ -73,15 +73,7 @@ async fn attempt_solving(
 }
 
 fn owner(srv: &TestServer) -> (String, String) {
-    let v = srv.run_json(&[
-        "admin",
-        "bootstrap",
-        "--email",
-        "owner@example.com",
-        "--org",
-        "acme",
-        "--json",
-    ]);
+    let v = srv.bootstrap_owner_json();
     (
         v["org_id"].as_str().unwrap().into(),
         v["password"].as_str().unwrap().into(),

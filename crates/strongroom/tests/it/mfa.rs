@@ -98,15 +98,7 @@ async fn enable(srv: &TestServer, web: &Web) -> (String, Vec<String>) {
 }
 
 fn owner(srv: &TestServer) -> (Value, String) {
-    let v = srv.run_json(&[
-        "admin",
-        "bootstrap",
-        "--email",
-        "owner@example.com",
-        "--org",
-        "acme",
-        "--json",
-    ]);
+    let v = srv.bootstrap_owner_json();
     let pw = v["password"].as_str().unwrap().to_owned();
     (v, pw)
 }

@@ -56,15 +56,7 @@ impl Browser {
 
 /// Bootstraps an owner and returns (boot, generated password).
 fn owner(srv: &TestServer) -> (Boot, String) {
-    let v = srv.run_json(&[
-        "admin",
-        "bootstrap",
-        "--email",
-        "owner@example.com",
-        "--org",
-        "acme",
-        "--json",
-    ]);
+    let v = srv.bootstrap_owner_json();
     let boot = Boot {
         user_id: v["user_id"].as_str().unwrap().into(),
         org_id: v["org_id"].as_str().unwrap().into(),

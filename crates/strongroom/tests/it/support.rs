@@ -162,6 +162,20 @@ impl TestServer {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// `admin bootstrap` of owner@example.com in "acme" through the real binary, as JSON: with
+    /// the generated password, for tests that sign in.
+    pub fn bootstrap_owner_json(&self) -> serde_json::Value {
+        self.run_json(&[
+            "admin",
+            "bootstrap",
+            "--email",
+            "owner@example.com",
+            "--org",
+            "acme",
+            "--json",
+        ])
+    }
+
     /// `admin bootstrap` through the real binary.
     pub fn bootstrap(&self, email: &str, org: &str) -> Boot {
         let v = self.run_json(&[
