@@ -44,11 +44,12 @@ if ! command -v cargo >/dev/null 2>&1 && [[ -f "${HOME}/.cargo/env" ]]; then
 fi
 command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust 1.95 with rustup first"
 
-step "System packages (postgresql, openssl, curl, C toolchain)"
+step "System packages (postgresql, ffmpeg, SMTP sink, openssl, curl, C toolchain)"
 # gcc/libc6-dev: aws-lc-sys and the bundled SQLite compile C code. postgresql: the PostgreSQL
 # variants of the tests. openssl, curl: used by tests and scripts to make certificates and probe
-# the server.
-apt_ensure postgresql openssl curl ca-certificates gcc libc6-dev oathtool
+# the server. oathtool: an independent TOTP. ffmpeg: the media pipeline and the HLS client in the
+# tests. python3-aiosmtpd: the SMTP sink that receives the mail the tests cause (scripts/mailsink.sh).
+apt_ensure postgresql openssl curl ca-certificates gcc libc6-dev oathtool ffmpeg python3-aiosmtpd
 lap "system packages"
 
 ensure_component() {
