@@ -8,6 +8,8 @@
 # Environment:
 #   SKIP_LINT=1                       skip fmt, clippy and cargo-deny (quick local runs)
 #   STRONGROOM_TEST_DATABASE_URL=...  use this PostgreSQL instead of starting scripts/postgres.sh
+#   STRONGROOM_TEST_SMTP_URL=... and STRONGROOM_TEST_MAILDIR=...
+#                                     use this SMTP sink instead of starting scripts/mailsink.sh
 #   STRONGROOM_REQUIRE_ADVISORIES=1   fail, instead of warning, when the advisory DB is unreachable
 #   CI=true                           set by CI: no fail-fast, no incremental builds
 # Arguments are passed to the test runner (e.g. a test name filter).
@@ -128,23 +130,43 @@ else
     lap "cargo-deny"
 fi
 
+# Services this run started, stopped at exit (a developer may keep them running between runs to
+# save the start-up; those are left alone).
+CLEANUP=()
+cleanup() {
+    local c
+    for c in "${CLEANUP[@]}"; do
+        ${c} || true
+    done
+}
+trap cleanup EXIT
+# Without these, a Ctrl-C or SIGTERM would end bash without running the EXIT trap.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
 step "PostgreSQL for the tests"
 if [[ -n "${STRONGROOM_TEST_DATABASE_URL:-}" ]]; then
     note "using STRONGROOM_TEST_DATABASE_URL from the environment"
 else
-    # Stop the cluster at exit only if this run started it: a developer may keep one running
-    # between runs (scripts/postgres.sh start) to save the start-up.
-    if ! scripts/postgres.sh status; then
-        trap 'scripts/postgres.sh stop || true' EXIT
-        # Without these, a Ctrl-C or SIGTERM would end bash without running the EXIT trap.
-        trap 'exit 130' INT
-        trap 'exit 143' TERM
-    fi
+    scripts/postgres.sh status || CLEANUP+=("scripts/postgres.sh stop")
     STRONGROOM_TEST_DATABASE_URL=$(scripts/postgres.sh start)
     export STRONGROOM_TEST_DATABASE_URL
     note "PostgreSQL at ${STRONGROOM_TEST_DATABASE_URL%%:*}://strongroom:***@${STRONGROOM_TEST_DATABASE_URL##*@}"
 fi
 lap "postgresql"
+
+step "SMTP sink for the tests"
+if [[ -n "${STRONGROOM_TEST_SMTP_URL:-}" ]]; then
+    note "using STRONGROOM_TEST_SMTP_URL and STRONGROOM_TEST_MAILDIR from the environment"
+else
+    scripts/mailsink.sh status || CLEANUP+=("scripts/mailsink.sh stop")
+    sink=$(scripts/mailsink.sh start)
+    STRONGROOM_TEST_SMTP_URL=$(sed -n 1p <<<"${sink}")
+    STRONGROOM_TEST_MAILDIR=$(sed -n 2p <<<"${sink}")
+    export STRONGROOM_TEST_SMTP_URL STRONGROOM_TEST_MAILDIR
+    note "SMTP sink at ${STRONGROOM_TEST_SMTP_URL}, mail in ${STRONGROOM_TEST_MAILDIR}/new"
+fi
+lap "smtp sink"
 
 step "Test runner"
 runner=cargo-test

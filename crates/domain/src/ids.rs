@@ -102,6 +102,18 @@ id_type!(
     /// A stored, encrypted blob with its own data key.
     BlobId, "blb", "blob"
 );
+id_type!(
+    /// A custom role of one organization.
+    RoleId, "rol", "role"
+);
+id_type!(
+    /// An invitation to join an organization.
+    InvitationId, "inv", "invitation"
+);
+id_type!(
+    /// A background job in the durable queue.
+    JobId, "job", "job"
+);
 
 #[cfg(test)]
 mod tests {

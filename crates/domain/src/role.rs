@@ -1,7 +1,9 @@
-//! Built-in roles and the permissions they grant.
+//! Roles and the permissions they grant.
 //!
 //! A permission is `action:resource`. The table below is the single place that says what each
-//! built-in role may do; every request is checked against it through `Role::allows`.
+//! built-in role may do. An organization may also define custom roles, each a [`PermissionSet`];
+//! a membership, a space grant or an API key names its role with a [`RoleRef`]. Every request is
+//! checked against the resolved set.
 
 use std::fmt;
 use std::str::FromStr;
@@ -31,13 +33,17 @@ pub enum Permission {
     AuditRead,
     /// Create and revoke API keys.
     ApiKeyManage,
-    /// Invite, change and remove members.
+    /// Change and remove members, and grant them spaces.
     MemberManage,
+    /// Invite people to the organization.
+    MemberInvite,
+    /// Define, change and delete custom roles.
+    RoleManage,
 }
 
 impl Permission {
     /// Every permission, in a stable order.
-    pub const ALL: [Permission; 12] = [
+    pub const ALL: [Permission; 14] = [
         Permission::OrgRead,
         Permission::OrgManage,
         Permission::SpaceRead,
@@ -50,6 +56,8 @@ impl Permission {
         Permission::AuditRead,
         Permission::ApiKeyManage,
         Permission::MemberManage,
+        Permission::MemberInvite,
+        Permission::RoleManage,
     ];
 
     /// The `action:resource` spelling.
@@ -67,6 +75,8 @@ impl Permission {
             Permission::AuditRead => "audit:read",
             Permission::ApiKeyManage => "apikey:manage",
             Permission::MemberManage => "member:manage",
+            Permission::MemberInvite => "member:invite",
+            Permission::RoleManage => "role:manage",
         }
     }
 }
@@ -100,21 +110,25 @@ pub enum Role {
     Contributor,
     /// Reads content.
     Viewer,
+    /// Nothing organization-wide: sees only the spaces granted to them.
+    Collaborator,
 }
 
 impl Role {
     /// Every built-in role.
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Owner,
         Role::Admin,
         Role::Editor,
         Role::Contributor,
         Role::Viewer,
+        Role::Collaborator,
     ];
 
     /// The permissions this role grants.
     pub fn permissions(self) -> &'static [Permission] {
         use Permission::*;
+        const COLLABORATOR: &[Permission] = &[OrgRead];
         const VIEWER: &[Permission] = &[OrgRead, SpaceRead, AssetRead];
         const CONTRIBUTOR: &[Permission] = &[OrgRead, SpaceRead, AssetRead, AssetCreate];
         const EDITOR: &[Permission] = &[
@@ -138,6 +152,8 @@ impl Role {
             AuditRead,
             ApiKeyManage,
             MemberManage,
+            MemberInvite,
+            RoleManage,
         ];
         match self {
             Role::Owner => &Permission::ALL,
@@ -145,32 +161,13 @@ impl Role {
             Role::Editor => EDITOR,
             Role::Contributor => CONTRIBUTOR,
             Role::Viewer => VIEWER,
+            Role::Collaborator => COLLABORATOR,
         }
     }
 
     /// Whether this role grants `p`.
     pub fn allows(self, p: Permission) -> bool {
         self.permissions().contains(&p)
-    }
-
-    /// Position in the hierarchy: higher is more powerful.
-    pub const fn rank(self) -> u8 {
-        match self {
-            Role::Owner => 4,
-            Role::Admin => 3,
-            Role::Editor => 2,
-            Role::Contributor => 1,
-            Role::Viewer => 0,
-        }
-    }
-
-    /// The less powerful of two roles: a key never does more than the person who made it.
-    pub fn min(self, other: Role) -> Role {
-        if other.rank() < self.rank() {
-            other
-        } else {
-            self
-        }
     }
 
     /// The lower-case name used in the API and the CLI.
@@ -181,6 +178,7 @@ impl Role {
             Role::Editor => "editor",
             Role::Contributor => "contributor",
             Role::Viewer => "viewer",
+            Role::Collaborator => "collaborator",
         }
     }
 }
@@ -199,7 +197,7 @@ impl FromStr for Role {
             .find(|r| r.as_str() == s)
             .ok_or_else(|| {
                 format!(
-                    "unknown role {s:?}: expected one of owner, admin, editor, contributor, viewer"
+                    "unknown role {s:?}: expected one of owner, admin, editor, contributor, viewer, collaborator, or a custom role of the organization"
                 )
             })
     }
@@ -208,6 +206,126 @@ impl FromStr for Role {
 impl serde::Serialize for Role {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
+    }
+}
+
+/// A set of permissions: what a role grants, or what a caller may do after every cap applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct PermissionSet(u32);
+
+impl PermissionSet {
+    /// No permission at all.
+    pub const EMPTY: PermissionSet = PermissionSet(0);
+
+    fn bit(p: Permission) -> u32 {
+        let index = Permission::ALL.iter().position(|q| *q == p).unwrap_or(0);
+        1 << index
+    }
+
+    /// Every permission there is.
+    pub fn all() -> PermissionSet {
+        Self::of(&Permission::ALL)
+    }
+
+    /// The set of these permissions.
+    pub fn of(ps: &[Permission]) -> PermissionSet {
+        PermissionSet(ps.iter().fold(0, |acc, p| acc | Self::bit(*p)))
+    }
+
+    /// Whether `p` is in the set.
+    pub fn contains(self, p: Permission) -> bool {
+        self.0 & Self::bit(p) != 0
+    }
+
+    /// Both sets' permissions.
+    pub fn union(self, other: PermissionSet) -> PermissionSet {
+        PermissionSet(self.0 | other.0)
+    }
+
+    /// Only the permissions in both sets.
+    pub fn intersection(self, other: PermissionSet) -> PermissionSet {
+        PermissionSet(self.0 & other.0)
+    }
+
+    /// Whether every permission of `self` is also in `other`.
+    pub fn is_subset(self, other: PermissionSet) -> bool {
+        self.0 & !other.0 == 0
+    }
+
+    /// The permissions, in the stable order of [`Permission::ALL`].
+    pub fn iter(self) -> impl Iterator<Item = Permission> {
+        Permission::ALL
+            .into_iter()
+            .filter(move |p| self.contains(*p))
+    }
+
+    /// Parses `action:resource` names; an unknown name is refused with a message naming it.
+    pub fn parse<S: AsRef<str>>(names: &[S]) -> Result<PermissionSet, String> {
+        names.iter().try_fold(PermissionSet::EMPTY, |acc, n| {
+            Ok(acc.union(PermissionSet::of(&[n.as_ref().parse()?])))
+        })
+    }
+
+    /// The stored form: names separated by spaces.
+    pub fn to_stored(self) -> String {
+        self.iter()
+            .map(Permission::as_str)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Reads the stored form.
+    pub fn from_stored(s: &str) -> Result<PermissionSet, String> {
+        PermissionSet::parse(&s.split_whitespace().collect::<Vec<_>>())
+    }
+}
+
+impl serde::Serialize for PermissionSet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter().map(Permission::as_str))
+    }
+}
+
+/// Which role a membership, space grant, invitation or API key holds: a built-in one, or a
+/// custom role of the organization (by id, so renaming or editing the role reaches every
+/// holder at once).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RoleRef {
+    /// A built-in role.
+    Builtin(Role),
+    /// A custom role of the organization.
+    Custom(crate::RoleId),
+}
+
+impl RoleRef {
+    /// The stored form: the built-in name or the custom role's id.
+    pub fn to_stored(&self) -> String {
+        match self {
+            RoleRef::Builtin(r) => r.as_str().to_owned(),
+            RoleRef::Custom(id) => id.to_string(),
+        }
+    }
+
+    /// Reads the stored form.
+    pub fn from_stored(s: &str) -> Result<RoleRef, String> {
+        if s.starts_with("rol_") {
+            crate::RoleId::parse(s)
+                .map(RoleRef::Custom)
+                .map_err(|e| e.to_string())
+        } else {
+            s.parse().map(RoleRef::Builtin)
+        }
+    }
+
+    /// Whether this is the built-in owner role.
+    pub fn is_owner(&self) -> bool {
+        matches!(self, RoleRef::Builtin(Role::Owner))
+    }
+}
+
+impl From<Role> for RoleRef {
+    fn from(r: Role) -> Self {
+        RoleRef::Builtin(r)
     }
 }
 
@@ -233,6 +351,32 @@ mod tests {
         assert!(!Role::Contributor.allows(Permission::AssetDelete));
         assert!(!Role::Editor.allows(Permission::AuditRead));
         assert!(!Role::Admin.allows(Permission::OrgManage));
+        assert!(!Role::Collaborator.allows(Permission::SpaceRead));
+    }
+
+    #[test]
+    fn permission_sets_compare_and_round_trip() {
+        let editor = PermissionSet::of(Role::Editor.permissions());
+        let viewer = PermissionSet::of(Role::Viewer.permissions());
+        assert!(viewer.is_subset(editor));
+        assert!(!editor.is_subset(viewer));
+        assert_eq!(editor.intersection(viewer), viewer);
+        assert_eq!(PermissionSet::from_stored(&editor.to_stored()), Ok(editor));
+        assert_eq!(PermissionSet::from_stored(""), Ok(PermissionSet::EMPTY));
+        assert!(PermissionSet::parse(&["asset:read", "asset:fly"]).is_err());
+        assert!(PermissionSet::all().is_subset(PermissionSet::of(Role::Owner.permissions())));
+    }
+
+    #[test]
+    fn role_refs_round_trip() {
+        let custom = RoleRef::Custom(crate::RoleId::generate());
+        assert_eq!(RoleRef::from_stored(&custom.to_stored()), Ok(custom));
+        assert_eq!(
+            RoleRef::from_stored("editor"),
+            Ok(RoleRef::Builtin(Role::Editor))
+        );
+        assert!(RoleRef::from_stored("rol_nope").is_err());
+        assert!(RoleRef::from_stored("superuser").is_err());
     }
 
     #[test]

@@ -162,6 +162,9 @@ impl From<ServiceError> for ApiError {
                 e.to_string(),
             ),
             ServiceError::Conflict(msg) => ApiError::new(StatusCode::CONFLICT, "conflict", msg),
+            ServiceError::Unavailable(msg) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", msg)
+            }
             ServiceError::Integrity(ref cause) => {
                 tracing::error!(error = %cause, "integrity failure on stored data");
                 ApiError::new(

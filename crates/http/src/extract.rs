@@ -73,15 +73,23 @@ where
 /// `Path=/` and no `Domain`, so a sibling subdomain cannot plant or overwrite it.
 pub const SESSION_COOKIE: &str = "__Host-strongroom_session";
 
+/// The device cookie's name: it tells a browser the user has signed in from before.
+pub const DEVICE_COOKIE: &str = "__Host-strongroom_device";
+
 /// The session cookie's value, if the request carries one.
 pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    named_cookie(headers, SESSION_COOKIE)
+}
+
+/// A cookie's value, if the request carries it.
+pub fn named_cookie(headers: &axum::http::HeaderMap, cookie: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(name, _)| *name == cookie)
         .map(|(_, value)| value.to_owned())
 }
 

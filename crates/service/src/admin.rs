@@ -2,7 +2,8 @@
 
 use strongroom_crypto::{password, token};
 use strongroom_domain::{
-    ApiKeyId, Email, Name, OrgId, Permission, Role, SpaceId, Timestamp, UserId,
+    ApiKeyId, Email, Name, OrgId, Permission, PermissionSet, Role, RoleRef, SpaceId, Timestamp,
+    UserId,
 };
 use strongroom_store::{ApiKeyRow, OrgRow, Page, Tx, UserRow};
 use zeroize::Zeroizing;
@@ -64,8 +65,8 @@ pub struct ApiKeyInfo {
     pub id: ApiKeyId,
     /// Its label.
     pub name: Name,
-    /// The role it was created with (its owner's current role caps it).
-    pub role: Role,
+    /// The name of the role it was created with (its owner's current role caps it).
+    pub role: String,
     /// The user it acts for, if any.
     pub user_id: Option<UserId>,
     /// The spaces it is limited to; `None`: every space.
@@ -85,6 +86,27 @@ pub struct ApiKeyInfo {
     pub previous_valid_until: Option<Timestamp>,
 }
 
+/// Permissions that make a key "admin-level": creating such a key needs a recent sign-in.
+const ADMIN_LEVEL: [Permission; 5] = [
+    Permission::OrgManage,
+    Permission::MemberManage,
+    Permission::MemberInvite,
+    Permission::RoleManage,
+    Permission::ApiKeyManage,
+];
+
+/// Whether a role with these permissions can change who has access.
+pub(crate) fn is_admin_level(perms: PermissionSet) -> bool {
+    ADMIN_LEVEL.iter().any(|p| perms.contains(*p))
+}
+
+/// The refusal for anything that would leave an organization without an owner.
+pub(crate) fn last_owner() -> ServiceError {
+    ServiceError::Conflict(
+        "the organization must keep at least one owner: make someone else owner first".into(),
+    )
+}
+
 /// The password policy (length, common/breached list, personal data, strength); the reason for
 /// a refusal is safe to show.
 pub(crate) fn check_password(pw: &str, email: &Email) -> Result<()> {
@@ -95,6 +117,7 @@ pub(crate) fn check_password(pw: &str, email: &Email) -> Result<()> {
 /// Builds the managers' view of a key from the store's details row (passed field by field:
 /// the store does not export that row's type).
 fn key_info(
+    role: String,
     key: ApiKeyRow,
     spaces: Option<Vec<SpaceId>>,
     last_used_at: Option<Timestamp>,
@@ -104,7 +127,7 @@ fn key_info(
     ApiKeyInfo {
         id: key.id,
         name: key.name,
-        role: key.role,
+        role,
         user_id: key.user_id,
         spaces,
         created_at: key.created_at,
@@ -205,7 +228,7 @@ impl Service {
                 o
             }
         };
-        tx.upsert_membership(&org.id, &user.id, Role::Owner, now)
+        tx.upsert_membership(&org.id, &user.id, &Role::Owner.into(), now)
             .await?;
         self.audit(
             &mut tx,
@@ -218,7 +241,7 @@ impl Service {
             org_id: org.id.clone(),
             user_id: Some(user.id.clone()),
             name: Name::parse("bootstrap").map_err(|e| ServiceError::Internal(e.to_string()))?,
-            role: Role::Owner,
+            role: Role::Owner.into(),
             created_at: now,
             expires_at: None,
             revoked_at: None,
@@ -240,7 +263,8 @@ impl Service {
         })
     }
 
-    /// `strongroom admin create-user`: adds a member (creating the user if new).
+    /// `strongroom admin create-user`: adds a member (creating the user if new), or changes an
+    /// existing member's role — never the last owner's.
     pub async fn create_user(
         &self,
         org_id: &OrgId,
@@ -280,7 +304,16 @@ impl Service {
                 u.id
             }
         };
-        tx.upsert_membership(org_id, &user_id, role, now).await?;
+        tx.lock_org(org_id).await?;
+        let current = tx.member_role(org_id, &user_id).await?;
+        if current.as_ref().is_some_and(RoleRef::is_owner)
+            && role != Role::Owner
+            && tx.owner_count(org_id).await? <= 1
+        {
+            return Err(last_owner());
+        }
+        tx.upsert_membership(org_id, &user_id, &role.into(), now)
+            .await?;
         self.audit(
             &mut tx,
             cli_record(org_id, "member.set_role", &user_id)
@@ -307,7 +340,7 @@ impl Service {
             org_id: org_id.clone(),
             user_id: None,
             name,
-            role,
+            role: role.into(),
             created_at: self.clock.now(),
             expires_at: None,
             revoked_at: None,
@@ -336,18 +369,20 @@ impl Service {
         p: &Principal,
         org_id: &OrgId,
         name: Name,
-        role: Role,
+        role: &str,
         spaces: Option<Vec<SpaceId>>,
         expires_in: Option<u64>,
     ) -> Result<CreatedKey> {
         p.require_org(org_id)?;
         p.require(Permission::ApiKeyManage)?;
-        if role.rank() > p.role.rank() {
+        let role = self.role_named(org_id, role).await?;
+        let (role_name, perms) = self.resolve_role(org_id, &role).await?;
+        if !perms.is_subset(p.permissions()) {
             return Err(ServiceError::Forbidden(
                 "creating a key with a role above your own",
             ));
         }
-        if role.rank() >= Role::Admin.rank() {
+        if is_admin_level(perms) {
             // An admin-level key outlives the session that makes it: confirm it is really them.
             self.require_recent_auth(p).await?;
         }
@@ -394,7 +429,7 @@ impl Service {
         self.audit(
             &mut tx,
             Record::by(p, "apikey.create", &row.id).detail(serde_json::json!({
-                "role": role, "name": row.name, "spaces": spaces, "expires_at": expires_at,
+                "role": role_name, "name": row.name, "spaces": spaces, "expires_at": expires_at,
             })),
         )
         .await?;
@@ -440,7 +475,9 @@ impl Service {
             .api_key_details(&p.org_id, id)
             .await?
             .ok_or(ServiceError::NotFound("API key"))?;
+        let (role, _) = self.resolve_role(&p.org_id, &d.key.role).await?;
         let info = key_info(
+            role,
             d.key,
             d.spaces,
             d.last_used_at,
@@ -468,12 +505,14 @@ impl Service {
             .store
             .api_key_details_page(org_id, q.after.as_deref(), q.limit)
             .await?;
+        let names = self.role_names(org_id).await?;
         Ok(Page {
             items: page
                 .items
                 .into_iter()
                 .map(|d| {
                     key_info(
+                        names.name(&d.key.role),
                         d.key,
                         d.spaces,
                         d.last_used_at,
@@ -499,7 +538,13 @@ impl Service {
         grace_secs: Option<u64>,
     ) -> Result<RotatedKey> {
         let key = self.managed_key(p, id).await?;
-        if key.role.rank() > p.role.rank() {
+        let stored = self
+            .store
+            .api_key_details(&p.org_id, id)
+            .await?
+            .ok_or(ServiceError::NotFound("API key"))?;
+        let (_, perms) = self.resolve_role(&p.org_id, &stored.key.role).await?;
+        if !perms.is_subset(p.permissions()) {
             return Err(ServiceError::Forbidden(
                 "rotating a key with a role above your own",
             ));

@@ -137,7 +137,9 @@ impl Service {
         q: ListQuery,
     ) -> Result<Page<Space>> {
         p.require_org(org_id)?;
-        p.require(Permission::SpaceRead)?;
+        // Reading the organization is enough: the scope holds exactly the spaces the caller may
+        // read (all of them with an organization-wide space:read, else the granted ones).
+        p.require(Permission::OrgRead)?;
         let page = match self.space_scope(p).await? {
             SpaceScope::All => {
                 self.store
@@ -157,7 +159,7 @@ impl Service {
     }
 
     /// A space of the caller's organization within the caller's reach.
-    async fn space_of(&self, p: &Principal, id: &SpaceId) -> Result<SpaceRow> {
+    pub(crate) async fn space_of(&self, p: &Principal, id: &SpaceId) -> Result<SpaceRow> {
         self.space_scope(p).await?.require(id)?;
         self.store
             .space(&p.org_id, id)
@@ -166,7 +168,7 @@ impl Service {
     }
 
     /// An asset of the caller's organization, in a space within the caller's reach.
-    async fn asset_of(&self, p: &Principal, id: &AssetId) -> Result<AssetRow> {
+    pub(crate) async fn asset_of(&self, p: &Principal, id: &AssetId) -> Result<AssetRow> {
         let row = self
             .store
             .asset(&p.org_id, id)
@@ -189,7 +191,7 @@ impl Service {
     {
         // Authorize and resolve the space before reading a single byte.
         let space = self.space_of(p, &upload.space_id).await?;
-        p.require(Permission::AssetCreate)?;
+        p.require_in(&space.id, Permission::AssetCreate)?;
         let blob_id = BlobId::generate();
         let dek = DataKey::generate();
         let limit = self.config.max_upload_bytes;
@@ -271,7 +273,7 @@ impl Service {
         q: ListQuery,
     ) -> Result<Page<Asset>> {
         let space = self.space_of(p, space_id).await?;
-        p.require(Permission::AssetRead)?;
+        p.require_in(&space.id, Permission::AssetRead)?;
         let page = self
             .store
             .assets(&space.id, q.after.as_deref(), q.limit)
@@ -285,7 +287,7 @@ impl Service {
     /// An asset's metadata.
     pub async fn get_asset(&self, p: &Principal, id: &AssetId) -> Result<Asset> {
         let row = self.asset_of(p, id).await?;
-        p.require(Permission::AssetRead)?;
+        p.require_in(&row.space_id, Permission::AssetRead)?;
         Ok(row.into())
     }
 
@@ -298,7 +300,7 @@ impl Service {
         range: Option<(u64, u64)>,
     ) -> Result<Content> {
         let row = self.asset_of(p, id).await?;
-        p.require(Permission::AssetRead)?;
+        p.require_in(&row.space_id, Permission::AssetRead)?;
         let blob =
             self.store.blob(&row.blob_id).await?.ok_or_else(|| {
                 ServiceError::Internal(format!("asset {} has no blob row", row.id))
@@ -337,8 +339,8 @@ impl Service {
     /// then the stored object is removed.
     pub async fn delete_asset(&self, p: &Principal, id: &AssetId) -> Result<()> {
         // Visibility first, so a viewer learns "forbidden" only about assets it can see.
-        self.asset_of(p, id).await?;
-        p.require(Permission::AssetDelete)?;
+        let visible = self.asset_of(p, id).await?;
+        p.require_in(&visible.space_id, Permission::AssetDelete)?;
         let mut tx = self.store.begin().await?;
         let row = tx
             .delete_asset(&p.org_id, id)

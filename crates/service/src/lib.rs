@@ -5,10 +5,13 @@
 //! typed arguments these methods take, call one method, and render the result; they never touch
 //! the store, the blob store or keys directly. Nothing here knows about HTTP.
 
+mod access;
 mod admin;
 mod assets;
 mod audit;
+mod jobs;
 mod keyring;
+mod mail;
 mod mfa;
 mod principal;
 mod sessions;
@@ -22,10 +25,13 @@ use strongroom_crypto::keys::{MacKey, RootKey};
 use strongroom_domain::{Clock, Role};
 use strongroom_store::{Store, StoreError};
 
+pub use access::{Accepted, GrantInfo, InvitationInfo, RoleInfo};
 pub use admin::{ApiKeyInfo, Bootstrapped, CreatedKey, MIN_PASSWORD_LEN, RotatedKey};
 pub use assets::{Asset, Content, ListQuery, NewUpload, Space};
 pub use audit::{AuditEvent, ChainReport};
+pub use jobs::JobFailure;
 pub use keyring::{KeyStatus, Keyring, RotationReport};
+pub use mail::{Mail, MailError, Mailer};
 pub use mfa::{RECOVERY_CODES, TotpEnrolment};
 pub use principal::{Actor, Principal, RequestMeta};
 pub use sessions::{LoggedIn, LoginRequest, REAUTH_WINDOW_SECS, SessionCredentials, SessionInfo};
@@ -90,6 +96,9 @@ pub enum ServiceError {
         /// The limit in bytes.
         limit: u64,
     },
+    /// Something the request needs is not set up or not reachable; the message says what.
+    #[error("{0}")]
+    Unavailable(String),
     /// The request conflicts with existing state.
     #[error("{0}")]
     Conflict(String),
@@ -134,6 +143,12 @@ pub struct ServiceConfig {
     /// Delay after a failed sign-in, doubled per recent failure of the same account and address
     /// (capped at 2 s).
     pub failure_delay: std::time::Duration,
+    /// Delivers mail (invitations, security notices); `None`: mail is off.
+    pub mailer: Option<Arc<dyn Mailer>>,
+    /// The address users reach the server at, for links in mail (`https://host:port`).
+    pub public_url: String,
+    /// How long an invitation link works.
+    pub invitation_ttl: std::time::Duration,
 }
 
 impl Default for ServiceConfig {
@@ -143,6 +158,9 @@ impl Default for ServiceConfig {
             orphan_grace: std::time::Duration::from_secs(15 * 60),
             captcha_bits: 18,
             failure_delay: std::time::Duration::from_millis(100),
+            mailer: None,
+            public_url: "https://127.0.0.1:8443".into(),
+            invitation_ttl: std::time::Duration::from_secs(72 * 3600),
         }
     }
 }
@@ -159,6 +177,11 @@ pub struct Service {
     captcha_key: MacKey,
     totp_key: strongroom_crypto::keys::FieldKey,
     recovery_hasher: MacKey,
+    invitation_hasher: MacKey,
+    device_hasher: MacKey,
+    jobs_key: strongroom_crypto::keys::FieldKey,
+    /// Wakes this node's worker when a job is enqueued here.
+    jobs_ready: tokio::sync::Notify,
     clock: Arc<dyn Clock>,
     config: ServiceConfig,
     key_touches: principal::TouchThrottle,
@@ -182,6 +205,9 @@ impl Service {
         let captcha_key = root.derive("captcha");
         let totp_key = root.field_key("totp");
         let recovery_hasher = root.derive("recovery-code");
+        let invitation_hasher = root.derive("invitation");
+        let device_hasher = root.derive("device");
+        let jobs_key = root.field_key("jobs");
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         // One core is always left to everything else (at least one permit on one core).
         let hash_permits = cores.saturating_sub(1).max(1);
@@ -197,6 +223,10 @@ impl Service {
             captcha_key,
             totp_key,
             recovery_hasher,
+            invitation_hasher,
+            device_hasher,
+            jobs_key,
+            jobs_ready: tokio::sync::Notify::new(),
             clock,
             config,
             key_touches: principal::TouchThrottle::default(),

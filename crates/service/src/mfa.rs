@@ -13,6 +13,7 @@ use strongroom_store::MemberRow;
 use zeroize::Zeroizing;
 
 use crate::audit::Record;
+use crate::mail::{Notice, NoticeContext};
 use crate::throttle::Scopes;
 use crate::{Principal, Result, Service, ServiceError};
 
@@ -124,6 +125,14 @@ impl Service {
         tx.replace_recovery_codes(uid, &hashes).await?;
         self.audit(&mut tx, Record::by(p, "mfa.enable", uid))
             .await?;
+        self.queue_notice(
+            &mut tx,
+            Some(&p.org_id),
+            uid,
+            Notice::MfaEnabled,
+            p.notice_context(),
+        )
+        .await?;
         tx.commit().await?;
         Ok(codes)
     }
@@ -139,6 +148,14 @@ impl Service {
         tx.delete_totp(uid).await?;
         self.audit(&mut tx, Record::by(p, "mfa.disable", uid))
             .await?;
+        self.queue_notice(
+            &mut tx,
+            Some(&p.org_id),
+            uid,
+            Notice::MfaDisabled,
+            p.notice_context(),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -174,8 +191,18 @@ impl Service {
             }
             (None, Some(rc)) => match recovery::normalize(rc) {
                 Some(normal) => {
-                    tx.use_recovery_code(user, &self.recovery_hasher.mac(normal.as_bytes()), now)
-                        .await?
+                    let used = tx
+                        .use_recovery_code(user, &self.recovery_hasher.mac(normal.as_bytes()), now)
+                        .await?;
+                    if used {
+                        let ctx = NoticeContext {
+                            ip: &scopes.addr,
+                            user_agent: None,
+                        };
+                        self.queue_notice(&mut tx, None, user, Notice::RecoveryCodeUsed, ctx)
+                            .await?;
+                    }
+                    used
                 }
                 None => false,
             },

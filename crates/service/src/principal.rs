@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use strongroom_crypto::token::ct_eq;
-use strongroom_domain::{ApiKeyId, OrgId, Permission, Role, SpaceId, UserId};
+use strongroom_domain::{ApiKeyId, OrgId, Permission, PermissionSet, RoleRef, SpaceId, UserId};
 
 use crate::{Result, Service, ServiceError};
 
@@ -48,13 +48,29 @@ impl Actor {
     }
 }
 
-/// An authenticated caller acting in exactly one organization with one effective role.
+/// What a caller may do, resolved from the database on every request, so a role change, a
+/// custom role's new permissions or a removed grant take effect at the next request.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Access {
+    /// Organization-wide: the member's role, capped by the key's role.
+    pub(crate) org: PermissionSet,
+    /// The key's own role (everything, for sessions and the CLI): a space grant never lifts a
+    /// key above the role it was made with.
+    pub(crate) cap: PermissionSet,
+    /// Roles granted in single spaces (not yet capped).
+    pub(crate) spaces: Vec<(SpaceId, PermissionSet)>,
+}
+
+/// An authenticated caller acting in exactly one organization.
 #[derive(Debug, Clone)]
 pub struct Principal {
     /// The organization the caller acts in.
     pub org_id: OrgId,
-    /// The effective role: the key's role capped by its owner's current role.
-    pub role: Role,
+    /// The name of the role the caller acts with: the key's role for an API key, the member's
+    /// organization role for a session.
+    pub role: String,
+    /// What the role, its cap and any space grants allow.
+    pub(crate) access: Access,
     /// Who acts.
     pub actor: Actor,
     /// Where the request came from.
@@ -65,16 +81,51 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// Refuses unless the effective role grants `p` (and no MFA enrolment is pending).
+    /// Refuses unless the caller may do `p` organization-wide (and no MFA enrolment is
+    /// pending).
     pub fn require(&self, p: Permission) -> Result<()> {
+        self.require_if(self.access.org.contains(p), p)
+    }
+
+    /// Refuses unless the caller may do `p` in `space`: organization-wide, or through a role
+    /// granted in that space (within the key's cap).
+    pub fn require_in(&self, space: &SpaceId, p: Permission) -> Result<()> {
+        self.require_if(self.permissions_in(space).contains(p), p)
+    }
+
+    fn require_if(&self, allowed: bool, p: Permission) -> Result<()> {
         if self.mfa_enrolment_required {
             return Err(ServiceError::MfaEnrolmentRequired);
         }
-        if self.role.allows(p) {
+        if allowed {
             Ok(())
         } else {
             Err(ServiceError::Forbidden(p.as_str()))
         }
+    }
+
+    /// When and from where, for a security notice about this caller's action.
+    pub(crate) fn notice_context(&self) -> crate::mail::NoticeContext<'_> {
+        crate::mail::NoticeContext {
+            ip: &self.meta.ip,
+            user_agent: None,
+        }
+    }
+
+    /// What the caller may do organization-wide.
+    pub fn permissions(&self) -> PermissionSet {
+        self.access.org
+    }
+
+    /// What the caller may do in `space`.
+    pub fn permissions_in(&self, space: &SpaceId) -> PermissionSet {
+        let granted = self
+            .access
+            .spaces
+            .iter()
+            .filter(|(id, _)| id == space)
+            .fold(PermissionSet::EMPTY, |acc, (_, set)| acc.union(*set));
+        self.access.org.union(granted.intersection(self.access.cap))
     }
 
     /// Refuses (as not found) an organization other than the caller's.
@@ -113,6 +164,16 @@ impl SpaceScope {
             (SpaceScope::All, _) => true,
             (SpaceScope::Only(_), None) => false,
             (SpaceScope::Only(_), Some(ids)) => ids.iter().all(|id| self.allows(id)),
+        }
+    }
+
+    /// Only the spaces both scopes reach.
+    pub(crate) fn intersect(self, other: SpaceScope) -> SpaceScope {
+        match (self, other) {
+            (SpaceScope::All, o) | (o, SpaceScope::All) => o,
+            (SpaceScope::Only(a), SpaceScope::Only(b)) => {
+                SpaceScope::Only(a.into_iter().filter(|id| b.contains(id)).collect())
+            }
         }
     }
 
@@ -180,10 +241,25 @@ impl Service {
         if key.revoked_at.is_some() || key.expires_at.is_some_and(|t| t <= now) {
             return Err(ServiceError::Unauthenticated);
         }
-        let role = match (&key.user_id, found.member_role) {
-            (Some(_), Some(member)) => key.role.min(member),
+        let (mut role, cap) = self.resolve_role(&key.org_id, &key.role).await?;
+        let access = match (&key.user_id, found.member_role) {
+            (Some(user), Some(member)) => {
+                let mut access = self.member_access(&key.org_id, user, &member).await?;
+                if access.org.is_subset(cap) {
+                    // The owner's own role is what binds (an owner key of a demoted member):
+                    // name that one.
+                    role = self.resolve_role(&key.org_id, &member).await?.0;
+                }
+                access.org = access.org.intersection(cap);
+                access.cap = cap;
+                access
+            }
             (Some(_), None) => return Err(ServiceError::Unauthenticated),
-            (None, _) => key.role,
+            (None, _) => Access {
+                org: cap,
+                cap,
+                spaces: Vec::new(),
+            },
         };
         if self.key_touches.due(&key.id)
             && let Err(e) = self.store.touch_api_key(&key.id, now, &meta.ip).await
@@ -197,6 +273,7 @@ impl Service {
         Ok(Principal {
             org_id: key.org_id,
             role,
+            access,
             actor: Actor::ApiKey {
                 key_id: key.id,
                 user_id: key.user_id,
@@ -206,16 +283,68 @@ impl Service {
         })
     }
 
-    /// The spaces `p` may reach. A key's limit is fixed when it is made, but it is read on
-    /// every use rather than trusted from anywhere else.
+    /// The spaces `p` may reach: every space for a member whose organization role reads
+    /// spaces, only the granted ones for a collaborator; a space-limited key narrows either. A
+    /// key's limit is fixed when it is made, but it is read on every use rather than trusted
+    /// from anywhere else.
     pub(crate) async fn space_scope(&self, p: &Principal) -> Result<SpaceScope> {
-        match &p.actor {
-            Actor::ApiKey { key_id, .. } => Ok(match self.store.api_key_spaces(key_id).await? {
+        let reach = if p.access.org.contains(Permission::SpaceRead) {
+            SpaceScope::All
+        } else {
+            SpaceScope::Only(
+                p.access
+                    .spaces
+                    .iter()
+                    .filter(|(_, set)| set.contains(Permission::SpaceRead))
+                    .map(|(id, _)| id.clone())
+                    .collect(),
+            )
+        };
+        let limit = match &p.actor {
+            Actor::ApiKey { key_id, .. } => match self.store.api_key_spaces(key_id).await? {
                 None => SpaceScope::All,
                 Some(ids) => SpaceScope::Only(ids),
-            }),
-            Actor::Session { .. } | Actor::Cli => Ok(SpaceScope::All),
+            },
+            Actor::Session { .. } | Actor::Cli => SpaceScope::All,
+        };
+        Ok(reach.intersect(limit))
+    }
+
+    /// A role's name and permissions. A custom role is read from the database each time, so an
+    /// edit reaches every holder at once; one that no longer exists grants nothing.
+    pub(crate) async fn resolve_role(
+        &self,
+        org_id: &OrgId,
+        role: &RoleRef,
+    ) -> Result<(String, PermissionSet)> {
+        Ok(match role {
+            RoleRef::Builtin(r) => (r.as_str().to_owned(), PermissionSet::of(r.permissions())),
+            RoleRef::Custom(id) => match self.store.custom_role(org_id, id).await? {
+                Some(row) => (row.name.as_str().to_owned(), row.permissions),
+                None => (id.to_string(), PermissionSet::EMPTY),
+            },
+        })
+    }
+
+    /// What a member may do: their organization role, plus the roles granted to them in single
+    /// spaces.
+    pub(crate) async fn member_access(
+        &self,
+        org_id: &OrgId,
+        user_id: &UserId,
+        role: &RoleRef,
+    ) -> Result<Access> {
+        let (_, org) = self.resolve_role(org_id, role).await?;
+        let mut spaces = Vec::new();
+        for grant in self.store.grants_of(org_id, user_id).await? {
+            let (_, set) = self.resolve_role(org_id, &grant.role).await?;
+            spaces.push((grant.space_id, set));
         }
+        Ok(Access {
+            org,
+            cap: PermissionSet::all(),
+            spaces,
+        })
     }
 }
 

@@ -13,6 +13,7 @@ use strongroom_store::SessionRow;
 use zeroize::Zeroizing;
 
 use crate::audit::Record;
+use crate::mail::{Notice, NoticeContext};
 use crate::throttle::{Factor, Scopes};
 use crate::{Actor, Principal, RequestMeta, Result, Service, ServiceError};
 
@@ -38,6 +39,8 @@ pub struct LoginRequest {
     pub totp: Option<Zeroizing<String>>,
     /// A recovery code, instead of `totp`.
     pub recovery_code: Option<Zeroizing<String>>,
+    /// The browser's device cookie, if it has one.
+    pub device: Option<String>,
 }
 
 /// A new session: the cookie secret and CSRF token are shown once.
@@ -54,6 +57,8 @@ pub struct LoggedIn {
     pub csrf_token: Zeroizing<String>,
     /// The cookie's lifetime (the organization's absolute session lifetime), seconds.
     pub max_age_secs: i64,
+    /// A new device cookie to set, when the browser had none.
+    pub device_cookie: Option<Zeroizing<String>>,
 }
 
 /// A session as the session list shows it.
@@ -111,7 +116,11 @@ impl Service {
     }
 
     /// Verifies a password; the caller holds a [`Service::hash_slot`].
-    async fn verify_in_slot(&self, pw: &Zeroizing<String>, stored: Option<String>) -> Result<bool> {
+    pub(crate) async fn verify_in_slot(
+        &self,
+        pw: &Zeroizing<String>,
+        stored: Option<String>,
+    ) -> Result<bool> {
         let pw = pw.clone();
         tokio::task::spawn_blocking(move || match stored {
             Some(h) => password::verify(&pw, &h),
@@ -219,6 +228,10 @@ impl Service {
             user_agent: req.user_agent.chars().take(300).collect(),
             revoked_at: None,
         };
+        // Outside the transaction: SQLite has one writer, and this write uses its own connection.
+        let (device_cookie, new_device) = self
+            .recognise_device(&user.id, req.device.as_deref())
+            .await?;
         let mut tx = self.store.begin().await?;
         if let Some(h) = &rehash {
             tx.set_password_hash(&user.id, h).await?;
@@ -231,7 +244,8 @@ impl Service {
         .await?;
         let p = Principal {
             org_id: org.id.clone(),
-            role: strongroom_domain::Role::Viewer,
+            role: String::new(),
+            access: crate::principal::Access::default(),
             actor: Actor::Session {
                 session_id: row.id.clone(),
                 user_id: user.id.clone(),
@@ -241,10 +255,19 @@ impl Service {
         };
         self.audit(
             &mut tx,
-            Record::by(&p, "auth.login", &user.id)
-                .detail(serde_json::json!({"session_id": row.id, "rehashed": rehash.is_some()})),
+            Record::by(&p, "auth.login", &user.id).detail(serde_json::json!({
+                "session_id": row.id, "rehashed": rehash.is_some(), "new_device": new_device,
+            })),
         )
         .await?;
+        if new_device {
+            let ctx = NoticeContext {
+                ip: &p.meta.ip,
+                user_agent: Some(&row.user_agent),
+            };
+            self.queue_notice(&mut tx, Some(&org.id), &user.id, Notice::NewDevice, ctx)
+                .await?;
+        }
         tx.commit().await?;
         self.login_succeeded(&scopes, &user.id, &p.meta.ip).await?;
         Ok(LoggedIn {
@@ -254,7 +277,32 @@ impl Service {
             cookie_secret,
             csrf_token,
             max_age_secs: absolute,
+            device_cookie,
         })
+    }
+
+    /// Remembers the browser a user signs in from. Returns a device cookie to set (when the
+    /// browser sent none) and whether this is a new device for a user who has signed in
+    /// before: their very first sign-in is not news to them.
+    async fn recognise_device(
+        &self,
+        user: &UserId,
+        presented: Option<&str>,
+    ) -> Result<(Option<Zeroizing<String>>, bool)> {
+        let presented = presented.filter(|d| !d.is_empty() && d.len() <= 100);
+        let (secret, fresh) = match presented {
+            Some(d) => (Zeroizing::new(d.to_owned()), None),
+            None => {
+                let d = Zeroizing::new(token::random_token(32));
+                (d.clone(), Some(d))
+            }
+        };
+        let hash = self.device_hasher.mac(secret.as_bytes());
+        let (known, any) = self.store.device_seen(user, &hash).await?;
+        self.store
+            .remember_device(user, &hash, self.clock.now())
+            .await?;
+        Ok((fresh, any && !known))
     }
 
     /// Resolves a session cookie into a principal. Unknown, revoked, idle-expired and
@@ -299,9 +347,12 @@ impl Service {
             tracing::warn!(error = %e, "could not record session use");
         }
         let mfa_enrolment_required = self.mfa_enrolment_pending(&s.org_id, &s.user_id).await?;
+        let access = self.member_access(&s.org_id, &s.user_id, &role).await?;
+        let (role, _) = self.resolve_role(&s.org_id, &role).await?;
         Ok(Principal {
             org_id: s.org_id.clone(),
             role,
+            access,
             actor: Actor::Session {
                 session_id: s.id.clone(),
                 user_id: s.user_id.clone(),
@@ -330,6 +381,18 @@ impl Service {
         self.audit(&mut tx, record("auth.login_failed")).await?;
         if locked {
             self.audit(&mut tx, record("auth.login_throttled")).await?;
+            let ctx = NoticeContext {
+                ip,
+                user_agent: None,
+            };
+            self.queue_notice(
+                &mut tx,
+                Some(&org_id),
+                user_id,
+                Notice::AccountThrottled,
+                ctx,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -469,6 +532,14 @@ impl Service {
             &mut tx,
             Record::by(p, "user.password_change", uid)
                 .detail(serde_json::json!({"other_sessions_revoked": revoked})),
+        )
+        .await?;
+        self.queue_notice(
+            &mut tx,
+            Some(&p.org_id),
+            uid,
+            Notice::PasswordChanged,
+            p.notice_context(),
         )
         .await?;
         tx.commit().await?;

@@ -51,6 +51,8 @@ impl Factor {
 }
 
 pub(crate) struct Scopes {
+    /// The client address itself, for notices.
+    pub(crate) addr: String,
     ip: String,
     account: String,
     pair: String,
@@ -59,6 +61,7 @@ pub(crate) struct Scopes {
 impl Scopes {
     pub(crate) fn new(email: &Email, ip: &str) -> Scopes {
         Scopes {
+            addr: ip.to_owned(),
             ip: format!("ip:{ip}"),
             account: format!("acct:{}", email.as_str()),
             pair: format!("pair:{}|{ip}", email.as_str()),

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use strongroom_domain::{ApiKeyId, BlobId, Name, OrgId, Role, SpaceId, Timestamp, UserId};
+use strongroom_domain::{ApiKeyId, BlobId, Name, OrgId, RoleRef, SpaceId, Timestamp, UserId};
 
 use crate::{Page, Result, SpaceRow, Store, StoreError, Tx, conflict, parsed};
 
@@ -18,7 +18,7 @@ pub struct ApiKeyRow {
     /// A label.
     pub name: Name,
     /// The role it was created with; the owner's current role caps it.
-    pub role: Role,
+    pub role: RoleRef,
     /// When it was created.
     pub created_at: Timestamp,
     /// When it stops working, if ever.
@@ -33,7 +33,7 @@ pub struct PrincipalRow {
     /// The key.
     pub key: ApiKeyRow,
     /// The owning user's current role in the key's organization (`None`: no longer a member).
-    pub member_role: Option<Role>,
+    pub member_role: Option<RoleRef>,
     /// The stored keyed hash of the secret, for the constant-time comparison.
     pub secret_hash: Vec<u8>,
     /// The keyed hash of the secret a rotation replaced, if one is still in its grace period
@@ -92,11 +92,6 @@ fn opt_ts(row: &AnyRow, col: &str) -> Result<Option<Timestamp>> {
         .map(Timestamp::from_millis))
 }
 
-fn role(raw: &str, table: &'static str) -> Result<Role> {
-    raw.parse()
-        .map_err(|detail| StoreError::Corrupt { table, detail })
-}
-
 fn api_key(row: &AnyRow) -> Result<ApiKeyRow> {
     let user: Option<String> = row.try_get("user_id")?;
     Ok(ApiKeyRow {
@@ -110,7 +105,7 @@ fn api_key(row: &AnyRow) -> Result<ApiKeyRow> {
                 detail: e.to_string(),
             })?,
         name: parsed(row, "api_keys", "name", Name::parse)?,
-        role: role(&row.try_get::<String, _>("role")?, "api_keys")?,
+        role: crate::role_ref(&row.try_get::<String, _>("role")?, "api_keys")?,
         created_at: Timestamp::from_millis(row.try_get("created_at")?),
         expires_at: opt_ts(row, "expires_at")?,
         revoked_at: opt_ts(row, "revoked_at")?,
@@ -199,7 +194,9 @@ impl Store {
         let member_role: Option<String> = row.try_get("member_role")?;
         Ok(Some(PrincipalRow {
             key: api_key(&row)?,
-            member_role: member_role.map(|r| role(&r, "memberships")).transpose()?,
+            member_role: member_role
+                .map(|r| crate::role_ref(&r, "memberships"))
+                .transpose()?,
             secret_hash: row.try_get("secret_hash")?,
             previous_secret_hash: row.try_get("previous_secret_hash")?,
             previous_valid_until: opt_ts(&row, "previous_valid_until")?,
@@ -401,7 +398,7 @@ impl Tx {
         .bind(row.org_id.as_str())
         .bind(row.user_id.as_ref().map(|u| u.as_str()))
         .bind(row.name.as_str())
-        .bind(row.role.as_str())
+        .bind(row.role.to_stored())
         .bind(secret_hash)
         .bind(row.created_at.millis())
         .bind(row.expires_at.map(Timestamp::millis))

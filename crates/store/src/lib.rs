@@ -9,7 +9,9 @@
 //! queue on the busy timeout instead of failing when a read lock cannot be upgraded; on PostgreSQL
 //! the audit-chain head row lock serializes appends per organization.
 
+mod access;
 mod audit;
+mod jobs;
 mod keys;
 mod mfa;
 mod migrate;
@@ -22,7 +24,9 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row};
 
+pub use access::{GrantRow, InvitationRow, RoleRow};
 pub use audit::{AuditEventRow, AuditHead, NewAuditEvent};
+pub use jobs::{JobRow, JobStatus, NewJob};
 pub use keys::{ApiKeyDetails, ApiKeyRow, BlobRow, KekRow, PrincipalRow};
 pub use mfa::{MemberRow, TotpRow};
 pub use migrate::SCHEMA_VERSION;
@@ -195,6 +199,12 @@ pub(crate) fn parsed<T, E: std::fmt::Display>(
         table,
         detail: format!("{column}: {e}"),
     })
+}
+
+/// Reads a stored role name (built-in name or custom role id).
+pub(crate) fn role_ref(raw: &str, table: &'static str) -> Result<strongroom_domain::RoleRef> {
+    strongroom_domain::RoleRef::from_stored(raw)
+        .map_err(|detail| StoreError::Corrupt { table, detail })
 }
 
 /// Reads a stored size, refusing a negative one as corruption rather than reading it as zero.

@@ -2,9 +2,9 @@
 //! code hashes, and the organization policy that requires them.
 
 use sqlx::Row;
-use strongroom_domain::{Email, OrgId, Role, Timestamp, UserId};
+use strongroom_domain::{Email, OrgId, Timestamp, UserId};
 
-use crate::{Result, Store, StoreError, Tx, parsed};
+use crate::{Result, Store, Tx, parsed};
 
 /// A user's TOTP enrolment.
 #[derive(Clone)]
@@ -24,8 +24,8 @@ pub struct MemberRow {
     pub user_id: UserId,
     /// Their email.
     pub email: Email,
-    /// Their role in the organization.
-    pub role: Role,
+    /// Their role in the organization: a built-in name or a custom role's name.
+    pub role: String,
     /// Whether they have an active second factor.
     pub mfa_enabled: bool,
 }
@@ -62,8 +62,10 @@ impl Store {
     /// The organization's members with their second-factor status, by email.
     pub async fn members(&self, org_id: &OrgId) -> Result<Vec<MemberRow>> {
         let rows = sqlx::query(
-            "SELECT u.id, u.email, m.role, COALESCE(t.active, 0) AS mfa FROM memberships m \
+            "SELECT u.id, u.email, COALESCE(r.name, m.role) AS role, \
+             COALESCE(t.active, 0) AS mfa FROM memberships m \
              JOIN users u ON u.id = m.user_id LEFT JOIN user_totp t ON t.user_id = u.id \
+             LEFT JOIN roles r ON r.id = m.role AND r.org_id = m.org_id \
              WHERE m.org_id = $1 ORDER BY u.email",
         )
         .bind(org_id.as_str())
@@ -71,15 +73,11 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
-                let role: String = r.try_get("role")?;
                 let mfa: i64 = r.try_get("mfa")?;
                 Ok(MemberRow {
                     user_id: parsed(r, "users", "id", UserId::parse)?,
                     email: parsed(r, "users", "email", Email::parse)?,
-                    role: role.parse().map_err(|detail| StoreError::Corrupt {
-                        table: "memberships",
-                        detail,
-                    })?,
+                    role: r.try_get("role")?,
                     mfa_enabled: mfa != 0,
                 })
             })

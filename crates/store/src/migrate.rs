@@ -15,6 +15,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/0003_api_key_lifecycle.sql")),
     (4, include_str!("../migrations/0004_login_throttle.sql")),
     (5, include_str!("../migrations/0005_mfa.sql")),
+    (
+        6,
+        include_str!("../migrations/0006_roles_invitations_jobs.sql"),
+    ),
 ];
 
 /// The schema version a fully migrated database has.

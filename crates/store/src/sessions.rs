@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use strongroom_domain::{OrgId, Role, SessionId, Timestamp, UserId};
+use strongroom_domain::{OrgId, RoleRef, SessionId, Timestamp, UserId};
 
 use crate::{Result, Store, StoreError, Tx, parsed};
 
@@ -39,7 +39,7 @@ pub struct SessionLookup {
     /// The stored HMAC of its cookie secret, for the constant-time comparison.
     pub secret_hash: Vec<u8>,
     /// The user's current role in the session's organization (`None`: no longer a member).
-    pub role: Option<Role>,
+    pub role: Option<RoleRef>,
     /// The organization's idle timeout, seconds.
     pub idle_secs: i64,
     /// The organization's absolute lifetime, seconds.
@@ -88,12 +88,7 @@ impl Store {
             csrf_hash: row.try_get("csrf_hash")?,
             secret_hash: row.try_get("secret_hash")?,
             role: role
-                .map(|r| {
-                    r.parse().map_err(|detail| StoreError::Corrupt {
-                        table: "memberships",
-                        detail,
-                    })
-                })
+                .map(|r| crate::role_ref(&r, "memberships"))
                 .transpose()?,
             idle_secs: row.try_get("session_idle_secs")?,
             absolute_secs: row.try_get("session_absolute_secs")?,

@@ -3,7 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use strongroom_domain::{
-    AssetId, BlobId, Email, Filename, Name, OrgId, Role, SpaceId, Timestamp, UserId,
+    AssetId, BlobId, Email, Filename, Name, OrgId, RoleRef, SpaceId, Timestamp, UserId,
 };
 
 use crate::{Page, Result, Store, Tx, conflict, parsed};
@@ -148,21 +148,14 @@ impl Store {
     }
 
     /// The user's role in the organization, if a member.
-    pub async fn membership(&self, org_id: &OrgId, user_id: &UserId) -> Result<Option<Role>> {
+    pub async fn membership(&self, org_id: &OrgId, user_id: &UserId) -> Result<Option<RoleRef>> {
         let role: Option<String> =
             sqlx::query_scalar("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
                 .bind(org_id.as_str())
                 .bind(user_id.as_str())
                 .fetch_optional(self.pool())
                 .await?;
-        role.map(|r| {
-            r.parse::<Role>()
-                .map_err(|detail| crate::StoreError::Corrupt {
-                    table: "memberships",
-                    detail,
-                })
-        })
-        .transpose()
+        role.map(|r| crate::role_ref(&r, "memberships")).transpose()
     }
 
     /// The space with this id, only if it belongs to `org_id`.
@@ -274,7 +267,7 @@ impl Tx {
         &mut self,
         org_id: &OrgId,
         user_id: &UserId,
-        role: Role,
+        role: &RoleRef,
         at: Timestamp,
     ) -> Result<()> {
         sqlx::query(
@@ -283,7 +276,7 @@ impl Tx {
         )
         .bind(org_id.as_str())
         .bind(user_id.as_str())
-        .bind(role.as_str())
+        .bind(role.to_stored())
         .bind(at.millis())
         .execute(self.conn())
         .await?;

@@ -65,6 +65,8 @@ macro_rules! conformance {
 mod audit;
 #[path = "conformance/fixtures.rs"]
 mod fixtures;
+#[path = "conformance/jobs.rs"]
+mod jobs;
 #[path = "conformance/keys.rs"]
 mod keys;
 #[path = "conformance/tenancy.rs"]

@@ -21,6 +21,8 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     /// Root key file.
     pub master_key_file: Option<PathBuf>,
+    /// The address users reach the server at (`https://files.example.com`), for links in mail.
+    pub public_url: Option<String>,
     /// TLS settings.
     #[serde(default)]
     pub tls: TlsFile,
@@ -33,6 +35,22 @@ pub struct FileConfig {
     /// security.txt.
     #[serde(default)]
     pub security_txt: SecurityTxtFile,
+    /// Outgoing mail.
+    #[serde(default)]
+    pub mail: MailFile,
+}
+
+/// `[mail]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailFile {
+    /// `smtps://user:pass@host:465`, `smtp://host:587?tls=required`, or `smtp://127.0.0.1:25`
+    /// for a local relay. Holds a password: never logged. Unset: no mail.
+    pub smtp_url: Option<String>,
+    /// The sender, `Name <address>` or an address.
+    pub from: Option<String>,
+    /// How long an invitation link works, in hours.
+    pub invitation_ttl_hours: Option<u64>,
 }
 
 /// `[tls]`.

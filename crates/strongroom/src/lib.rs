@@ -8,4 +8,5 @@ pub mod boot;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod mail;
 pub mod serve;

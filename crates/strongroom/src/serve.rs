@@ -80,6 +80,7 @@ impl ServeSettings {
         if let Some(n) = args.max_upload_bytes.or(file.limits.max_upload_bytes) {
             service.max_upload_bytes = n;
         }
+        configure_mail(&mut service, &file)?;
         let defaults = Timeouts::default();
         let secs = |v: Option<u64>, d: Duration| v.map(Duration::from_secs).unwrap_or(d);
         let timeouts = Timeouts {
@@ -92,6 +93,10 @@ impl ServeSettings {
             .listen
             .or(file.listen)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443)));
+        service.public_url = std::env::var("STRONGROOM_PUBLIC_URL")
+            .ok()
+            .or_else(|| file.public_url.clone())
+            .unwrap_or_else(|| format!("https://{listen}"));
         let contact = args
             .security_contact
             .clone()
@@ -115,6 +120,28 @@ impl ServeSettings {
             },
         })
     }
+}
+
+/// Mail settings: `STRONGROOM_SMTP_URL` / `STRONGROOM_MAIL_FROM`, then `[mail]`.
+fn configure_mail(service: &mut ServiceConfig, file: &FileConfig) -> anyhow::Result<()> {
+    if let Some(hours) = file.mail.invitation_ttl_hours {
+        if hours == 0 || hours > 24 * 30 {
+            anyhow::bail!("mail.invitation_ttl_hours must be between 1 and 720");
+        }
+        service.invitation_ttl = Duration::from_secs(hours * 3600);
+    }
+    let url = std::env::var("STRONGROOM_SMTP_URL")
+        .ok()
+        .or_else(|| file.mail.smtp_url.clone());
+    let Some(url) = url else {
+        return Ok(());
+    };
+    let from = std::env::var("STRONGROOM_MAIL_FROM")
+        .ok()
+        .or_else(|| file.mail.from.clone())
+        .unwrap_or_else(|| "Strongroom <strongroom@localhost>".into());
+    service.mailer = Some(Arc::new(crate::mail::SmtpMailer::new(&url, &from)?));
+    Ok(())
 }
 
 fn one_year_from_now() -> String {
@@ -187,8 +214,18 @@ pub async fn start(
             if let Err(e) = service.prune_login_records().await {
                 tracing::warn!(error = %e, "pruning old sign-in records failed");
             }
+            if let Err(e) = service.prune_jobs().await {
+                tracing::warn!(error = %e, "pruning finished jobs failed");
+            }
         }
     });
+    match &settings.instance.service.mailer {
+        Some(m) => tracing::info!(mailer = ?m, "mail: invitations and security notices are sent"),
+        None => tracing::info!(
+            "mail is off ([mail] smtp_url unset): security notices are not sent and invitations are refused"
+        ),
+    }
+    let worker = tokio::spawn(inst.service.clone().run_worker());
     let state = AppState {
         service: inst.service.clone(),
         config: Arc::new(settings.http.clone()),
@@ -199,6 +236,7 @@ pub async fn start(
     let done = tokio::spawn(async move {
         let result = strongroom_http::serve(listener, tls, certs, app, timeouts, shutdown).await;
         sweeper.abort();
+        worker.abort();
         service.store().close().await;
         tracing::info!("stopped");
         result.map_err(anyhow::Error::from)

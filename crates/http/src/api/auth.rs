@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use super::Route;
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, Auth, ClientInfo, SESSION_COOKIE};
+use crate::extract::{ApiJson, Auth, ClientInfo, DEVICE_COOKIE, SESSION_COOKIE, named_cookie};
 
 pub const LOGIN: Route = Route {
     method: "POST",
@@ -93,8 +93,18 @@ fn cookie(value: &str, max_age: i64) -> Option<HeaderValue> {
     .ok()
 }
 
+/// The device cookie: long-lived, so a sign-in from a browser never seen before can be told to
+/// the user. It identifies a browser, not a person, and grants nothing.
+fn device_cookie(value: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!(
+        "{DEVICE_COOKIE}={value}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=31536000"
+    ))
+    .ok()
+}
+
 async fn login(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     client: ClientInfo,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Response, ApiError> {
@@ -116,6 +126,7 @@ async fn login(
         captcha: body.captcha,
         totp: body.totp,
         recovery_code: body.recovery_code,
+        device: named_cookie(&headers, DEVICE_COOKIE),
     };
     let done = state.service.login(req).await?;
     let mut res = Json(serde_json::json!({
@@ -126,7 +137,10 @@ async fn login(
     }))
     .into_response();
     if let Some(c) = cookie(&done.cookie_secret, done.max_age_secs) {
-        res.headers_mut().insert(header::SET_COOKIE, c);
+        res.headers_mut().append(header::SET_COOKIE, c);
+    }
+    if let Some(c) = done.device_cookie.as_deref().and_then(|d| device_cookie(d)) {
+        res.headers_mut().append(header::SET_COOKIE, c);
     }
     Ok(res)
 }

@@ -1,6 +1,7 @@
 //! The route table: every route the server answers, with the facts the OpenAPI document is built
 //! from. The router and `/api/openapi.json` both come from [`ROUTES`], so they cannot drift apart.
 
+mod access;
 mod assets;
 mod auth;
 mod keys;
@@ -63,6 +64,19 @@ pub static ROUTES: &[Route] = &[
     mfa::DISABLE,
     mfa::MEMBERS,
     mfa::POLICY,
+    access::SET_MEMBER_ROLE,
+    access::REMOVE_MEMBER,
+    access::INVITE,
+    access::INVITATIONS,
+    access::REVOKE_INVITATION,
+    access::ACCEPT_INVITATION,
+    access::ROLES,
+    access::CREATE_ROLE,
+    access::UPDATE_ROLE,
+    access::DELETE_ROLE,
+    access::GRANT,
+    access::GRANTS,
+    access::REVOKE_GRANT,
     meta::AUDIT,
 ];
 

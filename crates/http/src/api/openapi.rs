@@ -18,7 +18,7 @@ fn schemas() -> Value {
         "Asset": {"type": "object", "properties": {"id": id, "space_id": id, "filename": {"type": "string"}, "content_type": {"type": "string"},
             "size": {"type": "integer"}, "sha256": {"type": "string"}, "created_at": time}},
         "AssetList": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Asset"}}, "next_cursor": {"type": ["string", "null"]}}},
-        "NewApiKey": {"type": "object", "required": ["name", "role"], "properties": {"name": {"type": "string"}, "role": {"type": "string", "enum": ["owner", "admin", "editor", "contributor", "viewer"]},
+        "NewApiKey": {"type": "object", "required": ["name", "role"], "properties": {"name": {"type": "string"}, "role": {"type": "string", "description": "a built-in role (owner, admin, editor, contributor, viewer, collaborator) or a custom role's name or id"},
             "spaces": {"type": "array", "items": id, "minItems": 1, "maxItems": 100, "description": "limit the key to these spaces; omit for every space"},
             "expires_in": {"type": "integer", "minimum": 1}}},
         "CreatedApiKey": {"type": "object", "properties": {"id": id, "api_key": {"type": "string", "description": "shown once"}, "expires_at": time}},
@@ -47,6 +47,39 @@ fn schemas() -> Value {
         "OrgPolicy": {"type": "object", "properties": {"require_mfa": {"type": "boolean"}}},
         "AuditList": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/AuditEvent"}}, "next_cursor": {"type": ["string", "null"]}}},
     })
+}
+
+/// Members, roles, grants and invitations.
+fn access_schemas() -> Value {
+    let id = json!({"type": "string"});
+    let time = json!({"type": "string", "format": "date-time"});
+    let role = json!({"type": "string", "description": "a built-in role (owner, admin, editor, contributor, viewer, collaborator) or a custom role's name or id"});
+    let permissions = json!({"type": "array", "items": {"type": "string", "description": "action:resource, e.g. asset:read"}});
+    let list = |item: &str| json!({"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": format!("#/components/schemas/{item}")}}, "next_cursor": {"type": ["string", "null"]}}});
+    json!({
+        "MemberRole": {"type": "object", "required": ["role"], "properties": {"user_id": id, "role": role}},
+        "NewInvitation": {"type": "object", "required": ["email", "role"], "properties": {"email": {"type": "string"}, "role": role}},
+        "Invitation": {"type": "object", "properties": {"id": id, "email": {"type": "string"}, "role": {"type": "string"},
+            "status": {"type": "string", "enum": ["pending", "accepted", "revoked", "expired"]}, "created_at": time, "expires_at": time}},
+        "InvitationList": list("Invitation"),
+        "AcceptInvitation": {"type": "object", "required": ["token", "password"], "properties": {"token": {"type": "string", "description": "from the invitation link, after #"},
+            "password": {"type": "string", "description": "a new account's password, or the existing account's"}}},
+        "Accepted": {"type": "object", "properties": {"user_id": id, "org_id": id, "created_account": {"type": "boolean"}}},
+        "NewRole": {"type": "object", "required": ["name", "permissions"], "properties": {"name": {"type": "string"}, "permissions": permissions}},
+        "RolePermissions": {"type": "object", "required": ["permissions"], "properties": {"permissions": permissions}},
+        "Role": {"type": "object", "properties": {"id": {"type": ["string", "null"]}, "name": {"type": "string"}, "builtin": {"type": "boolean"}, "permissions": permissions}},
+        "RoleList": list("Role"),
+        "NewGrant": {"type": "object", "required": ["user_id", "role"], "properties": {"user_id": id, "role": role}},
+        "Grant": {"type": "object", "properties": {"space_id": id, "user_id": id, "email": {"type": "string"}, "role": {"type": "string"}, "created_at": time}},
+        "GrantList": list("Grant"),
+    })
+}
+
+fn merged(mut a: Value, b: Value) -> Value {
+    if let (Value::Object(a), Value::Object(b)) = (&mut a, b) {
+        a.extend(b);
+    }
+    a
 }
 
 fn problem_response(description: &str) -> Value {
@@ -125,7 +158,7 @@ pub fn document() -> Value {
         "info": {"title": "Strongroom API", "version": env!("CARGO_PKG_VERSION")},
         "paths": paths,
         "components": {
-            "schemas": schemas(),
+            "schemas": merged(schemas(), access_schemas()),
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "An API key (srk_...)"},
                 "session": {"type": "apiKey", "in": "cookie", "name": "__Host-strongroom_session", "description": "From POST /api/v1/auth/login; unsafe methods also need X-CSRF-Token"},

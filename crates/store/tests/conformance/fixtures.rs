@@ -49,7 +49,7 @@ pub(crate) async fn new_user(store: &Store, email: &str) -> UserRow {
 
 pub(crate) async fn set_role(store: &Store, org: &OrgId, user: &UserId, role: Role) {
     let mut tx = store.begin().await.unwrap();
-    tx.upsert_membership(org, user, role, ts(1_700_000_000_002))
+    tx.upsert_membership(org, user, &role.into(), ts(1_700_000_000_002))
         .await
         .unwrap();
     tx.commit().await.unwrap();

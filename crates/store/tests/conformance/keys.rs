@@ -162,7 +162,7 @@ pub(crate) async fn api_keys(env: &Env) {
         org_id: acme.id.clone(),
         user_id: user.cloned(),
         name: name(n),
-        role,
+        role: role.into(),
         created_at: ts(1_700_000_000_010),
         expires_at: None,
         revoked_at: None,
@@ -182,11 +182,11 @@ pub(crate) async fn api_keys(env: &Env) {
     assert_eq!(p.key.org_id, acme.id);
     assert_eq!(p.key.user_id.as_ref(), Some(&member.id));
     assert_eq!(p.key.name, k1.name);
-    assert_eq!(p.key.role, Role::Admin);
+    assert_eq!(p.key.role, Role::Admin.into());
     assert_eq!(p.key.created_at, k1.created_at);
     assert_eq!(p.key.expires_at, Some(ts(1_800_000_000_000)));
     assert_eq!(p.key.revoked_at, None);
-    assert_eq!(p.member_role, Some(Role::Editor));
+    assert_eq!(p.member_role, Some(Role::Editor.into()));
     assert_eq!(p.secret_hash, b"hash-1");
 
     // The key's user is no longer a member of the key's organization.
@@ -207,7 +207,7 @@ pub(crate) async fn api_keys(env: &Env) {
     // Role changes show through the next lookup.
     set_role(s, &acme.id, &member.id, Role::Viewer).await;
     let p = s.principal_by_key_hash(b"hash-1").await.unwrap().unwrap();
-    assert_eq!(p.member_role, Some(Role::Viewer));
+    assert_eq!(p.member_role, Some(Role::Viewer.into()));
 
     // A secret hash is stored once.
     let mut tx = s.begin().await.unwrap();

@@ -117,14 +117,14 @@ pub(crate) async fn memberships(env: &Env) {
     set_role(s, &acme.id, &alice.id, Role::Viewer).await;
     assert_eq!(
         s.membership(&acme.id, &alice.id).await.unwrap(),
-        Some(Role::Viewer)
+        Some(Role::Viewer.into())
     );
 
     // Upserting again changes the role instead of failing or adding a second row.
     set_role(s, &acme.id, &alice.id, Role::Admin).await;
     assert_eq!(
         s.membership(&acme.id, &alice.id).await.unwrap(),
-        Some(Role::Admin)
+        Some(Role::Admin.into())
     );
 
     // A membership is per (organization, user).
@@ -133,17 +133,20 @@ pub(crate) async fn memberships(env: &Env) {
     set_role(s, &globex.id, &alice.id, Role::Owner).await;
     assert_eq!(
         s.membership(&globex.id, &alice.id).await.unwrap(),
-        Some(Role::Owner)
+        Some(Role::Owner.into())
     );
     assert_eq!(
         s.membership(&acme.id, &alice.id).await.unwrap(),
-        Some(Role::Admin)
+        Some(Role::Admin.into())
     );
 
     // Every role survives the round trip.
     for role in Role::ALL {
         set_role(s, &acme.id, &bob.id, role).await;
-        assert_eq!(s.membership(&acme.id, &bob.id).await.unwrap(), Some(role));
+        assert_eq!(
+            s.membership(&acme.id, &bob.id).await.unwrap(),
+            Some(role.into())
+        );
     }
 }
 

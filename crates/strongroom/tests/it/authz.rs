@@ -222,7 +222,9 @@ both_backends! {
         let res = srv.req(Method::POST, &format!("/api/v1/orgs/{}/api-keys", boot.org_id), Some(&admin))
             .json(&json!({"name": "escalate", "role": "owner"})).send().await.unwrap();
         expect_problem(res, StatusCode::FORBIDDEN, "forbidden").await;
-        // Demote the bootstrap user: their owner key shrinks to viewer at once.
+        // Demote the bootstrap user (another owner remains): their owner key shrinks to viewer at once.
+        let out = srv.run(&["admin", "create-user", "--email", "second@example.com", "--org", &boot.org_id, "--role", "owner", "--json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let out = srv.run(&["admin", "create-user", "--email", "owner@example.com", "--org", &boot.org_id, "--role", "viewer", "--json"]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let me = expect_json(srv.req(Method::GET, "/api/v1/me", Some(&boot.api_key)).send().await.unwrap(), StatusCode::OK).await;

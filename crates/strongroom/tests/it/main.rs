@@ -6,6 +6,7 @@
 mod process;
 mod support;
 
+mod access;
 mod api_keys;
 mod assets;
 mod audit_verify;
@@ -15,6 +16,7 @@ mod cli;
 mod crash;
 mod edge;
 mod keys;
+mod mail;
 mod mfa;
 mod sessions;
 mod signals;

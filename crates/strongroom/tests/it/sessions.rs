@@ -7,68 +7,6 @@ use serde_json::{Value, json};
 use crate::both_backends;
 use crate::support::*;
 
-/// A signed-in browser: the cookie and the CSRF token.
-struct Browser {
-    cookie: String,
-    csrf: String,
-    login: Value,
-}
-
-async fn login(srv: &TestServer, email: &str, password: &str) -> reqwest::Response {
-    srv.client
-        .post(srv.url("/api/v1/auth/login"))
-        .header("user-agent", "strongroom-tests/1")
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn sign_in(srv: &TestServer, email: &str, password: &str) -> Browser {
-    let res = login(srv, email, password).await;
-    let set_cookie = res
-        .headers()
-        .get("set-cookie")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let body = expect_json(res, StatusCode::OK).await;
-    let set_cookie = set_cookie.expect("login sets a cookie");
-    let cookie = set_cookie.split(';').next().unwrap().to_owned();
-    Browser {
-        cookie,
-        csrf: body["csrf_token"].as_str().unwrap().to_owned(),
-        login: body,
-    }
-}
-
-impl Browser {
-    fn req(&self, srv: &TestServer, method: Method, path: &str) -> reqwest::RequestBuilder {
-        srv.client
-            .request(method, srv.url(path))
-            .header("cookie", &self.cookie)
-    }
-
-    /// A state-changing request with the CSRF token, as the dashboard sends it.
-    fn send(&self, srv: &TestServer, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.req(srv, method, path)
-            .header("x-csrf-token", &self.csrf)
-    }
-}
-
-/// Bootstraps an owner and returns (boot, generated password).
-fn owner(srv: &TestServer) -> (Boot, String) {
-    let v = srv.bootstrap_owner_json();
-    let boot = Boot {
-        user_id: v["user_id"].as_str().unwrap().into(),
-        org_id: v["org_id"].as_str().unwrap().into(),
-        api_key: v["api_key"].as_str().unwrap().into(),
-    };
-    (boot, v["password"].as_str().unwrap().to_owned())
-}
-
-async fn status(res: reqwest::RequestBuilder) -> StatusCode {
-    res.send().await.unwrap().status()
-}
-
 both_backends! {
     async fn login_sets_a_host_only_session_cookie(b: Backend) {
         let Some(srv) = TestServer::start(b).await else { return };
@@ -235,6 +173,8 @@ both_backends! {
         let Some(srv) = TestServer::start(b).await else { return };
         let (boot, pw) = owner(&srv);
         let web = sign_in(&srv, "owner@example.com", &pw).await;
+        // Another owner first: the last one cannot be demoted.
+        assert!(srv.run(&["admin", "create-user", "--email", "second@example.com", "--org", &boot.org_id, "--role", "owner"]).status.success());
         let out = srv.run(&["admin", "create-user", "--email", "owner@example.com", "--org", &boot.org_id, "--role", "viewer", "--json"]);
         assert!(out.status.success());
         let me = expect_json(web.req(&srv, Method::GET, "/api/v1/me").send().await.unwrap(), StatusCode::OK).await;

@@ -376,3 +376,218 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
+
+/// A signed-in browser: the cookie and the CSRF token.
+pub struct Browser {
+    pub cookie: String,
+    pub csrf: String,
+    pub login: Value,
+}
+
+pub async fn login(srv: &TestServer, email: &str, password: &str) -> reqwest::Response {
+    srv.client
+        .post(srv.url("/api/v1/auth/login"))
+        .header("user-agent", "strongroom-tests/1")
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+pub async fn sign_in(srv: &TestServer, email: &str, password: &str) -> Browser {
+    let res = login(srv, email, password).await;
+    let set_cookie = res
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = expect_json(res, StatusCode::OK).await;
+    let set_cookie = set_cookie.expect("login sets a cookie");
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    Browser {
+        cookie,
+        csrf: body["csrf_token"].as_str().unwrap().to_owned(),
+        login: body,
+    }
+}
+
+impl Browser {
+    pub fn req(&self, srv: &TestServer, method: Method, path: &str) -> reqwest::RequestBuilder {
+        srv.client
+            .request(method, srv.url(path))
+            .header("cookie", &self.cookie)
+    }
+
+    /// A state-changing request with the CSRF token, as the dashboard sends it.
+    pub fn send(&self, srv: &TestServer, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.req(srv, method, path)
+            .header("x-csrf-token", &self.csrf)
+    }
+}
+
+/// Bootstraps an owner and returns (boot, generated password).
+pub fn owner(srv: &TestServer) -> (Boot, String) {
+    let v = srv.bootstrap_owner_json();
+    let boot = Boot {
+        user_id: v["user_id"].as_str().unwrap().into(),
+        org_id: v["org_id"].as_str().unwrap().into(),
+        api_key: v["api_key"].as_str().unwrap().into(),
+    };
+    (boot, v["password"].as_str().unwrap().to_owned())
+}
+
+pub async fn status(res: reqwest::RequestBuilder) -> StatusCode {
+    res.send().await.unwrap().status()
+}
+
+/// The SMTP sink the test script starts (`scripts/mailsink.sh`): its URL and Maildir.
+pub fn mail_sink() -> (String, PathBuf) {
+    let url = std::env::var("STRONGROOM_TEST_SMTP_URL");
+    let dir = std::env::var("STRONGROOM_TEST_MAILDIR");
+    match (url, dir) {
+        (Ok(url), Ok(dir)) => (url, PathBuf::from(dir)),
+        _ => panic!(
+            "these tests need the SMTP sink: run ./scripts/test.sh, or `scripts/mailsink.sh start` \
+             and export STRONGROOM_TEST_SMTP_URL and STRONGROOM_TEST_MAILDIR from its two lines"
+        ),
+    }
+}
+
+impl TestServer {
+    /// Starts an instance that sends mail to the test SMTP sink.
+    pub async fn start_with_mail(backend: Backend) -> Option<TestServer> {
+        let (url, _) = mail_sink();
+        Self::start_with(backend, |s| {
+            let mailer =
+                strongroom::mail::SmtpMailer::new(&url, "Strongroom <noreply@strongroom.test>")
+                    .unwrap();
+            s.instance.service.mailer = Some(std::sync::Arc::new(mailer));
+        })
+        .await
+    }
+}
+
+/// A message the sink received.
+#[derive(Debug, Clone)]
+pub struct ReceivedMail {
+    pub subject: String,
+    /// The decoded body.
+    pub body: String,
+}
+
+/// Undoes quoted-printable transfer encoding (soft line breaks and `=XX`).
+fn decode_quoted_printable(s: &str) -> String {
+    let joined = s.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'='
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn parse_mail(raw: &str) -> (Vec<(String, String)>, String) {
+    let raw = raw.replace("\r\n", "\n");
+    let (head, body) = raw.split_once("\n\n").unwrap_or((&raw, ""));
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for line in head.lines() {
+        if line.starts_with(' ') || line.starts_with('\t') {
+            if let Some(last) = headers.last_mut() {
+                last.1.push(' ');
+                last.1.push_str(line.trim());
+            }
+        } else if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+        }
+    }
+    let encoding = headers
+        .iter()
+        .find(|(k, _)| k == "content-transfer-encoding")
+        .map(|(_, v)| v.to_ascii_lowercase());
+    let body = match encoding.as_deref() {
+        Some("quoted-printable") => decode_quoted_printable(body),
+        Some("base64") => {
+            use base64::Engine;
+            let compact: String = body.split_whitespace().collect();
+            String::from_utf8_lossy(
+                &base64::engine::general_purpose::STANDARD
+                    .decode(compact)
+                    .unwrap(),
+            )
+            .into_owned()
+        }
+        _ => body.to_owned(),
+    };
+    (headers, body)
+}
+
+/// Every message the sink has received for `to`, oldest first.
+pub fn mail_to(to: &str) -> Vec<ReceivedMail> {
+    let (_, dir) = mail_sink();
+    let mut found: Vec<(std::time::SystemTime, ReceivedMail)> = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir.join("new")) else {
+        return Vec::new();
+    };
+    for e in entries.flatten() {
+        let Ok(raw) = std::fs::read_to_string(e.path()) else {
+            continue;
+        };
+        let (headers, body) = parse_mail(&raw);
+        let rcpt = headers
+            .iter()
+            .filter(|(k, _)| k == "x-rcptto" || k == "to")
+            .any(|(_, v)| v.to_ascii_lowercase().contains(&to.to_ascii_lowercase()));
+        if !rcpt {
+            continue;
+        }
+        let subject = headers
+            .iter()
+            .find(|(k, _)| k == "subject")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let at = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .unwrap_or(std::time::UNIX_EPOCH);
+        found.push((at, ReceivedMail { subject, body }));
+    }
+    found.sort_by_key(|(at, _)| *at);
+    found.into_iter().map(|(_, m)| m).collect()
+}
+
+/// Waits (up to 20 s) until the sink holds a message for `to` whose subject contains
+/// `subject`, and returns it.
+pub async fn wait_for_mail(to: &str, subject: &str) -> ReceivedMail {
+    for _ in 0..200 {
+        if let Some(m) = mail_to(to)
+            .into_iter()
+            .find(|m| m.subject.contains(subject))
+        {
+            return m;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "no mail to {to} with subject containing {subject:?}; got {:?}",
+        mail_to(to)
+    );
+}
+
+/// A unique address for one test, so tests sharing the sink never read each other's mail.
+pub fn unique_email(label: &str) -> String {
+    format!(
+        "{label}-{}@example.com",
+        strongroom_domain::UserId::generate()
+            .as_str()
+            .trim_start_matches("usr_")
+    )
+}

@@ -1,0 +1,170 @@
+//! The background worker over the durable job queue.
+//!
+//! A use case enqueues a job inside its own transaction, so work is never started for a change
+//! that rolled back, and never lost for one that committed. Workers on every node claim due jobs
+//! one at a time (a conditional update in the database decides who gets each), hold a lease they
+//! renew while working, and on failure put the job back with exponential backoff until its
+//! attempts run out. A job whose worker died becomes due again when its lease expires.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use strongroom_crypto::token;
+use strongroom_domain::{JobId, OrgId};
+use strongroom_store::{JobRow, NewJob, Tx};
+
+use crate::{Result, Service, ServiceError};
+
+/// How long a claim holds before another worker may take the job over.
+const LEASE_SECS: i64 = 60;
+
+/// How often an idle worker looks for due jobs (it is also woken at once by local enqueues).
+const POLL: Duration = Duration::from_secs(1);
+
+/// The first retry waits this long; each later one twice as long as the one before.
+const FIRST_BACKOFF_SECS: i64 = 5;
+
+/// No retry waits longer than this.
+const MAX_BACKOFF_SECS: i64 = 3600;
+
+/// Why a job attempt failed, and whether trying again could help.
+#[derive(Debug)]
+pub enum JobFailure {
+    /// Try again later (a server that did not answer, a full disk).
+    Retry(String),
+    /// Trying again cannot help (a refused address, an unreadable file).
+    Permanent(String),
+}
+
+/// The wait before the attempt after `attempts` failed ones.
+pub(crate) fn backoff_secs(attempts: u32) -> i64 {
+    let doublings = attempts.saturating_sub(1).min(20);
+    (FIRST_BACKOFF_SECS << doublings).min(MAX_BACKOFF_SECS)
+}
+
+/// A job to add to the queue.
+pub(crate) struct Enqueue<'a> {
+    pub(crate) kind: &'static str,
+    pub(crate) org_id: Option<&'a OrgId>,
+    pub(crate) subject: Option<String>,
+    pub(crate) payload: serde_json::Value,
+    pub(crate) max_attempts: u32,
+}
+
+impl Service {
+    /// Adds a job in the caller's transaction. The payload is sealed to the job's id with a
+    /// root-derived key: the queue may hold personal data and secrets (an invitation link).
+    pub(crate) async fn enqueue(&self, tx: &mut Tx, job: Enqueue<'_>) -> Result<JobId> {
+        let id = JobId::generate();
+        let plain =
+            serde_json::to_vec(&job.payload).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let now = self.clock.now();
+        tx.enqueue_job(
+            &NewJob {
+                id: id.clone(),
+                org_id: job.org_id.cloned(),
+                kind: job.kind.to_owned(),
+                subject: job.subject,
+                payload: self.jobs_key.seal(id.as_str().as_bytes(), &plain),
+                max_attempts: job.max_attempts,
+                run_after: now,
+            },
+            now,
+        )
+        .await?;
+        self.jobs_ready.notify_one();
+        Ok(id)
+    }
+
+    /// Runs due jobs until the task is dropped. Every node runs one worker.
+    pub async fn run_worker(self: Arc<Self>) {
+        let worker = format!("worker-{}", token::random_token(8));
+        loop {
+            match self.run_one(&worker).await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "job queue: cannot claim a job"),
+            }
+            let _ = tokio::time::timeout(POLL, self.jobs_ready.notified()).await;
+        }
+    }
+
+    /// Claims and runs one due job; false when none was due.
+    pub async fn run_one(&self, worker: &str) -> Result<bool> {
+        let now = self.clock.now();
+        let Some(job) = self
+            .store
+            .claim_job(worker, now, now.plus_secs(LEASE_SECS))
+            .await?
+        else {
+            return Ok(false);
+        };
+        let outcome = match self.jobs_key.open(job.id.as_str().as_bytes(), &job.payload) {
+            Ok(plain) => match serde_json::from_slice::<serde_json::Value>(&plain) {
+                Ok(payload) => self.dispatch(&job, payload).await,
+                Err(e) => Err(JobFailure::Permanent(format!("unreadable payload: {e}"))),
+            },
+            Err(_) => Err(JobFailure::Permanent(
+                "the payload failed its integrity check".into(),
+            )),
+        };
+        let now = self.clock.now();
+        match outcome {
+            Ok(()) => {
+                self.store.finish_job(&job.id, worker, now).await?;
+                tracing::info!(job = %job.id, kind = %job.kind, attempts = job.attempts, "job done");
+            }
+            Err(failure) => {
+                let (message, retry) = match failure {
+                    JobFailure::Retry(m) => (m, job.attempts < job.max_attempts),
+                    JobFailure::Permanent(m) => (m, false),
+                };
+                let retry_at = retry.then(|| now.plus_secs(backoff_secs(job.attempts)));
+                self.store
+                    .fail_job(&job.id, worker, &message, retry_at, now)
+                    .await?;
+                tracing::warn!(
+                    job = %job.id,
+                    kind = %job.kind,
+                    attempts = job.attempts,
+                    retry = retry,
+                    error = %message,
+                    "job failed"
+                );
+            }
+        }
+        Ok(true)
+    }
+
+    async fn dispatch(
+        &self,
+        job: &JobRow,
+        payload: serde_json::Value,
+    ) -> std::result::Result<(), JobFailure> {
+        match job.kind.as_str() {
+            crate::mail::MAIL_JOB => self.deliver_mail(payload).await,
+            other => Err(JobFailure::Permanent(format!("unknown job kind {other:?}"))),
+        }
+    }
+
+    /// Forgets finished jobs a week after they finished.
+    pub async fn prune_jobs(&self) -> Result<u64> {
+        let before = self.clock.now().plus_secs(-7 * 24 * 3600);
+        Ok(self.store.prune_jobs(before).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_an_hour() {
+        assert_eq!(backoff_secs(1), 5);
+        assert_eq!(backoff_secs(2), 10);
+        assert_eq!(backoff_secs(3), 20);
+        assert_eq!(backoff_secs(10), 2560);
+        assert_eq!(backoff_secs(11), 3600);
+        assert_eq!(backoff_secs(u32::MAX), 3600);
+    }
+}
