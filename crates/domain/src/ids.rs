@@ -102,6 +102,10 @@ id_type!(
     /// A stored, encrypted blob with its own data key.
     BlobId, "blb", "blob"
 );
+id_type!(
+    /// A download link (the public id, for listing and revoking; never the token in its URL).
+    LinkId, "lnk", "link"
+);
 
 #[cfg(test)]
 mod tests {

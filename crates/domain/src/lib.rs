@@ -10,6 +10,6 @@ pub mod names;
 pub mod role;
 
 pub use clock::{Clock, SystemClock, Timestamp};
-pub use ids::{ApiKeyId, AssetId, BlobId, IdError, OrgId, SessionId, SpaceId, UserId};
+pub use ids::{ApiKeyId, AssetId, BlobId, IdError, LinkId, OrgId, SessionId, SpaceId, UserId};
 pub use names::{Email, Filename, Name, NameError};
 pub use role::{Permission, Role};

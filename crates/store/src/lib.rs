@@ -11,6 +11,7 @@
 
 mod audit;
 mod keys;
+mod links;
 mod mfa;
 mod migrate;
 mod sessions;
@@ -24,8 +25,9 @@ use sqlx::{Any, AnyPool, Row};
 
 pub use audit::{AuditEventRow, AuditHead, NewAuditEvent};
 pub use keys::{ApiKeyDetails, ApiKeyRow, BlobRow, KekRow, PrincipalRow};
+pub use links::LinkRow;
 pub use mfa::{MemberRow, TotpRow};
-pub use migrate::SCHEMA_VERSION;
+pub use migrate::{SCHEMA_VERSION, versions as migration_versions};
 pub use sessions::{SessionLookup, SessionRow};
 pub use tenancy::{AssetRow, OrgRow, SpaceRow, UserRow};
 
