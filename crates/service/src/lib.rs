@@ -9,6 +9,7 @@ mod admin;
 mod assets;
 mod audit;
 mod keyring;
+mod links;
 mod mfa;
 mod principal;
 mod sessions;
@@ -26,6 +27,9 @@ pub use admin::{ApiKeyInfo, Bootstrapped, CreatedKey, MIN_PASSWORD_LEN, RotatedK
 pub use assets::{Asset, Content, ListQuery, NewUpload, Space};
 pub use audit::{AuditEvent, ChainReport};
 pub use keyring::{KeyStatus, Keyring, RotationReport};
+pub use links::{
+    CreatedLink, DEFAULT_MAX_LINK_LIFETIME_SECS, LINK_TOKEN_BYTES, LinkGrant, LinkInfo, NewLink,
+};
 pub use mfa::{RECOVERY_CODES, TotpEnrolment};
 pub use principal::{Actor, Principal, RequestMeta};
 pub use sessions::{LoggedIn, LoginRequest, REAUTH_WINDOW_SECS, SessionCredentials, SessionInfo};
@@ -134,6 +138,8 @@ pub struct ServiceConfig {
     /// Delay after a failed sign-in, doubled per recent failure of the same account and address
     /// (capped at 2 s).
     pub failure_delay: std::time::Duration,
+    /// The longest lifetime a download link may be given.
+    pub max_link_lifetime: std::time::Duration,
 }
 
 impl Default for ServiceConfig {
@@ -143,6 +149,9 @@ impl Default for ServiceConfig {
             orphan_grace: std::time::Duration::from_secs(15 * 60),
             captcha_bits: 18,
             failure_delay: std::time::Duration::from_millis(100),
+            max_link_lifetime: std::time::Duration::from_secs(
+                links::DEFAULT_MAX_LINK_LIFETIME_SECS,
+            ),
         }
     }
 }
@@ -159,6 +168,7 @@ pub struct Service {
     captcha_key: MacKey,
     totp_key: strongroom_crypto::keys::FieldKey,
     recovery_hasher: MacKey,
+    link_hasher: MacKey,
     clock: Arc<dyn Clock>,
     config: ServiceConfig,
     key_touches: principal::TouchThrottle,
@@ -182,6 +192,7 @@ impl Service {
         let captcha_key = root.derive("captcha");
         let totp_key = root.field_key("totp");
         let recovery_hasher = root.derive("recovery-code");
+        let link_hasher = root.derive("link");
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         // One core is always left to everything else (at least one permit on one core).
         let hash_permits = cores.saturating_sub(1).max(1);
@@ -197,6 +208,7 @@ impl Service {
             captcha_key,
             totp_key,
             recovery_hasher,
+            link_hasher,
             clock,
             config,
             key_touches: principal::TouchThrottle::default(),

@@ -80,6 +80,18 @@ impl ServeSettings {
         if let Some(n) = args.max_upload_bytes.or(file.limits.max_upload_bytes) {
             service.max_upload_bytes = n;
         }
+        if let Some(secs) = args.link_max_expires_in.or(file.links.max_expires_in) {
+            if secs == 0 {
+                anyhow::bail!("the longest link lifetime must be at least 1 second");
+            }
+            service.max_link_lifetime = Duration::from_secs(secs);
+        }
+        let public_url = args
+            .public_url
+            .clone()
+            .or_else(|| file.public_url.clone())
+            .map(|u| public_url(&u))
+            .transpose()?;
         let defaults = Timeouts::default();
         let secs = |v: Option<u64>, d: Duration| v.map(Duration::from_secs).unwrap_or(d);
         let timeouts = Timeouts {
@@ -112,9 +124,31 @@ impl ServeSettings {
                     .clone()
                     .unwrap_or_else(|| format!("https://{listen}/.well-known/security-policy")),
                 security_txt_expires: one_year_from_now(),
+                public_url,
             },
         })
     }
+}
+
+/// Checks a public URL (`https://host[:port][/prefix]`) and drops a trailing slash, since link
+/// URLs append `/d/<token>` to it.
+fn public_url(raw: &str) -> anyhow::Result<String> {
+    let trimmed = raw.trim().trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"));
+    let valid = rest.is_some_and(|r| {
+        !r.is_empty()
+            && !r.starts_with('/')
+            && r.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]/_~%".contains(&b))
+    });
+    if !valid {
+        anyhow::bail!(
+            "the public URL {raw:?} is not valid: give the origin clients use, like https://files.example.com"
+        );
+    }
+    Ok(trimmed.to_owned())
 }
 
 fn one_year_from_now() -> String {

@@ -4,6 +4,7 @@
 mod assets;
 mod auth;
 mod keys;
+mod links;
 mod meta;
 mod mfa;
 mod openapi;
@@ -52,6 +53,10 @@ pub static ROUTES: &[Route] = &[
     keys::LIST,
     keys::ROTATE,
     keys::REVOKE,
+    links::CREATE,
+    links::LIST,
+    links::REVOKE,
+    links::DOWNLOAD,
     auth::LOGIN,
     auth::LOGOUT,
     auth::SESSIONS,
