@@ -15,6 +15,7 @@ mod cli;
 mod crash;
 mod edge;
 mod keys;
+mod links;
 mod mfa;
 mod sessions;
 mod signals;
