@@ -345,8 +345,7 @@ both_backends! {
         let url = url_of(&link);
         let id = id_of(&link);
         assert_eq!(fetch(&srv, &url).await.bytes().await.unwrap().as_ref(), data.as_slice());
-        // Start a download, then revoke while its body may still be streaming: the next
-        // request is refused, whatever the one in flight does.
+        // Revoked: the very next request is refused, with no wait and no cache in between.
         let res = srv.req(Method::DELETE, &format!("/api/v1/links/{id}"), Some(&boot.api_key)).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::NO_CONTENT);
         let res = fetch(&srv, &url).await;
