@@ -114,6 +114,10 @@ id_type!(
     /// A background job in the durable queue.
     JobId, "job", "job"
 );
+id_type!(
+    /// A download link (the public id, for listing and revoking; never the token in its URL).
+    LinkId, "lnk", "link"
+);
 
 #[cfg(test)]
 mod tests {

@@ -46,8 +46,9 @@ pub async fn edge(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = request_id();
     let method = req.method().clone();
-    // The path only: query strings may carry tokens and never reach the log.
-    let path = req.uri().path().to_owned();
+    // The path only: query strings may carry tokens and never reach the log; neither do the
+    // tokens some paths carry.
+    let path = loggable_path(req.uri().path());
     let span = tracing::info_span!("request", request_id = %id);
     // Instrumented, not entered: the span must follow the future across await points so every
     // log line of the request (an internal error's cause included) carries its id.
@@ -83,6 +84,20 @@ pub async fn edge(req: Request, next: Next) -> Response {
     res
 }
 
+/// Path prefixes whose next segment is a bearer token (a link): logged as `<token>`.
+const TOKEN_PATHS: &[&str] = &["/d/"];
+
+/// The path as the access log may show it.
+fn loggable_path(path: &str) -> String {
+    for prefix in TOKEN_PATHS {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            let tail = rest.find('/').map_or("", |i| &rest[i..]);
+            return format!("{prefix}<token>{tail}");
+        }
+    }
+    path.to_owned()
+}
+
 fn bare_error_to_problem(res: Response<Body>) -> Response {
     let status = res.status();
     let code = code_for(status);
@@ -104,4 +119,18 @@ fn bare_error_to_problem(res: Response<Body>) -> Response {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn tokens_in_paths_never_reach_the_log() {
+        assert_eq!(loggable_path("/d/abcDEF_-123"), "/d/<token>");
+        assert_eq!(loggable_path("/d/abc/extra"), "/d/<token>/extra");
+        assert_eq!(loggable_path("/d/"), "/d/<token>");
+        assert_eq!(loggable_path("/api/v1/me"), "/api/v1/me");
+        assert_eq!(loggable_path("/download"), "/download");
+    }
 }

@@ -9,6 +9,7 @@
 
 pub mod api;
 mod cursor;
+mod download;
 pub mod error;
 mod extract;
 mod idle;
@@ -34,6 +35,9 @@ pub struct HttpConfig {
     pub security_policy_url: String,
     /// `Expires:` of security.txt (RFC 3339).
     pub security_txt_expires: String,
+    /// The origin clients reach this server at (`https://files.example.com`, no trailing
+    /// slash), for the URLs of links. `None`: the origin the creating request was sent to.
+    pub public_url: Option<String>,
 }
 
 /// What every handler can reach.

@@ -101,6 +101,31 @@ pub struct Content {
     pub body: Pin<Box<dyn Stream<Item = Result<Bytes, BlobError>> + Send>>,
 }
 
+/// A read that is authorized, range-checked and keyed, but not yet audited: nothing was sent.
+pub(crate) struct PreparedRead {
+    pub(crate) asset: AssetRow,
+    blob: BlobRow,
+    dek: DataKey,
+    range: (u64, u64),
+    partial: bool,
+}
+
+impl PreparedRead {
+    /// The facts a read's audit event records: `base`, plus the byte range when only part of
+    /// the asset is read.
+    pub(crate) fn audit_detail(&self, mut base: serde_json::Value) -> serde_json::Value {
+        if self.partial
+            && let Some(m) = base.as_object_mut()
+        {
+            m.insert(
+                "range".into(),
+                serde_json::json!([self.range.0, self.range.1]),
+            );
+        }
+        base
+    }
+}
+
 impl Service {
     /// Creates a space in the caller's organization.
     pub async fn create_space(&self, p: &Principal, org_id: &OrgId, name: Name) -> Result<Space> {
@@ -301,37 +326,63 @@ impl Service {
     ) -> Result<Content> {
         let row = self.asset_of(p, id).await?;
         p.require_in(&row.space_id, Permission::AssetRead)?;
-        let blob =
-            self.store.blob(&row.blob_id).await?.ok_or_else(|| {
-                ServiceError::Internal(format!("asset {} has no blob row", row.id))
-            })?;
+        let read = self.prepare_read(row, range).await?;
+        let mut tx = self.store.begin().await?;
+        let detail = read.audit_detail(serde_json::json!({}));
+        self.audit(
+            &mut tx,
+            Record::by(p, "asset.read", &read.asset.id).detail(detail),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(self.stream(read))
+    }
+
+    /// Checks a range of an asset and unwraps its data key: everything a read needs before it
+    /// is audited, and before any byte is sent. Every way of reading content (the API, links)
+    /// goes through here and [`Service::stream`].
+    pub(crate) async fn prepare_read(
+        &self,
+        asset: AssetRow,
+        range: Option<(u64, u64)>,
+    ) -> Result<PreparedRead> {
+        // The blob row goes only with its asset row (a foreign key keeps it), in the delete's
+        // transaction: missing here, the asset was deleted since it was looked up.
+        let blob = self
+            .store
+            .blob(&asset.blob_id)
+            .await?
+            .ok_or(ServiceError::NotFound("asset"))?;
         let dek = self.keyring.data_key(&self.store, &blob).await?;
-        let (start, end) = range.unwrap_or((0, row.size));
-        if start > end || end > row.size {
+        let (start, end) = range.unwrap_or((0, asset.size));
+        if start > end || end > asset.size {
             return Err(ServiceError::Invalid("range outside the asset".into()));
         }
-        let mut tx = self.store.begin().await?;
-        let detail = if range.is_some() {
-            serde_json::json!({"range": [start, end]})
-        } else {
-            serde_json::json!({})
-        };
-        self.audit(&mut tx, Record::by(p, "asset.read", &row.id).detail(detail))
-            .await?;
-        tx.commit().await?;
+        Ok(PreparedRead {
+            asset,
+            blob,
+            dek,
+            range: (start, end),
+            partial: range.is_some(),
+        })
+    }
+
+    /// Starts decrypting a prepared read; call it only once the read's audit event committed.
+    pub(crate) fn stream(&self, read: PreparedRead) -> Content {
+        let (start, end) = read.range;
         let body = read_range(
             self.blobs.clone(),
-            blob.id.to_string(),
-            dek,
-            blob.size,
+            read.blob.id.to_string(),
+            read.dek,
+            read.blob.size,
             start,
             end,
         );
-        Ok(Content {
-            asset: row.into(),
+        Content {
+            asset: read.asset.into(),
             range: (start, end),
             body: Box::pin(body),
-        })
+        }
     }
 
     /// Deletes an asset: the data key row goes in the same transaction as the asset row and

@@ -11,6 +11,7 @@ mod assets;
 mod audit;
 mod jobs;
 mod keyring;
+mod links;
 mod mail;
 mod mfa;
 mod principal;
@@ -31,6 +32,9 @@ pub use assets::{Asset, Content, ListQuery, NewUpload, Space};
 pub use audit::{AuditEvent, ChainReport};
 pub use jobs::JobFailure;
 pub use keyring::{KeyStatus, Keyring, RotationReport};
+pub use links::{
+    CreatedLink, DEFAULT_MAX_LINK_LIFETIME_SECS, LINK_TOKEN_BYTES, LinkGrant, LinkInfo, NewLink,
+};
 pub use mail::{Mail, MailError, Mailer};
 pub use mfa::{RECOVERY_CODES, TotpEnrolment};
 pub use principal::{Actor, Principal, RequestMeta};
@@ -149,6 +153,8 @@ pub struct ServiceConfig {
     pub public_url: String,
     /// How long an invitation link works.
     pub invitation_ttl: std::time::Duration,
+    /// The longest lifetime a download link may be given.
+    pub max_link_lifetime: std::time::Duration,
 }
 
 impl Default for ServiceConfig {
@@ -161,6 +167,9 @@ impl Default for ServiceConfig {
             mailer: None,
             public_url: "https://127.0.0.1:8443".into(),
             invitation_ttl: std::time::Duration::from_secs(72 * 3600),
+            max_link_lifetime: std::time::Duration::from_secs(
+                links::DEFAULT_MAX_LINK_LIFETIME_SECS,
+            ),
         }
     }
 }
@@ -182,6 +191,7 @@ pub struct Service {
     jobs_key: strongroom_crypto::keys::FieldKey,
     /// Wakes this node's worker when a job is enqueued here.
     jobs_ready: tokio::sync::Notify,
+    link_hasher: MacKey,
     clock: Arc<dyn Clock>,
     config: ServiceConfig,
     key_touches: principal::TouchThrottle,
@@ -208,6 +218,7 @@ impl Service {
         let invitation_hasher = root.derive("invitation");
         let device_hasher = root.derive("device");
         let jobs_key = root.field_key("jobs");
+        let link_hasher = root.derive("link");
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         // One core is always left to everything else (at least one permit on one core).
         let hash_permits = cores.saturating_sub(1).max(1);
@@ -227,6 +238,7 @@ impl Service {
             device_hasher,
             jobs_key,
             jobs_ready: tokio::sync::Notify::new(),
+            link_hasher,
             clock,
             config,
             key_touches: principal::TouchThrottle::default(),

@@ -13,6 +13,7 @@ mod access;
 mod audit;
 mod jobs;
 mod keys;
+mod links;
 mod mfa;
 mod migrate;
 mod sessions;
@@ -28,8 +29,9 @@ pub use access::{GrantRow, InvitationRow, RoleRow};
 pub use audit::{AuditEventRow, AuditHead, NewAuditEvent};
 pub use jobs::{JobRow, JobStatus, NewJob};
 pub use keys::{ApiKeyDetails, ApiKeyRow, BlobRow, KekRow, PrincipalRow};
+pub use links::LinkRow;
 pub use mfa::{MemberRow, TotpRow};
-pub use migrate::SCHEMA_VERSION;
+pub use migrate::{SCHEMA_VERSION, versions as migration_versions};
 pub use sessions::{SessionLookup, SessionRow};
 pub use tenancy::{AssetRow, OrgRow, SpaceRow, UserRow};
 

@@ -19,10 +19,18 @@ const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../migrations/0006_roles_invitations_jobs.sql"),
     ),
+    (7, include_str!("../migrations/0007_links.sql")),
 ];
 
-/// The schema version a fully migrated database has.
-pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+/// The schema version a fully migrated database has: the last migration's. Versions increase
+/// but may skip a number (one reserved for a change that lands separately).
+pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
+/// The version of every migration, in the order they apply: what a fully migrated database has
+/// recorded in `schema_migrations`.
+pub fn versions() -> Vec<i64> {
+    MIGRATIONS.iter().map(|(v, _)| *v).collect()
+}
 
 pub(crate) async fn run(store: &Store) -> Result<()> {
     let mut conn = store.pool().acquire().await?;
@@ -85,4 +93,16 @@ async fn apply(backend: Backend, conn: &mut sqlx::AnyConnection) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_strictly_increase_and_end_at_the_schema_version() {
+        let v = versions();
+        assert!(v.windows(2).all(|w| w[0] < w[1]), "{v:?}");
+        assert_eq!(v.last().copied(), Some(SCHEMA_VERSION));
+    }
 }

@@ -69,6 +69,8 @@ mod fixtures;
 mod jobs;
 #[path = "conformance/keys.rs"]
 mod keys;
+#[path = "conformance/links.rs"]
+mod links;
 #[path = "conformance/tenancy.rs"]
 mod tenancy;
 
@@ -88,11 +90,13 @@ async fn migrations_are_idempotent(env: &Env) {
     // ...and records each migration once.
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&env.url).await.unwrap();
-    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM schema_migrations")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(applied, strongroom_store::SCHEMA_VERSION);
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM schema_migrations ORDER BY version")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(applied, strongroom_store::migration_versions());
+    assert_eq!(applied.last(), Some(&strongroom_store::SCHEMA_VERSION));
     pool.close().await;
 
     // A third start still works and the store is writable.

@@ -75,6 +75,13 @@ pub struct ServeArgs {
     /// Largest accepted upload, in bytes [default: 5 GiB].
     #[arg(long, env = "STRONGROOM_MAX_UPLOAD_BYTES", value_name = "BYTES")]
     pub max_upload_bytes: Option<u64>,
+    /// Longest lifetime of a download link, in seconds [default: 604800, a week].
+    #[arg(long, env = "STRONGROOM_LINK_MAX_EXPIRES_IN", value_name = "SECS")]
+    pub link_max_expires_in: Option<u64>,
+    /// Origin clients reach the server at, for link URLs (e.g. https://files.example.com)
+    /// [default: the origin each creating request was sent to].
+    #[arg(long, env = "STRONGROOM_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
     /// Contact for /.well-known/security.txt [default: mailto:security@localhost].
     #[arg(long, env = "STRONGROOM_SECURITY_CONTACT", value_name = "URI")]
     pub security_contact: Option<String>,

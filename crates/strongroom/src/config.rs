@@ -21,7 +21,8 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     /// Root key file.
     pub master_key_file: Option<PathBuf>,
-    /// The address users reach the server at (`https://files.example.com`), for links in mail.
+    /// The origin users and clients reach the server at (`https://files.example.com`), for
+    /// link URLs and the links in mail.
     pub public_url: Option<String>,
     /// TLS settings.
     #[serde(default)]
@@ -32,6 +33,9 @@ pub struct FileConfig {
     /// Timeouts in seconds.
     #[serde(default)]
     pub timeouts: TimeoutsFile,
+    /// Download links.
+    #[serde(default)]
+    pub links: LinksFile,
     /// security.txt.
     #[serde(default)]
     pub security_txt: SecurityTxtFile,
@@ -71,6 +75,14 @@ pub struct TlsFile {
 pub struct LimitsFile {
     /// Largest upload in bytes.
     pub max_upload_bytes: Option<u64>,
+}
+
+/// `[links]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinksFile {
+    /// Longest lifetime of a link, in seconds.
+    pub max_expires_in: Option<u64>,
 }
 
 /// `[timeouts]`, in seconds.
@@ -130,8 +142,9 @@ mod tests {
         let path = dir.path().join("strongroom.toml");
         std::fs::write(
             &path,
-            "data_dir = \"/srv/sr\"\nlisten = \"127.0.0.1:9443\"\n[limits]\nmax_upload_bytes = 1234\n\
-             [timeouts]\nidle = 7\n[tls]\nallow_tls12 = true\n[security_txt]\ncontact = \"mailto:sec@example.org\"\n",
+            "data_dir = \"/srv/sr\"\nlisten = \"127.0.0.1:9443\"\npublic_url = \"https://files.example.org/\"\n\
+             [limits]\nmax_upload_bytes = 1234\n[timeouts]\nidle = 7\n[tls]\nallow_tls12 = true\n\
+             [security_txt]\ncontact = \"mailto:sec@example.org\"\n[links]\nmax_expires_in = 3600\n",
         )
         .unwrap();
         let p = path.to_str().unwrap();
@@ -142,6 +155,12 @@ mod tests {
         assert_eq!(s.timeouts.idle.as_secs(), 7);
         assert!(s.allow_tls12);
         assert_eq!(s.http.security_contact, "mailto:sec@example.org");
+        // The trailing slash goes: link URLs append "/d/<token>".
+        assert_eq!(
+            s.http.public_url.as_deref(),
+            Some("https://files.example.org")
+        );
+        assert_eq!(s.instance.service.max_link_lifetime.as_secs(), 3600);
         // A flag wins over the file.
         let s = ServeSettings::resolve(&serve_args(&[
             "--config",
@@ -150,10 +169,39 @@ mod tests {
             "127.0.0.1:1",
             "--max-upload-bytes",
             "9",
+            "--link-max-expires-in",
+            "60",
+            "--public-url",
+            "https://cdn.example.org",
         ]))
         .unwrap();
         assert_eq!(s.listen.to_string(), "127.0.0.1:1");
         assert_eq!(s.instance.service.max_upload_bytes, 9);
+        assert_eq!(s.instance.service.max_link_lifetime.as_secs(), 60);
+        assert_eq!(
+            s.http.public_url.as_deref(),
+            Some("https://cdn.example.org")
+        );
+    }
+
+    #[test]
+    fn bad_link_settings_are_refused() {
+        for args in [
+            &["--public-url", "files.example.org"][..],
+            &["--public-url", "https://files.example.org/base?x=1"][..],
+            &["--link-max-expires-in", "0"][..],
+        ] {
+            let err = ServeSettings::resolve(&serve_args(args)).unwrap_err();
+            assert!(!format!("{err:#}").is_empty());
+        }
+        // A path prefix is fine (a proxy that serves Strongroom under one).
+        let s =
+            ServeSettings::resolve(&serve_args(&["--public-url", "https://example.org/files/"]))
+                .unwrap();
+        assert_eq!(
+            s.http.public_url.as_deref(),
+            Some("https://example.org/files")
+        );
     }
 
     #[test]
@@ -162,6 +210,11 @@ mod tests {
         assert_eq!(s.listen.to_string(), "127.0.0.1:8443");
         assert!(!s.allow_tls12);
         assert!(s.instance.data_dir.ends_with("strongroom-data"));
+        assert_eq!(
+            s.instance.service.max_link_lifetime.as_secs(),
+            7 * 24 * 3600
+        );
+        assert_eq!(s.http.public_url, None);
     }
 
     #[test]

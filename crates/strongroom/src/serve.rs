@@ -80,6 +80,18 @@ impl ServeSettings {
         if let Some(n) = args.max_upload_bytes.or(file.limits.max_upload_bytes) {
             service.max_upload_bytes = n;
         }
+        if let Some(secs) = args.link_max_expires_in.or(file.links.max_expires_in) {
+            if secs == 0 {
+                anyhow::bail!("the longest link lifetime must be at least 1 second");
+            }
+            service.max_link_lifetime = Duration::from_secs(secs);
+        }
+        let public_url = args
+            .public_url
+            .clone()
+            .or_else(|| file.public_url.clone())
+            .map(|u| public_url(&u))
+            .transpose()?;
         configure_mail(&mut service, &file)?;
         let defaults = Timeouts::default();
         let secs = |v: Option<u64>, d: Duration| v.map(Duration::from_secs).unwrap_or(d);
@@ -93,9 +105,8 @@ impl ServeSettings {
             .listen
             .or(file.listen)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443)));
-        service.public_url = std::env::var("STRONGROOM_PUBLIC_URL")
-            .ok()
-            .or_else(|| file.public_url.clone())
+        service.public_url = public_url
+            .clone()
             .unwrap_or_else(|| format!("https://{listen}"));
         let contact = args
             .security_contact
@@ -117,6 +128,7 @@ impl ServeSettings {
                     .clone()
                     .unwrap_or_else(|| format!("https://{listen}/.well-known/security-policy")),
                 security_txt_expires: one_year_from_now(),
+                public_url,
             },
         })
     }
@@ -142,6 +154,27 @@ fn configure_mail(service: &mut ServiceConfig, file: &FileConfig) -> anyhow::Res
         .unwrap_or_else(|| "Strongroom <strongroom@localhost>".into());
     service.mailer = Some(Arc::new(crate::mail::SmtpMailer::new(&url, &from)?));
     Ok(())
+}
+
+/// Checks a public URL (`https://host[:port][/prefix]`) and drops a trailing slash, since link
+/// URLs append `/d/<token>` to it.
+fn public_url(raw: &str) -> anyhow::Result<String> {
+    let trimmed = raw.trim().trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"));
+    let valid = rest.is_some_and(|r| {
+        !r.is_empty()
+            && !r.starts_with('/')
+            && r.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]/_~%".contains(&b))
+    });
+    if !valid {
+        anyhow::bail!(
+            "the public URL {raw:?} is not valid: give the origin clients use, like https://files.example.com"
+        );
+    }
+    Ok(trimmed.to_owned())
 }
 
 fn one_year_from_now() -> String {

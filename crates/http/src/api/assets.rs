@@ -2,20 +2,18 @@
 //! delete.
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{delete, get, post};
-use futures_util::StreamExt;
 use strongroom_domain::{AssetId, Filename, SpaceId};
 use strongroom_service::{Asset, ListQuery, NewUpload};
 
 use super::Route;
 use crate::AppState;
+use crate::download::{self, Delivery};
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, Auth, PageParams};
-use crate::range::{self, RangeRequest};
 
 pub const UPLOAD: Route = Route {
     method: "POST",
@@ -72,11 +70,11 @@ fn space_id(raw: &str) -> Result<SpaceId, ApiError> {
     SpaceId::parse(raw).map_err(|_| ApiError::not_found("space"))
 }
 
-fn asset_id(raw: &str) -> Result<AssetId, ApiError> {
+pub(super) fn asset_id(raw: &str) -> Result<AssetId, ApiError> {
     AssetId::parse(raw).map_err(|_| ApiError::not_found("asset"))
 }
 
-fn unprocessable(detail: impl Into<String>) -> ApiError {
+pub(super) fn unprocessable(detail: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", detail)
 }
 
@@ -107,21 +105,6 @@ fn multipart_error(status: StatusCode, detail: String) -> ApiError {
         ApiError::invalid(format!("the multipart body is malformed: {detail}"))
     }
 }
-
-/// RFC 8187 `attr-char`: everything else in a UTF-8 file name is percent-encoded.
-const ATTR_CHAR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'!')
-    .remove(b'#')
-    .remove(b'$')
-    .remove(b'&')
-    .remove(b'+')
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'^')
-    .remove(b'_')
-    .remove(b'`')
-    .remove(b'|')
-    .remove(b'~');
 
 #[derive(serde::Deserialize)]
 struct UploadParams {
@@ -245,39 +228,6 @@ async fn metadata(
     Ok(Json(state.service.get_asset(&p, &id).await?))
 }
 
-fn etag_of(asset: &Asset) -> String {
-    format!("\"{}\"", asset.sha256)
-}
-
-fn etag_matches(header: Option<&HeaderValue>, etag: &str) -> bool {
-    let Some(value) = header.and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    value
-        .split(',')
-        .map(str::trim)
-        .any(|t| t == "*" || t == etag || t.strip_prefix("W/") == Some(etag))
-}
-
-/// `Content-Disposition: attachment` with an ASCII fallback and the RFC 8187 UTF-8 name.
-fn disposition(filename: &str) -> HeaderValue {
-    let ascii: String = filename
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let encoded = percent_encoding::utf8_percent_encode(filename, ATTR_CHAR);
-    HeaderValue::from_str(&format!(
-        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
-}
-
 async fn content(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -287,79 +237,15 @@ async fn content(
 ) -> Result<Response, ApiError> {
     let id = asset_id(&id)?;
     let asset = state.service.get_asset(&p, &id).await?;
-    let etag = etag_of(&asset);
-    let mut out = HeaderMap::new();
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        out.insert(header::ETAG, v);
-    }
-    out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    // Only ever a download, never a page of ours: even text/html uploads cannot run script.
-    out.insert(
-        header::CONTENT_DISPOSITION,
-        disposition(asset.filename.as_str()),
-    );
-    out.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("sandbox; default-src 'none'; frame-ancestors 'none'"),
-    );
-    out.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-cache"),
-    );
-    if etag_matches(headers.get(header::IF_NONE_MATCH), &etag) {
-        return Ok((StatusCode::NOT_MODIFIED, out).into_response());
-    }
-    let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    // If-Range with a different validator: the client's copy changed, send it all.
-    let range_header = match headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
-        Some(tag) if tag.trim() != etag => None,
-        _ => range_header,
+    let delivery = Delivery {
+        // A signed-in caller's copy: never in a shared cache, revalidated on every use.
+        cache_control: HeaderValue::from_static("private, no-cache"),
+        extra: Vec::new(),
     };
-    let (status, range) = match range::parse(range_header, asset.size) {
-        RangeRequest::Full => (StatusCode::OK, None),
-        RangeRequest::Partial(s, e) => (StatusCode::PARTIAL_CONTENT, Some((s, e))),
-        RangeRequest::Unsatisfiable => {
-            let mut err = ApiError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "range_not_satisfiable",
-                format!("the asset has {} bytes", asset.size),
-            )
-            .into_response();
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", asset.size)) {
-                err.headers_mut().insert(header::CONTENT_RANGE, v);
-            }
-            return Ok(err);
-        }
-    };
-    let (start, end) = range.unwrap_or((0, asset.size));
-    if let Ok(v) = HeaderValue::from_str(&asset.content_type) {
-        out.insert(header::CONTENT_TYPE, v);
-    }
-    out.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
-    if status == StatusCode::PARTIAL_CONTENT
-        && let Ok(v) = HeaderValue::from_str(&format!(
-            "bytes {start}-{}/{}",
-            end.saturating_sub(1),
-            asset.size
-        ))
-    {
-        out.insert(header::CONTENT_RANGE, v);
-    }
-    if method == Method::HEAD {
-        // Headers only: no byte is decrypted or sent, so no read is recorded.
-        return Ok((status, out).into_response());
-    }
-    let content = state.service.read_content(&p, &id, range).await?;
-    let asset_id = id.to_string();
-    let body = content.body.map(move |item| {
-        item.map_err(|e| {
-            // The status line is gone already: log, and let the error cut the connection so the
-            // client sees a truncated transfer rather than wrong bytes.
-            tracing::error!(asset = %asset_id, error = %e, "integrity failure while streaming; connection cut");
-            std::io::Error::other("integrity failure")
-        })
-    });
-    Ok((status, out, Body::from_stream(body)).into_response())
+    download::respond(&asset, &method, &headers, delivery, |range| {
+        state.service.read_content(&p, &id, range)
+    })
+    .await
 }
 
 async fn remove(

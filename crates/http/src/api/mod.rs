@@ -5,6 +5,7 @@ mod access;
 mod assets;
 mod auth;
 mod keys;
+mod links;
 mod meta;
 mod mfa;
 mod openapi;
@@ -53,6 +54,10 @@ pub static ROUTES: &[Route] = &[
     keys::LIST,
     keys::ROTATE,
     keys::REVOKE,
+    links::CREATE,
+    links::LIST,
+    links::REVOKE,
+    links::DOWNLOAD,
     auth::LOGIN,
     auth::LOGOUT,
     auth::SESSIONS,

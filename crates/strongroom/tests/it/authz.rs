@@ -63,6 +63,18 @@ fn table() -> Vec<(&'static str, [u16; 9])> {
             [401, 403, 403, 204, 204, 204, 404, 401, 401],
         ),
         (
+            "POST /api/v1/assets/X/links",
+            [401, 403, 403, 201, 201, 201, 404, 401, 401],
+        ),
+        (
+            "GET /api/v1/assets/X/links",
+            [401, 403, 403, 200, 200, 200, 404, 401, 401],
+        ),
+        (
+            "DELETE /api/v1/links/NEW",
+            [401, 403, 403, 204, 204, 204, 404, 401, 401],
+        ),
+        (
             "POST /api/v1/orgs/A/api-keys",
             [401, 403, 403, 403, 201, 201, 404, 401, 401],
         ),
@@ -101,6 +113,21 @@ async fn call(srv: &TestServer, ctx: &Ctx, endpoint: &str, key: Option<&str>) ->
             .await;
         path = path.replace("NEW", a["id"].as_str().unwrap());
     }
+    if path.ends_with("links/NEW") {
+        // A fresh link per call: revoking consumes it.
+        let res = srv
+            .req(
+                Method::POST,
+                &format!("/api/v1/assets/{}/links", ctx.asset),
+                Some(&ctx.owner),
+            )
+            .json(&json!({"expires_in": 600}))
+            .send()
+            .await
+            .unwrap();
+        let l = expect_json(res, StatusCode::CREATED).await;
+        path = path.replace("NEW", l["id"].as_str().unwrap());
+    }
     if path.contains("api-keys/NEW") {
         // A fresh viewer key per call: revoking or rotating changes it.
         let res = srv
@@ -122,6 +149,8 @@ async fn call(srv: &TestServer, ctx: &Ctx, endpoint: &str, key: Option<&str>) ->
     let mut req = srv.req(method.clone(), &path, key);
     if path.ends_with("/spaces") && method == Method::POST {
         req = req.json(&json!({"name": "new space"}));
+    } else if path.ends_with("/links") && method == Method::POST {
+        req = req.json(&json!({"expires_in": 600}));
     } else if path.ends_with("/api-keys") && method == Method::POST {
         req = req.json(&json!({"name": "made", "role": "viewer"}));
     } else if path.ends_with("?filename=new.bin") {
@@ -199,6 +228,7 @@ both_backends! {
             format!("/api/v1/spaces/{b_space}/assets"),
             format!("/api/v1/assets/{b_asset}"),
             format!("/api/v1/assets/{b_asset}/content"),
+            format!("/api/v1/assets/{b_asset}/links"),
             "/api/v1/assets/ast_00000000000000000000000000000000".into(),
             "/api/v1/assets/not-an-id".into(),
             "/api/v1/spaces/../assets".into(),
@@ -209,6 +239,19 @@ both_backends! {
         }
         let res = srv.req(Method::DELETE, &format!("/api/v1/assets/{b_asset}"), Some(&a.api_key)).send().await.unwrap();
         expect_problem(res, StatusCode::NOT_FOUND, "not_found").await;
+        // B's links are as invisible as B's assets: not made, not revoked.
+        let res = srv.req(Method::POST, &format!("/api/v1/assets/{b_asset}/links"), Some(&a.api_key))
+            .json(&json!({"expires_in": 60})).send().await.unwrap();
+        expect_problem(res, StatusCode::NOT_FOUND, "not_found").await;
+        let b_link = expect_json(
+            srv.req(Method::POST, &format!("/api/v1/assets/{b_asset}/links"), Some(&bb.api_key))
+                .json(&json!({"expires_in": 60})).send().await.unwrap(),
+            StatusCode::CREATED,
+        ).await;
+        let res = srv.req(Method::DELETE, &format!("/api/v1/links/{}", b_link["id"].as_str().unwrap()), Some(&a.api_key)).send().await.unwrap();
+        expect_problem(res, StatusCode::NOT_FOUND, "not_found").await;
+        let res = srv.client.get(b_link["url"].as_str().unwrap()).send().await.unwrap();
+        assert_eq!(res.bytes().await.unwrap().as_ref(), &[1]);
         // B's asset is intact.
         let res = srv.req(Method::GET, &format!("/api/v1/assets/{b_asset}/content"), Some(&bb.api_key)).send().await.unwrap();
         assert_eq!(res.bytes().await.unwrap().as_ref(), &[1]);

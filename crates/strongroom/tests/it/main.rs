@@ -16,6 +16,7 @@ mod cli;
 mod crash;
 mod edge;
 mod keys;
+mod links;
 mod mail;
 mod mfa;
 mod sessions;

@@ -161,8 +161,15 @@ impl Started {
 /// Starts `strongroom serve --data-dir D --listen 127.0.0.1:0` and waits (at most 30 s) for the
 /// "Strongroom is serving https://..." line, or for the process to exit.
 pub(crate) fn spawn_serve(data_dir: &Path) -> Started {
+    spawn_serve_with(data_dir, &[])
+}
+
+/// [`spawn_serve`] with extra environment variables (e.g. `STRONGROOM_LOG=info` for a test that
+/// reads the access log).
+pub(crate) fn spawn_serve_with(data_dir: &Path, env: &[(&str, &str)]) -> Started {
     let started_at = Instant::now();
     let mut child = bin()
+        .envs(env.iter().copied())
         .arg("serve")
         .arg("--data-dir")
         .arg(data_dir)

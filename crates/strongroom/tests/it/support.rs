@@ -72,6 +72,8 @@ pub fn settings(data_dir: &Path, db: &TestDb) -> ServeSettings {
         tls_key: None,
         allow_tls12: false,
         max_upload_bytes: None,
+        link_max_expires_in: None,
+        public_url: None,
         security_contact: Some("mailto:security@example.com".into()),
         log_format: "text".into(),
     };
