@@ -162,9 +162,10 @@ impl Service {
         q: ListQuery,
     ) -> Result<Page<Space>> {
         p.require_org(org_id)?;
-        // Reading the organization is enough: the scope holds exactly the spaces the caller may
-        // read (all of them with an organization-wide space:read, else the granted ones).
-        p.require(Permission::OrgRead)?;
+        // No permission beyond membership: the scope holds exactly the spaces the caller may
+        // read (all of them with an organization-wide space:read, else the granted ones), and
+        // may be empty.
+        p.require_member()?;
         let page = match self.space_scope(p).await? {
             SpaceScope::All => {
                 self.store

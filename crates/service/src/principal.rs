@@ -93,6 +93,15 @@ impl Principal {
         self.require_if(self.permissions_in(space).contains(p), p)
     }
 
+    /// Refuses only a member who must enrol a second factor first: for listings that show the
+    /// caller what their permissions already reach.
+    pub(crate) fn require_member(&self) -> Result<()> {
+        if self.mfa_enrolment_required {
+            return Err(ServiceError::MfaEnrolmentRequired);
+        }
+        Ok(())
+    }
+
     fn require_if(&self, allowed: bool, p: Permission) -> Result<()> {
         if self.mfa_enrolment_required {
             return Err(ServiceError::MfaEnrolmentRequired);
