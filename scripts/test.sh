@@ -51,7 +51,9 @@ step "System packages (postgresql, ffmpeg, SMTP sink, openssl, curl, C toolchain
 # variants of the tests. openssl, curl: used by tests and scripts to make certificates and probe
 # the server. oathtool: an independent TOTP. ffmpeg: the media pipeline and the HLS client in the
 # tests. python3-aiosmtpd: the SMTP sink that receives the mail the tests cause (scripts/mailsink.sh).
-apt_ensure postgresql openssl curl ca-certificates gcc libc6-dev oathtool ffmpeg python3-aiosmtpd
+# chromium: plays the HLS stream in a real browser. nginx: the peer of the segment-serving
+# benchmark.
+apt_ensure postgresql openssl curl ca-certificates gcc libc6-dev oathtool ffmpeg python3-aiosmtpd chromium nginx
 lap "system packages"
 
 ensure_component() {

@@ -23,7 +23,7 @@ use std::time::SystemTime;
 
 use strongroom_crypto::CryptoError;
 
-pub use encrypted::{EncryptedWriter, WrittenBlob, read_all, read_range};
+pub use encrypted::{BlobReader, EncryptedWriter, WrittenBlob, read_all, read_range};
 pub use fs::FsBlobStore;
 
 /// A boxed, sendable future: lets the storage traits be object-safe (`Arc<dyn BlobStore>`).

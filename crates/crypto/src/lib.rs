@@ -18,6 +18,7 @@
 mod aead;
 pub mod blobfmt;
 pub mod digest;
+pub mod hls;
 pub mod keys;
 pub mod password;
 pub mod pow;

@@ -111,6 +111,10 @@ id_type!(
     InvitationId, "inv", "invitation"
 );
 id_type!(
+    /// A playback: one view's token for an asset's HLS stream (the public id, never the token).
+    PlaybackId, "pbk", "playback"
+);
+id_type!(
     /// A background job in the durable queue.
     JobId, "job", "job"
 );

@@ -11,7 +11,7 @@ use std::str::FromStr;
 /// Something a principal may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Permission {
-    /// See the organization and whoami details.
+    /// See the organization (its role list); `/me` needs no permission.
     OrgRead,
     /// Change organization settings.
     OrgManage,

@@ -84,8 +84,8 @@ pub async fn edge(req: Request, next: Next) -> Response {
     res
 }
 
-/// Path prefixes whose next segment is a bearer token (a link): logged as `<token>`.
-const TOKEN_PATHS: &[&str] = &["/d/"];
+/// Path prefixes whose next segment is a bearer token (a link, a playback): logged as `<token>`.
+const TOKEN_PATHS: &[&str] = &["/d/", "/hls/"];
 
 /// The path as the access log may show it.
 fn loggable_path(path: &str) -> String {
@@ -130,6 +130,10 @@ mod tests {
         assert_eq!(loggable_path("/d/abcDEF_-123"), "/d/<token>");
         assert_eq!(loggable_path("/d/abc/extra"), "/d/<token>/extra");
         assert_eq!(loggable_path("/d/"), "/d/<token>");
+        assert_eq!(
+            loggable_path("/hls/tok123/720p/seg00001.ts"),
+            "/hls/<token>/720p/seg00001.ts"
+        );
         assert_eq!(loggable_path("/api/v1/me"), "/api/v1/me");
         assert_eq!(loggable_path("/download"), "/download");
     }

@@ -71,6 +71,17 @@ impl From<AssetRow> for Asset {
     }
 }
 
+/// An asset's metadata, processing status and renditions (`GET /api/v1/assets/{id}`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AssetDetail {
+    /// The metadata.
+    #[serde(flatten)]
+    pub asset: Asset,
+    /// Status and renditions.
+    #[serde(flatten)]
+    pub media: crate::MediaView,
+}
+
 /// Pagination input, already validated.
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
@@ -210,7 +221,12 @@ impl Service {
     /// while the SHA-256 is computed; only then are the blob and asset rows committed, with the
     /// audit event. If the stream fails or exceeds the limit, nothing becomes visible and the
     /// partial object is removed.
-    pub async fn upload<S, E>(&self, p: &Principal, upload: NewUpload, mut body: S) -> Result<Asset>
+    pub async fn upload<S, E>(
+        &self,
+        p: &Principal,
+        upload: NewUpload,
+        mut body: S,
+    ) -> Result<AssetDetail>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
         E: std::fmt::Display,
@@ -274,13 +290,18 @@ impl Service {
                 return Err(e);
             }
         }
-        Ok(row.into())
+        let media = self.media_view(&row.id).await?;
+        Ok(AssetDetail {
+            asset: row.into(),
+            media,
+        })
     }
 
     async fn commit_upload(&self, p: &Principal, blob: &BlobRow, row: &AssetRow) -> Result<()> {
         let mut tx = self.store.begin().await?;
         tx.insert_blob(blob).await?;
         tx.insert_asset(row).await?;
+        self.queue_media(&mut tx, row).await?;
         let detail = serde_json::json!({"space_id": row.space_id, "filename": row.filename, "size": row.size, "sha256": row.sha256});
         self.audit(
             &mut tx,
@@ -315,6 +336,13 @@ impl Service {
         let row = self.asset_of(p, id).await?;
         p.require_in(&row.space_id, Permission::AssetRead)?;
         Ok(row.into())
+    }
+
+    /// An asset's metadata with its processing status and renditions.
+    pub async fn asset_detail(&self, p: &Principal, id: &AssetId) -> Result<AssetDetail> {
+        let asset = self.get_asset(p, id).await?;
+        let media = self.media_view(&asset.id).await?;
+        Ok(AssetDetail { asset, media })
     }
 
     /// Opens an asset's content for reading, `range` being `[start, end)` or the whole asset.
@@ -394,6 +422,8 @@ impl Service {
         let visible = self.asset_of(p, id).await?;
         p.require_in(&visible.space_id, Permission::AssetDelete)?;
         let mut tx = self.store.begin().await?;
+        // Renditions (and their data keys) go in the same transaction as the asset.
+        let renditions = tx.delete_renditions(id).await?;
         let row = tx
             .delete_asset(&p.org_id, id)
             .await?
@@ -406,6 +436,7 @@ impl Service {
         )
         .await?;
         tx.commit().await?;
+        self.remove_objects(&renditions).await;
         if let Err(e) = self.blobs.delete(row.blob_id.as_str()).await {
             // The key is already gone; the sweep removes the unreadable object later.
             tracing::warn!(blob = %row.blob_id, error = %e, "could not remove a shredded blob");

@@ -7,6 +7,7 @@
 //! attempts run out. A job whose worker died becomes due again when its lease expires.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use strongroom_crypto::token;
@@ -34,6 +35,23 @@ pub enum JobFailure {
     Retry(String),
     /// Trying again cannot help (a refused address, an unreadable file).
     Permanent(String),
+}
+
+/// How often a running job renews its lease and records its progress.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// What a handler knows about the job it runs, and how it reports progress.
+pub(crate) struct JobCtx {
+    /// The organization the job works for.
+    pub(crate) org_id: Option<OrgId>,
+    progress: AtomicU8,
+}
+
+impl JobCtx {
+    /// Records progress (0..=100); the heartbeat writes it to the database.
+    pub(crate) fn set_progress(&self, percent: u8) {
+        self.progress.store(percent.min(100), Ordering::Relaxed);
+    }
 }
 
 /// The wait before the attempt after `attempts` failed ones.
@@ -99,14 +117,21 @@ impl Service {
         else {
             return Ok(false);
         };
-        let outcome = match self.jobs_key.open(job.id.as_str().as_bytes(), &job.payload) {
-            Ok(plain) => match serde_json::from_slice::<serde_json::Value>(&plain) {
-                Ok(payload) => self.dispatch(&job, payload).await,
-                Err(e) => Err(JobFailure::Permanent(format!("unreadable payload: {e}"))),
-            },
+        let payload = match self.jobs_key.open(job.id.as_str().as_bytes(), &job.payload) {
+            Ok(plain) => serde_json::from_slice::<serde_json::Value>(&plain)
+                .map_err(|e| JobFailure::Permanent(format!("unreadable payload: {e}"))),
             Err(_) => Err(JobFailure::Permanent(
                 "the payload failed its integrity check".into(),
             )),
+        };
+        let ctx = JobCtx {
+            org_id: job.org_id.clone(),
+            progress: AtomicU8::new(0),
+        };
+        let outcome = match &payload {
+            Ok(p) => self.run_with_heartbeat(&job, worker, p.clone(), &ctx).await,
+            Err(JobFailure::Permanent(m)) => Err(JobFailure::Permanent(m.clone())),
+            Err(JobFailure::Retry(m)) => Err(JobFailure::Retry(m.clone())),
         };
         let now = self.clock.now();
         match outcome {
@@ -120,6 +145,12 @@ impl Service {
                     JobFailure::Permanent(m) => (m, false),
                 };
                 let retry_at = retry.then(|| now.plus_secs(backoff_secs(job.attempts)));
+                if !retry
+                    && job.kind == crate::media::MEDIA_JOB
+                    && let Ok(p) = &payload
+                {
+                    self.media_gave_up(job.org_id.as_ref(), p, &message).await;
+                }
                 self.store
                     .fail_job(&job.id, worker, &message, retry_at, now)
                     .await?;
@@ -136,13 +167,45 @@ impl Service {
         Ok(true)
     }
 
+    /// Runs the handler while renewing the lease (and recording progress) every
+    /// [`HEARTBEAT`]. If the lease is lost (another worker took the job over after this one
+    /// stalled), the handler is dropped, which kills any process it started.
+    async fn run_with_heartbeat(
+        &self,
+        job: &JobRow,
+        worker: &str,
+        payload: serde_json::Value,
+        ctx: &JobCtx,
+    ) -> std::result::Result<(), JobFailure> {
+        let work = self.dispatch(job, payload, ctx);
+        tokio::pin!(work);
+        let mut beat = tokio::time::interval(HEARTBEAT);
+        beat.tick().await;
+        loop {
+            tokio::select! {
+                outcome = &mut work => return outcome,
+                _ = beat.tick() => {
+                    let now = self.clock.now();
+                    let progress = ctx.progress.load(Ordering::Relaxed);
+                    match self.store.renew_job(&job.id, worker, progress, now.plus_secs(LEASE_SECS), now).await {
+                        Ok(true) => {}
+                        Ok(false) => return Err(JobFailure::Retry("the job's lease was lost to another worker".into())),
+                        Err(e) => tracing::warn!(job = %job.id, error = %e, "could not renew a job's lease"),
+                    }
+                }
+            }
+        }
+    }
+
     async fn dispatch(
         &self,
         job: &JobRow,
         payload: serde_json::Value,
+        ctx: &JobCtx,
     ) -> std::result::Result<(), JobFailure> {
         match job.kind.as_str() {
             crate::mail::MAIL_JOB => self.deliver_mail(payload).await,
+            crate::media::MEDIA_JOB => self.process_media(payload, ctx).await,
             other => Err(JobFailure::Permanent(format!("unknown job kind {other:?}"))),
         }
     }

@@ -13,6 +13,7 @@ mod jobs;
 mod keyring;
 mod links;
 mod mail;
+mod media;
 mod mfa;
 mod principal;
 mod sessions;
@@ -28,7 +29,7 @@ use strongroom_store::{Store, StoreError};
 
 pub use access::{Accepted, GrantInfo, InvitationInfo, RoleInfo};
 pub use admin::{ApiKeyInfo, Bootstrapped, CreatedKey, MIN_PASSWORD_LEN, RotatedKey};
-pub use assets::{Asset, Content, ListQuery, NewUpload, Space};
+pub use assets::{Asset, AssetDetail, Content, ListQuery, NewUpload, Space};
 pub use audit::{AuditEvent, ChainReport};
 pub use jobs::JobFailure;
 pub use keyring::{KeyStatus, Keyring, RotationReport};
@@ -36,6 +37,7 @@ pub use links::{
     CreatedLink, DEFAULT_MAX_LINK_LIFETIME_SECS, LINK_TOKEN_BYTES, LinkGrant, LinkInfo, NewLink,
 };
 pub use mail::{Mail, MailError, Mailer};
+pub use media::{CreatedPlayback, HlsFile, MediaView, PLAYBACK_TOKEN_BYTES, RenditionInfo};
 pub use mfa::{RECOVERY_CODES, TotpEnrolment};
 pub use principal::{Actor, Principal, RequestMeta};
 pub use sessions::{LoggedIn, LoginRequest, REAUTH_WINDOW_SECS, SessionCredentials, SessionInfo};
@@ -153,6 +155,8 @@ pub struct ServiceConfig {
     pub public_url: String,
     /// How long an invitation link works.
     pub invitation_ttl: std::time::Duration,
+    /// The media pipeline (ffmpeg); `None`: uploads are stored but not processed.
+    pub media: Option<strongroom_media::MediaConfig>,
     /// The longest lifetime a download link may be given.
     pub max_link_lifetime: std::time::Duration,
 }
@@ -165,6 +169,7 @@ impl Default for ServiceConfig {
             captcha_bits: 18,
             failure_delay: std::time::Duration::from_millis(100),
             mailer: None,
+            media: None,
             public_url: "https://127.0.0.1:8443".into(),
             invitation_ttl: std::time::Duration::from_secs(72 * 3600),
             max_link_lifetime: std::time::Duration::from_secs(
@@ -189,6 +194,9 @@ pub struct Service {
     invitation_hasher: MacKey,
     device_hasher: MacKey,
     jobs_key: strongroom_crypto::keys::FieldKey,
+    hls_key_seal: strongroom_crypto::keys::FieldKey,
+    playback_hasher: MacKey,
+    media: Option<strongroom_media::Media>,
     /// Wakes this node's worker when a job is enqueued here.
     jobs_ready: tokio::sync::Notify,
     link_hasher: MacKey,
@@ -218,6 +226,9 @@ impl Service {
         let invitation_hasher = root.derive("invitation");
         let device_hasher = root.derive("device");
         let jobs_key = root.field_key("jobs");
+        let hls_key_seal = root.field_key("hls-key");
+        let playback_hasher = root.derive("playback");
+        let media = config.media.clone().map(strongroom_media::Media::new);
         let link_hasher = root.derive("link");
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         // One core is always left to everything else (at least one permit on one core).
@@ -237,6 +248,9 @@ impl Service {
             invitation_hasher,
             device_hasher,
             jobs_key,
+            hls_key_seal,
+            playback_hasher,
+            media,
             jobs_ready: tokio::sync::Notify::new(),
             link_hasher,
             clock,

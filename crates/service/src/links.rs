@@ -37,6 +37,8 @@ pub struct NewLink {
     pub single_use: bool,
     /// It answers only requests from this client address.
     pub ip: Option<IpAddr>,
+    /// Serve this image rendition (`thumbnail`, `preview`) instead of the original.
+    pub rendition: Option<String>,
 }
 
 /// A new link: the token is shown once, in the link's URL, and never stored.
@@ -64,6 +66,8 @@ pub struct LinkInfo {
     pub single_use: bool,
     /// The only client address it answers, if bound to one.
     pub ip: Option<String>,
+    /// The image rendition it serves instead of the original, if any.
+    pub rendition: Option<String>,
     /// When it was revoked, if it was.
     pub revoked_at: Option<Timestamp>,
     /// When a single-use link was consumed.
@@ -84,6 +88,7 @@ impl From<LinkRow> for LinkInfo {
             expires_at: r.expires_at,
             single_use: r.single_use,
             ip: r.ip,
+            rendition: r.rendition,
             revoked_at: r.revoked_at,
             used_at: r.used_at,
             use_count: r.use_count,
@@ -155,6 +160,13 @@ impl Service {
         let asset = self.asset_of(p, asset_id).await?;
         p.require_in(&asset.space_id, Permission::AssetRead)?;
         p.require_in(&asset.space_id, Permission::LinkCreate)?;
+        if let Some(name) = &new.rendition
+            && self.rendition_asset(asset.clone(), name).await?.is_none()
+        {
+            return Err(ServiceError::Invalid(format!(
+                "the asset has no rendition {name:?}: see its \"renditions\""
+            )));
+        }
         let max = self.config.max_link_lifetime.as_secs();
         if new.expires_in == 0 || new.expires_in > max {
             return Err(ServiceError::Invalid(format!(
@@ -173,6 +185,7 @@ impl Service {
             expires_at: now.plus_secs(i64::try_from(new.expires_in).unwrap_or(i64::MAX)),
             single_use: new.single_use,
             ip: new.ip.map(|ip| canonical(ip).to_string()),
+            rendition: new.rendition.clone(),
             revoked_at: None,
             used_at: None,
             use_count: 0,
@@ -292,11 +305,17 @@ impl Service {
                 return Err(refused());
             }
         }
-        let asset = self
+        let mut asset = self
             .store
             .asset(&link.org_id, &link.asset_id)
             .await?
             .ok_or_else(refused)?;
+        if let Some(name) = &link.rendition {
+            asset = self
+                .rendition_asset(asset, name)
+                .await?
+                .ok_or_else(refused)?;
+        }
         let remaining_ms = link.expires_at.millis().saturating_sub(now.millis());
         Ok(LinkGrant {
             view: asset.clone().into(),

@@ -31,6 +31,8 @@ pub struct LinkRow {
     pub single_use: bool,
     /// The only client address it answers (canonical form), if bound to one.
     pub ip: Option<String>,
+    /// The image rendition it serves instead of the original, if any.
+    pub rendition: Option<String>,
     /// When it was revoked, if it was.
     pub revoked_at: Option<Timestamp>,
     /// When a single-use link was consumed.
@@ -42,7 +44,7 @@ pub struct LinkRow {
 }
 
 const COLUMNS: &str = "id, org_id, asset_id, created_by, created_at, expires_at, single_use, ip, \
-                       revoked_at, used_at, use_count, last_used_at";
+                       revoked_at, used_at, use_count, last_used_at, rendition";
 
 fn opt_ts(row: &AnyRow, col: &str) -> Result<Option<Timestamp>> {
     Ok(row
@@ -61,6 +63,7 @@ fn link(row: &AnyRow) -> Result<LinkRow> {
         expires_at: Timestamp::from_millis(row.try_get("expires_at")?),
         single_use: single_use != 0,
         ip: row.try_get("ip")?,
+        rendition: row.try_get("rendition")?,
         revoked_at: opt_ts(row, "revoked_at")?,
         used_at: opt_ts(row, "used_at")?,
         use_count: crate::size(row.try_get("use_count")?, "links")?,
@@ -124,7 +127,7 @@ impl Tx {
     pub async fn insert_link(&mut self, row: &LinkRow, token_hash: &[u8]) -> Result<()> {
         let sql = format!(
             "INSERT INTO links ({COLUMNS}, token_hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(row.id.as_str())
@@ -139,6 +142,7 @@ impl Tx {
             .bind(row.used_at.map(Timestamp::millis))
             .bind(i64::try_from(row.use_count).unwrap_or(i64::MAX))
             .bind(row.last_used_at.map(Timestamp::millis))
+            .bind(row.rendition.as_deref())
             .bind(token_hash)
             .execute(self.conn())
             .await

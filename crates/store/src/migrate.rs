@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/0006_roles_invitations_jobs.sql"),
     ),
     (7, include_str!("../migrations/0007_links.sql")),
+    (8, include_str!("../migrations/0008_media.sql")),
 ];
 
 /// The schema version a fully migrated database has: the last migration's. Versions increase

@@ -42,6 +42,23 @@ pub struct FileConfig {
     /// Outgoing mail.
     #[serde(default)]
     pub mail: MailFile,
+    /// Media processing.
+    #[serde(default)]
+    pub media: MediaFile,
+}
+
+/// `[media]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaFile {
+    /// Process images and videos (default: when ffmpeg, ffprobe and prlimit are found).
+    pub enabled: Option<bool>,
+    /// The ffmpeg binary (default `/usr/bin/ffmpeg`).
+    pub ffmpeg: Option<PathBuf>,
+    /// The ffprobe binary (default `/usr/bin/ffprobe`).
+    pub ffprobe: Option<PathBuf>,
+    /// Longest a video transcode may run, in seconds (default 7200).
+    pub transcode_timeout_secs: Option<u64>,
 }
 
 /// `[mail]`.

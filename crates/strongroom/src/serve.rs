@@ -93,6 +93,7 @@ impl ServeSettings {
             .map(|u| public_url(&u))
             .transpose()?;
         configure_mail(&mut service, &file)?;
+        configure_media(&mut service, &file)?;
         let defaults = Timeouts::default();
         let secs = |v: Option<u64>, d: Duration| v.map(Duration::from_secs).unwrap_or(d);
         let timeouts = Timeouts {
@@ -132,6 +133,40 @@ impl ServeSettings {
             },
         })
     }
+}
+
+/// Media settings: on when the tools are there, unless `[media] enabled = false`.
+fn configure_media(service: &mut ServiceConfig, file: &FileConfig) -> anyhow::Result<()> {
+    let mut media = strongroom_media::MediaConfig::default();
+    if let Some(p) = &file.media.ffmpeg {
+        media.ffmpeg = p.clone();
+    }
+    if let Some(p) = &file.media.ffprobe {
+        media.ffprobe = p.clone();
+    }
+    if let Some(secs) = file.media.transcode_timeout_secs {
+        if secs == 0 {
+            anyhow::bail!("media.transcode_timeout_secs must be at least 1");
+        }
+        media.limits.transcode_timeout = Duration::from_secs(secs);
+    }
+    let tools = [&media.ffmpeg, &media.ffprobe, &media.prlimit];
+    let found = tools.iter().all(|t| t.is_file());
+    match file.media.enabled {
+        Some(false) => {}
+        Some(true) if !found => anyhow::bail!(
+            "media.enabled is true but {} not found: install ffmpeg (and util-linux), or set [media] ffmpeg/ffprobe",
+            tools
+                .iter()
+                .filter(|t| !t.is_file())
+                .map(|t| t.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ if found => service.media = Some(media),
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Mail settings: `STRONGROOM_SMTP_URL` / `STRONGROOM_MAIL_FROM`, then `[mail]`.
@@ -257,6 +292,14 @@ pub async fn start(
         None => tracing::info!(
             "mail is off ([mail] smtp_url unset): security notices are not sent and invitations are refused"
         ),
+    }
+    match &settings.instance.service.media {
+        Some(m) => {
+            tracing::info!(ffmpeg = %m.ffmpeg.display(), "media: images and videos get renditions and HLS")
+        }
+        None => {
+            tracing::info!("media processing is off (ffmpeg not found or [media] enabled = false)")
+        }
     }
     let worker = tokio::spawn(inst.service.clone().run_worker());
     let state = AppState {

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use strongroom_domain::{AssetId, Filename, SpaceId};
-use strongroom_service::{Asset, ListQuery, NewUpload};
+use strongroom_service::{ListQuery, NewUpload};
 
 use super::Route;
 use crate::AppState;
@@ -22,7 +22,7 @@ pub const UPLOAD: Route = Route {
     auth: true,
     success: 201,
     body: Some("bytes"),
-    response: Some("Asset"),
+    response: Some("AssetDetail"),
     handler: || post(upload).layer(DefaultBodyLimit::disable()),
 };
 pub const LIST: Route = Route {
@@ -38,11 +38,11 @@ pub const LIST: Route = Route {
 pub const GET: Route = Route {
     method: "GET",
     path: "/api/v1/assets/{asset_id}",
-    summary: "An asset's metadata",
+    summary: "An asset's metadata, processing status and renditions",
     auth: true,
     success: 200,
     body: None,
-    response: Some("Asset"),
+    response: Some("AssetDetail"),
     handler: || get(metadata),
 };
 pub const CONTENT: Route = Route {
@@ -117,7 +117,7 @@ async fn upload(
     Path(space): Path<String>,
     ApiQuery(params): ApiQuery<UploadParams>,
     req: Request,
-) -> Result<(StatusCode, Json<Asset>), ApiError> {
+) -> Result<(StatusCode, Json<strongroom_service::AssetDetail>), ApiError> {
     let space_id = space_id(&space)?;
     let limit = state.service.config().max_upload_bytes;
     let declared = req
@@ -223,9 +223,9 @@ async fn metadata(
     State(state): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<String>,
-) -> Result<Json<Asset>, ApiError> {
+) -> Result<Json<strongroom_service::AssetDetail>, ApiError> {
     let id = asset_id(&id)?;
-    Ok(Json(state.service.get_asset(&p, &id).await?))
+    Ok(Json(state.service.asset_detail(&p, &id).await?))
 }
 
 async fn content(

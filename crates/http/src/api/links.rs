@@ -69,10 +69,23 @@ struct NewLinkBody {
     #[serde(default)]
     single_use: bool,
     ip: Option<String>,
+    /// An image rendition to serve instead of the original.
+    rendition: Option<String>,
 }
 
 fn link_id(raw: &str) -> Result<LinkId, ApiError> {
     LinkId::parse(raw).map_err(|_| ApiError::not_found("link"))
+}
+
+/// The origin clients reach us at: `public_url` when configured (behind a proxy or CDN), else
+/// the origin this request was sent to.
+pub(crate) fn client_origin(state: &AppState, uri: &Uri, headers: &HeaderMap) -> String {
+    state
+        .config
+        .public_url
+        .clone()
+        .or_else(|| request_origin(uri, headers))
+        .unwrap_or_default()
 }
 
 /// The origin the request was sent to (`https://host:port`), if it names a plausible host.
@@ -112,16 +125,12 @@ async fn create(
         expires_in: body.expires_in,
         single_use: body.single_use,
         ip,
+        rendition: body.rendition,
     };
     let created = state.service.create_link(&p, &asset, new).await?;
     // The creator reached us at this origin, so the holder of the link can too; behind a proxy
     // or CDN, `public_url` names the origin clients use.
-    let origin = state
-        .config
-        .public_url
-        .clone()
-        .or_else(|| request_origin(&uri, &headers))
-        .unwrap_or_default();
+    let origin = client_origin(&state, &uri, &headers);
     let link = created.link;
     Ok((
         StatusCode::CREATED,
@@ -132,6 +141,7 @@ async fn create(
             "asset_id": link.asset_id,
             "single_use": link.single_use,
             "ip": link.ip,
+            "rendition": link.rendition,
         })),
     ))
 }

@@ -6,6 +6,7 @@ mod assets;
 mod auth;
 mod keys;
 mod links;
+mod media;
 mod meta;
 mod mfa;
 mod openapi;
@@ -83,6 +84,10 @@ pub static ROUTES: &[Route] = &[
     access::GRANTS,
     access::REVOKE_GRANT,
     meta::AUDIT,
+    media::RENDITION,
+    media::PLAYBACK,
+    media::REVOKE_PLAYBACK,
+    media::HLS,
 ];
 
 /// A page of a list as every list endpoint renders it: `{"items", "next_cursor"}`.

@@ -60,6 +60,21 @@ fn schemas() -> Value {
     })
 }
 
+/// Video playback and asset details.
+fn media_schemas() -> Value {
+    let id = json!({"type": "string"});
+    let time = json!({"type": "string", "format": "date-time"});
+    json!({
+        "NewPlayback": {"type": "object", "required": ["expires_in"], "properties": {"expires_in": {"type": "integer", "minimum": 1}}},
+        "Playback": {"type": "object", "properties": {"id": id, "url": {"type": "string", "description": "the HLS master playlist; holds the view's token"}, "expires_at": time}},
+        "AssetDetail": {"type": "object", "properties": {"id": id, "space_id": id, "filename": {"type": "string"}, "content_type": {"type": "string"},
+            "size": {"type": "integer"}, "sha256": {"type": "string"}, "created_at": time,
+            "status": {"type": "string", "enum": ["processing", "ready", "failed"]}, "error": {"type": "string"}, "media": {"type": "object"},
+            "renditions": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "kind": {"type": "string", "enum": ["image", "hls"]},
+                "content_type": {"type": "string"}, "width": {"type": ["integer", "null"]}, "height": {"type": ["integer", "null"]}, "size": {"type": "integer"}, "bandwidth": {"type": "integer"}}}}}},
+    })
+}
+
 /// Members, roles, grants and invitations.
 fn access_schemas() -> Value {
     let id = json!({"type": "string"});
@@ -169,7 +184,7 @@ pub fn document() -> Value {
         "info": {"title": "Strongroom API", "version": env!("CARGO_PKG_VERSION")},
         "paths": paths,
         "components": {
-            "schemas": merged(schemas(), access_schemas()),
+            "schemas": merged(merged(schemas(), access_schemas()), media_schemas()),
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "An API key (srk_...)"},
                 "session": {"type": "apiKey", "in": "cookie", "name": "__Host-strongroom_session", "description": "From POST /api/v1/auth/login; unsafe methods also need X-CSRF-Token"},

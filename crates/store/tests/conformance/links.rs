@@ -24,6 +24,7 @@ fn link_row(asset: &AssetRow, single_use: bool, expires_at: i64) -> LinkRow {
         expires_at: ts(expires_at),
         single_use,
         ip: None,
+        rendition: None,
         revoked_at: None,
         used_at: None,
         use_count: 0,

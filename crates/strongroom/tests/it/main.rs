@@ -21,3 +21,4 @@ mod mail;
 mod mfa;
 mod sessions;
 mod signals;
+mod video;
