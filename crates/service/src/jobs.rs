@@ -60,6 +60,32 @@ pub(crate) fn backoff_secs(attempts: u32) -> i64 {
     (FIRST_BACKOFF_SECS << doublings).min(MAX_BACKOFF_SECS)
 }
 
+/// The queue at a glance.
+#[derive(Debug, serde::Serialize)]
+pub struct JobReport {
+    /// Jobs per status (`queued`, `running`, `done`, `failed`).
+    pub counts: Vec<(String, u64)>,
+    /// The latest jobs that failed for good.
+    pub recent_failures: Vec<FailedJob>,
+}
+
+/// A job that failed for good.
+#[derive(Debug, serde::Serialize)]
+pub struct FailedJob {
+    /// Its id.
+    pub id: JobId,
+    /// What it did.
+    pub kind: String,
+    /// What it was about (an asset id).
+    pub subject: Option<String>,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last error.
+    pub error: String,
+    /// When it failed.
+    pub updated_at: strongroom_domain::Timestamp,
+}
+
 /// A job to add to the queue.
 pub(crate) struct Enqueue<'a> {
     pub(crate) kind: &'static str,
@@ -208,6 +234,35 @@ impl Service {
             crate::media::MEDIA_JOB => self.process_media(payload, ctx).await,
             other => Err(JobFailure::Permanent(format!("unknown job kind {other:?}"))),
         }
+    }
+
+    /// The queue at a glance, for operators: counts per status and the latest failures.
+    pub async fn job_report(&self) -> Result<JobReport> {
+        let counts = self
+            .store
+            .job_counts()
+            .await?
+            .into_iter()
+            .map(|(s, n)| (format!("{s:?}").to_ascii_lowercase(), n))
+            .collect();
+        let recent_failures = self
+            .store
+            .failed_jobs(10)
+            .await?
+            .into_iter()
+            .map(|j| FailedJob {
+                id: j.id,
+                kind: j.kind,
+                subject: j.subject,
+                attempts: j.attempts,
+                error: j.last_error.unwrap_or_default(),
+                updated_at: j.updated_at,
+            })
+            .collect();
+        Ok(JobReport {
+            counts,
+            recent_failures,
+        })
     }
 
     /// Forgets finished jobs a week after they finished.

@@ -31,7 +31,7 @@ pub use access::{Accepted, GrantInfo, InvitationInfo, RoleInfo};
 pub use admin::{ApiKeyInfo, Bootstrapped, CreatedKey, MIN_PASSWORD_LEN, RotatedKey};
 pub use assets::{Asset, AssetDetail, Content, ListQuery, NewUpload, Space};
 pub use audit::{AuditEvent, ChainReport};
-pub use jobs::JobFailure;
+pub use jobs::{FailedJob, JobFailure, JobReport};
 pub use keyring::{KeyStatus, Keyring, RotationReport};
 pub use links::{
     CreatedLink, DEFAULT_MAX_LINK_LIFETIME_SECS, LINK_TOKEN_BYTES, LinkGrant, LinkInfo, NewLink,

@@ -111,6 +111,9 @@ pub struct MediaView {
     /// Why processing failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// While processing: percent done (0..=100), as the worker last recorded it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<u8>,
     /// What the probe found: kind, duration, size, codecs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub media: Option<serde_json::Value>,
@@ -273,7 +276,18 @@ impl Service {
                 bandwidth: r.bandwidth,
             });
         }
+        let progress = match state.status.as_deref() {
+            Some("processing") => Some(
+                self.store
+                    .jobs_about(asset_id.as_str())
+                    .await?
+                    .last()
+                    .map_or(0, |j| j.progress),
+            ),
+            _ => None,
+        };
         Ok(MediaView {
+            progress,
             status: state.status.unwrap_or_else(|| "ready".into()),
             error: state.error,
             media: state.info.and_then(|i| serde_json::from_str(&i).ok()),

@@ -262,6 +262,18 @@ impl Store {
             .collect()
     }
 
+    /// The most recent jobs that failed for good, newest first.
+    pub async fn failed_jobs(&self, limit: u32) -> Result<Vec<JobRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM jobs WHERE status = 'failed' ORDER BY updated_at DESC, id DESC LIMIT $1"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(job).collect()
+    }
+
     /// Forgets finished jobs last changed before `before`; returns how many.
     pub async fn prune_jobs(&self, before: Timestamp) -> Result<u64> {
         let done =

@@ -52,6 +52,23 @@ pub enum Command {
     /// The audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The background job queue (mail, media processing).
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+}
+
+/// `strongroom jobs ...`.
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// How many jobs are queued, running, done and failed, and the latest failures.
+    Status {
+        /// Instance settings.
+        #[command(flatten)]
+        instance: InstanceArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `strongroom serve`.

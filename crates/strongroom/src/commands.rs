@@ -9,7 +9,7 @@ use strongroom_service::{ServiceConfig, parse_role};
 use zeroize::Zeroizing;
 
 use crate::boot::{self, Create, Instance};
-use crate::cli::{AdminCommand, AuditCommand, InstanceArgs, KeysCommand};
+use crate::cli::{AdminCommand, AuditCommand, InstanceArgs, JobsCommand, KeysCommand};
 use crate::serve::{file_config, instance_settings};
 
 async fn open(args: &InstanceArgs, create: Create) -> anyhow::Result<Instance> {
@@ -212,4 +212,32 @@ pub async fn audit(cmd: AuditCommand) -> anyhow::Result<bool> {
         );
     }
     Ok(intact)
+}
+
+/// `strongroom jobs status`.
+pub async fn jobs(cmd: JobsCommand) -> anyhow::Result<()> {
+    let JobsCommand::Status { instance, json } = cmd;
+    let inst = open(&instance, Create::Never).await?;
+    let report = inst.service.job_report().await?;
+    if json {
+        print_json(serde_json::to_value(&report)?);
+        return Ok(());
+    }
+    for (status, n) in &report.counts {
+        println!("{status:<8} {n}");
+    }
+    if report.counts.is_empty() {
+        println!("no jobs");
+    }
+    for f in &report.recent_failures {
+        println!(
+            "failed {} {} after {} attempt(s) at {}: {}",
+            f.id,
+            f.kind,
+            f.attempts,
+            f.updated_at.rfc3339(),
+            f.error
+        );
+    }
+    Ok(())
 }

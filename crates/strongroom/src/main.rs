@@ -35,6 +35,10 @@ async fn main() -> ExitCode {
             init_logging(false);
             strongroom::commands::keys(cmd).await
         }
+        Command::Jobs(cmd) => {
+            init_logging(false);
+            strongroom::commands::jobs(cmd).await
+        }
         Command::Audit(cmd) => {
             init_logging(false);
             match strongroom::commands::audit(cmd).await {

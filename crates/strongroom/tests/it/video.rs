@@ -174,6 +174,7 @@ both_backends! {
         let key = boot.api_key.as_str();
         let space = srv.create_space(key, &boot.org_id, "videos").await;
         let up = upload_as(&srv, key, &space, "clip.mp4", "video/mp4", test_video()).await;
+        assert_eq!(up["status"], "processing", "{up}");
         let id = up["id"].as_str().unwrap();
         let asset = processed(&srv, key, id).await;
         assert_eq!(asset["status"], "ready", "{asset}");
@@ -290,6 +291,12 @@ both_backends! {
         assert_eq!(g["status"], "failed", "{g}");
         assert!(g["error"].as_str().unwrap().contains("not a media file"), "{g}");
         assert_eq!(g["renditions"], json!([]));
+        // The operator sees it too: the failed job, its kind and the reason.
+        let report = srv.run_json(&["jobs", "status", "--json"]);
+        let failure = &report["recent_failures"][0];
+        assert_eq!((failure["kind"].as_str(), failure["attempts"].as_u64()), (Some("media"), Some(1)), "{report}");
+        assert_eq!(failure["subject"], garbage["id"]);
+        assert!(failure["error"].as_str().unwrap().contains("not a media file"), "{report}");
         // Not media at all: nothing to process.
         let d = get_json(srv.req(Method::GET, &format!("/api/v1/assets/{}", doc["id"].as_str().unwrap()), Some(key))).await;
         assert_eq!((d["status"].as_str(), d["renditions"].as_array().map(Vec::len)), (Some("ready"), Some(0)));
