@@ -10,41 +10,9 @@ use crate::support::*;
 
 const PASSWORD: &str = "correct horse battery staple 42";
 
-/// Adds a member with a password through the real binary; returns their user id.
+/// Adds a member with [`PASSWORD`] through the real binary; returns their user id.
 fn add_member(srv: &TestServer, org_id: &str, email: &str, role: &str) -> String {
-    use std::io::Write;
-    let mut child = srv
-        .cli()
-        .args([
-            "admin",
-            "create-user",
-            "--email",
-            email,
-            "--org",
-            org_id,
-            "--role",
-            role,
-        ])
-        .args(["--password-stdin", "--json"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(PASSWORD.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "create-user: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["user_id"].as_str().unwrap().to_owned()
+    crate::support::add_member(srv, org_id, email, role, Some(PASSWORD))
 }
 
 async fn send(req: reqwest::RequestBuilder) -> reqwest::Response {

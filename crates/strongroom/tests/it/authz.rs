@@ -178,52 +178,6 @@ fn unique_name(label: &str) -> String {
     format!("{label}-{}", SEQ.fetch_add(1, Ordering::Relaxed))
 }
 
-/// Adds a member through the real binary (with a password when one is given); returns their
-/// user id.
-fn add_member(
-    srv: &TestServer,
-    org_id: &str,
-    email: &str,
-    role: &str,
-    password: Option<&str>,
-) -> String {
-    use std::io::Write;
-    let mut cmd = srv.cli();
-    cmd.args([
-        "admin",
-        "create-user",
-        "--email",
-        email,
-        "--org",
-        org_id,
-        "--role",
-        role,
-        "--json",
-    ]);
-    if password.is_some() {
-        cmd.arg("--password-stdin");
-    }
-    let mut child = cmd
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    if let Some(pw) = password {
-        stdin.write_all(pw.as_bytes()).unwrap();
-    }
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "create-user: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["user_id"].as_str().unwrap().to_owned()
-}
-
 /// Something the owner makes with `body` at `path` (expecting 201), as JSON.
 async fn made_by_owner(srv: &TestServer, owner: &str, path: &str, body: Value) -> Value {
     let res = srv

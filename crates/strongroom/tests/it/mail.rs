@@ -153,14 +153,7 @@ both_backends! {
         let email = unique_email("existing");
         // An account in another organization, with a password.
         let other = srv.bootstrap("someone@example.com", "theirs");
-        let out = {
-            use std::io::Write;
-            let mut c = srv.cli().args(["admin", "create-user", "--email", &email, "--org", &other.org_id, "--role", "viewer", "--password-stdin"])
-                .stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
-            c.stdin.take().unwrap().write_all(STRONG.as_bytes()).unwrap();
-            c.wait_with_output().unwrap()
-        };
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        add_member(&srv, &other.org_id, &email, "viewer", Some(STRONG));
         expect_json(invite(&srv, &boot.api_key, &boot.org_id, &email, "contributor").await, StatusCode::CREATED).await;
         let token = invite_token(&wait_for_mail(&email, "invited").await);
         // Someone holding the link but not the password gets nowhere, and the link survives.
