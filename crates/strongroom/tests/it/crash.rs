@@ -1,5 +1,6 @@
 //! Durability: an acknowledged upload survives `kill -9` of the real binary; a partial upload
-//! (server killed mid-body, or client aborting) never becomes visible and leaves no temp file.
+//! (server killed mid-body, or client aborting) never becomes visible and leaves no temp file; a
+//! media job interrupted by `kill -9` is finished after the restart.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -260,4 +261,73 @@ both_backends! {
         let asset = srv.upload(&boot.api_key, &space, "ok.bin", data.clone()).await;
         assert_eq!(asset["size"], data.len() as u64);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_media_job_cut_off_by_kill_9_is_finished_after_the_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let (srv, key, _org, space) = binary_instance(&dir).await;
+    let res = srv
+        .req(
+            Method::POST,
+            &format!("/api/v1/spaces/{space}/assets?filename=clip.mp4"),
+            Some(&key),
+        )
+        .header("content-type", "video/mp4")
+        .body(crate::video::test_video())
+        .send()
+        .await
+        .unwrap();
+    let asset = expect_json(res, StatusCode::CREATED).await;
+    assert_eq!(asset["status"], "processing");
+    let id = asset["id"].as_str().unwrap().to_owned();
+    // Let the worker claim the job and start ffmpeg, then pull the plug.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    srv.kill9().await;
+
+    // After the restart the job is due again (at once if it was never claimed, when its lease
+    // runs out if it was) and the asset ends ready, with its stream.
+    let srv = tokio::task::block_in_place(|| spawn_serve(&dir)).serving();
+    let deadline = std::time::Instant::now() + Duration::from_secs(240);
+    let meta = loop {
+        let meta = expect_json(
+            srv.req(Method::GET, &format!("/api/v1/assets/{id}"), Some(&key))
+                .send()
+                .await
+                .unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        if meta["status"] != "processing" {
+            break meta;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never finished: {meta}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(meta["status"], "ready", "{meta}");
+    let names: Vec<&str> = meta["renditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"hls/720p") && names.contains(&"thumbnail"),
+        "{names:?}"
+    );
+    let res = srv
+        .req(
+            Method::POST,
+            &format!("/api/v1/assets/{id}/playback"),
+            Some(&key),
+        )
+        .json(&json!({"expires_in": 60}))
+        .send()
+        .await
+        .unwrap();
+    expect_json(res, StatusCode::CREATED).await;
 }

@@ -16,7 +16,7 @@ const SOURCE_SECONDS: u32 = 4;
 const SOURCE_FPS: u32 = 25;
 
 /// A short 1280x720 H.264/AAC MP4 made by ffmpeg's test sources (in a temp dir: test data).
-fn test_video() -> Vec<u8> {
+pub(crate) fn test_video() -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("source.mp4");
     let status = Command::new("ffmpeg")
