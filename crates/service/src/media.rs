@@ -11,7 +11,7 @@
 //!
 //! A playback token opens one asset's master playlist, variant playlists, segments and key. Every
 //! request checks it anew, so expiry and revocation stop key delivery at once; the view is
-//! audited once, at its first playlist request.
+//! audited once, at its first request.
 
 use std::sync::Arc;
 
@@ -798,6 +798,28 @@ impl Service {
             return Err(gone());
         }
         let remaining = u64::try_from((pb.expires_at.millis() - now.millis()) / 1000).unwrap_or(0);
+        // The view is audited at its first request, whichever file that is (a player that
+        // skips the master playlist is audited all the same).
+        if pb.viewed_at.is_none() {
+            let mut tx = self.store.begin().await?;
+            // Of concurrent first requests, the one whose update wins audits the view, in the
+            // same transaction.
+            if tx.mark_viewed(&pb.id, now).await? {
+                self.audit(
+                    &mut tx,
+                    Record {
+                        org_id: &pb.org_id,
+                        actor: format!("playback:{}", pb.id),
+                        action: "playback.view",
+                        target: pb.asset_id.to_string(),
+                        ip: meta.ip.clone(),
+                        detail: serde_json::json!({}),
+                    },
+                )
+                .await?;
+            }
+            tx.commit().await?;
+        }
         if path == "key" {
             let sealed = self.store.hls_key(&pb.asset_id).await?.ok_or_else(gone)?;
             let key = self
@@ -817,22 +839,6 @@ impl Service {
             .rendition(&pb.asset_id, &format!("hls/{path}"))
             .await?
             .ok_or_else(gone)?;
-        if path == strongroom_media::MASTER_PLAYLIST && self.store.mark_viewed(&pb.id, now).await? {
-            let mut tx = self.store.begin().await?;
-            self.audit(
-                &mut tx,
-                Record {
-                    org_id: &pb.org_id,
-                    actor: format!("playback:{}", pb.id),
-                    action: "playback.view",
-                    target: pb.asset_id.to_string(),
-                    ip: meta.ip.clone(),
-                    detail: serde_json::json!({}),
-                },
-            )
-            .await?;
-            tx.commit().await?;
-        }
         let body = self.rendition_bytes(&r).await?;
         let is_segment = path.ends_with(".ts");
         Ok(HlsFile {

@@ -191,20 +191,20 @@ impl Store {
             .await?;
         row.as_ref().map(playback).transpose()
     }
+}
 
+impl Tx {
     /// Records the first request of a view; true only for the request that set it.
-    pub async fn mark_viewed(&self, id: &PlaybackId, at: Timestamp) -> Result<bool> {
+    pub async fn mark_viewed(&mut self, id: &PlaybackId, at: Timestamp) -> Result<bool> {
         let done =
             sqlx::query("UPDATE playbacks SET viewed_at = $2 WHERE id = $1 AND viewed_at IS NULL")
                 .bind(id.as_str())
                 .bind(at.millis())
-                .execute(self.pool())
+                .execute(self.conn())
                 .await?;
         Ok(done.rows_affected() == 1)
     }
-}
 
-impl Tx {
     /// Sets an asset's media processing state.
     pub async fn set_media_state(&mut self, asset_id: &AssetId, state: &MediaState) -> Result<()> {
         sqlx::query(
