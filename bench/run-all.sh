@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark in one sitting and appends a dated section to bench/RESULTS.md.
 #
-#   bench/run-all.sh            download, upload and memory benchmarks (RUNS, SIZE_MIB, PARALLEL)
+#   bench/run-all.sh            every benchmark: download, upload, memory, rotation, login flood, HLS packaging and serving
 #   bench/run-all.sh --init     only create bench/RESULTS.md with its header, if missing
 #
 # Numbers enter RESULTS.md only through this script: a figure typed in by hand cannot be traced
@@ -74,7 +74,7 @@ export STRONGROOM_BIN
 
 status=0
 sections=()
-for name in download upload memory rotation login_flood; do
+for name in download upload memory rotation login_flood hls_packaging hls_serving; do
     step "bench/${name}.sh"
     rm -f "${BENCH_OUT}/${name}.summary.md"
     # Each benchmark starts and stops its own servers, so one failing cannot skew the next.

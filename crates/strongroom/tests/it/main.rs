@@ -11,6 +11,7 @@ mod api_keys;
 mod assets;
 mod audit_verify;
 mod authz;
+mod browser;
 mod bruteforce;
 mod cli;
 mod crash;
