@@ -146,14 +146,17 @@ where
         return Ok((status, out).into_response());
     }
     let content = open(range).await?;
-    let asset_id = asset.id.to_string();
-    let body = content.body.map(move |item| {
+    Ok((status, out, streamed(content.body, asset.id.to_string())).into_response())
+}
+
+/// A response body of decrypted bytes. An integrity failure midway cannot change the status line
+/// any more: it is logged and cuts the connection, so the client sees a truncated transfer
+/// rather than wrong bytes.
+pub fn streamed(body: strongroom_service::ByteStream, asset_id: String) -> Body {
+    Body::from_stream(body.map(move |item| {
         item.map_err(|e| {
-            // The status line is gone already: log, and let the error cut the connection so the
-            // client sees a truncated transfer rather than wrong bytes.
             tracing::error!(asset = %asset_id, error = %e, "integrity failure while streaming; connection cut");
             std::io::Error::other("integrity failure")
         })
-    });
-    Ok((status, out, Body::from_stream(body)).into_response())
+    }))
 }

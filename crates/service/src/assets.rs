@@ -102,6 +102,9 @@ pub struct NewUpload {
     pub content_type: String,
 }
 
+/// Plaintext as it is decrypted; an `Err` item means an integrity failure.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, BlobError>> + Send>>;
+
 /// Plaintext bytes of an asset (or a range of it), decrypted as they stream.
 pub struct Content {
     /// The asset.
@@ -109,7 +112,7 @@ pub struct Content {
     /// The byte range served, `[start, end)`.
     pub range: (u64, u64),
     /// The bytes; an `Err` item means an integrity failure: stop sending and cut the connection.
-    pub body: Pin<Box<dyn Stream<Item = Result<Bytes, BlobError>> + Send>>,
+    pub body: ByteStream,
 }
 
 /// A read that is authorized, range-checked and keyed, but not yet audited: nothing was sent.

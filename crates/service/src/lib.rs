@@ -29,7 +29,7 @@ use strongroom_store::{Store, StoreError};
 
 pub use access::{Accepted, GrantInfo, InvitationInfo, RoleInfo};
 pub use admin::{ApiKeyInfo, Bootstrapped, CreatedKey, MIN_PASSWORD_LEN, RotatedKey};
-pub use assets::{Asset, AssetDetail, Content, ListQuery, NewUpload, Space};
+pub use assets::{Asset, AssetDetail, ByteStream, Content, ListQuery, NewUpload, Space};
 pub use audit::{AuditEvent, ChainReport};
 pub use jobs::{FailedJob, JobFailure, JobReport};
 pub use keyring::{KeyStatus, Keyring, RotationReport};

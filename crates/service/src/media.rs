@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use strongroom_blob::{BlobReader, EncryptedWriter, read_all};
+use strongroom_blob::{BlobReader, EncryptedWriter, read_range};
 use strongroom_crypto::hls::HlsKey;
 use strongroom_crypto::keys::DataKey;
 use strongroom_crypto::token;
@@ -135,8 +135,11 @@ pub struct CreatedPlayback {
 pub struct HlsFile {
     /// Its media type.
     pub content_type: &'static str,
-    /// The bytes (segments stay AES-128 encrypted; the key is the key).
-    pub body: Bytes,
+    /// Its length in bytes.
+    pub length: u64,
+    /// The bytes (segments stay AES-128 encrypted; the key is the key); an `Err` item means
+    /// an integrity failure: stop sending and cut the connection.
+    pub body: crate::ByteStream,
     /// Seconds a private cache may keep it (the token's remaining life); 0: never store.
     pub max_age: u64,
 }
@@ -677,17 +680,24 @@ impl Service {
         Ok(self.stream(read))
     }
 
-    /// A rendition's plaintext (renditions are small: a still, a playlist, one segment).
-    async fn rendition_bytes(&self, r: &RenditionRow) -> Result<Bytes> {
+    /// A rendition's plaintext as it is decrypted, chunk by chunk (a segment is never held
+    /// whole in memory), with its length.
+    async fn rendition_stream(&self, r: &RenditionRow) -> Result<(u64, crate::ByteStream)> {
         let blob = self
             .store
             .blob(&r.blob_id)
             .await?
             .ok_or(ServiceError::NotFound("rendition"))?;
         let dek = self.keyring.data_key(&self.store, &blob).await?;
-        Ok(Bytes::from(
-            read_all(self.blobs.as_ref(), blob.id.as_str(), &dek, blob.size).await?,
-        ))
+        let body = read_range(
+            self.blobs.clone(),
+            blob.id.to_string(),
+            dek,
+            blob.size,
+            0,
+            blob.size,
+        );
+        Ok((blob.size, Box::pin(body)))
     }
 
     // ----- playback -----------------------------------------------------------------------
@@ -830,7 +840,10 @@ impl Service {
                 })?;
             return Ok(HlsFile {
                 content_type: "application/octet-stream",
-                body: Bytes::copy_from_slice(&key),
+                length: key.len() as u64,
+                body: Box::pin(futures_util::stream::once(futures_util::future::ready(Ok(
+                    Bytes::copy_from_slice(&key),
+                )))),
                 max_age: 0,
             });
         }
@@ -839,7 +852,7 @@ impl Service {
             .rendition(&pb.asset_id, &format!("hls/{path}"))
             .await?
             .ok_or_else(gone)?;
-        let body = self.rendition_bytes(&r).await?;
+        let (length, body) = self.rendition_stream(&r).await?;
         let is_segment = path.ends_with(".ts");
         Ok(HlsFile {
             content_type: if is_segment {
@@ -847,6 +860,7 @@ impl Service {
             } else {
                 strongroom_media::PLAYLIST_CONTENT_TYPE
             },
+            length,
             body,
             max_age: if is_segment { remaining } else { 0 },
         })

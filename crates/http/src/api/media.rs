@@ -141,6 +141,7 @@ async fn hls(
                     HeaderValue::from_static(file.content_type),
                 ),
                 (header::CACHE_CONTROL, cache),
+                (header::CONTENT_LENGTH, HeaderValue::from(file.length)),
                 // Any page may play the stream (hls.js fetches with CORS): the token in the
                 // path is the only credential, and no cookie is ever involved.
                 (
@@ -152,7 +153,7 @@ async fn hls(
                     HeaderValue::from_static("cross-origin"),
                 ),
             ];
-            (headers, file.body).into_response()
+            (headers, download::streamed(file.body, "hls".into())).into_response()
         }
         Err(e) => {
             // Every refusal looks the same and is never cached.
