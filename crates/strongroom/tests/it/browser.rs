@@ -42,31 +42,9 @@ fn chromium() -> PathBuf {
         })
 }
 
-/// A 1280x720 H.264/AAC MP4 of CLIP_SECONDS (ffmpeg's test sources, in a temp dir).
+/// A 1280x720 H.264/AAC MP4 of CLIP_SECONDS.
 fn clip() -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("clip.mp4");
-    let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!(
-            "testsrc=duration={CLIP_SECONDS}:size=1280x720:rate={CLIP_FPS}"
-        ))
-        .args(["-f", "lavfi", "-i"])
-        .arg(format!("sine=frequency=440:duration={CLIP_SECONDS}"))
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .args(["-c:a", "aac", "-shortest"])
-        .arg(&path)
-        .status()
-        .expect("ffmpeg is installed by scripts/test.sh");
-    assert!(status.success());
-    std::fs::read(&path).unwrap()
+    crate::video::make_video(CLIP_SECONDS, CLIP_FPS)
 }
 
 /// The player page. Each report is the element's state at one media event; `seq` orders them
@@ -270,22 +248,6 @@ fn event<'a>(seen: &'a [Value], name: &str) -> Option<&'a Value> {
     seen.iter().find(|r| r["event"] == name)
 }
 
-/// Polls the asset until processing ends (bounded).
-async fn processed(srv: &TestServer, key: &str, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let a = get_json(srv.req(Method::GET, &format!("/api/v1/assets/{id}"), Some(key))).await;
-        if a["status"] != "processing" {
-            return a;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still processing after 180 s: {a}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_plays_the_encrypted_stream_natively_to_the_end() {
     // Before anything slow: a machine without the browser fails here, saying what to run.
@@ -309,7 +271,7 @@ async fn chromium_plays_the_encrypted_stream_natively_to_the_end() {
         .as_str()
         .unwrap()
         .to_owned();
-    let asset = processed(&srv, key, &id).await;
+    let asset = crate::video::processed(&srv, key, &id).await;
     assert_eq!(asset["status"], "ready", "{asset}");
     let rungs: Vec<(u64, u64)> = asset["renditions"]
         .as_array()

@@ -15,24 +15,18 @@ use crate::support::*;
 const SOURCE_SECONDS: u32 = 4;
 const SOURCE_FPS: u32 = 25;
 
-/// A short 1280x720 H.264/AAC MP4 made by ffmpeg's test sources (in a temp dir: test data).
-pub(crate) fn test_video() -> Vec<u8> {
+/// A 1280x720 H.264/AAC MP4 of `seconds` at `fps`, made by ffmpeg's test sources (in a temp
+/// dir: test data).
+pub(crate) fn make_video(seconds: u32, fps: u32) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("source.mp4");
     let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-y"])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            &format!("testsrc=duration={SOURCE_SECONDS}:size=1280x720:rate={SOURCE_FPS}"),
-        ])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            &format!("sine=frequency=440:duration={SOURCE_SECONDS}"),
-        ])
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!(
+            "testsrc=duration={seconds}:size=1280x720:rate={fps}"
+        ))
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!("sine=frequency=440:duration={seconds}"))
         .args([
             "-c:v",
             "libx264",
@@ -40,15 +34,18 @@ pub(crate) fn test_video() -> Vec<u8> {
             "ultrafast",
             "-pix_fmt",
             "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
         ])
+        .args(["-c:a", "aac", "-shortest"])
         .arg(&path)
         .status()
         .expect("ffmpeg is installed by scripts/test.sh");
     assert!(status.success());
     std::fs::read(&path).unwrap()
+}
+
+/// The standard test clip: SOURCE_SECONDS at SOURCE_FPS.
+pub(crate) fn test_video() -> Vec<u8> {
+    make_video(SOURCE_SECONDS, SOURCE_FPS)
 }
 
 /// An 800x600 PNG.
@@ -94,7 +91,7 @@ async fn upload_as(
 }
 
 /// Polls the asset until processing ends (bounded), and returns its metadata.
-async fn processed(srv: &TestServer, key: &str, id: &str) -> Value {
+pub(crate) async fn processed(srv: &TestServer, key: &str, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let a = get_json(srv.req(Method::GET, &format!("/api/v1/assets/{id}"), Some(key))).await;
