@@ -15,6 +15,7 @@ mod links;
 mod mail;
 mod media;
 mod mfa;
+mod playback;
 mod principal;
 mod sessions;
 mod sweep;
@@ -37,8 +38,9 @@ pub use links::{
     CreatedLink, DEFAULT_MAX_LINK_LIFETIME_SECS, LINK_TOKEN_BYTES, LinkGrant, LinkInfo, NewLink,
 };
 pub use mail::{Mail, MailError, Mailer};
-pub use media::{CreatedPlayback, HlsFile, MediaView, PLAYBACK_TOKEN_BYTES, RenditionInfo};
+pub use media::{MediaView, RenditionInfo};
 pub use mfa::{RECOVERY_CODES, TotpEnrolment};
+pub use playback::{CreatedPlayback, HlsFile, PLAYBACK_TOKEN_BYTES};
 pub use principal::{Actor, Principal, RequestMeta};
 pub use sessions::{LoggedIn, LoginRequest, REAUTH_WINDOW_SECS, SessionCredentials, SessionInfo};
 pub use strongroom_store::MemberRow;
