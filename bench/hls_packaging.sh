@@ -27,10 +27,9 @@ fi
 # ffmpeg/ffprobe, prlimit (util-linux), GNU time, jq for the example's JSON.
 apt_ensure ffmpeg util-linux time jq
 
-TARGET_DIR=${CARGO_TARGET_DIR:-${BENCH_ROOT}/target}
 step "Building the packaging example (release)"
 (cd "${BENCH_ROOT}" && cargo build --release --locked -p strongroom-media --example package)
-PACKAGE=${TARGET_DIR}/release/examples/package
+PACKAGE=${BENCH_TARGET_DIR}/release/examples/package
 
 # Synthetic but not trivially compressible: moving test pattern plus temporal noise, a tone; the
 # index (moov) at the end of the file as phones write it, so the crate's reads must seek.

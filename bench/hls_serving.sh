@@ -35,16 +35,13 @@ bench_ensure_tools
 # ffmpeg makes the input (and the server's media pipeline needs it, with prlimit).
 apt_ensure ffmpeg util-linux
 
-# Build into CARGO_TARGET_DIR when one is set (bench/lib.sh assumes target/).
-TARGET_DIR=${CARGO_TARGET_DIR:-${BENCH_ROOT}/target}
 build_args=(--example hls_viewers)
 if ((!STRONGROOM_PREBUILT)); then
-    STRONGROOM_BIN=${TARGET_DIR}/release/strongroom
     build_args+=(--bin strongroom)
 fi
 step "Building ${build_args[*]} (release)"
 (cd "${BENCH_ROOT}" && cargo build --release --locked -p strongroom "${build_args[@]}")
-VIEWERS_BIN=${TARGET_DIR}/release/examples/hls_viewers
+VIEWERS_BIN=${BENCH_TARGET_DIR}/release/examples/hls_viewers
 
 INPUT=${BENCH_OUT}/hls-input-${DURATION}s.mp4
 if [[ ! -f "${INPUT}" ]]; then

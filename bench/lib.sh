@@ -234,11 +234,14 @@ EOF
 # Strongroom
 
 # STRONGROOM_BIN=/path/to/strongroom benchmarks that binary instead of building this checkout.
+# Where cargo builds: CARGO_TARGET_DIR when set (relative to the checkout), else target/.
+BENCH_TARGET_DIR=${CARGO_TARGET_DIR:-target}
+[[ "${BENCH_TARGET_DIR}" == /* ]] || BENCH_TARGET_DIR=${BENCH_ROOT}/${BENCH_TARGET_DIR}
 if [[ -n "${STRONGROOM_BIN:-}" ]]; then
     STRONGROOM_PREBUILT=1
 else
     STRONGROOM_PREBUILT=0
-    STRONGROOM_BIN=${BENCH_ROOT}/target/release/strongroom
+    STRONGROOM_BIN=${BENCH_TARGET_DIR}/release/strongroom
 fi
 
 build_strongroom() {
