@@ -31,18 +31,7 @@ step "Building the packaging example (release)"
 (cd "${BENCH_ROOT}" && cargo build --release --locked -p strongroom-media --example package)
 PACKAGE=${BENCH_TARGET_DIR}/release/examples/package
 
-# Synthetic but not trivially compressible: moving test pattern plus temporal noise, a tone; the
-# index (moov) at the end of the file as phones write it, so the crate's reads must seek.
-INPUT=${BENCH_OUT}/hls-input-${DURATION}s.mp4
-if [[ ! -f "${INPUT}" ]]; then
-    step "Generating a ${DURATION} s 1280x720 25 fps H.264/AAC input"
-    ffmpeg -hide_banner -nostdin -loglevel error \
-        -f lavfi -i "testsrc2=size=1280x720:rate=25:duration=${DURATION},noise=alls=5:allf=t" \
-        -f lavfi -i "sine=frequency=440:sample_rate=48000:duration=${DURATION}" \
-        -c:v libx264 -preset fast -crf 20 -pix_fmt yuv420p -c:a aac -b:a 128k -shortest \
-        -y "${INPUT}.tmp.mp4"
-    mv "${INPUT}.tmp.mp4" "${INPUT}"
-fi
+INPUT=$(hls_test_input "${DURATION}")
 INPUT_MIB=$(awk -v b="$(stat -c %s "${INPUT}")" 'BEGIN { printf "%.1f", b / 1048576 }')
 
 PLAIN_DIR=${BENCH_OUT}/hls-plain
