@@ -7,8 +7,32 @@ use std::fmt;
 #[error("{0}")]
 pub struct NameError(pub String);
 
+/// Whether `s` holds a character that makes a name display as something it is not: control
+/// characters, bidirectional controls (U+202E turns `invoice\u{202e}txt.exe` into what looks
+/// like `invoiceexe.txt`), and invisible format characters (zero-width space, word joiners,
+/// byte order mark, soft hyphen, tag characters, line and paragraph separators). Zero-width
+/// joiner and non-joiner (U+200C, U+200D) stay allowed: Persian and Indic scripts need them to
+/// spell words, and emoji sequences use them; they cannot reorder or hide text.
 fn has_control(s: &str) -> bool {
-    s.chars().any(char::is_control)
+    s.chars().any(|c| c.is_control() || is_invisible_format(c))
+}
+
+fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}'                 // soft hyphen
+        | '\u{061C}'               // Arabic letter mark
+        | '\u{180E}'               // Mongolian vowel separator
+        | '\u{200B}'               // zero-width space
+        | '\u{200E}' | '\u{200F}'   // left-to-right and right-to-left marks
+        | '\u{2028}' | '\u{2029}'   // line and paragraph separators
+        | '\u{202A}'..='\u{202E}'  // bidirectional embeddings and overrides
+        | '\u{2060}'..='\u{2064}'  // word joiner, invisible operators
+        | '\u{2066}'..='\u{2069}'  // bidirectional isolates
+        | '\u{206A}'..='\u{206F}'  // deprecated format characters
+        | '\u{FEFF}'               // byte order mark
+        | '\u{FFF9}'..='\u{FFFB}'  // interlinear annotation
+        | '\u{E0000}'..='\u{E007F}' // tag characters
+    )
 }
 
 /// A display name (organization, space, API key): 1 to 200 characters, no control characters,
@@ -28,7 +52,7 @@ impl Name {
             return Err(NameError("name must be at most 200 characters".into()));
         }
         if has_control(s) {
-            return Err(NameError("name must not contain control characters".into()));
+            return Err(NameError("name must not contain control, bidirectional or invisible format characters".into()));
         }
         Ok(Self(s.to_owned()))
     }
@@ -59,7 +83,7 @@ impl Filename {
         }
         if s.contains(['/', '\\']) || has_control(s) {
             return Err(NameError(
-                "filename must not contain slashes or control characters".into(),
+                "filename must not contain slashes, control, bidirectional or invisible format characters".into(),
             ));
         }
         if s == "." || s == ".." {
@@ -117,6 +141,27 @@ impl fmt::Debug for Email {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bidi_and_invisible_characters_are_refused_in_every_name() {
+        for bad in [
+            "invoice\u{202E}txt.exe",
+            "a\u{2066}b",
+            "zero\u{200B}width",
+            "\u{FEFF}bom",
+            "soft\u{00AD}hyphen",
+            "tag\u{E0041}",
+            "rlm\u{200F}",
+            "line\u{2028}break",
+        ] {
+            assert!(Filename::parse(bad).is_err(), "{bad:?}");
+            assert!(Name::parse(bad).is_err(), "{bad:?}");
+        }
+        // Joiners spell words in some scripts: they stay.
+        assert!(Name::parse("\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}\u{0627}\u{0647}\u{0645}").is_ok());
+        assert!(Filename::parse("family\u{1F468}\u{200D}\u{1F467}.png").is_ok());
+        assert!(Filename::parse("r\u{00E9}sum\u{00E9}.pdf").is_ok());
+    }
 
     #[test]
     fn names_are_trimmed_and_bounded() {

@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 
 use crate::admin::{check_password, is_admin_level, last_owner};
 use crate::audit::Record;
+use crate::authz::{InvitationAuthz, OrgAuthz, SpaceAuthz, perm};
 use crate::{Principal, RequestMeta, Result, Service, ServiceError};
 
 /// The longest permission list a custom role may have is every permission; names are short.
@@ -200,9 +201,8 @@ impl Service {
     // ----- custom roles -------------------------------------------------------------------
 
     /// The built-in roles and the organization's custom roles.
-    pub async fn list_roles(&self, p: &Principal, org_id: &OrgId) -> Result<Vec<RoleInfo>> {
-        p.require_org(org_id)?;
-        p.require(Permission::OrgRead)?;
+    pub async fn list_roles(&self, authz: &OrgAuthz<'_, perm::OrgRead>) -> Result<Vec<RoleInfo>> {
+        let org_id = authz.org_id();
         let builtin = Role::ALL.into_iter().map(|r| RoleInfo {
             id: None,
             name: r.as_str().to_owned(),
@@ -218,13 +218,11 @@ impl Service {
     /// Defines a custom role, with permissions the caller holds.
     pub async fn create_role(
         &self,
-        p: &Principal,
-        org_id: &OrgId,
+        authz: &OrgAuthz<'_, perm::RoleManage>,
         name: Name,
         permissions: &[String],
     ) -> Result<RoleInfo> {
-        p.require_org(org_id)?;
-        p.require(Permission::RoleManage)?;
+        let (p, org_id) = (authz.principal(), authz.org_id());
         check_role_name(&name)?;
         let perms = parse_permissions(permissions)?;
         if !perms.is_subset(p.permissions()) {
@@ -253,8 +251,12 @@ impl Service {
 
     /// A custom role of the caller's organization that the caller may change: one granting
     /// nothing beyond the caller's own permissions.
-    async fn managed_role(&self, p: &Principal, id: &RoleId) -> Result<RoleRow> {
-        p.require(Permission::RoleManage)?;
+    async fn managed_role(
+        &self,
+        authz: &OrgAuthz<'_, perm::RoleManage>,
+        id: &RoleId,
+    ) -> Result<RoleRow> {
+        let p = authz.principal();
         let row = self
             .store
             .custom_role(&p.org_id, id)
@@ -272,13 +274,12 @@ impl Service {
     /// new set from their next request on.
     pub async fn update_role(
         &self,
-        p: &Principal,
-        org_id: &OrgId,
+        authz: &OrgAuthz<'_, perm::RoleManage>,
         id: &RoleId,
         permissions: &[String],
     ) -> Result<RoleInfo> {
-        p.require_org(org_id)?;
-        let mut row = self.managed_role(p, id).await?;
+        let p = authz.principal();
+        let mut row = self.managed_role(authz, id).await?;
         let perms = parse_permissions(permissions)?;
         if !perms.is_subset(p.permissions()) {
             return Err(ServiceError::Forbidden(
@@ -301,9 +302,13 @@ impl Service {
     }
 
     /// Deletes a custom role nobody holds any more.
-    pub async fn delete_role(&self, p: &Principal, org_id: &OrgId, id: &RoleId) -> Result<()> {
-        p.require_org(org_id)?;
-        let row = self.managed_role(p, id).await?;
+    pub async fn delete_role(
+        &self,
+        authz: &OrgAuthz<'_, perm::RoleManage>,
+        id: &RoleId,
+    ) -> Result<()> {
+        let p = authz.principal();
+        let row = self.managed_role(authz, id).await?;
         let holders = self
             .store
             .role_holders(&p.org_id, id.as_str(), self.clock.now())
@@ -332,8 +337,12 @@ impl Service {
 
     /// A member of the caller's organization the caller may change: not someone holding
     /// permissions the caller lacks. Returns their current role.
-    async fn managed_member(&self, p: &Principal, user_id: &UserId) -> Result<RoleRef> {
-        p.require(Permission::MemberManage)?;
+    async fn managed_member(
+        &self,
+        authz: &OrgAuthz<'_, perm::MemberManage>,
+        user_id: &UserId,
+    ) -> Result<RoleRef> {
+        let p = authz.principal();
         let current = self
             .store
             .membership(&p.org_id, user_id)
@@ -352,13 +361,12 @@ impl Service {
     /// sessions and keys alike. The last owner cannot be demoted.
     pub async fn set_member_role(
         &self,
-        p: &Principal,
-        org_id: &OrgId,
+        authz: &OrgAuthz<'_, perm::MemberManage>,
         user_id: &UserId,
         role: &str,
     ) -> Result<()> {
-        p.require_org(org_id)?;
-        self.managed_member(p, user_id).await?;
+        let (p, org_id) = (authz.principal(), authz.org_id());
+        self.managed_member(authz, user_id).await?;
         let (role, display, _) = self.assignable(p, role, None).await?;
         let names = self.role_names(org_id).await?;
         let mut tx = self.store.begin().await?;
@@ -385,12 +393,11 @@ impl Service {
     /// organization end at once. The last owner cannot be removed.
     pub async fn remove_member(
         &self,
-        p: &Principal,
-        org_id: &OrgId,
+        authz: &OrgAuthz<'_, perm::MemberManage>,
         user_id: &UserId,
     ) -> Result<()> {
-        p.require_org(org_id)?;
-        self.managed_member(p, user_id).await?;
+        let (p, org_id) = (authz.principal(), authz.org_id());
+        self.managed_member(authz, user_id).await?;
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         tx.lock_org(org_id).await?;
@@ -402,8 +409,14 @@ impl Service {
             return Err(last_owner());
         }
         tx.remove_member(org_id, user_id, now).await?;
-        self.audit(&mut tx, Record::by(p, "member.remove", user_id))
-            .await?;
+        // What they sent out goes with them: an invitation must not outlive its inviter.
+        let withdrawn = tx.revoke_invitations_by(org_id, user_id, now).await?;
+        self.audit(
+            &mut tx,
+            Record::by(p, "member.remove", user_id)
+                .detail(serde_json::json!({"invitations_revoked": withdrawn})),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -423,13 +436,11 @@ impl Service {
     /// Grants a member (often a collaborator, who sees no other space) a role in one space.
     pub async fn grant_space(
         &self,
-        p: &Principal,
-        space_id: &SpaceId,
+        authz: &SpaceAuthz<'_, perm::MemberManage>,
         user_id: &UserId,
         role: &str,
     ) -> Result<GrantInfo> {
-        let space = self.space_of(p, space_id).await?;
-        p.require(Permission::MemberManage)?;
+        let (p, space) = (authz.principal(), authz.space());
         if self.store.membership(&p.org_id, user_id).await?.is_none() {
             return Err(ServiceError::NotFound("member"));
         }
@@ -456,9 +467,11 @@ impl Service {
     }
 
     /// Everyone granted a role in a space.
-    pub async fn list_grants(&self, p: &Principal, space_id: &SpaceId) -> Result<Vec<GrantInfo>> {
-        let space = self.space_of(p, space_id).await?;
-        p.require(Permission::MemberManage)?;
+    pub async fn list_grants(
+        &self,
+        authz: &SpaceAuthz<'_, perm::MemberManage>,
+    ) -> Result<Vec<GrantInfo>> {
+        let (p, space) = (authz.principal(), authz.space());
         let names = self.role_names(&p.org_id).await?;
         Ok(self
             .store
@@ -472,12 +485,10 @@ impl Service {
     /// Takes back a space grant; it stops applying at the member's next request.
     pub async fn revoke_grant(
         &self,
-        p: &Principal,
-        space_id: &SpaceId,
+        authz: &SpaceAuthz<'_, perm::MemberManage>,
         user_id: &UserId,
     ) -> Result<()> {
-        let space = self.space_of(p, space_id).await?;
-        p.require(Permission::MemberManage)?;
+        let (p, space) = (authz.principal(), authz.space());
         let mut tx = self.store.begin().await?;
         if !tx.delete_grant(&space.id, user_id).await? {
             return Err(ServiceError::NotFound("grant"));
@@ -510,13 +521,11 @@ impl Service {
     /// none). The link's token is never stored or shown to the inviter.
     pub async fn invite(
         &self,
-        p: &Principal,
-        org_id: &OrgId,
+        authz: &OrgAuthz<'_, perm::MemberInvite>,
         email: Email,
         role: &str,
     ) -> Result<InvitationInfo> {
-        p.require_org(org_id)?;
-        p.require(Permission::MemberInvite)?;
+        let (p, org_id) = (authz.principal(), authz.org_id());
         let (role, display, _) = self.assignable(p, role, None).await?;
         if !self.mail_configured() {
             return Err(ServiceError::Unavailable(
@@ -546,6 +555,7 @@ impl Service {
             email,
             role,
             invited_by: p.actor.audit_name(),
+            inviter: p.user_id().cloned(),
             created_at: now,
             expires_at: now.plus_secs(ttl),
             accepted_at: None,
@@ -589,11 +599,9 @@ impl Service {
     /// The organization's invitations, newest first.
     pub async fn list_invitations(
         &self,
-        p: &Principal,
-        org_id: &OrgId,
+        authz: &OrgAuthz<'_, perm::MemberInvite>,
     ) -> Result<Vec<InvitationInfo>> {
-        p.require_org(org_id)?;
-        p.require(Permission::MemberInvite)?;
+        let org_id = authz.org_id();
         let names = self.role_names(org_id).await?;
         let now = self.clock.now();
         Ok(self
@@ -606,8 +614,8 @@ impl Service {
     }
 
     /// Withdraws an open invitation: its link stops working at once.
-    pub async fn revoke_invitation(&self, p: &Principal, id: &InvitationId) -> Result<()> {
-        p.require(Permission::MemberInvite)?;
+    pub async fn revoke_invitation(&self, authz: &InvitationAuthz<'_>) -> Result<()> {
+        let (p, id) = (authz.principal(), authz.id());
         let mut tx = self.store.begin().await?;
         if !tx
             .revoke_invitation(&p.org_id, id, self.clock.now())
@@ -628,6 +636,7 @@ impl Service {
         &self,
         secret: &str,
         password: Zeroizing<String>,
+        captcha: Option<&str>,
         meta: RequestMeta,
     ) -> Result<Accepted> {
         let gone = || ServiceError::NotFound("invitation");
@@ -658,7 +667,8 @@ impl Service {
                         inv.email.as_str()
                     )));
                 }
-                self.confirm_password_for(&user, &inv.email, &password, &meta)
+                // Under the sign-in limits: an invitation link is no way around them.
+                self.check_password_throttled(&user.id, &inv.email, &meta.ip, &password, captcha)
                     .await?;
                 (user, None)
             }
@@ -683,6 +693,11 @@ impl Service {
             return Err(gone());
         }
         tx.lock_org(&inv.org_id).await?;
+        // Under the organization's lock, like member removal: the inviter must still be a
+        // member who may invite with this role, through a credential that still works.
+        if !self.inviter_still_may_grant(&mut tx, &inv, now).await? {
+            return Err(gone());
+        }
         tx.upsert_membership(&inv.org_id, &user.id, &inv.role, now)
             .await?;
         let record = Record {
@@ -704,27 +719,50 @@ impl Service {
         })
     }
 
-    /// Checks an existing account's password under the sign-in limits (the same counters as
-    /// the login form, so an invitation link is no way around them).
-    async fn confirm_password_for(
+    /// Whether an invitation's sender could still send it now: a member holding
+    /// `member:invite` and every permission of the role, and, when a key sent it, a key that is
+    /// neither revoked, expired, space-limited nor below the role.
+    async fn inviter_still_may_grant(
         &self,
-        user: &UserRow,
-        email: &Email,
-        password: &Zeroizing<String>,
-        meta: &RequestMeta,
-    ) -> Result<()> {
-        use crate::throttle::{Factor, Scopes};
-        let scopes = Scopes::new(email, &meta.ip);
-        let slot = self.hash_slot().await?;
-        self.login_gate(&scopes, &meta.ip, Some(&user.id), None, Factor::Password)
-            .await?;
-        let stored = self.store.password_hash(&user.id).await?;
-        if !self.verify_in_slot(password, stored).await? {
-            let pair_failures = self.login_failed(&scopes, Factor::Password).await?;
-            drop(slot);
-            self.failure_delay(pair_failures).await;
-            return Err(ServiceError::InvalidCredentials);
+        tx: &mut strongroom_store::Tx,
+        inv: &InvitationRow,
+        now: Timestamp,
+    ) -> Result<bool> {
+        // Who vouches for the invitation: the member who sent it, and the key they sent it
+        // with (a service key alone, for one that belongs to nobody).
+        let mut held = strongroom_domain::PermissionSet::all();
+        let mut vouched = false;
+        if let Some(inviter) = &inv.inviter {
+            let Some(member_role) = tx.member_role(&inv.org_id, inviter).await? else {
+                return Ok(false);
+            };
+            held = self
+                .member_access(&inv.org_id, inviter, &member_role)
+                .await?
+                .org;
+            vouched = true;
         }
-        Ok(())
+        if let Some(key) = inv.invited_by.strip_prefix("key:") {
+            let Ok(key_id) = strongroom_domain::ApiKeyId::parse(key) else {
+                return Ok(false);
+            };
+            let Some(d) = self.store.api_key_details(&inv.org_id, &key_id).await? else {
+                return Ok(false);
+            };
+            if d.key.revoked_at.is_some()
+                || d.key.expires_at.is_some_and(|t| t <= now)
+                || d.spaces.is_some()
+                || d.key.user_id != inv.inviter
+            {
+                return Ok(false);
+            }
+            held = held.intersection(self.resolve_role(&inv.org_id, &d.key.role).await?.1);
+            vouched = true;
+        }
+        if !vouched {
+            return Ok(false);
+        }
+        let (_, granted) = self.resolve_role(&inv.org_id, &inv.role).await?;
+        Ok(held.contains(Permission::MemberInvite) && granted.is_subset(held))
     }
 }

@@ -9,8 +9,9 @@ use strongroom_store::{ApiKeyRow, OrgRow, Page, Tx, UserRow};
 use zeroize::Zeroizing;
 
 use crate::audit::Record;
+use crate::authz::{KeyManageAuthz, KeyOwnerAuthz, OrgAuthz, perm};
 use crate::principal::{API_KEY_PREFIX, SpaceScope};
-use crate::{Actor, ListQuery, Principal, RequestMeta, Result, Service, ServiceError};
+use crate::{Actor, ListQuery, RequestMeta, Result, Service, ServiceError};
 
 /// The most spaces one API key may be limited to.
 pub const MAX_KEY_SPACES: usize = 100;
@@ -366,15 +367,13 @@ impl Service {
     /// creator may only make keys limited to a subset of its own spaces.
     pub async fn create_api_key(
         &self,
-        p: &Principal,
-        org_id: &OrgId,
+        authz: &OrgAuthz<'_, perm::ApiKeyManage>,
         name: Name,
         role: &str,
         spaces: Option<Vec<SpaceId>>,
         expires_in: Option<u64>,
     ) -> Result<CreatedKey> {
-        p.require_org(org_id)?;
-        p.require(Permission::ApiKeyManage)?;
+        let (p, org_id) = (authz.principal(), authz.org_id());
         let role = self.role_named(org_id, role).await?;
         let (role_name, perms) = self.resolve_role(org_id, &role).await?;
         if !perms.is_subset(p.permissions()) {
@@ -386,7 +385,7 @@ impl Service {
             // An admin-level key outlives the session that makes it: confirm it is really them.
             self.require_recent_auth(p).await?;
         }
-        let scope = self.space_scope(p).await?;
+        let scope = self.space_scope(p);
         let spaces = match spaces {
             None if scope != SpaceScope::All => {
                 return Err(ServiceError::Forbidden(
@@ -465,42 +464,15 @@ impl Service {
         Ok(ids)
     }
 
-    /// A key of the caller's organization that the caller may manage: one whose reach is
-    /// within the caller's own. Anything else is "not found", as another organization's key.
-    async fn managed_key(&self, p: &Principal, id: &ApiKeyId) -> Result<ApiKeyInfo> {
-        p.require(Permission::ApiKeyManage)?;
-        let scope = self.space_scope(p).await?;
-        let d = self
-            .store
-            .api_key_details(&p.org_id, id)
-            .await?
-            .ok_or(ServiceError::NotFound("API key"))?;
-        let (role, _) = self.resolve_role(&p.org_id, &d.key.role).await?;
-        let info = key_info(
-            role,
-            d.key,
-            d.spaces,
-            d.last_used_at,
-            d.last_used_ip,
-            d.previous_valid_until,
-        );
-        if !scope.covers(info.spaces.as_deref()) {
-            return Err(ServiceError::NotFound("API key"));
-        }
-        Ok(info)
-    }
-
     /// Lists the organization's API keys, with when and from where each was last used. A
     /// space-limited caller sees only keys limited to its own spaces.
     pub async fn list_api_keys(
         &self,
-        p: &Principal,
-        org_id: &OrgId,
+        authz: &OrgAuthz<'_, perm::ApiKeyManage>,
         q: ListQuery,
     ) -> Result<Page<ApiKeyInfo>> {
-        p.require_org(org_id)?;
-        p.require(Permission::ApiKeyManage)?;
-        let scope = self.space_scope(p).await?;
+        let (p, org_id) = (authz.principal(), authz.org_id());
+        let scope = self.space_scope(p);
         let page = self
             .store
             .api_key_details_page(org_id, q.after.as_deref(), q.limit)
@@ -529,26 +501,20 @@ impl Service {
     /// Gives a key a new secret, keeping its id, role, spaces and expiry. The old secret keeps
     /// working for `grace_secs` (default [`DEFAULT_ROTATION_GRACE_SECS`], at most
     /// [`MAX_ROTATION_GRACE_SECS`]; 0 stops it at once), so clients can switch without an
-    /// outage. The caller's role must not be below the key's: rotation hands over a working
-    /// secret, so it must never reach a more powerful key.
+    /// outage. Rotation hands over a working secret that acts as the key's owner, so only the
+    /// owner gets one (see [`Service::authorize_key_owner`]).
     pub async fn rotate_api_key(
         &self,
-        p: &Principal,
-        id: &ApiKeyId,
+        authz: &KeyOwnerAuthz<'_>,
         grace_secs: Option<u64>,
     ) -> Result<RotatedKey> {
-        let key = self.managed_key(p, id).await?;
-        let stored = self
+        let (p, id) = (authz.principal(), authz.key_id());
+        let key = self
             .store
             .api_key_details(&p.org_id, id)
             .await?
-            .ok_or(ServiceError::NotFound("API key"))?;
-        let (_, perms) = self.resolve_role(&p.org_id, &stored.key.role).await?;
-        if !perms.is_subset(p.permissions()) {
-            return Err(ServiceError::Forbidden(
-                "rotating a key with a role above your own",
-            ));
-        }
+            .ok_or(ServiceError::NotFound("API key"))?
+            .key;
         let grace = grace_secs.unwrap_or(DEFAULT_ROTATION_GRACE_SECS);
         if grace > MAX_ROTATION_GRACE_SECS {
             return Err(ServiceError::Invalid(format!(
@@ -588,8 +554,8 @@ impl Service {
     /// Revokes an API key of the caller's organization, effective immediately for its current
     /// and any previous secret. Any manager may revoke a key it can see, whatever its role:
     /// taking power away is always allowed (an admin can stop a leaked owner key).
-    pub async fn revoke_api_key(&self, p: &Principal, id: &ApiKeyId) -> Result<()> {
-        self.managed_key(p, id).await?;
+    pub async fn revoke_api_key(&self, authz: &KeyManageAuthz<'_>) -> Result<()> {
+        let (p, id) = (authz.principal(), authz.key_id());
         let mut tx = self.store.begin().await?;
         if !tx.revoke_api_key(&p.org_id, id, self.clock.now()).await? {
             return Err(ServiceError::NotFound("API key"));

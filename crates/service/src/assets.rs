@@ -7,10 +7,11 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use strongroom_blob::{BlobError, EncryptedWriter, read_range};
 use strongroom_crypto::keys::DataKey;
-use strongroom_domain::{AssetId, BlobId, Filename, Name, OrgId, Permission, SpaceId, Timestamp};
+use strongroom_domain::{AssetId, BlobId, Filename, Name, OrgId, SpaceId, Timestamp};
 use strongroom_store::{AssetRow, BlobRow, Page, SpaceRow};
 
 use crate::audit::Record;
+use crate::authz::{AssetAuthz, MemberAuthz, OrgAuthz, SpaceAuthz, perm};
 use crate::principal::SpaceScope;
 use crate::{Principal, Result, Service, ServiceError};
 
@@ -94,9 +95,7 @@ pub struct ListQuery {
 /// An upload's metadata; the bytes arrive as a stream.
 #[derive(Debug, Clone)]
 pub struct NewUpload {
-    /// The target space.
-    pub space_id: SpaceId,
-    /// The file name.
+    /// The file name (the space is the proof's).
     pub filename: Filename,
     /// The media type to serve it with.
     pub content_type: String,
@@ -142,15 +141,12 @@ impl PreparedRead {
 
 impl Service {
     /// Creates a space in the caller's organization.
-    pub async fn create_space(&self, p: &Principal, org_id: &OrgId, name: Name) -> Result<Space> {
-        p.require_org(org_id)?;
-        p.require(Permission::SpaceCreate)?;
-        if self.space_scope(p).await? != SpaceScope::All {
-            // A new space would be outside the key's limit the moment it exists.
-            return Err(ServiceError::Forbidden(
-                "creating spaces with a space-limited key",
-            ));
-        }
+    pub async fn create_space(
+        &self,
+        authz: &OrgAuthz<'_, perm::SpaceCreate>,
+        name: Name,
+    ) -> Result<Space> {
+        let (p, org_id) = (authz.principal(), authz.org_id());
         let row = SpaceRow {
             id: SpaceId::generate(),
             org_id: org_id.clone(),
@@ -169,18 +165,12 @@ impl Service {
     }
 
     /// Lists the organization's spaces (those within a space-limited key's reach).
-    pub async fn list_spaces(
-        &self,
-        p: &Principal,
-        org_id: &OrgId,
-        q: ListQuery,
-    ) -> Result<Page<Space>> {
-        p.require_org(org_id)?;
+    pub async fn list_spaces(&self, authz: &MemberAuthz<'_>, q: ListQuery) -> Result<Page<Space>> {
         // No permission beyond membership: the scope holds exactly the spaces the caller may
         // read (all of them with an organization-wide space:read, else the granted ones), and
         // may be empty.
-        p.require_member()?;
-        let page = match self.space_scope(p).await? {
+        let (p, org_id) = (authz.principal(), authz.org_id());
+        let page = match self.space_scope(p) {
             SpaceScope::All => {
                 self.store
                     .spaces(org_id, q.after.as_deref(), q.limit)
@@ -198,35 +188,13 @@ impl Service {
         })
     }
 
-    /// A space of the caller's organization within the caller's reach.
-    pub(crate) async fn space_of(&self, p: &Principal, id: &SpaceId) -> Result<SpaceRow> {
-        self.space_scope(p).await?.require(id)?;
-        self.store
-            .space(&p.org_id, id)
-            .await?
-            .ok_or(ServiceError::NotFound("space"))
-    }
-
-    /// An asset of the caller's organization, in a space within the caller's reach.
-    pub(crate) async fn asset_of(&self, p: &Principal, id: &AssetId) -> Result<AssetRow> {
-        let row = self
-            .store
-            .asset(&p.org_id, id)
-            .await?
-            .ok_or(ServiceError::NotFound("asset"))?;
-        if !self.space_scope(p).await?.allows(&row.space_id) {
-            return Err(ServiceError::NotFound("asset"));
-        }
-        Ok(row)
-    }
-
     /// Stores an upload: the bytes are encrypted under a fresh data key and written durably
     /// while the SHA-256 is computed; only then are the blob and asset rows committed, with the
     /// audit event. If the stream fails or exceeds the limit, nothing becomes visible and the
     /// partial object is removed.
     pub async fn upload<S, E>(
         &self,
-        p: &Principal,
+        authz: &SpaceAuthz<'_, perm::AssetCreate>,
         upload: NewUpload,
         mut body: S,
     ) -> Result<AssetDetail>
@@ -234,9 +202,8 @@ impl Service {
         S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
         E: std::fmt::Display,
     {
-        // Authorize and resolve the space before reading a single byte.
-        let space = self.space_of(p, &upload.space_id).await?;
-        p.require_in(&space.id, Permission::AssetCreate)?;
+        // Authorized, with the space resolved, before a single byte is read.
+        let (p, space) = (authz.principal(), authz.space().clone());
         let blob_id = BlobId::generate();
         let dek = DataKey::generate();
         let limit = self.config.max_upload_bytes;
@@ -318,15 +285,12 @@ impl Service {
     /// Lists a space's assets.
     pub async fn list_assets(
         &self,
-        p: &Principal,
-        space_id: &SpaceId,
+        authz: &SpaceAuthz<'_, perm::AssetRead>,
         q: ListQuery,
     ) -> Result<Page<Asset>> {
-        let space = self.space_of(p, space_id).await?;
-        p.require_in(&space.id, Permission::AssetRead)?;
         let page = self
             .store
-            .assets(&space.id, q.after.as_deref(), q.limit)
+            .assets(&authz.space().id, q.after.as_deref(), q.limit)
             .await?;
         Ok(Page {
             items: page.items.into_iter().map(Asset::from).collect(),
@@ -335,15 +299,13 @@ impl Service {
     }
 
     /// An asset's metadata.
-    pub async fn get_asset(&self, p: &Principal, id: &AssetId) -> Result<Asset> {
-        let row = self.asset_of(p, id).await?;
-        p.require_in(&row.space_id, Permission::AssetRead)?;
-        Ok(row.into())
+    pub fn get_asset(&self, authz: &AssetAuthz<'_, perm::AssetRead>) -> Asset {
+        authz.asset().clone().into()
     }
 
     /// An asset's metadata with its processing status and renditions.
-    pub async fn asset_detail(&self, p: &Principal, id: &AssetId) -> Result<AssetDetail> {
-        let asset = self.get_asset(p, id).await?;
+    pub async fn asset_detail(&self, authz: &AssetAuthz<'_, perm::AssetRead>) -> Result<AssetDetail> {
+        let asset = self.get_asset(authz);
         let media = self.media_view(&asset.id).await?;
         Ok(AssetDetail { asset, media })
     }
@@ -352,13 +314,11 @@ impl Service {
     /// The read is audited before any byte is sent.
     pub async fn read_content(
         &self,
-        p: &Principal,
-        id: &AssetId,
+        authz: &AssetAuthz<'_, perm::AssetRead>,
         range: Option<(u64, u64)>,
     ) -> Result<Content> {
-        let row = self.asset_of(p, id).await?;
-        p.require_in(&row.space_id, Permission::AssetRead)?;
-        let read = self.prepare_read(row, range).await?;
+        let p = authz.principal();
+        let read = self.prepare_read(authz.asset().clone(), range).await?;
         let mut tx = self.store.begin().await?;
         let detail = read.audit_detail(serde_json::json!({}));
         self.audit(
@@ -420,10 +380,8 @@ impl Service {
     /// Deletes an asset: the data key row goes in the same transaction as the asset row and
     /// the audit event (crypto-shredding: every copy of the blob is unreadable from then on),
     /// then the stored object is removed.
-    pub async fn delete_asset(&self, p: &Principal, id: &AssetId) -> Result<()> {
-        // Visibility first, so a viewer learns "forbidden" only about assets it can see.
-        let visible = self.asset_of(p, id).await?;
-        p.require_in(&visible.space_id, Permission::AssetDelete)?;
+    pub async fn delete_asset(&self, authz: &AssetAuthz<'_, perm::AssetDelete>) -> Result<()> {
+        let (p, id) = (authz.principal(), &authz.asset().id);
         let mut tx = self.store.begin().await?;
         // Renditions (and their data keys) go in the same transaction as the asset.
         let renditions = tx.delete_renditions(id).await?;

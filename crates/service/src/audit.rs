@@ -8,9 +8,10 @@
 //! the root key cannot make a rewritten chain (or a truncated one) verify.
 
 use strongroom_crypto::digest::{Sha256, sha256};
-use strongroom_domain::{OrgId, Permission, Timestamp};
+use strongroom_domain::{OrgId, Timestamp};
 use strongroom_store::{AuditEventRow, AuditHead, NewAuditEvent, Tx};
 
+use crate::authz::{OrgAuthz, perm};
 use crate::{Principal, Result, Service, ServiceError};
 
 /// An audit event as the API shows it.
@@ -155,23 +156,13 @@ impl Service {
     /// Lists an organization's events after `after` (a sequence number), oldest first.
     pub async fn list_audit(
         &self,
-        p: &Principal,
-        org_id: &OrgId,
+        authz: &OrgAuthz<'_, perm::AuditRead>,
         after: i64,
         limit: u32,
     ) -> Result<(Vec<AuditEvent>, Option<i64>)> {
-        p.require_org(org_id)?;
-        p.require(Permission::AuditRead)?;
-        // The trail covers every space (file names included): a key limited to some spaces
-        // cannot read it.
-        if matches!(
-            self.space_scope(p).await?,
-            crate::principal::SpaceScope::Only(_)
-        ) {
-            return Err(ServiceError::Forbidden(
-                "reading the organization's audit trail with a space-limited key",
-            ));
-        }
+        // The trail covers every space (file names included): the proof is never given to a
+        // key limited to some spaces.
+        let org_id = authz.org_id();
         let rows = self.store.audit_events(org_id, after, limit + 1).await?;
         let more = rows.len() > limit as usize;
         let items: Vec<AuditEvent> = rows.into_iter().take(limit as usize).map(render).collect();

@@ -7,6 +7,7 @@
 
 mod access;
 mod admin;
+pub mod authz;
 mod assets;
 mod audit;
 mod jobs;
@@ -41,6 +42,7 @@ pub use mail::{Mail, MailError, Mailer};
 pub use media::{MediaView, RenditionInfo};
 pub use mfa::{RECOVERY_CODES, TotpEnrolment};
 pub use playback::{CreatedPlayback, HlsFile, PLAYBACK_TOKEN_BYTES};
+pub use authz::perm;
 pub use principal::{Actor, Principal, RequestMeta};
 pub use sessions::{LoggedIn, LoginRequest, REAUTH_WINDOW_SECS, SessionCredentials, SessionInfo};
 pub use strongroom_store::MemberRow;
@@ -262,9 +264,10 @@ impl Service {
         })
     }
 
-    /// The database (for readiness checks and shutdown).
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// Closes the database pool, at shutdown. Nothing outside this crate reaches the store
+    /// itself: every read and write goes through a use case.
+    pub async fn close(&self) {
+        self.store.close().await;
     }
 
     /// The limits in force.

@@ -17,7 +17,8 @@ use strongroom_store::{AssetRow, LinkRow, Page};
 use zeroize::Zeroizing;
 
 use crate::audit::Record;
-use crate::{Asset, Content, ListQuery, Principal, RequestMeta, Result, Service, ServiceError};
+use crate::authz::{AssetAuthz, LinkAuthz, perm};
+use crate::{Asset, Content, ListQuery, RequestMeta, Result, Service, ServiceError};
 
 /// Random bytes in a link token (256 bits; encoded as 43 base64url characters).
 pub const LINK_TOKEN_BYTES: usize = 32;
@@ -152,14 +153,14 @@ impl Service {
     /// asset is in another organization or beyond the caller's spaces.
     pub async fn create_link(
         &self,
-        p: &Principal,
-        asset_id: &AssetId,
+        authz: &AssetAuthz<'_, perm::LinkCreate>,
         new: NewLink,
     ) -> Result<CreatedLink> {
-        // Visibility first, so a caller learns "forbidden" only about assets it can see.
-        let asset = self.asset_of(p, asset_id).await?;
-        p.require_in(&asset.space_id, Permission::AssetRead)?;
-        p.require_in(&asset.space_id, Permission::LinkCreate)?;
+        let (p, asset) = (authz.principal(), authz.asset().clone());
+        // Sharing what one may not read would be reading it.
+        if !p.permissions_in(&asset.space_id).contains(Permission::AssetRead) {
+            return Err(ServiceError::Forbidden(Permission::AssetRead.as_str()));
+        }
         if let Some(name) = &new.rendition
             && self.rendition_asset(asset.clone(), name).await?.is_none()
         {
@@ -212,15 +213,12 @@ impl Service {
     }
 
     /// An asset's links, for those who make or revoke them.
-    pub async fn list_links(
+    pub async fn list_links<P: perm::LinkManage>(
         &self,
-        p: &Principal,
-        asset_id: &AssetId,
+        authz: &AssetAuthz<'_, P>,
         q: ListQuery,
     ) -> Result<Page<LinkInfo>> {
-        let asset = self.asset_of(p, asset_id).await?;
-        p.require_in(&asset.space_id, Permission::LinkDelete)
-            .or_else(|_| p.require_in(&asset.space_id, Permission::LinkCreate))?;
+        let (p, asset) = (authz.principal(), authz.asset());
         let page = self
             .store
             .links_of_asset(&p.org_id, &asset.id, q.after.as_deref(), q.limit)
@@ -233,20 +231,9 @@ impl Service {
 
     /// Revokes a link: the next request through it is refused, on every node. A link of another
     /// organization, or of an asset beyond the caller's spaces, is not found.
-    pub async fn revoke_link(&self, p: &Principal, id: &LinkId) -> Result<()> {
-        let link = self
-            .store
-            .link(&p.org_id, id)
-            .await?
-            .ok_or(ServiceError::NotFound("link"))?;
-        let asset = self
-            .asset_of(p, &link.asset_id)
-            .await
-            .map_err(|e| match e {
-                ServiceError::NotFound(_) => ServiceError::NotFound("link"),
-                other => other,
-            })?;
-        p.require_in(&asset.space_id, Permission::LinkDelete)?;
+    pub async fn revoke_link(&self, authz: &LinkAuthz<'_>) -> Result<()> {
+        let (p, link) = (authz.principal(), authz.link());
+        let id = &link.id;
         let mut tx = self.store.begin().await?;
         if !tx.revoke_link(&p.org_id, id, self.clock.now()).await? {
             return Err(ServiceError::NotFound("link"));

@@ -17,15 +17,16 @@ use bytes::Bytes;
 use strongroom_blob::{BlobReader, EncryptedWriter, read_range};
 use strongroom_crypto::hls::HlsKey;
 use strongroom_crypto::keys::DataKey;
-use strongroom_domain::{AssetId, BlobId, OrgId, Permission};
+use strongroom_domain::{AssetId, BlobId, OrgId};
 use strongroom_media::{
     ImageFormat, ImageSpec, MediaError, MediaKind, MediaSink, MediaSource, OutputFile, Rung,
 };
 use strongroom_store::{AssetRow, BlobRow, MediaState, RenditionRow, Tx};
 
 use crate::audit::Record;
+use crate::authz::{AssetAuthz, perm};
 use crate::jobs::{Enqueue, JobCtx, JobFailure};
-use crate::{Principal, Result, Service, ServiceError};
+use crate::{Result, Service, ServiceError};
 
 /// The job kind that processes one asset.
 pub(crate) const MEDIA_JOB: &str = "media";
@@ -608,13 +609,10 @@ impl Service {
     /// A rendition of an asset the caller may read, as metadata.
     async fn visible_rendition(
         &self,
-        p: &Principal,
-        asset_id: &AssetId,
+        authz: &AssetAuthz<'_, perm::AssetRead>,
         name: &str,
     ) -> Result<AssetRow> {
-        let asset = self.asset_of(p, asset_id).await?;
-        p.require_in(&asset.space_id, Permission::AssetRead)?;
-        self.rendition_asset(asset, name)
+        self.rendition_asset(authz.asset().clone(), name)
             .await?
             .ok_or(ServiceError::NotFound("rendition"))
     }
@@ -622,22 +620,21 @@ impl Service {
     /// An image rendition's metadata (for the download's headers).
     pub async fn rendition_meta(
         &self,
-        p: &Principal,
-        asset_id: &AssetId,
+        authz: &AssetAuthz<'_, perm::AssetRead>,
         name: &str,
     ) -> Result<crate::Asset> {
-        Ok(self.visible_rendition(p, asset_id, name).await?.into())
+        Ok(self.visible_rendition(authz, name).await?.into())
     }
 
     /// Opens an image rendition (or `[start, end)` of it) for reading; audited like the asset.
     pub async fn read_rendition(
         &self,
-        p: &Principal,
-        asset_id: &AssetId,
+        authz: &AssetAuthz<'_, perm::AssetRead>,
         name: &str,
         range: Option<(u64, u64)>,
     ) -> Result<crate::Content> {
-        let row = self.visible_rendition(p, asset_id, name).await?;
+        let p = authz.principal();
+        let row = self.visible_rendition(authz, name).await?;
         let read = self.prepare_read(row, range).await?;
         let mut tx = self.store.begin().await?;
         let detail = read.audit_detail(serde_json::json!({"rendition": name}));

@@ -7,15 +7,16 @@
 //! HMACs and used up atomically. Second-factor failures have their own counters: a correct
 //! password does not open unlimited guessing of six-digit codes.
 
-use strongroom_domain::{OrgId, Permission, UserId};
+use strongroom_domain::{OrgId, UserId};
 use strongroom_identity::{recovery, totp};
 use strongroom_store::MemberRow;
 use zeroize::Zeroizing;
 
 use crate::audit::Record;
+use crate::authz::{OrgAuthz, SelfAuthz, perm};
 use crate::mail::{Notice, NoticeContext};
 use crate::throttle::Scopes;
-use crate::{Principal, Result, Service, ServiceError};
+use crate::{Result, Service, ServiceError};
 
 /// A new TOTP enrolment, shown once.
 pub struct TotpEnrolment {
@@ -62,8 +63,8 @@ impl Service {
     }
 
     /// Starts TOTP enrolment for the signed-in user: not active until confirmed with a code.
-    pub async fn enrol_totp(&self, p: &Principal) -> Result<TotpEnrolment> {
-        let (_, uid) = Self::session_user(p)?;
+    pub async fn enrol_totp(&self, authz: &SelfAuthz<'_>) -> Result<TotpEnrolment> {
+        let (p, uid) = (authz.principal(), authz.user_id());
         self.require_recent_auth(p).await?;
         if self.store.totp(uid).await?.is_some_and(|t| t.active) {
             return Err(ServiceError::Conflict(
@@ -92,8 +93,8 @@ impl Service {
     }
 
     /// Activates the pending enrolment with a valid code; returns the recovery codes (shown once).
-    pub async fn confirm_totp(&self, p: &Principal, code: &str) -> Result<Vec<Zeroizing<String>>> {
-        let (_, uid) = Self::session_user(p)?;
+    pub async fn confirm_totp(&self, authz: &SelfAuthz<'_>, code: &str) -> Result<Vec<Zeroizing<String>>> {
+        let (p, uid) = (authz.principal(), authz.user_id());
         let row =
             self.store
                 .totp(uid)
@@ -138,12 +139,15 @@ impl Service {
     }
 
     /// Turns the second factor off; the password proves it is the user.
-    pub async fn disable_totp(&self, p: &Principal, password: Zeroizing<String>) -> Result<()> {
-        let (_, uid) = Self::session_user(p)?;
-        let stored = self.store.password_hash(uid).await?;
-        if !self.verify_password(&password, stored).await? {
-            return Err(ServiceError::InvalidCredentials);
-        }
+    pub async fn disable_totp(
+        &self,
+        authz: &SelfAuthz<'_>,
+        password: Zeroizing<String>,
+        captcha: Option<&str>,
+    ) -> Result<()> {
+        let (p, uid) = (authz.principal(), authz.user_id());
+        self.check_own_password(uid, &p.meta.ip, &password, captcha)
+            .await?;
         let mut tx = self.store.begin().await?;
         tx.delete_totp(uid).await?;
         self.audit(&mut tx, Record::by(p, "mfa.disable", uid))
@@ -217,9 +221,12 @@ impl Service {
     }
 
     /// Requires (or stops requiring) a second factor of every member.
-    pub async fn set_require_mfa(&self, p: &Principal, org: &OrgId, required: bool) -> Result<()> {
-        p.require_org(org)?;
-        p.require(Permission::OrgManage)?;
+    pub async fn set_require_mfa(
+        &self,
+        authz: &OrgAuthz<'_, perm::OrgManage>,
+        required: bool,
+    ) -> Result<()> {
+        let (p, org) = (authz.principal(), authz.org_id());
         let mut tx = self.store.begin().await?;
         tx.set_require_mfa(org, required).await?;
         self.audit(
@@ -233,9 +240,10 @@ impl Service {
     }
 
     /// The organization's members, with whether each has two-factor authentication on.
-    pub async fn list_members(&self, p: &Principal, org: &OrgId) -> Result<Vec<MemberRow>> {
-        p.require_org(org)?;
-        p.require(Permission::MemberManage)?;
-        Ok(self.store.members(org).await?)
+    pub async fn list_members(
+        &self,
+        authz: &OrgAuthz<'_, perm::MemberManage>,
+    ) -> Result<Vec<MemberRow>> {
+        Ok(self.store.members(authz.org_id()).await?)
     }
 }

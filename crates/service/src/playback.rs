@@ -6,12 +6,13 @@
 
 use bytes::Bytes;
 use strongroom_crypto::token;
-use strongroom_domain::{AssetId, Permission, PlaybackId, Timestamp};
+use strongroom_domain::{PlaybackId, Timestamp};
 use strongroom_store::PlaybackRow;
 use zeroize::Zeroizing;
 
 use crate::audit::Record;
-use crate::{Principal, RequestMeta, Result, Service, ServiceError};
+use crate::authz::{AssetAuthz, PlaybackAuthz, perm};
+use crate::{RequestMeta, Result, Service, ServiceError};
 
 /// Random bytes in a playback token (256 bits).
 pub const PLAYBACK_TOKEN_BYTES: usize = 32;
@@ -43,12 +44,10 @@ impl Service {
     /// A per-view URL token for a processed video the caller may read.
     pub async fn create_playback(
         &self,
-        p: &Principal,
-        asset_id: &AssetId,
+        authz: &AssetAuthz<'_, perm::AssetRead>,
         expires_in: u64,
     ) -> Result<CreatedPlayback> {
-        let asset = self.asset_of(p, asset_id).await?;
-        p.require_in(&asset.space_id, Permission::AssetRead)?;
+        let (p, asset) = (authz.principal(), authz.asset());
         let max = self.config.max_link_lifetime.as_secs();
         if expires_in == 0 || expires_in > max {
             return Err(ServiceError::Invalid(format!(
@@ -107,20 +106,8 @@ impl Service {
     }
 
     /// Revokes a playback: its next request (the key included) is refused, on every node.
-    pub async fn revoke_playback(&self, p: &Principal, id: &PlaybackId) -> Result<()> {
-        let row = self
-            .store
-            .playback(&p.org_id, id)
-            .await?
-            .ok_or(ServiceError::NotFound("playback"))?;
-        let asset = self
-            .asset_of(p, &row.asset_id)
-            .await
-            .map_err(|_| ServiceError::NotFound("playback"))?;
-        // Whoever made it may end it; otherwise it takes the right to revoke links.
-        if row.created_by != p.actor.audit_name() {
-            p.require_in(&asset.space_id, Permission::LinkDelete)?;
-        }
+    pub async fn revoke_playback(&self, authz: &PlaybackAuthz<'_>) -> Result<()> {
+        let (p, id) = (authz.principal(), &authz.playback().id);
         let mut tx = self.store.begin().await?;
         if !tx.revoke_playback(&p.org_id, id, self.clock.now()).await? {
             return Err(ServiceError::NotFound("playback"));

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use strongroom_crypto::token::ct_eq;
-use strongroom_domain::{ApiKeyId, OrgId, Permission, PermissionSet, RoleRef, SpaceId, UserId};
+use strongroom_domain::{ApiKeyId, OrgId, PermissionSet, RoleRef, SpaceId, UserId};
 
 use crate::{Result, Service, ServiceError};
 
@@ -78,41 +78,12 @@ pub struct Principal {
     /// The organization requires a second factor this user has not set up: until they do, only
     /// enrolment (and signing out) is open to them.
     pub mfa_enrolment_required: bool,
+    /// The spaces a space-limited API key is confined to; `None`: not limited (sessions, and
+    /// keys made for every space). Read with the key on every request.
+    pub(crate) space_limit: Option<Vec<SpaceId>>,
 }
 
 impl Principal {
-    /// Refuses unless the caller may do `p` organization-wide (and no MFA enrolment is
-    /// pending).
-    pub fn require(&self, p: Permission) -> Result<()> {
-        self.require_if(self.access.org.contains(p), p)
-    }
-
-    /// Refuses unless the caller may do `p` in `space`: organization-wide, or through a role
-    /// granted in that space (within the key's cap).
-    pub fn require_in(&self, space: &SpaceId, p: Permission) -> Result<()> {
-        self.require_if(self.permissions_in(space).contains(p), p)
-    }
-
-    /// Refuses only a member who must enrol a second factor first: for listings that show the
-    /// caller what their permissions already reach.
-    pub(crate) fn require_member(&self) -> Result<()> {
-        if self.mfa_enrolment_required {
-            return Err(ServiceError::MfaEnrolmentRequired);
-        }
-        Ok(())
-    }
-
-    fn require_if(&self, allowed: bool, p: Permission) -> Result<()> {
-        if self.mfa_enrolment_required {
-            return Err(ServiceError::MfaEnrolmentRequired);
-        }
-        if allowed {
-            Ok(())
-        } else {
-            Err(ServiceError::Forbidden(p.as_str()))
-        }
-    }
-
     /// When and from where, for a security notice about this caller's action.
     pub(crate) fn notice_context(&self) -> crate::mail::NoticeContext<'_> {
         crate::mail::NoticeContext {
@@ -124,6 +95,11 @@ impl Principal {
     /// What the caller may do organization-wide.
     pub fn permissions(&self) -> PermissionSet {
         self.access.org
+    }
+
+    /// Whether the credential is an API key limited to some spaces.
+    pub fn is_space_limited(&self) -> bool {
+        self.space_limit.is_some()
     }
 
     /// What the caller may do in `space`.
@@ -275,6 +251,7 @@ impl Service {
         {
             tracing::warn!(error = %e, "could not record API key use");
         }
+        let space_limit = self.store.api_key_spaces(&key.id).await?;
         let mfa_enrolment_required = match &key.user_id {
             Some(u) => self.mfa_enrolment_pending(&key.org_id, u).await?,
             None => false,
@@ -289,34 +266,8 @@ impl Service {
             },
             meta,
             mfa_enrolment_required,
+            space_limit,
         })
-    }
-
-    /// The spaces `p` may reach: every space for a member whose organization role reads
-    /// spaces, only the granted ones for a collaborator; a space-limited key narrows either. A
-    /// key's limit is fixed when it is made, but it is read on every use rather than trusted
-    /// from anywhere else.
-    pub(crate) async fn space_scope(&self, p: &Principal) -> Result<SpaceScope> {
-        let reach = if p.access.org.contains(Permission::SpaceRead) {
-            SpaceScope::All
-        } else {
-            SpaceScope::Only(
-                p.access
-                    .spaces
-                    .iter()
-                    .filter(|(_, set)| set.contains(Permission::SpaceRead))
-                    .map(|(id, _)| id.clone())
-                    .collect(),
-            )
-        };
-        let limit = match &p.actor {
-            Actor::ApiKey { key_id, .. } => match self.store.api_key_spaces(key_id).await? {
-                None => SpaceScope::All,
-                Some(ids) => SpaceScope::Only(ids),
-            },
-            Actor::Session { .. } | Actor::Cli => SpaceScope::All,
-        };
-        Ok(reach.intersect(limit))
     }
 
     /// A role's name and permissions. A custom role is read from the database each time, so an

@@ -13,6 +13,7 @@ use strongroom_store::SessionRow;
 use zeroize::Zeroizing;
 
 use crate::audit::Record;
+use crate::authz::SelfAuthz;
 use crate::mail::{Notice, NoticeContext};
 use crate::throttle::{Factor, Scopes};
 use crate::{Actor, Principal, RequestMeta, Result, Service, ServiceError};
@@ -96,16 +97,6 @@ fn decoy_hash() -> &'static str {
 }
 
 impl Service {
-    /// Verifies a password against a stored hash on the bounded blocking pool.
-    pub(crate) async fn verify_password(
-        &self,
-        pw: &Zeroizing<String>,
-        stored: Option<String>,
-    ) -> Result<bool> {
-        let _slot = self.hash_slot().await?;
-        self.verify_in_slot(pw, stored).await
-    }
-
     /// A turn on the password-hashing pool (one permit per core, less one: other requests always
     /// keep a core however many sign-ins arrive).
     pub(crate) async fn hash_slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
@@ -252,6 +243,7 @@ impl Service {
             },
             meta: req.meta,
             mfa_enrolment_required: false,
+            space_limit: None,
         };
         self.audit(
             &mut tx,
@@ -359,6 +351,7 @@ impl Service {
             },
             meta,
             mfa_enrolment_required,
+            space_limit: None,
         })
     }
 
@@ -398,16 +391,6 @@ impl Service {
         Ok(())
     }
 
-    pub(crate) fn session_user(p: &Principal) -> Result<(&SessionId, &UserId)> {
-        match &p.actor {
-            Actor::Session {
-                session_id,
-                user_id,
-            } => Ok((session_id, user_id)),
-            _ => Err(ServiceError::Forbidden("this without a signed-in session")),
-        }
-    }
-
     /// Refuses a sensitive action unless the session's password was entered in the last
     /// [`REAUTH_WINDOW_SECS`]. API keys are not sessions: what they may do is fixed by their role.
     pub(crate) async fn require_recent_auth(&self, p: &Principal) -> Result<()> {
@@ -429,35 +412,62 @@ impl Service {
     /// brute-force limits as signing in.
     pub async fn reauthenticate(
         &self,
-        p: &Principal,
+        authz: &SelfAuthz<'_>,
         password: Zeroizing<String>,
         captcha: Option<&str>,
     ) -> Result<()> {
-        let (sid, uid) = Self::session_user(p)?;
+        let (p, sid, uid) = (authz.principal(), authz.session_id(), authz.user_id());
+        self.check_own_password(uid, &p.meta.ip, &password, captcha)
+            .await?;
+        self.store.set_session_reauth(sid, self.clock.now()).await?;
+        Ok(())
+    }
+
+    /// Checks a signed-in user's own password (re-authentication, a password change, turning
+    /// off the second factor) under the sign-in limits: the same counters, captcha and delays
+    /// as the login form, so a stolen session is no password oracle.
+    pub(crate) async fn check_own_password(
+        &self,
+        uid: &UserId,
+        ip: &str,
+        password: &Zeroizing<String>,
+        captcha: Option<&str>,
+    ) -> Result<()> {
         let email = self
             .store
             .user_email(uid)
             .await?
             .ok_or(ServiceError::Unauthenticated)?;
-        let scopes = Scopes::new(&email, &p.meta.ip);
+        self.check_password_throttled(uid, &email, ip, password, captcha)
+            .await
+    }
+
+    /// Checks a known user's password under the sign-in limits for (email, address).
+    pub(crate) async fn check_password_throttled(
+        &self,
+        uid: &UserId,
+        email: &strongroom_domain::Email,
+        ip: &str,
+        password: &Zeroizing<String>,
+        captcha: Option<&str>,
+    ) -> Result<()> {
+        let scopes = Scopes::new(email, ip);
         let slot = self.hash_slot().await?;
-        self.login_gate(&scopes, &p.meta.ip, Some(uid), captcha, Factor::Password)
+        self.login_gate(&scopes, ip, Some(uid), captcha, Factor::Password)
             .await?;
         let stored = self.store.password_hash(uid).await?;
-        if !self.verify_in_slot(&password, stored).await? {
+        if !self.verify_in_slot(password, stored).await? {
             let pair_failures = self.login_failed(&scopes, Factor::Password).await?;
             drop(slot);
             self.failure_delay(pair_failures).await;
             return Err(ServiceError::InvalidCredentials);
         }
-        drop(slot);
-        self.store.set_session_reauth(sid, self.clock.now()).await?;
         Ok(())
     }
 
     /// Ends the caller's session.
-    pub async fn logout(&self, p: &Principal) -> Result<()> {
-        let (sid, uid) = Self::session_user(p)?;
+    pub async fn logout(&self, authz: &SelfAuthz<'_>) -> Result<()> {
+        let (p, sid, uid) = (authz.principal(), authz.session_id(), authz.user_id());
         let mut tx = self.store.begin().await?;
         tx.revoke_session(uid, sid, self.clock.now()).await?;
         self.audit(&mut tx, Record::by(p, "auth.logout", sid))
@@ -467,8 +477,8 @@ impl Service {
     }
 
     /// The caller's live sessions.
-    pub async fn list_sessions(&self, p: &Principal) -> Result<Vec<SessionInfo>> {
-        let (sid, uid) = Self::session_user(p)?;
+    pub async fn list_sessions(&self, authz: &SelfAuthz<'_>) -> Result<Vec<SessionInfo>> {
+        let (p, sid, uid) = (authz.principal(), authz.session_id(), authz.user_id());
         let now = self.clock.now();
         let (idle, absolute) = self.store.session_policy(&p.org_id).await?;
         Ok(self
@@ -491,8 +501,8 @@ impl Service {
     }
 
     /// Revokes one of the caller's sessions (another user's id is not found).
-    pub async fn revoke_session(&self, p: &Principal, id: &SessionId) -> Result<()> {
-        let (_, uid) = Self::session_user(p)?;
+    pub async fn revoke_session(&self, authz: &SelfAuthz<'_>, id: &SessionId) -> Result<()> {
+        let (p, uid) = (authz.principal(), authz.user_id());
         let mut tx = self.store.begin().await?;
         if !tx.revoke_session(uid, id, self.clock.now()).await? {
             return Err(ServiceError::NotFound("session"));
@@ -507,15 +517,14 @@ impl Service {
     /// other session.
     pub async fn change_password(
         &self,
-        p: &Principal,
+        authz: &SelfAuthz<'_>,
         current: Zeroizing<String>,
         new: Zeroizing<String>,
+        captcha: Option<&str>,
     ) -> Result<()> {
-        let (sid, uid) = Self::session_user(p)?;
-        let stored = self.store.password_hash(uid).await?;
-        if !self.verify_password(&current, stored).await? {
-            return Err(ServiceError::InvalidCredentials);
-        }
+        let (p, sid, uid) = (authz.principal(), authz.session_id(), authz.user_id());
+        self.check_own_password(uid, &p.meta.ip, &current, captcha)
+            .await?;
         let email = self
             .store
             .user_email(uid)

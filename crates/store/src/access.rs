@@ -52,6 +52,9 @@ pub struct InvitationRow {
     pub role: RoleRef,
     /// Who invited them (an audit actor name).
     pub invited_by: String,
+    /// The member who invited them (the user behind the key, for a key); `None` only for
+    /// invitations older than this column whose inviter could not be told.
+    pub inviter: Option<UserId>,
     /// When it was sent.
     pub created_at: Timestamp,
     /// When the link stops working.
@@ -100,6 +103,15 @@ fn invitation(row: &AnyRow) -> Result<InvitationRow> {
         email: parsed(row, "invitations", "email", Email::parse)?,
         role: role_ref(&row.try_get::<String, _>("role")?, "invitations")?,
         invited_by: row.try_get("invited_by")?,
+        inviter: row
+            .try_get::<Option<String>, _>("inviter_id")?
+            .map(|id| {
+                UserId::parse(&id).map_err(|e| StoreError::Corrupt {
+                    table: "invitations",
+                    detail: format!("inviter_id: {e}"),
+                })
+            })
+            .transpose()?,
         created_at: Timestamp::from_millis(row.try_get("created_at")?),
         expires_at: Timestamp::from_millis(row.try_get("expires_at")?),
         accepted_at: ts("accepted_at")?,
@@ -109,8 +121,8 @@ fn invitation(row: &AnyRow) -> Result<InvitationRow> {
 
 const ROLE_COLUMNS: &str = "id, org_id, name, permissions, created_at";
 const GRANT_COLUMNS: &str = "g.space_id, g.user_id, u.email, g.role, g.created_at";
-const INVITATION_COLUMNS: &str = "id, org_id, email, role, invited_by, created_at, expires_at, \
-                                  accepted_at, revoked_at";
+const INVITATION_COLUMNS: &str = "id, org_id, email, role, invited_by, inviter_id, created_at, \
+                                  expires_at, accepted_at, revoked_at";
 
 impl Store {
     /// The organization's custom role with this id.
@@ -438,7 +450,7 @@ impl Tx {
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO invitations (id, org_id, email, role, token_hash, invited_by, created_at, \
-             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             expires_at, inviter_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(row.id.as_str())
         .bind(row.org_id.as_str())
@@ -448,9 +460,29 @@ impl Tx {
         .bind(row.invited_by.as_str())
         .bind(row.created_at.millis())
         .bind(row.expires_at.millis())
+        .bind(row.inviter.as_ref().map(UserId::as_str))
         .execute(self.conn())
         .await?;
         Ok(())
+    }
+
+    /// Revokes every open invitation `inviter` sent in the organization; returns how many.
+    pub async fn revoke_invitations_by(
+        &mut self,
+        org_id: &OrgId,
+        inviter: &UserId,
+        at: Timestamp,
+    ) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE invitations SET revoked_at = $3 WHERE org_id = $1 AND inviter_id = $2 \
+             AND accepted_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(org_id.as_str())
+        .bind(inviter.as_str())
+        .bind(at.millis())
+        .execute(self.conn())
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// Marks an invitation accepted, only if it is still open: of concurrent attempts exactly

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use strongroom::boot::{self, Create, InstanceSettings};
 use strongroom_domain::{Email, Filename, Name};
-use strongroom_service::{NewUpload, RequestMeta, ServiceConfig};
+use strongroom_service::{NewUpload, RequestMeta, ServiceConfig, perm};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -41,23 +41,26 @@ async fn main() -> anyhow::Result<()> {
         .authenticate_api_key(&boot.api_key, RequestMeta::default())
         .await?;
     let space = svc
-        .create_space(&p, &boot.org_id, Name::parse("seed")?)
+        .create_space(
+            &svc.authorize_org::<perm::SpaceCreate>(&p, &boot.org_id)?,
+            Name::parse("seed")?,
+        )
         .await?;
+    let authz = svc.authorize_space::<perm::AssetCreate>(&p, &space.id).await?;
     let done = AtomicUsize::new(0);
     let started = std::time::Instant::now();
     futures_util::stream::iter(0..n)
         .for_each_concurrent(16, |i| {
-            let (svc, p, space, done) = (&svc, &p, &space, &done);
+            let (svc, authz, done) = (&svc, &authz, &done);
             async move {
                 let upload = NewUpload {
-                    space_id: space.id.clone(),
                     filename: Filename::parse(&format!("f{i}")).unwrap(),
                     content_type: "application/octet-stream".into(),
                 };
                 let body = futures_util::stream::iter([Ok::<_, Infallible>(Bytes::from(format!(
                     "asset {i}"
                 )))]);
-                svc.upload(p, upload, body).await.unwrap();
+                svc.upload(authz, upload, body).await.unwrap();
                 let d = done.fetch_add(1, Ordering::Relaxed) + 1;
                 if d % 10_000 == 0 {
                     eprintln!(

@@ -313,7 +313,7 @@ pub async fn start(
         let result = strongroom_http::serve(listener, tls, certs, app, timeouts, shutdown).await;
         sweeper.abort();
         worker.abort();
-        service.store().close().await;
+        service.close().await;
         tracing::info!("stopped");
         result.map_err(anyhow::Error::from)
     });

@@ -7,6 +7,8 @@ use axum::routing::{delete, get, patch, post};
 use strongroom_domain::{Email, InvitationId, Name, RoleId, SpaceId, UserId};
 use zeroize::Zeroizing;
 
+use strongroom_service::perm;
+
 use super::Route;
 use super::spaces::org_id;
 use crate::AppState;
@@ -178,9 +180,12 @@ async fn set_member_role(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let org = org_id(&org)?;
     let user = user_id(&user)?;
+    let authz = state
+        .service
+        .authorize_org::<perm::MemberManage>(&p, &org)?;
     state
         .service
-        .set_member_role(&p, &org, &user, &body.role)
+        .set_member_role(&authz, &user, &body.role)
         .await?;
     Ok(Json(
         serde_json::json!({"user_id": user, "role": body.role}),
@@ -194,7 +199,10 @@ async fn remove_member(
 ) -> Result<StatusCode, ApiError> {
     let org = org_id(&org)?;
     let user = user_id(&user)?;
-    state.service.remove_member(&p, &org, &user).await?;
+    let authz = state
+        .service
+        .authorize_org::<perm::MemberManage>(&p, &org)?;
+    state.service.remove_member(&authz, &user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -213,7 +221,10 @@ async fn invite(
 ) -> Result<(StatusCode, Json<strongroom_service::InvitationInfo>), ApiError> {
     let org = org_id(&org)?;
     let email = Email::parse(&body.email).map_err(|e| unprocessable(e.0))?;
-    let inv = state.service.invite(&p, &org, email, &body.role).await?;
+    let authz = state
+        .service
+        .authorize_org::<perm::MemberInvite>(&p, &org)?;
+    let inv = state.service.invite(&authz, email, &body.role).await?;
     Ok((StatusCode::CREATED, Json(inv)))
 }
 
@@ -223,7 +234,10 @@ async fn invitations(
     Path(org): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let org = org_id(&org)?;
-    Ok(list(state.service.list_invitations(&p, &org).await?))
+    let authz = state
+        .service
+        .authorize_org::<perm::MemberInvite>(&p, &org)?;
+    Ok(list(state.service.list_invitations(&authz).await?))
 }
 
 async fn revoke_invitation(
@@ -232,7 +246,8 @@ async fn revoke_invitation(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = InvitationId::parse(&id).map_err(|_| ApiError::not_found("invitation"))?;
-    state.service.revoke_invitation(&p, &id).await?;
+    let authz = state.service.authorize_invitation_revoke(&p, &id)?;
+    state.service.revoke_invitation(&authz).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -241,6 +256,8 @@ async fn revoke_invitation(
 struct AcceptInvitation {
     token: Zeroizing<String>,
     password: Zeroizing<String>,
+    /// A solved proof-of-work challenge, when an earlier attempt answered 428.
+    captcha: Option<String>,
 }
 
 async fn accept_invitation(
@@ -250,7 +267,12 @@ async fn accept_invitation(
 ) -> Result<Json<strongroom_service::Accepted>, ApiError> {
     let done = state
         .service
-        .accept_invitation(&body.token, body.password, client.meta)
+        .accept_invitation(
+            &body.token,
+            body.password,
+            body.captcha.as_deref(),
+            client.meta,
+        )
         .await?;
     Ok(Json(done))
 }
@@ -261,7 +283,8 @@ async fn roles(
     Path(org): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let org = org_id(&org)?;
-    Ok(list(state.service.list_roles(&p, &org).await?))
+    let authz = state.service.authorize_org::<perm::OrgRead>(&p, &org)?;
+    Ok(list(state.service.list_roles(&authz).await?))
 }
 
 #[derive(serde::Deserialize)]
@@ -279,9 +302,10 @@ async fn create_role(
 ) -> Result<(StatusCode, Json<strongroom_service::RoleInfo>), ApiError> {
     let org = org_id(&org)?;
     let name = Name::parse(&body.name).map_err(|e| unprocessable(e.0))?;
+    let authz = state.service.authorize_org::<perm::RoleManage>(&p, &org)?;
     let role = state
         .service
-        .create_role(&p, &org, name, &body.permissions)
+        .create_role(&authz, name, &body.permissions)
         .await?;
     Ok((StatusCode::CREATED, Json(role)))
 }
@@ -300,9 +324,10 @@ async fn update_role(
 ) -> Result<Json<strongroom_service::RoleInfo>, ApiError> {
     let org = org_id(&org)?;
     let role = role_id(&role)?;
+    let authz = state.service.authorize_org::<perm::RoleManage>(&p, &org)?;
     let updated = state
         .service
-        .update_role(&p, &org, &role, &body.permissions)
+        .update_role(&authz, &role, &body.permissions)
         .await?;
     Ok(Json(updated))
 }
@@ -314,7 +339,8 @@ async fn delete_role(
 ) -> Result<StatusCode, ApiError> {
     let org = org_id(&org)?;
     let role = role_id(&role)?;
-    state.service.delete_role(&p, &org, &role).await?;
+    let authz = state.service.authorize_org::<perm::RoleManage>(&p, &org)?;
+    state.service.delete_role(&authz, &role).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -333,10 +359,11 @@ async fn grant(
 ) -> Result<(StatusCode, Json<strongroom_service::GrantInfo>), ApiError> {
     let space = space_id(&space)?;
     let user = user_id(&body.user_id)?;
-    let g = state
+    let authz = state
         .service
-        .grant_space(&p, &space, &user, &body.role)
+        .authorize_space_admin::<perm::MemberManage>(&p, &space)
         .await?;
+    let g = state.service.grant_space(&authz, &user, &body.role).await?;
     Ok((StatusCode::CREATED, Json(g)))
 }
 
@@ -346,7 +373,11 @@ async fn grants(
     Path(space): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let space = space_id(&space)?;
-    Ok(list(state.service.list_grants(&p, &space).await?))
+    let authz = state
+        .service
+        .authorize_space_admin::<perm::MemberManage>(&p, &space)
+        .await?;
+    Ok(list(state.service.list_grants(&authz).await?))
 }
 
 async fn revoke_grant(
@@ -356,6 +387,10 @@ async fn revoke_grant(
 ) -> Result<StatusCode, ApiError> {
     let space = space_id(&space)?;
     let user = user_id(&user)?;
-    state.service.revoke_grant(&p, &space, &user).await?;
+    let authz = state
+        .service
+        .authorize_space_admin::<perm::MemberManage>(&p, &space)
+        .await?;
+    state.service.revoke_grant(&authz, &user).await?;
     Ok(StatusCode::NO_CONTENT)
 }

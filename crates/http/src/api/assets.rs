@@ -9,6 +9,8 @@ use axum::routing::{delete, get, post};
 use strongroom_domain::{AssetId, Filename, SpaceId};
 use strongroom_service::{ListQuery, NewUpload};
 
+use strongroom_service::perm;
+
 use super::Route;
 use crate::AppState;
 use crate::download::{self, Delivery};
@@ -119,6 +121,11 @@ async fn upload(
     req: Request,
 ) -> Result<(StatusCode, Json<strongroom_service::AssetDetail>), ApiError> {
     let space_id = space_id(&space)?;
+    // Authorized, and the space resolved, before a single byte of the body is read.
+    let authz = state
+        .service
+        .authorize_space::<perm::AssetCreate>(&p, &space_id)
+        .await?;
     let limit = state.service.config().max_upload_bytes;
     let declared = req
         .headers()
@@ -175,11 +182,13 @@ async fn upload(
                 }
             });
             let upload = NewUpload {
-                space_id,
                 filename,
                 content_type,
             };
-            break state.service.upload(&p, upload, Box::pin(stream)).await?;
+            break state
+                .service
+                .upload(&authz, upload, Box::pin(stream))
+                .await?;
         }
     } else {
         let name = params.filename.ok_or_else(|| {
@@ -191,9 +200,8 @@ async fn upload(
         state
             .service
             .upload(
-                &p,
+                &authz,
                 NewUpload {
-                    space_id,
                     filename,
                     content_type,
                 },
@@ -212,9 +220,13 @@ async fn list(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let space_id = space_id(&space)?;
     let (limit, after) = q.parse()?;
+    let authz = state
+        .service
+        .authorize_space::<perm::AssetRead>(&p, &space_id)
+        .await?;
     let page = state
         .service
-        .list_assets(&p, &space_id, ListQuery { after, limit })
+        .list_assets(&authz, ListQuery { after, limit })
         .await?;
     Ok(super::page_json(page))
 }
@@ -225,7 +237,11 @@ async fn metadata(
     Path(id): Path<String>,
 ) -> Result<Json<strongroom_service::AssetDetail>, ApiError> {
     let id = asset_id(&id)?;
-    Ok(Json(state.service.asset_detail(&p, &id).await?))
+    let authz = state
+        .service
+        .authorize_asset::<perm::AssetRead>(&p, &id)
+        .await?;
+    Ok(Json(state.service.asset_detail(&authz).await?))
 }
 
 async fn content(
@@ -236,14 +252,18 @@ async fn content(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = asset_id(&id)?;
-    let asset = state.service.get_asset(&p, &id).await?;
+    let authz = state
+        .service
+        .authorize_asset::<perm::AssetRead>(&p, &id)
+        .await?;
+    let asset = state.service.get_asset(&authz);
     let delivery = Delivery {
         // A signed-in caller's copy: never in a shared cache, revalidated on every use.
         cache_control: HeaderValue::from_static("private, no-cache"),
         extra: Vec::new(),
     };
     download::respond(&asset, &method, &headers, delivery, |range| {
-        state.service.read_content(&p, &id, range)
+        state.service.read_content(&authz, range)
     })
     .await
 }
@@ -254,6 +274,10 @@ async fn remove(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = asset_id(&id)?;
-    state.service.delete_asset(&p, &id).await?;
+    let authz = state
+        .service
+        .authorize_asset::<perm::AssetDelete>(&p, &id)
+        .await?;
+    state.service.delete_asset(&authz).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,6 +9,7 @@ use strongroom_domain::{Email, OrgId, SessionId};
 use strongroom_service::LoginRequest;
 use zeroize::Zeroizing;
 
+
 use super::Route;
 use crate::AppState;
 use crate::error::ApiError;
@@ -146,7 +147,8 @@ async fn login(
 }
 
 async fn logout(State(state): State<AppState>, Auth(p): Auth) -> Result<Response, ApiError> {
-    state.service.logout(&p).await?;
+    let authz = state.service.authorize_self(&p)?;
+    state.service.logout(&authz).await?;
     let mut res = StatusCode::NO_CONTENT.into_response();
     if let Some(c) = cookie("", 0) {
         res.headers_mut().insert(header::SET_COOKIE, c);
@@ -158,7 +160,8 @@ async fn sessions(
     State(state): State<AppState>,
     Auth(p): Auth,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let items = state.service.list_sessions(&p).await?;
+    let authz = state.service.authorize_self(&p)?;
+    let items = state.service.list_sessions(&authz).await?;
     Ok(Json(
         serde_json::json!({"items": items, "next_cursor": null}),
     ))
@@ -170,7 +173,8 @@ async fn revoke_session(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = SessionId::parse(&id).map_err(|_| ApiError::not_found("session"))?;
-    state.service.revoke_session(&p, &id).await?;
+    let authz = state.service.authorize_self(&p)?;
+    state.service.revoke_session(&authz, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -186,9 +190,10 @@ async fn reauth(
     Auth(p): Auth,
     ApiJson(body): ApiJson<Reauth>,
 ) -> Result<StatusCode, ApiError> {
+    let authz = state.service.authorize_self(&p)?;
     state
         .service
-        .reauthenticate(&p, body.password, body.captcha.as_deref())
+        .reauthenticate(&authz, body.password, body.captcha.as_deref())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -198,6 +203,8 @@ async fn reauth(
 struct PasswordChange {
     current_password: Zeroizing<String>,
     new_password: Zeroizing<String>,
+    /// A solved proof-of-work challenge, when an earlier attempt answered 428.
+    captcha: Option<String>,
 }
 
 async fn change_password(
@@ -205,9 +212,15 @@ async fn change_password(
     Auth(p): Auth,
     ApiJson(body): ApiJson<PasswordChange>,
 ) -> Result<StatusCode, ApiError> {
+    let authz = state.service.authorize_self(&p)?;
     state
         .service
-        .change_password(&p, body.current_password, body.new_password)
+        .change_password(
+            &authz,
+            body.current_password,
+            body.new_password,
+            body.captcha.as_deref(),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

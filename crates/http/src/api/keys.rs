@@ -8,6 +8,8 @@ use axum::routing::{delete, get, post};
 use strongroom_domain::{ApiKeyId, Name, SpaceId};
 use strongroom_service::ListQuery;
 
+use strongroom_service::perm;
+
 use super::Route;
 use super::spaces::org_id;
 use crate::AppState;
@@ -98,7 +100,13 @@ async fn create(
         .transpose()?;
     let key = state
         .service
-        .create_api_key(&p, &org, name, &body.role, spaces, body.expires_in)
+        .create_api_key(
+            &state.service.authorize_org::<perm::ApiKeyManage>(&p, &org)?,
+            name,
+            &body.role,
+            spaces,
+            body.expires_in,
+        )
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -118,7 +126,10 @@ async fn list(
     let (limit, after) = q.parse()?;
     let page = state
         .service
-        .list_api_keys(&p, &org, ListQuery { after, limit })
+        .list_api_keys(
+            &state.service.authorize_org::<perm::ApiKeyManage>(&p, &org)?,
+            ListQuery { after, limit },
+        )
         .await?;
     Ok(super::page_json(page))
 }
@@ -139,9 +150,10 @@ async fn rotate(
             _ => ApiError::invalid(format!("the body is not valid JSON: {e}")),
         })?
     };
+    let authz = state.service.authorize_key_owner(&p, &id).await?;
     let rotated = state
         .service
-        .rotate_api_key(&p, &id, body.grace_secs)
+        .rotate_api_key(&authz, body.grace_secs)
         .await?;
     Ok(Json(serde_json::json!({
         "id": rotated.id,
@@ -156,6 +168,7 @@ async fn revoke(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = key_id(&id)?;
-    state.service.revoke_api_key(&p, &id).await?;
+    let authz = state.service.authorize_key_manage(&p, &id).await?;
+    state.service.revoke_api_key(&authz).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,6 +12,8 @@ use axum::routing::{delete, get, post};
 use strongroom_domain::LinkId;
 use strongroom_service::{LinkGrant, ListQuery, NewLink};
 
+use strongroom_service::perm;
+
 use super::Route;
 use super::assets::{asset_id, unprocessable};
 use crate::AppState;
@@ -127,7 +129,11 @@ async fn create(
         ip,
         rendition: body.rendition,
     };
-    let created = state.service.create_link(&p, &asset, new).await?;
+    let authz = state
+        .service
+        .authorize_asset::<perm::LinkCreate>(&p, &asset)
+        .await?;
+    let created = state.service.create_link(&authz, new).await?;
     // The creator reached us at this origin, so the holder of the link can too; behind a proxy
     // or CDN, `public_url` names the origin clients use.
     let origin = client_origin(&state, &uri, &headers);
@@ -154,10 +160,23 @@ async fn list(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let asset = asset_id(&asset)?;
     let (limit, after) = q.parse()?;
-    let page = state
+    let q = ListQuery { after, limit };
+    // Who makes links or revokes them may list them.
+    let page = match state
         .service
-        .list_links(&p, &asset, ListQuery { after, limit })
-        .await?;
+        .authorize_asset::<perm::LinkCreate>(&p, &asset)
+        .await
+    {
+        Ok(authz) => state.service.list_links(&authz, q).await?,
+        Err(strongroom_service::ServiceError::Forbidden(_)) => {
+            let authz = state
+                .service
+                .authorize_asset::<perm::LinkDelete>(&p, &asset)
+                .await?;
+            state.service.list_links(&authz, q).await?
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok(super::page_json(page))
 }
 
@@ -167,7 +186,8 @@ async fn revoke(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = link_id(&id)?;
-    state.service.revoke_link(&p, &id).await?;
+    let authz = state.service.authorize_link_revoke(&p, &id).await?;
+    state.service.revoke_link(&authz).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

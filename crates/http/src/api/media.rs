@@ -8,6 +8,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use strongroom_domain::{AssetId, PlaybackId};
 
+use strongroom_service::perm;
+
 use super::Route;
 use super::links::client_origin;
 use crate::AppState;
@@ -71,13 +73,17 @@ async fn rendition(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let asset = asset_id(&asset)?;
-    let view = state.service.rendition_meta(&p, &asset, &name).await?;
+    let authz = state
+        .service
+        .authorize_asset::<perm::AssetRead>(&p, &asset)
+        .await?;
+    let view = state.service.rendition_meta(&authz, &name).await?;
     let delivery = Delivery {
         cache_control: HeaderValue::from_static("private, no-cache"),
         extra: Vec::new(),
     };
     download::respond(&view, &method, &headers, delivery, |range| {
-        state.service.read_rendition(&p, &asset, &name, range)
+        state.service.read_rendition(&authz, &name, range)
     })
     .await
 }
@@ -97,9 +103,13 @@ async fn create_playback(
     ApiJson(body): ApiJson<NewPlayback>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let asset = asset_id(&asset)?;
+    let authz = state
+        .service
+        .authorize_asset::<perm::AssetRead>(&p, &asset)
+        .await?;
     let created = state
         .service
-        .create_playback(&p, &asset, body.expires_in)
+        .create_playback(&authz, body.expires_in)
         .await?;
     let origin = client_origin(&state, &uri, &headers);
     Ok((
@@ -118,7 +128,8 @@ async fn revoke_playback(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = PlaybackId::parse(&id).map_err(|_| ApiError::not_found("playback"))?;
-    state.service.revoke_playback(&p, &id).await?;
+    let authz = state.service.authorize_playback_revoke(&p, &id).await?;
+    state.service.revoke_playback(&authz).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

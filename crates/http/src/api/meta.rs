@@ -8,6 +8,8 @@ use axum::routing::get;
 use strongroom_domain::OrgId;
 use strongroom_service::Actor;
 
+use strongroom_service::perm;
+
 use super::Route;
 use crate::AppState;
 use crate::error::ApiError;
@@ -144,7 +146,10 @@ async fn audit(
             .parse::<i64>()
             .map_err(|_| ApiError::invalid("cursor is not valid"))?,
     };
-    let (items, next) = state.service.list_audit(&p, &org_id, after, limit).await?;
+    let authz = state
+        .service
+        .authorize_org::<perm::AuditRead>(&p, &org_id)?;
+    let (items, next) = state.service.list_audit(&authz, after, limit).await?;
     Ok(Json(
         serde_json::json!({"items": items, "next_cursor": next.map(|n| n.to_string())}),
     ))

@@ -6,6 +6,8 @@ use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use zeroize::Zeroizing;
 
+use strongroom_service::perm;
+
 use super::Route;
 use super::spaces::org_id;
 use crate::AppState;
@@ -67,7 +69,8 @@ async fn enrol(
     State(state): State<AppState>,
     Auth(p): Auth,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let e = state.service.enrol_totp(&p).await?;
+    let authz = state.service.authorize_self(&p)?;
+    let e = state.service.enrol_totp(&authz).await?;
     Ok(Json(serde_json::json!({
         "secret": e.secret.as_str(),
         "otpauth_uri": e.otpauth_uri.as_str(),
@@ -86,7 +89,8 @@ async fn confirm(
     Auth(p): Auth,
     ApiJson(body): ApiJson<Confirm>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let codes = state.service.confirm_totp(&p, &body.code).await?;
+    let authz = state.service.authorize_self(&p)?;
+    let codes = state.service.confirm_totp(&authz, &body.code).await?;
     let codes: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
     Ok(Json(serde_json::json!({"recovery_codes": codes})))
 }
@@ -95,6 +99,8 @@ async fn confirm(
 #[serde(deny_unknown_fields)]
 struct PasswordConfirm {
     password: Zeroizing<String>,
+    /// A solved proof-of-work challenge, when an earlier attempt answered 428.
+    captcha: Option<String>,
 }
 
 async fn disable(
@@ -102,7 +108,11 @@ async fn disable(
     Auth(p): Auth,
     ApiJson(body): ApiJson<PasswordConfirm>,
 ) -> Result<StatusCode, ApiError> {
-    state.service.disable_totp(&p, body.password).await?;
+    let authz = state.service.authorize_self(&p)?;
+    state
+        .service
+        .disable_totp(&authz, body.password, body.captcha.as_deref())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -112,7 +122,10 @@ async fn members(
     Path(org): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let org = org_id(&org)?;
-    let items = state.service.list_members(&p, &org).await?;
+    let authz = state
+        .service
+        .authorize_org::<perm::MemberManage>(&p, &org)?;
+    let items = state.service.list_members(&authz).await?;
     Ok(Json(
         serde_json::json!({"items": items, "next_cursor": null}),
     ))
@@ -138,7 +151,8 @@ async fn policy(
             "nothing to change: send require_mfa",
         ));
     };
-    state.service.set_require_mfa(&p, &org, required).await?;
+    let authz = state.service.authorize_org::<perm::OrgManage>(&p, &org)?;
+    state.service.set_require_mfa(&authz, required).await?;
     Ok(Json(
         serde_json::json!({"id": org, "require_mfa": required}),
     ))

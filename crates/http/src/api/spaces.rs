@@ -7,6 +7,8 @@ use axum::routing::{get, post};
 use strongroom_domain::{Name, OrgId};
 use strongroom_service::{ListQuery, Space};
 
+use strongroom_service::perm;
+
 use super::Route;
 use crate::AppState;
 use crate::error::ApiError;
@@ -52,7 +54,8 @@ async fn create(
     let org = org_id(&org)?;
     let name = Name::parse(&body.name)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e.0))?;
-    let space = state.service.create_space(&p, &org, name).await?;
+    let authz = state.service.authorize_org::<perm::SpaceCreate>(&p, &org)?;
+    let space = state.service.create_space(&authz, name).await?;
     Ok((StatusCode::CREATED, Json(space)))
 }
 
@@ -66,7 +69,10 @@ async fn list(
     let (limit, after) = q.parse()?;
     let page = state
         .service
-        .list_spaces(&p, &org, ListQuery { after, limit })
+        .list_spaces(
+            &state.service.authorize_member(&p, &org)?,
+            ListQuery { after, limit },
+        )
         .await?;
     Ok(super::page_json(page))
 }

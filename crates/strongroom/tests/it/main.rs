@@ -15,6 +15,7 @@ mod browser;
 mod bruteforce;
 mod cli;
 mod crash;
+mod escalation;
 mod edge;
 mod keys;
 mod links;
