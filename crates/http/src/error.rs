@@ -107,6 +107,24 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The generic 500 for a failure whose cause is for the log only: logged once here, with every
+/// cause in the chain, inside the request's span (which carries the request id).
+fn internal(cause: &dyn std::error::Error) -> ApiError {
+    let mut chain = cause.to_string();
+    let mut source = cause.source();
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    tracing::error!(error = %chain, "internal error");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "the server could not complete the request",
+    )
+}
+
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
@@ -156,6 +174,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::Invalid(msg) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", msg)
             }
+            ServiceError::QuotaExceeded(msg) => {
+                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded", msg)
+            }
             ServiceError::TooLarge { .. } => ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -173,6 +194,19 @@ impl From<ServiceError> for ApiError {
                     "stored data failed its integrity check; the operator has been alerted in the server log",
                 )
             }
+            ServiceError::Busy(ref cause) => {
+                tracing::warn!(error = %cause, "database busy; answered 503");
+                ApiError {
+                    retry_after: Some(1),
+                    ..ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "busy",
+                        "the server is busy; try again in a second",
+                    )
+                }
+            }
+            ServiceError::Store(ref cause) => internal(cause),
+            ServiceError::Blob(ref cause) => internal(cause),
             ServiceError::Internal(cause) => {
                 // Logged once here, with the request id from the surrounding span.
                 tracing::error!(error = %cause, "internal error");

@@ -204,19 +204,26 @@ impl Service {
     {
         // Authorized, with the space resolved, before a single byte is read.
         let (p, space) = (authz.principal(), authz.space().clone());
+        // The quota is checked before the first byte, and the stream cut off at what it leaves.
+        let headroom = self.upload_headroom(&p.org_id).await?;
+        let limit = self.config.max_upload_bytes;
+        let quota_binds = headroom.bytes.is_some_and(|left| left < limit);
+        let cap = headroom.bytes.map_or(limit, |left| left.min(limit));
         let blob_id = BlobId::generate();
         let dek = DataKey::generate();
-        let limit = self.config.max_upload_bytes;
         let mut writer =
-            EncryptedWriter::create(self.blobs.as_ref(), blob_id.as_str(), &dek, Some(limit))
+            EncryptedWriter::create(self.blobs.as_ref(), blob_id.as_str(), &dek, Some(cap))
                 .await?;
         while let Some(chunk) = body.next().await {
             let chunk = chunk
                 .map_err(|e| ServiceError::Invalid(format!("the upload was interrupted: {e}")))?;
-            writer.push(&chunk).await.map_err(|e| match e {
-                BlobError::TooLarge => ServiceError::TooLarge { limit },
-                other => other.into(),
-            })?;
+            if let Err(e) = writer.push(&chunk).await {
+                return Err(match e {
+                    BlobError::TooLarge if quota_binds => self.quota_passed(&p.org_id).await,
+                    BlobError::TooLarge => ServiceError::TooLarge { limit },
+                    other => other.into(),
+                });
+            }
         }
         let written = writer.finish().await?;
         let now = self.clock.now();
@@ -269,6 +276,7 @@ impl Service {
 
     async fn commit_upload(&self, p: &Principal, blob: &BlobRow, row: &AssetRow) -> Result<()> {
         let mut tx = self.store.begin().await?;
+        self.check_quota_in(&mut tx, &row.org_id, row.size).await?;
         tx.insert_blob(blob).await?;
         tx.insert_asset(row).await?;
         self.queue_media(&mut tx, row).await?;

@@ -18,6 +18,7 @@ mod media;
 mod mfa;
 mod playback;
 mod principal;
+mod quotas;
 mod sessions;
 mod sweep;
 mod throttle;
@@ -44,6 +45,7 @@ pub use mfa::{RECOVERY_CODES, TotpEnrolment};
 pub use playback::{CreatedPlayback, HlsFile, PLAYBACK_TOKEN_BYTES};
 pub use authz::perm;
 pub use principal::{Actor, Principal, RequestMeta};
+pub use quotas::UsageInfo;
 pub use sessions::{LoggedIn, LoginRequest, REAUTH_WINDOW_SECS, SessionCredentials, SessionInfo};
 pub use strongroom_store::MemberRow;
 pub use strongroom_store::Page;
@@ -100,6 +102,9 @@ pub enum ServiceError {
     /// The input was refused; the message says why and is safe to show.
     #[error("{0}")]
     Invalid(String),
+    /// The organization's storage quota does not allow this (bytes or number of assets).
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// An upload went past the configured size limit.
     #[error("the upload exceeds the limit of {limit} bytes")]
     TooLarge {
@@ -115,6 +120,16 @@ pub enum ServiceError {
     /// Stored data failed its integrity check (tampered or corrupt).
     #[error("stored data failed its integrity check")]
     Integrity(#[source] BlobError),
+    /// The database is busy (no connection free in time, a lock held too long): the request
+    /// changed nothing and may be tried again shortly.
+    #[error("the database is busy; try again shortly")]
+    Busy(#[source] StoreError),
+    /// The database failed; the cause is logged, never shown.
+    #[error("database failure")]
+    Store(#[source] StoreError),
+    /// The blob store failed (not an integrity failure); the cause is logged, never shown.
+    #[error("storage failure")]
+    Blob(#[source] BlobError),
     /// An unexpected failure; the cause is logged, never shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -124,7 +139,8 @@ impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(what) => ServiceError::Conflict(format!("{what} already exists")),
-            other => ServiceError::Internal(other.to_string()),
+            busy if busy.is_busy() => ServiceError::Busy(busy),
+            other => ServiceError::Store(other),
         }
     }
 }
@@ -133,7 +149,7 @@ impl From<BlobError> for ServiceError {
     fn from(e: BlobError) -> Self {
         match e {
             BlobError::Crypto(_) => ServiceError::Integrity(e),
-            other => ServiceError::Internal(other.to_string()),
+            other => ServiceError::Blob(other),
         }
     }
 }
@@ -163,6 +179,18 @@ pub struct ServiceConfig {
     pub media: Option<strongroom_media::MediaConfig>,
     /// The longest lifetime a download link may be given.
     pub max_link_lifetime: std::time::Duration,
+    /// The storage quota of an organization the operator set none for (`None`: no limit).
+    pub default_quota: Quota,
+}
+
+/// Storage limits of one organization: plaintext bytes and number of original assets
+/// (renditions are not counted).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Quota {
+    /// Most bytes; `None`: no limit.
+    pub max_bytes: Option<u64>,
+    /// Most assets; `None`: no limit.
+    pub max_assets: Option<u64>,
 }
 
 impl Default for ServiceConfig {
@@ -179,6 +207,7 @@ impl Default for ServiceConfig {
             max_link_lifetime: std::time::Duration::from_secs(
                 links::DEFAULT_MAX_LINK_LIFETIME_SECS,
             ),
+            default_quota: Quota::default(),
         }
     }
 }

@@ -17,6 +17,7 @@ mod links;
 mod media;
 mod mfa;
 mod migrate;
+mod quotas;
 mod sessions;
 mod tenancy;
 mod throttle;
@@ -34,6 +35,7 @@ pub use links::LinkRow;
 pub use media::{MediaState, PlaybackRow, RenditionRow};
 pub use mfa::{MemberRow, TotpRow};
 pub use migrate::{SCHEMA_VERSION, versions as migration_versions};
+pub use quotas::{QuotaRow, Usage};
 pub use sessions::{SessionLookup, SessionRow};
 pub use tenancy::{AssetRow, OrgRow, SpaceRow, UserRow};
 
@@ -74,6 +76,32 @@ pub enum StoreError {
         /// Why.
         source: sqlx::Error,
     },
+}
+
+impl StoreError {
+    /// Whether the failure is the database being busy rather than broken: the pool had no
+    /// connection free in time, SQLite's lock was held past its timeout, or PostgreSQL gave up
+    /// on a lock, a deadlock or a serialization conflict. Trying again later may succeed.
+    pub fn is_busy(&self) -> bool {
+        let StoreError::Database(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::PoolTimedOut => true,
+            sqlx::Error::Database(db) => {
+                let code = db.code();
+                let code = code.as_deref().unwrap_or_default();
+                // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes
+                // (the low byte is the primary code). PostgreSQL: serialization_failure,
+                // deadlock_detected, lock_not_available, query_canceled (statement timeout).
+                let sqlite_busy = code
+                    .parse::<i64>()
+                    .is_ok_and(|c| matches!(c & 0xff, 5 | 6));
+                sqlite_busy || matches!(code, "40001" | "40P01" | "55P03" | "57014")
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Result alias for this crate.
@@ -129,7 +157,23 @@ impl Store {
                     .connect(url)
                     .await?
             }
-            Backend::Postgres => options.max_connections(16).connect(url).await?,
+            Backend::Postgres => {
+                options
+                    .max_connections(16)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // Like SQLite's busy timeout: a lock held longer than this fails the
+                            // statement (lock_not_available), which the service answers with a
+                            // retryable 503 instead of holding the request and a connection.
+                            sqlx::raw_sql("SET lock_timeout = '10s'")
+                                .execute(conn)
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?
+            }
         };
         let store = Store { pool, backend };
         migrate::run(&store).await?;

@@ -146,6 +146,25 @@ pub enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Set an organization's storage quota (bytes and number of assets), or clear it with
+    /// "none" so the server's default applies.
+    SetQuota {
+        /// Instance settings.
+        #[command(flatten)]
+        instance: InstanceArgs,
+        /// Organization id.
+        #[arg(long)]
+        org: String,
+        /// Most plaintext bytes, e.g. 10737418240 (10 GiB), or "none".
+        #[arg(long)]
+        max_bytes: String,
+        /// Most assets, or "none".
+        #[arg(long)]
+        max_assets: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Add a member to an organization (creating the user if new).
     CreateUser {
         /// Instance settings.

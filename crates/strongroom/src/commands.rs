@@ -18,7 +18,21 @@ async fn open(args: &InstanceArgs, create: Create) -> anyhow::Result<Instance> {
     if let Some(n) = file.limits.max_upload_bytes {
         service.max_upload_bytes = n;
     }
+    service.default_quota = strongroom_service::Quota {
+        max_bytes: file.limits.org_max_bytes,
+        max_assets: file.limits.org_max_assets,
+    };
     boot::open(&instance_settings(args, &file, service), create).await
+}
+
+/// A quota limit from the command line: a whole number, or "none" for no limit of its own.
+fn limit_arg(flag: &str, v: &str) -> anyhow::Result<Option<u64>> {
+    if v.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    v.parse::<u64>()
+        .map(Some)
+        .map_err(|_| anyhow::anyhow!("{flag} takes a whole number or \"none\", not {v:?}"))
 }
 
 fn read_password_stdin() -> anyhow::Result<Zeroizing<String>> {
@@ -106,6 +120,31 @@ pub async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
                 println!(
                     "API key: {}   (shown once: store it now)",
                     key.api_key.as_str()
+                );
+            }
+        }
+        AdminCommand::SetQuota {
+            instance,
+            org,
+            max_bytes,
+            max_assets,
+            json,
+        } => {
+            let org = org_id(&org)?;
+            let quota = strongroom_service::Quota {
+                max_bytes: limit_arg("--max-bytes", &max_bytes)?,
+                max_assets: limit_arg("--max-assets", &max_assets)?,
+            };
+            let inst = open(&instance, Create::Never).await?;
+            let set = inst.service.set_quota(&org, quota).await?;
+            if json {
+                print_json(serde_json::json!({"org_id": org, "quota": set}));
+            } else {
+                let show = |v: Option<u64>| v.map_or("no limit".to_owned(), |n| n.to_string());
+                println!(
+                    "quota of {org}: {} bytes, {} assets",
+                    show(set.max_bytes),
+                    show(set.max_assets)
                 );
             }
         }

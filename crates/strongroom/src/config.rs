@@ -92,6 +92,10 @@ pub struct TlsFile {
 pub struct LimitsFile {
     /// Largest upload in bytes.
     pub max_upload_bytes: Option<u64>,
+    /// The storage quota in bytes of an organization the operator set none for.
+    pub org_max_bytes: Option<u64>,
+    /// The most assets an organization may hold when the operator set no quota for it.
+    pub org_max_assets: Option<u64>,
 }
 
 /// `[links]`.

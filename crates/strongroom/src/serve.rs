@@ -80,6 +80,10 @@ impl ServeSettings {
         if let Some(n) = args.max_upload_bytes.or(file.limits.max_upload_bytes) {
             service.max_upload_bytes = n;
         }
+        service.default_quota = strongroom_service::Quota {
+            max_bytes: file.limits.org_max_bytes,
+            max_assets: file.limits.org_max_assets,
+        };
         if let Some(secs) = args.link_max_expires_in.or(file.links.max_expires_in) {
             if secs == 0 {
                 anyhow::bail!("the longest link lifetime must be at least 1 second");

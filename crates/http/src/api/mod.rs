@@ -11,6 +11,7 @@ mod meta;
 mod mfa;
 mod openapi;
 mod spaces;
+mod usage;
 
 use axum::Router;
 use axum::routing::MethodRouter;
@@ -88,6 +89,7 @@ pub static ROUTES: &[Route] = &[
     media::PLAYBACK,
     media::REVOKE_PLAYBACK,
     media::HLS,
+    usage::USAGE,
 ];
 
 /// A page of a list as every list endpoint renders it: `{"items", "next_cursor"}`.

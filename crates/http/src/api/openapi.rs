@@ -14,6 +14,7 @@ fn schemas() -> Value {
         "Me": {"type": "object", "properties": {"user_id": id, "org_id": id, "role": {"type": "string"}, "key_id": id}},
         "NewSpace": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200}}},
         "Space": {"type": "object", "properties": {"id": id, "name": {"type": "string"}, "org_id": id, "created_at": time}},
+        "Usage": {"type": "object", "properties": {"bytes": {"type": "integer"}, "assets": {"type": "integer"}, "max_bytes": {"type": ["integer", "null"]}, "max_assets": {"type": ["integer", "null"]}}},
         "SpaceList": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Space"}}, "next_cursor": {"type": ["string", "null"]}}},
         "Asset": {"type": "object", "properties": {"id": id, "space_id": id, "filename": {"type": "string"}, "content_type": {"type": "string"},
             "size": {"type": "integer"}, "sha256": {"type": "string"}, "created_at": time}},

@@ -122,6 +122,7 @@ fn table() -> Vec<(&'static str, &'static str)> {
         ("POST /api/v1/assets/{asset_id}/playback", "401 | 201 201 201 201 201 201 201 | 404 | 401 401 401 | 201 201 201 201 201 | 201"),
         // The playback is the owner's: ending another's takes link:delete.
         ("DELETE /api/v1/playback/{playback_id}", "401 | 403 403 204 204 204 403 204 | 404 | 401 401 401 | 403 403 204 204 204 | 204"),
+        ("GET /api/v1/orgs/{org_id}/usage",    "401 | 200 200 200 200 200 403 200 | 404 | 401 401 401 | 200 200 200 200 200 | 200"),
         ("GET /hls/{token}/{*path}",           "404 | 404 404 404 404 404 404 404 | 404 | 404 404 404 | 404 404 404 404 404 | 404"),
         // Last: it ends the session it is sent with (a fresh one, for session callers).
         ("POST /api/v1/auth/logout",           "401 | 403 403 403 403 403 403 204 | 403 | 401 401 401 | 403 403 403 403 403 | 204"),
