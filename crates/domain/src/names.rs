@@ -52,7 +52,10 @@ impl Name {
             return Err(NameError("name must be at most 200 characters".into()));
         }
         if has_control(s) {
-            return Err(NameError("name must not contain control, bidirectional or invisible format characters".into()));
+            return Err(NameError(
+                "name must not contain control, bidirectional or invisible format characters"
+                    .into(),
+            ));
         }
         Ok(Self(s.to_owned()))
     }
@@ -158,7 +161,9 @@ mod tests {
             assert!(Name::parse(bad).is_err(), "{bad:?}");
         }
         // Joiners spell words in some scripts: they stay.
-        assert!(Name::parse("\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}\u{0627}\u{0647}\u{0645}").is_ok());
+        assert!(
+            Name::parse("\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}\u{0627}\u{0647}\u{0645}").is_ok()
+        );
         assert!(Filename::parse("family\u{1F468}\u{200D}\u{1F467}.png").is_ok());
         assert!(Filename::parse("r\u{00E9}sum\u{00E9}.pdf").is_ok());
     }

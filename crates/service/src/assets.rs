@@ -212,8 +212,7 @@ impl Service {
         let blob_id = BlobId::generate();
         let dek = DataKey::generate();
         let mut writer =
-            EncryptedWriter::create(self.blobs.as_ref(), blob_id.as_str(), &dek, Some(cap))
-                .await?;
+            EncryptedWriter::create(self.blobs.as_ref(), blob_id.as_str(), &dek, Some(cap)).await?;
         while let Some(chunk) = body.next().await {
             let chunk = chunk
                 .map_err(|e| ServiceError::Invalid(format!("the upload was interrupted: {e}")))?;
@@ -312,7 +311,10 @@ impl Service {
     }
 
     /// An asset's metadata with its processing status and renditions.
-    pub async fn asset_detail(&self, authz: &AssetAuthz<'_, perm::AssetRead>) -> Result<AssetDetail> {
+    pub async fn asset_detail(
+        &self,
+        authz: &AssetAuthz<'_, perm::AssetRead>,
+    ) -> Result<AssetDetail> {
         let asset = self.get_asset(authz);
         let media = self.media_view(&asset.id).await?;
         Ok(AssetDetail { asset, media })

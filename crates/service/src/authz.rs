@@ -359,7 +359,11 @@ impl Service {
     }
 
     /// Authorizes membership of `org_id` alone.
-    pub fn authorize_member<'a>(&self, p: &'a Principal, org_id: &OrgId) -> Result<MemberAuthz<'a>> {
+    pub fn authorize_member<'a>(
+        &self,
+        p: &'a Principal,
+        org_id: &OrgId,
+    ) -> Result<MemberAuthz<'a>> {
         p.require_org(org_id)?;
         p.require_enrolled()?;
         Ok(MemberAuthz { principal: p })

@@ -7,9 +7,9 @@
 
 mod access;
 mod admin;
-pub mod authz;
 mod assets;
 mod audit;
+pub mod authz;
 mod jobs;
 mod keyring;
 mod links;
@@ -34,6 +34,7 @@ pub use access::{Accepted, GrantInfo, InvitationInfo, RoleInfo};
 pub use admin::{ApiKeyInfo, Bootstrapped, CreatedKey, MIN_PASSWORD_LEN, RotatedKey};
 pub use assets::{Asset, AssetDetail, ByteStream, Content, ListQuery, NewUpload, Space};
 pub use audit::{AuditEvent, ChainReport};
+pub use authz::perm;
 pub use jobs::{FailedJob, JobFailure, JobReport};
 pub use keyring::{KeyStatus, Keyring, RotationReport};
 pub use links::{
@@ -43,7 +44,6 @@ pub use mail::{Mail, MailError, Mailer};
 pub use media::{MediaView, RenditionInfo};
 pub use mfa::{RECOVERY_CODES, TotpEnrolment};
 pub use playback::{CreatedPlayback, HlsFile, PLAYBACK_TOKEN_BYTES};
-pub use authz::perm;
 pub use principal::{Actor, Principal, RequestMeta};
 pub use quotas::UsageInfo;
 pub use sessions::{LoggedIn, LoginRequest, REAUTH_WINDOW_SECS, SessionCredentials, SessionInfo};

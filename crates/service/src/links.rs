@@ -158,7 +158,10 @@ impl Service {
     ) -> Result<CreatedLink> {
         let (p, asset) = (authz.principal(), authz.asset().clone());
         // Sharing what one may not read would be reading it.
-        if !p.permissions_in(&asset.space_id).contains(Permission::AssetRead) {
+        if !p
+            .permissions_in(&asset.space_id)
+            .contains(Permission::AssetRead)
+        {
             return Err(ServiceError::Forbidden(Permission::AssetRead.as_str()));
         }
         if let Some(name) = &new.rendition

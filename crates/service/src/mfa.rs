@@ -93,7 +93,11 @@ impl Service {
     }
 
     /// Activates the pending enrolment with a valid code; returns the recovery codes (shown once).
-    pub async fn confirm_totp(&self, authz: &SelfAuthz<'_>, code: &str) -> Result<Vec<Zeroizing<String>>> {
+    pub async fn confirm_totp(
+        &self,
+        authz: &SelfAuthz<'_>,
+        code: &str,
+    ) -> Result<Vec<Zeroizing<String>>> {
         let (p, uid) = (authz.principal(), authz.user_id());
         let row =
             self.store

@@ -172,6 +172,28 @@ impl SpaceScope {
     }
 }
 
+/// A role's permissions, given a custom role's as read with it (a custom role that no longer
+/// exists grants nothing).
+fn permissions_of(role: &RoleRef, custom: Option<PermissionSet>) -> PermissionSet {
+    match role {
+        RoleRef::Builtin(r) => PermissionSet::of(r.permissions()),
+        RoleRef::Custom(_) => custom.unwrap_or(PermissionSet::EMPTY),
+    }
+}
+
+/// A role's display name and permissions, given a custom role's name and permissions as read
+/// with it.
+fn named_permissions(
+    role: &RoleRef,
+    custom: Option<(String, PermissionSet)>,
+) -> (String, PermissionSet) {
+    match (role, custom) {
+        (RoleRef::Builtin(r), _) => (r.as_str().to_owned(), PermissionSet::of(r.permissions())),
+        (RoleRef::Custom(_), Some((name, perms))) => (name, perms),
+        (RoleRef::Custom(id), None) => (id.to_string(), PermissionSet::EMPTY),
+    }
+}
+
 /// Prefix of every API key secret, so secret scanners can find leaked keys.
 pub const API_KEY_PREFIX: &str = "srk_";
 
@@ -206,9 +228,12 @@ impl Service {
             return Err(ServiceError::Unauthenticated);
         }
         let hash = self.api_key_hasher.mac(secret.as_bytes());
-        let Some(found) = self.store.principal_by_key_hash(&hash).await? else {
+        // Round trip 1: the key, its limit, its owner's membership and custom roles, the MFA
+        // facts. Round trip 2, for a key with an owner: the owner's space grants.
+        let Some(row) = self.store.key_principal(&hash).await? else {
             return Err(ServiceError::Unauthenticated);
         };
+        let found = row.found;
         let key = found.key;
         let now = self.clock.now();
         // The index lookup was by hash; the constant-time comparison is what decides, so a
@@ -226,18 +251,28 @@ impl Service {
         if key.revoked_at.is_some() || key.expires_at.is_some_and(|t| t <= now) {
             return Err(ServiceError::Unauthenticated);
         }
-        let (mut role, cap) = self.resolve_role(&key.org_id, &key.role).await?;
+        let (mut role, cap) = named_permissions(&key.role, row.key_custom_role);
         let access = match (&key.user_id, found.member_role) {
             (Some(user), Some(member)) => {
-                let mut access = self.member_access(&key.org_id, user, &member).await?;
-                if access.org.is_subset(cap) {
+                let (member_name, member_perms) =
+                    named_permissions(&member, row.member_custom_role);
+                let spaces = self
+                    .store
+                    .grant_access(&key.org_id, user)
+                    .await?
+                    .into_iter()
+                    .map(|g| (g.space_id, permissions_of(&g.role, g.custom_permissions)))
+                    .collect();
+                if member_perms.is_subset(cap) {
                     // The owner's own role is what binds (an owner key of a demoted member):
                     // name that one.
-                    role = self.resolve_role(&key.org_id, &member).await?.0;
+                    role = member_name;
                 }
-                access.org = access.org.intersection(cap);
-                access.cap = cap;
-                access
+                Access {
+                    org: member_perms.intersection(cap),
+                    cap,
+                    spaces,
+                }
             }
             (Some(_), None) => return Err(ServiceError::Unauthenticated),
             (None, _) => Access {
@@ -246,16 +281,14 @@ impl Service {
                 spaces: Vec::new(),
             },
         };
+        // At most once a minute per key (and per node): not on the request's round trips.
         if self.key_touches.due(&key.id)
             && let Err(e) = self.store.touch_api_key(&key.id, now, &meta.ip).await
         {
             tracing::warn!(error = %e, "could not record API key use");
         }
-        let space_limit = self.store.api_key_spaces(&key.id).await?;
-        let mfa_enrolment_required = match &key.user_id {
-            Some(u) => self.mfa_enrolment_pending(&key.org_id, u).await?,
-            None => false,
-        };
+        let mfa_enrolment_required =
+            key.user_id.is_some() && row.org_requires_mfa && !row.owner_has_mfa;
         Ok(Principal {
             org_id: key.org_id,
             role,
@@ -266,7 +299,7 @@ impl Service {
             },
             meta,
             mfa_enrolment_required,
-            space_limit,
+            space_limit: row.spaces,
         })
     }
 

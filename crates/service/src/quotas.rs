@@ -83,7 +83,12 @@ impl Service {
     }
 
     /// The check at commit, inside the upload's transaction and under the organization's lock.
-    pub(crate) async fn check_quota_in(&self, tx: &mut Tx, org_id: &OrgId, size: u64) -> Result<()> {
+    pub(crate) async fn check_quota_in(
+        &self,
+        tx: &mut Tx,
+        org_id: &OrgId,
+        size: u64,
+    ) -> Result<()> {
         let quota = self.quota_of(org_id).await?;
         if quota.max_bytes.is_none() && quota.max_assets.is_none() {
             return Ok(());

@@ -2,7 +2,9 @@
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use strongroom_domain::{ApiKeyId, BlobId, Name, OrgId, RoleRef, SpaceId, Timestamp, UserId};
+use strongroom_domain::{
+    ApiKeyId, BlobId, Name, OrgId, PermissionSet, RoleRef, SpaceId, Timestamp, UserId,
+};
 
 use crate::{Page, Result, SpaceRow, Store, StoreError, Tx, conflict, parsed};
 
@@ -41,6 +43,57 @@ pub struct PrincipalRow {
     pub previous_secret_hash: Option<Vec<u8>>,
     /// Until when the previous secret works.
     pub previous_valid_until: Option<Timestamp>,
+}
+
+/// Everything authorizing an API-key request needs but the owner's space grants, read in one
+/// statement: the key, its space limit, its owner's membership, the permissions of custom roles
+/// either names, the organization's MFA requirement and whether the owner has a second factor.
+#[derive(Debug, Clone)]
+pub struct KeyPrincipalRow {
+    /// The key, with its secret hashes and owner's role, as [`Store::principal_by_key_hash`]
+    /// returns it.
+    pub found: PrincipalRow,
+    /// The spaces the key is limited to (`None`: every space).
+    pub spaces: Option<Vec<SpaceId>>,
+    /// The key's role, when it is a custom role: its name and permissions (`None` also when
+    /// the role was deleted).
+    pub key_custom_role: Option<(String, PermissionSet)>,
+    /// The owner's membership role, when it is a custom role: its name and permissions.
+    pub member_custom_role: Option<(String, PermissionSet)>,
+    /// The organization requires a second factor of every member.
+    pub org_requires_mfa: bool,
+    /// The owner has an active second factor.
+    pub owner_has_mfa: bool,
+}
+
+/// A space grant with the permissions of its role when that is a custom role.
+#[derive(Debug, Clone)]
+pub struct GrantAccessRow {
+    /// The space.
+    pub space_id: SpaceId,
+    /// The role granted there.
+    pub role: RoleRef,
+    /// The custom role's permissions (`None` for a built-in role, or a deleted custom role).
+    pub custom_permissions: Option<PermissionSet>,
+}
+
+fn custom_role_of(
+    row: &AnyRow,
+    name: &str,
+    perms: &str,
+) -> Result<Option<(String, PermissionSet)>> {
+    let name: Option<String> = row.try_get(name)?;
+    let perms: Option<String> = row.try_get(perms)?;
+    match (name, perms) {
+        (Some(n), Some(p)) => {
+            let set = PermissionSet::from_stored(&p).map_err(|detail| StoreError::Corrupt {
+                table: "roles",
+                detail,
+            })?;
+            Ok(Some((n, set)))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// An API key with what its owners may see about it: never its secret or the secret's hash.
@@ -178,10 +231,23 @@ impl Store {
     /// Resolves an API key by the keyed hash of its current secret or of the secret its last
     /// rotation replaced (the caller decides whether that one is still in its grace period).
     pub async fn principal_by_key_hash(&self, hash: &[u8]) -> Result<Option<PrincipalRow>> {
+        Ok(self.key_principal(hash).await?.map(|r| r.found))
+    }
+
+    /// [`Store::principal_by_key_hash`] and everything else a request needs to authorize an
+    /// API key but the owner's grants, in one round trip.
+    pub async fn key_principal(&self, hash: &[u8]) -> Result<Option<KeyPrincipalRow>> {
         let sql = format!(
-            "SELECT {KEY_COLUMNS}, k.secret_hash, k.previous_secret_hash, k.previous_valid_until, \
-             m.role AS member_role FROM api_keys k \
+            "SELECT {KEY_COLUMNS}, k.spaces, k.secret_hash, k.previous_secret_hash, \
+             k.previous_valid_until, m.role AS member_role, \
+             kr.name AS key_role_name, kr.permissions AS key_role_perms, \
+             mr.name AS member_role_name, mr.permissions AS member_role_perms, \
+             o.require_mfa AS org_requires_mfa, COALESCE(t.active, 0) AS owner_has_mfa \
+             FROM api_keys k JOIN orgs o ON o.id = k.org_id \
              LEFT JOIN memberships m ON m.org_id = k.org_id AND m.user_id = k.user_id \
+             LEFT JOIN roles kr ON kr.id = k.role AND kr.org_id = k.org_id \
+             LEFT JOIN roles mr ON mr.id = m.role AND mr.org_id = k.org_id \
+             LEFT JOIN user_totp t ON t.user_id = k.user_id \
              WHERE k.secret_hash = $1 OR k.previous_secret_hash = $1"
         );
         let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -192,28 +258,59 @@ impl Store {
             return Ok(None);
         };
         let member_role: Option<String> = row.try_get("member_role")?;
-        Ok(Some(PrincipalRow {
-            key: api_key(&row)?,
-            member_role: member_role
-                .map(|r| crate::role_ref(&r, "memberships"))
-                .transpose()?,
-            secret_hash: row.try_get("secret_hash")?,
-            previous_secret_hash: row.try_get("previous_secret_hash")?,
-            previous_valid_until: opt_ts(&row, "previous_valid_until")?,
+        let flag = |col: &str| -> Result<bool> {
+            Ok(row.try_get::<Option<i64>, _>(col)?.unwrap_or(0) != 0)
+        };
+        Ok(Some(KeyPrincipalRow {
+            found: PrincipalRow {
+                key: api_key(&row)?,
+                member_role: member_role
+                    .map(|r| crate::role_ref(&r, "memberships"))
+                    .transpose()?,
+                secret_hash: row.try_get("secret_hash")?,
+                previous_secret_hash: row.try_get("previous_secret_hash")?,
+                previous_valid_until: opt_ts(&row, "previous_valid_until")?,
+            },
+            spaces: spaces(&row)?,
+            key_custom_role: custom_role_of(&row, "key_role_name", "key_role_perms")?,
+            member_custom_role: custom_role_of(&row, "member_role_name", "member_role_perms")?,
+            org_requires_mfa: flag("org_requires_mfa")?,
+            owner_has_mfa: flag("owner_has_mfa")?,
         }))
     }
 
-    /// The spaces an API key is limited to (`None`: every space of its organization). A key
-    /// that does not exist is limited to nothing.
-    pub async fn api_key_spaces(&self, id: &ApiKeyId) -> Result<Option<Vec<SpaceId>>> {
-        let row = sqlx::query("SELECT k.spaces FROM api_keys k WHERE k.id = $1")
-            .bind(id.as_str())
-            .fetch_optional(self.pool())
-            .await?;
-        match row {
-            Some(row) => spaces(&row),
-            None => Ok(Some(Vec::new())),
-        }
+    /// A member's space grants with their custom roles' permissions, in one round trip.
+    pub async fn grant_access(
+        &self,
+        org_id: &OrgId,
+        user_id: &UserId,
+    ) -> Result<Vec<GrantAccessRow>> {
+        let rows = sqlx::query(
+            "SELECT g.space_id, g.role, r.permissions FROM space_grants g \
+             LEFT JOIN roles r ON r.id = g.role AND r.org_id = g.org_id \
+             WHERE g.org_id = $1 AND g.user_id = $2 ORDER BY g.space_id",
+        )
+        .bind(org_id.as_str())
+        .bind(user_id.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let perms: Option<String> = row.try_get("permissions")?;
+                Ok(GrantAccessRow {
+                    space_id: crate::parsed(row, "space_grants", "space_id", SpaceId::parse)?,
+                    role: crate::role_ref(&row.try_get::<String, _>("role")?, "space_grants")?,
+                    custom_permissions: perms
+                        .map(|p| {
+                            PermissionSet::from_stored(&p).map_err(|detail| StoreError::Corrupt {
+                                table: "roles",
+                                detail,
+                            })
+                        })
+                        .transpose()?,
+                })
+            })
+            .collect()
     }
 
     /// One API key of `org_id`, with its details.

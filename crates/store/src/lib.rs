@@ -30,7 +30,9 @@ use sqlx::{Any, AnyPool, Row};
 pub use access::{GrantRow, InvitationRow, RoleRow};
 pub use audit::{AuditEventRow, AuditHead, NewAuditEvent};
 pub use jobs::{JobRow, JobStatus, NewJob};
-pub use keys::{ApiKeyDetails, ApiKeyRow, BlobRow, KekRow, PrincipalRow};
+pub use keys::{
+    ApiKeyDetails, ApiKeyRow, BlobRow, GrantAccessRow, KekRow, KeyPrincipalRow, PrincipalRow,
+};
 pub use links::LinkRow;
 pub use media::{MediaState, PlaybackRow, RenditionRow};
 pub use mfa::{MemberRow, TotpRow};
@@ -94,9 +96,7 @@ impl StoreError {
                 // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes
                 // (the low byte is the primary code). PostgreSQL: serialization_failure,
                 // deadlock_detected, lock_not_available, query_canceled (statement timeout).
-                let sqlite_busy = code
-                    .parse::<i64>()
-                    .is_ok_and(|c| matches!(c & 0xff, 5 | 6));
+                let sqlite_busy = code.parse::<i64>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
                 sqlite_busy || matches!(code, "40001" | "40P01" | "55P03" | "57014")
             }
             _ => false,

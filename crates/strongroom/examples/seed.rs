@@ -46,7 +46,9 @@ async fn main() -> anyhow::Result<()> {
             Name::parse("seed")?,
         )
         .await?;
-    let authz = svc.authorize_space::<perm::AssetCreate>(&p, &space.id).await?;
+    let authz = svc
+        .authorize_space::<perm::AssetCreate>(&p, &space.id)
+        .await?;
     let done = AtomicUsize::new(0);
     let started = std::time::Instant::now();
     futures_util::stream::iter(0..n)

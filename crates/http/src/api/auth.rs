@@ -9,7 +9,6 @@ use strongroom_domain::{Email, OrgId, SessionId};
 use strongroom_service::LoginRequest;
 use zeroize::Zeroizing;
 
-
 use super::Route;
 use crate::AppState;
 use crate::error::ApiError;

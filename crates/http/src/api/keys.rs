@@ -101,7 +101,9 @@ async fn create(
     let key = state
         .service
         .create_api_key(
-            &state.service.authorize_org::<perm::ApiKeyManage>(&p, &org)?,
+            &state
+                .service
+                .authorize_org::<perm::ApiKeyManage>(&p, &org)?,
             name,
             &body.role,
             spaces,
@@ -127,7 +129,9 @@ async fn list(
     let page = state
         .service
         .list_api_keys(
-            &state.service.authorize_org::<perm::ApiKeyManage>(&p, &org)?,
+            &state
+                .service
+                .authorize_org::<perm::ApiKeyManage>(&p, &org)?,
             ListQuery { after, limit },
         )
         .await?;

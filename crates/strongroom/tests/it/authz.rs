@@ -72,60 +72,210 @@ struct Ctx {
 /// dead credentials | space-limited keys | another admin's session.
 fn table() -> Vec<(&'static str, &'static str)> {
     vec![
-        ("GET /healthz",                       "200 | 200 200 200 200 200 200 200 | 200 | 200 200 200 | 200 200 200 200 200 | 200"),
-        ("GET /readyz",                        "200 | 200 200 200 200 200 200 200 | 200 | 200 200 200 | 200 200 200 200 200 | 200"),
-        ("GET /.well-known/security.txt",      "200 | 200 200 200 200 200 200 200 | 200 | 200 200 200 | 200 200 200 200 200 | 200"),
-        ("GET /api/openapi.json",              "200 | 200 200 200 200 200 200 200 | 200 | 200 200 200 | 200 200 200 200 200 | 200"),
-        ("GET /api/v1/me",                     "401 | 200 200 200 200 200 200 200 | 200 | 401 401 401 | 200 200 200 200 200 | 200"),
-        ("POST /api/v1/orgs/{org_id}/spaces",  "401 | 403 403 403 201 201 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 201"),
-        ("GET /api/v1/orgs/{org_id}/spaces",   "401 | 200 200 200 200 200 200 200 | 404 | 401 401 401 | 200 200 200 200 200 | 200"),
-        ("POST /api/v1/spaces/{space_id}/assets", "401 | 403 201 201 201 201 201 201 | 404 | 401 401 401 | 403 201 201 201 201 | 201"),
-        ("GET /api/v1/spaces/{space_id}/assets", "401 | 200 200 200 200 200 200 200 | 404 | 401 401 401 | 200 200 200 200 200 | 200"),
-        ("GET /api/v1/assets/{asset_id}",      "401 | 200 200 200 200 200 200 200 | 404 | 401 401 401 | 200 200 200 200 200 | 200"),
-        ("GET /api/v1/assets/{asset_id}/content", "401 | 200 200 200 200 200 200 200 | 404 | 401 401 401 | 200 200 200 200 200 | 200"),
-        ("DELETE /api/v1/assets/{asset_id}",   "401 | 403 403 204 204 204 403 204 | 404 | 401 401 401 | 403 403 204 204 204 | 204"),
-        ("POST /api/v1/orgs/{org_id}/api-keys", "401 | 403 403 403 201 201 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 201"),
-        ("GET /api/v1/orgs/{org_id}/api-keys", "401 | 403 403 403 200 200 403 403 | 404 | 401 401 401 | 403 403 403 200 200 | 200"),
+        (
+            "GET /healthz",
+            "200 | 200 200 200 200 200 200 200 | 200 | 200 200 200 | 200 200 200 200 200 | 200",
+        ),
+        (
+            "GET /readyz",
+            "200 | 200 200 200 200 200 200 200 | 200 | 200 200 200 | 200 200 200 200 200 | 200",
+        ),
+        (
+            "GET /.well-known/security.txt",
+            "200 | 200 200 200 200 200 200 200 | 200 | 200 200 200 | 200 200 200 200 200 | 200",
+        ),
+        (
+            "GET /api/openapi.json",
+            "200 | 200 200 200 200 200 200 200 | 200 | 200 200 200 | 200 200 200 200 200 | 200",
+        ),
+        (
+            "GET /api/v1/me",
+            "401 | 200 200 200 200 200 200 200 | 200 | 401 401 401 | 200 200 200 200 200 | 200",
+        ),
+        (
+            "POST /api/v1/orgs/{org_id}/spaces",
+            "401 | 403 403 403 201 201 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 201",
+        ),
+        (
+            "GET /api/v1/orgs/{org_id}/spaces",
+            "401 | 200 200 200 200 200 200 200 | 404 | 401 401 401 | 200 200 200 200 200 | 200",
+        ),
+        (
+            "POST /api/v1/spaces/{space_id}/assets",
+            "401 | 403 201 201 201 201 201 201 | 404 | 401 401 401 | 403 201 201 201 201 | 201",
+        ),
+        (
+            "GET /api/v1/spaces/{space_id}/assets",
+            "401 | 200 200 200 200 200 200 200 | 404 | 401 401 401 | 200 200 200 200 200 | 200",
+        ),
+        (
+            "GET /api/v1/assets/{asset_id}",
+            "401 | 200 200 200 200 200 200 200 | 404 | 401 401 401 | 200 200 200 200 200 | 200",
+        ),
+        (
+            "GET /api/v1/assets/{asset_id}/content",
+            "401 | 200 200 200 200 200 200 200 | 404 | 401 401 401 | 200 200 200 200 200 | 200",
+        ),
+        (
+            "DELETE /api/v1/assets/{asset_id}",
+            "401 | 403 403 204 204 204 403 204 | 404 | 401 401 401 | 403 403 204 204 204 | 204",
+        ),
+        (
+            "POST /api/v1/orgs/{org_id}/api-keys",
+            "401 | 403 403 403 201 201 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 201",
+        ),
+        (
+            "GET /api/v1/orgs/{org_id}/api-keys",
+            "401 | 403 403 403 200 200 403 403 | 404 | 401 401 401 | 403 403 403 200 200 | 200",
+        ),
         // The key is the owner's: only the owner's own credential may take a secret for it.
-        ("POST /api/v1/api-keys/{key_id}/rotate", "401 | 403 403 403 403 200 403 403 | 404 | 401 401 401 | 403 403 403 404 404 | 403"),
-        ("DELETE /api/v1/api-keys/{key_id}",   "401 | 403 403 403 204 204 403 403 | 404 | 401 401 401 | 403 403 403 404 404 | 204"),
-        ("POST /api/v1/assets/{asset_id}/links", "401 | 403 403 201 201 201 201 201 | 404 | 401 401 401 | 403 403 201 201 201 | 201"),
-        ("GET /api/v1/assets/{asset_id}/links", "401 | 403 403 200 200 200 200 200 | 404 | 401 401 401 | 403 403 200 200 200 | 200"),
-        ("DELETE /api/v1/links/{link_id}",     "401 | 403 403 204 204 204 403 204 | 404 | 401 401 401 | 403 403 204 204 204 | 204"),
-        ("GET /d/{token}",                     "404 | 404 404 404 404 404 404 404 | 404 | 404 404 404 | 404 404 404 404 404 | 404"),
-        ("POST /api/v1/auth/login",            "422 | 422 422 422 422 422 422 422 | 422 | 422 422 422 | 422 422 422 422 422 | 422"),
-        ("GET /api/v1/auth/sessions",          "401 | 403 403 403 403 403 403 200 | 403 | 401 401 401 | 403 403 403 403 403 | 200"),
+        (
+            "POST /api/v1/api-keys/{key_id}/rotate",
+            "401 | 403 403 403 403 200 403 403 | 404 | 401 401 401 | 403 403 403 404 404 | 403",
+        ),
+        (
+            "DELETE /api/v1/api-keys/{key_id}",
+            "401 | 403 403 403 204 204 403 403 | 404 | 401 401 401 | 403 403 403 404 404 | 204",
+        ),
+        (
+            "POST /api/v1/assets/{asset_id}/links",
+            "401 | 403 403 201 201 201 201 201 | 404 | 401 401 401 | 403 403 201 201 201 | 201",
+        ),
+        (
+            "GET /api/v1/assets/{asset_id}/links",
+            "401 | 403 403 200 200 200 200 200 | 404 | 401 401 401 | 403 403 200 200 200 | 200",
+        ),
+        (
+            "DELETE /api/v1/links/{link_id}",
+            "401 | 403 403 204 204 204 403 204 | 404 | 401 401 401 | 403 403 204 204 204 | 204",
+        ),
+        (
+            "GET /d/{token}",
+            "404 | 404 404 404 404 404 404 404 | 404 | 404 404 404 | 404 404 404 404 404 | 404",
+        ),
+        (
+            "POST /api/v1/auth/login",
+            "422 | 422 422 422 422 422 422 422 | 422 | 422 422 422 | 422 422 422 422 422 | 422",
+        ),
+        (
+            "GET /api/v1/auth/sessions",
+            "401 | 403 403 403 403 403 403 200 | 403 | 401 401 401 | 403 403 403 403 403 | 200",
+        ),
         // The session is the collaborator's: another member's session is not found.
-        ("DELETE /api/v1/auth/sessions/{session_id}", "401 | 403 403 403 403 403 403 204 | 403 | 401 401 401 | 403 403 403 403 403 | 404"),
-        ("POST /api/v1/auth/reauth",           "401 | 403 403 403 403 403 403 204 | 403 | 401 401 401 | 403 403 403 403 403 | 204"),
-        ("POST /api/v1/me/password",           "401 | 403 403 403 403 403 403 401 | 403 | 401 401 401 | 403 403 403 403 403 | 401"),
-        ("POST /api/v1/me/mfa/totp",           "401 | 403 403 403 403 403 403 200 | 403 | 401 401 401 | 403 403 403 403 403 | 200"),
-        ("POST /api/v1/me/mfa/totp/confirm",   "401 | 403 403 403 403 403 403 422 | 403 | 401 401 401 | 403 403 403 403 403 | 422"),
-        ("POST /api/v1/me/mfa/totp/disable",   "401 | 403 403 403 403 403 403 401 | 403 | 401 401 401 | 403 403 403 403 403 | 401"),
-        ("GET /api/v1/orgs/{org_id}/members",  "401 | 403 403 403 200 200 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 200"),
-        ("PATCH /api/v1/orgs/{org_id}",        "401 | 403 403 403 403 200 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 403"),
-        ("PATCH /api/v1/orgs/{org_id}/members/{user_id}", "401 | 403 403 403 200 200 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 200"),
-        ("DELETE /api/v1/orgs/{org_id}/members/{user_id}", "401 | 403 403 403 204 204 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 204"),
-        ("POST /api/v1/orgs/{org_id}/invitations", "401 | 403 403 403 201 201 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 201"),
-        ("GET /api/v1/orgs/{org_id}/invitations", "401 | 403 403 403 200 200 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 200"),
-        ("DELETE /api/v1/invitations/{invitation_id}", "401 | 403 403 403 204 204 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 204"),
-        ("POST /api/v1/invitations/accept",    "404 | 404 404 404 404 404 404 404 | 404 | 404 404 404 | 404 404 404 404 404 | 404"),
-        ("GET /api/v1/orgs/{org_id}/roles",    "401 | 200 200 200 200 200 403 200 | 404 | 401 401 401 | 200 200 200 200 200 | 200"),
-        ("POST /api/v1/orgs/{org_id}/roles",   "401 | 403 403 403 201 201 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 201"),
-        ("PATCH /api/v1/orgs/{org_id}/roles/{role_id}", "401 | 403 403 403 200 200 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 200"),
-        ("DELETE /api/v1/orgs/{org_id}/roles/{role_id}", "401 | 403 403 403 204 204 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 204"),
-        ("POST /api/v1/spaces/{space_id}/grants", "401 | 403 403 403 201 201 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 201"),
-        ("GET /api/v1/spaces/{space_id}/grants", "401 | 403 403 403 200 200 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 200"),
-        ("DELETE /api/v1/spaces/{space_id}/grants/{user_id}", "401 | 403 403 403 204 204 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 204"),
-        ("GET /api/v1/orgs/{org_id}/audit",    "401 | 403 403 403 200 200 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 200"),
-        ("GET /api/v1/assets/{asset_id}/renditions/{name}", "401 | 200 200 200 200 200 200 200 | 404 | 401 401 401 | 200 200 200 200 200 | 200"),
-        ("POST /api/v1/assets/{asset_id}/playback", "401 | 201 201 201 201 201 201 201 | 404 | 401 401 401 | 201 201 201 201 201 | 201"),
+        (
+            "DELETE /api/v1/auth/sessions/{session_id}",
+            "401 | 403 403 403 403 403 403 204 | 403 | 401 401 401 | 403 403 403 403 403 | 404",
+        ),
+        (
+            "POST /api/v1/auth/reauth",
+            "401 | 403 403 403 403 403 403 204 | 403 | 401 401 401 | 403 403 403 403 403 | 204",
+        ),
+        (
+            "POST /api/v1/me/password",
+            "401 | 403 403 403 403 403 403 401 | 403 | 401 401 401 | 403 403 403 403 403 | 401",
+        ),
+        (
+            "POST /api/v1/me/mfa/totp",
+            "401 | 403 403 403 403 403 403 200 | 403 | 401 401 401 | 403 403 403 403 403 | 200",
+        ),
+        (
+            "POST /api/v1/me/mfa/totp/confirm",
+            "401 | 403 403 403 403 403 403 422 | 403 | 401 401 401 | 403 403 403 403 403 | 422",
+        ),
+        (
+            "POST /api/v1/me/mfa/totp/disable",
+            "401 | 403 403 403 403 403 403 401 | 403 | 401 401 401 | 403 403 403 403 403 | 401",
+        ),
+        (
+            "GET /api/v1/orgs/{org_id}/members",
+            "401 | 403 403 403 200 200 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 200",
+        ),
+        (
+            "PATCH /api/v1/orgs/{org_id}",
+            "401 | 403 403 403 403 200 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 403",
+        ),
+        (
+            "PATCH /api/v1/orgs/{org_id}/members/{user_id}",
+            "401 | 403 403 403 200 200 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 200",
+        ),
+        (
+            "DELETE /api/v1/orgs/{org_id}/members/{user_id}",
+            "401 | 403 403 403 204 204 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 204",
+        ),
+        (
+            "POST /api/v1/orgs/{org_id}/invitations",
+            "401 | 403 403 403 201 201 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 201",
+        ),
+        (
+            "GET /api/v1/orgs/{org_id}/invitations",
+            "401 | 403 403 403 200 200 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 200",
+        ),
+        (
+            "DELETE /api/v1/invitations/{invitation_id}",
+            "401 | 403 403 403 204 204 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 204",
+        ),
+        (
+            "POST /api/v1/invitations/accept",
+            "404 | 404 404 404 404 404 404 404 | 404 | 404 404 404 | 404 404 404 404 404 | 404",
+        ),
+        (
+            "GET /api/v1/orgs/{org_id}/roles",
+            "401 | 200 200 200 200 200 403 200 | 404 | 401 401 401 | 200 200 200 200 200 | 200",
+        ),
+        (
+            "POST /api/v1/orgs/{org_id}/roles",
+            "401 | 403 403 403 201 201 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 201",
+        ),
+        (
+            "PATCH /api/v1/orgs/{org_id}/roles/{role_id}",
+            "401 | 403 403 403 200 200 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 200",
+        ),
+        (
+            "DELETE /api/v1/orgs/{org_id}/roles/{role_id}",
+            "401 | 403 403 403 204 204 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 204",
+        ),
+        (
+            "POST /api/v1/spaces/{space_id}/grants",
+            "401 | 403 403 403 201 201 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 201",
+        ),
+        (
+            "GET /api/v1/spaces/{space_id}/grants",
+            "401 | 403 403 403 200 200 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 200",
+        ),
+        (
+            "DELETE /api/v1/spaces/{space_id}/grants/{user_id}",
+            "401 | 403 403 403 204 204 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 204",
+        ),
+        (
+            "GET /api/v1/orgs/{org_id}/audit",
+            "401 | 403 403 403 200 200 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 200",
+        ),
+        (
+            "GET /api/v1/assets/{asset_id}/renditions/{name}",
+            "401 | 200 200 200 200 200 200 200 | 404 | 401 401 401 | 200 200 200 200 200 | 200",
+        ),
+        (
+            "POST /api/v1/assets/{asset_id}/playback",
+            "401 | 201 201 201 201 201 201 201 | 404 | 401 401 401 | 201 201 201 201 201 | 201",
+        ),
         // The playback is the owner's: ending another's takes link:delete.
-        ("DELETE /api/v1/playback/{playback_id}", "401 | 403 403 204 204 204 403 204 | 404 | 401 401 401 | 403 403 204 204 204 | 204"),
-        ("GET /api/v1/orgs/{org_id}/usage",    "401 | 200 200 200 200 200 403 200 | 404 | 401 401 401 | 200 200 200 200 200 | 200"),
-        ("GET /hls/{token}/{*path}",           "404 | 404 404 404 404 404 404 404 | 404 | 404 404 404 | 404 404 404 404 404 | 404"),
+        (
+            "DELETE /api/v1/playback/{playback_id}",
+            "401 | 403 403 204 204 204 403 204 | 404 | 401 401 401 | 403 403 204 204 204 | 204",
+        ),
+        (
+            "GET /api/v1/orgs/{org_id}/usage",
+            "401 | 200 200 200 200 200 403 200 | 404 | 401 401 401 | 200 200 200 200 200 | 200",
+        ),
+        (
+            "GET /hls/{token}/{*path}",
+            "404 | 404 404 404 404 404 404 404 | 404 | 404 404 404 | 404 404 404 404 404 | 404",
+        ),
         // Last: it ends the session it is sent with (a fresh one, for session callers).
-        ("POST /api/v1/auth/logout",           "401 | 403 403 403 403 403 403 204 | 403 | 401 401 401 | 403 403 403 403 403 | 204"),
+        (
+            "POST /api/v1/auth/logout",
+            "401 | 403 403 403 403 403 403 204 | 403 | 401 401 401 | 403 403 403 403 403 | 204",
+        ),
     ]
 }
 
@@ -158,12 +308,24 @@ async fn made_by_owner(srv: &TestServer, owner: &str, path: &str, body: Value) -
 }
 
 /// A fresh API key made by the owner's own key (so the owner owns it): its secret.
-async fn owner_key(srv: &TestServer, ctx_org: &str, owner: &str, role: &str, spaces: Option<&str>) -> String {
+async fn owner_key(
+    srv: &TestServer,
+    ctx_org: &str,
+    owner: &str,
+    role: &str,
+    spaces: Option<&str>,
+) -> String {
     let mut body = json!({"name": unique_name(role), "role": role});
     if let Some(s) = spaces {
         body["spaces"] = json!([s]);
     }
-    made_by_owner(srv, owner, &format!("/api/v1/orgs/{ctx_org}/api-keys"), body).await["api_key"]
+    made_by_owner(
+        srv,
+        owner,
+        &format!("/api/v1/orgs/{ctx_org}/api-keys"),
+        body,
+    )
+    .await["api_key"]
         .as_str()
         .unwrap()
         .to_owned()
@@ -177,26 +339,78 @@ async fn resolve(srv: &TestServer, ctx: &Ctx, route: &str, param: &str) -> Strin
         "org_id" => ctx.org.clone(),
         "space_id" => ctx.space.clone(),
         "asset_id" if route == "DELETE /api/v1/assets/{asset_id}" => {
-            srv.upload(owner, &ctx.space, "victim", vec![1, 2, 3]).await["id"].as_str().unwrap().to_owned()
+            srv.upload(owner, &ctx.space, "victim", vec![1, 2, 3]).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
         }
         "asset_id" => ctx.asset.clone(),
-        "link_id" => made_by_owner(srv, owner, &format!("/api/v1/assets/{}/links", ctx.asset), json!({"expires_in": 600}))
-            .await["id"].as_str().unwrap().to_owned(),
-        "key_id" => made_by_owner(srv, owner, &format!("/api/v1/orgs/{}/api-keys", ctx.org), json!({"name": "victim", "role": "viewer"}))
-            .await["id"].as_str().unwrap().to_owned(),
+        "link_id" => made_by_owner(
+            srv,
+            owner,
+            &format!("/api/v1/assets/{}/links", ctx.asset),
+            json!({"expires_in": 600}),
+        )
+        .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        "key_id" => made_by_owner(
+            srv,
+            owner,
+            &format!("/api/v1/orgs/{}/api-keys", ctx.org),
+            json!({"name": "victim", "role": "viewer"}),
+        )
+        .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
         "user_id" if route.contains("/grants/") => {
-            made_by_owner(srv, owner, &format!("/api/v1/spaces/{}/grants", ctx.space), json!({"user_id": ctx.grantee, "role": "viewer"})).await;
+            made_by_owner(
+                srv,
+                owner,
+                &format!("/api/v1/spaces/{}/grants", ctx.space),
+                json!({"user_id": ctx.grantee, "role": "viewer"}),
+            )
+            .await;
             ctx.grantee.clone()
         }
         "user_id" => add_member(srv, &ctx.org, &unique_email("victim"), "viewer", None),
-        "role_id" if route.starts_with("DELETE") => made_by_owner(srv, owner, &format!("/api/v1/orgs/{}/roles", ctx.org),
-            json!({"name": unique_name("doomed"), "permissions": ["asset:read"]})).await["id"].as_str().unwrap().to_owned(),
+        "role_id" if route.starts_with("DELETE") => made_by_owner(
+            srv,
+            owner,
+            &format!("/api/v1/orgs/{}/roles", ctx.org),
+            json!({"name": unique_name("doomed"), "permissions": ["asset:read"]}),
+        )
+        .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
         "role_id" => ctx.role.clone(),
-        "invitation_id" => made_by_owner(srv, owner, &format!("/api/v1/orgs/{}/invitations", ctx.org),
-            json!({"email": unique_email("withdrawn"), "role": "viewer"})).await["id"].as_str().unwrap().to_owned(),
-        "playback_id" => made_by_owner(srv, owner, &format!("/api/v1/assets/{}/playback", ctx.asset), json!({"expires_in": 600}))
-            .await["id"].as_str().unwrap().to_owned(),
-        "session_id" => sign_in(srv, &ctx.collaborator_email, PASSWORD).await.login["session_id"].as_str().unwrap().to_owned(),
+        "invitation_id" => made_by_owner(
+            srv,
+            owner,
+            &format!("/api/v1/orgs/{}/invitations", ctx.org),
+            json!({"email": unique_email("withdrawn"), "role": "viewer"}),
+        )
+        .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        "playback_id" => made_by_owner(
+            srv,
+            owner,
+            &format!("/api/v1/assets/{}/playback", ctx.asset),
+            json!({"expires_in": 600}),
+        )
+        .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        "session_id" => sign_in(srv, &ctx.collaborator_email, PASSWORD).await.login["session_id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
         "name" => "thumbnail".into(),
         "token" => "Zm9yZ2VkLXRva2VuLXRoYXQtd2FzLW5ldmVyLWlzc3VlZA".into(),
         "*path" => "master.m3u8".into(),
@@ -224,19 +438,31 @@ fn body_for(route: &str, ctx: &Ctx) -> Option<Value> {
     Some(match route {
         "POST /api/v1/orgs/{org_id}/spaces" => json!({"name": "new space"}),
         "POST /api/v1/orgs/{org_id}/api-keys" => json!({"name": "made", "role": "viewer"}),
-        "POST /api/v1/assets/{asset_id}/links" | "POST /api/v1/assets/{asset_id}/playback" => json!({"expires_in": 600}),
+        "POST /api/v1/assets/{asset_id}/links" | "POST /api/v1/assets/{asset_id}/playback" => {
+            json!({"expires_in": 600})
+        }
         "POST /api/v1/auth/login" => json!({}),
         "POST /api/v1/auth/reauth" => json!({"password": PASSWORD}),
-        "POST /api/v1/me/password" => json!({"current_password": "not the password at all 1", "new_password": "a brand new passphrase 77"}),
+        "POST /api/v1/me/password" => {
+            json!({"current_password": "not the password at all 1", "new_password": "a brand new passphrase 77"})
+        }
         "POST /api/v1/me/mfa/totp/confirm" => json!({"code": "000000"}),
         "POST /api/v1/me/mfa/totp/disable" => json!({"password": "not the password at all 2"}),
         "PATCH /api/v1/orgs/{org_id}" => json!({"require_mfa": false}),
         "PATCH /api/v1/orgs/{org_id}/members/{user_id}" => json!({"role": "viewer"}),
-        "POST /api/v1/orgs/{org_id}/invitations" => json!({"email": unique_email("invited"), "role": "viewer"}),
-        "POST /api/v1/invitations/accept" => json!({"token": "never-issued", "password": "whatever it is 12345"}),
-        "POST /api/v1/orgs/{org_id}/roles" => json!({"name": unique_name("made"), "permissions": ["asset:read"]}),
+        "POST /api/v1/orgs/{org_id}/invitations" => {
+            json!({"email": unique_email("invited"), "role": "viewer"})
+        }
+        "POST /api/v1/invitations/accept" => {
+            json!({"token": "never-issued", "password": "whatever it is 12345"})
+        }
+        "POST /api/v1/orgs/{org_id}/roles" => {
+            json!({"name": unique_name("made"), "permissions": ["asset:read"]})
+        }
         "PATCH /api/v1/orgs/{org_id}/roles/{role_id}" => json!({"permissions": ["asset:read"]}),
-        "POST /api/v1/spaces/{space_id}/grants" => json!({"user_id": ctx.grantee, "role": "viewer"}),
+        "POST /api/v1/spaces/{space_id}/grants" => {
+            json!({"user_id": ctx.grantee, "role": "viewer"})
+        }
         _ => return None,
     })
 }
@@ -250,8 +476,13 @@ async fn call(srv: &TestServer, ctx: &Ctx, route: &str, cred: &Cred) -> StatusCo
     // Logging out ends the session it is sent with: a session caller logs out a fresh one.
     let fresh;
     let cred = match cred {
-        Cred::Session { email, .. } if route == "POST /api/v1/auth/logout" && email != "removed" => {
-            fresh = Cred::Session { web: sign_in(srv, email, PASSWORD).await, email: email.clone() };
+        Cred::Session { email, .. }
+            if route == "POST /api/v1/auth/logout" && email != "removed" =>
+        {
+            fresh = Cred::Session {
+                web: sign_in(srv, email, PASSWORD).await,
+                email: email.clone(),
+            };
             &fresh
         }
         other => other,
@@ -271,7 +502,11 @@ async fn call(srv: &TestServer, ctx: &Ctx, route: &str, cred: &Cred) -> StatusCo
     let status = res.status();
     if status.is_client_error() && !route.starts_with("GET /hls/") {
         // Every refusal is a problem document (HLS refusals are bare 404s for players).
-        assert_eq!(res.headers()["content-type"], "application/problem+json", "{route}");
+        assert_eq!(
+            res.headers()["content-type"],
+            "application/problem+json",
+            "{route}"
+        );
     }
     status
 }
@@ -287,10 +522,23 @@ fn served_routes() -> Vec<String> {
 #[test]
 fn every_served_route_has_a_row_in_the_matrix() {
     let rows: Vec<&str> = table().iter().map(|(r, _)| *r).collect();
-    let missing: Vec<String> = served_routes().into_iter().filter(|r| !rows.contains(&r.as_str())).collect();
-    assert!(missing.is_empty(), "routes without a row in the authorization matrix: {missing:?}");
-    let stale: Vec<&str> = rows.iter().copied().filter(|r| !served_routes().iter().any(|s| s == r)).collect();
-    assert!(stale.is_empty(), "matrix rows for routes the router does not serve: {stale:?}");
+    let missing: Vec<String> = served_routes()
+        .into_iter()
+        .filter(|r| !rows.contains(&r.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "routes without a row in the authorization matrix: {missing:?}"
+    );
+    let stale: Vec<&str> = rows
+        .iter()
+        .copied()
+        .filter(|r| !served_routes().iter().any(|s| s == r))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "matrix rows for routes the router does not serve: {stale:?}"
+    );
     for (_, row) in table() {
         expected(row);
     }

@@ -14,7 +14,10 @@ const PASSWORD: &str = "correct horse battery staple 42";
 
 /// The token after `/invite#` in an invitation message.
 fn invite_token(mail: &ReceivedMail) -> String {
-    let at = mail.body.find("/invite#").expect("the message carries the link");
+    let at = mail
+        .body
+        .find("/invite#")
+        .expect("the message carries the link");
     mail.body[at + "/invite#".len()..]
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
@@ -22,13 +25,26 @@ fn invite_token(mail: &ReceivedMail) -> String {
 }
 
 async fn post(srv: &TestServer, key: &str, path: &str, body: Value) -> reqwest::Response {
-    srv.req(Method::POST, path, Some(key)).json(&body).send().await.unwrap()
+    srv.req(Method::POST, path, Some(key))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
 }
 
 /// A key made by `owner` through the API, limited to `space`, with `role`.
 async fn limited_key(srv: &TestServer, owner: &str, org: &str, role: &str, space: &str) -> String {
-    let res = post(srv, owner, &format!("/api/v1/orgs/{org}/api-keys"), json!({"name": "limited", "role": role, "spaces": [space]})).await;
-    expect_json(res, StatusCode::CREATED).await["api_key"].as_str().unwrap().to_owned()
+    let res = post(
+        srv,
+        owner,
+        &format!("/api/v1/orgs/{org}/api-keys"),
+        json!({"name": "limited", "role": role, "spaces": [space]}),
+    )
+    .await;
+    expect_json(res, StatusCode::CREATED).await["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 both_backends! {
@@ -253,5 +269,13 @@ both_backends! {
 }
 
 fn percent_encode(s: &str) -> String {
-    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b == b'.' { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'.' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }

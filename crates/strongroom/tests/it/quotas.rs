@@ -7,16 +7,36 @@ use serde_json::json;
 use crate::both_backends;
 use crate::support::*;
 
-async fn put(srv: &TestServer, key: &str, space: &str, name: &str, len: usize) -> reqwest::Response {
-    srv.req(Method::POST, &format!("/api/v1/spaces/{space}/assets?filename={name}"), Some(key))
-        .body(vec![b'q'; len])
-        .send()
-        .await
-        .unwrap()
+async fn put(
+    srv: &TestServer,
+    key: &str,
+    space: &str,
+    name: &str,
+    len: usize,
+) -> reqwest::Response {
+    srv.req(
+        Method::POST,
+        &format!("/api/v1/spaces/{space}/assets?filename={name}"),
+        Some(key),
+    )
+    .body(vec![b'q'; len])
+    .send()
+    .await
+    .unwrap()
 }
 
 fn set_quota(srv: &TestServer, org: &str, bytes: &str, assets: &str) -> serde_json::Value {
-    srv.run_json(&["admin", "set-quota", "--org", org, "--max-bytes", bytes, "--max-assets", assets, "--json"])
+    srv.run_json(&[
+        "admin",
+        "set-quota",
+        "--org",
+        org,
+        "--max-bytes",
+        bytes,
+        "--max-assets",
+        assets,
+        "--json",
+    ])
 }
 
 both_backends! {
