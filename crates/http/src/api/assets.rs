@@ -7,9 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use strongroom_domain::{AssetId, Filename, SpaceId};
-use strongroom_service::{ListQuery, NewUpload};
-
-use strongroom_service::perm;
+use strongroom_service::{ListQuery, NewUpload, perm};
 
 use super::Route;
 use crate::AppState;

@@ -6,9 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use strongroom_domain::{ApiKeyId, Name, SpaceId};
-use strongroom_service::ListQuery;
-
-use strongroom_service::perm;
+use strongroom_service::{ListQuery, perm};
 
 use super::Route;
 use super::spaces::org_id;

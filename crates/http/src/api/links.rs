@@ -10,9 +10,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, he
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use strongroom_domain::LinkId;
-use strongroom_service::{LinkGrant, ListQuery, NewLink};
-
-use strongroom_service::perm;
+use strongroom_service::{LinkGrant, ListQuery, NewLink, perm};
 
 use super::Route;
 use super::assets::{asset_id, unprocessable};

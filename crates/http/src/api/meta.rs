@@ -6,9 +6,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use strongroom_domain::OrgId;
-use strongroom_service::Actor;
-
-use strongroom_service::perm;
+use strongroom_service::{Actor, perm};
 
 use super::Route;
 use crate::AppState;

@@ -5,9 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use strongroom_domain::{Name, OrgId};
-use strongroom_service::{ListQuery, Space};
-
-use strongroom_service::perm;
+use strongroom_service::{ListQuery, Space, perm};
 
 use super::Route;
 use crate::AppState;
