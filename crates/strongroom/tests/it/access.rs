@@ -200,7 +200,7 @@ both_backends! {
         for round in 0..5 {
             assert_eq!(owners().await, both, "round {round} starts with two owners");
             // Both owners are demoted at the same moment: a barrier releases the two requests
-            // together, so each is checked while the other is in flight; at most one may win.
+            // together, on connections already open; exactly one may win.
             let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
             let tasks: Vec<_> = [&boot.user_id, &second].into_iter().zip(&callers).map(|(user, client)| {
                 let req = client
