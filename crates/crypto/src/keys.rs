@@ -33,6 +33,10 @@ const FINGERPRINT_MSG: &[u8] = b"strongroom root key fingerprint v1";
 const KEK_AAD_LABEL: &[u8] = b"strongroom kek";
 /// Associated-data label of a wrapped DEK. Frozen: changing it makes stored DEKs unreadable.
 const DEK_AAD_LABEL: &[u8] = b"strongroom dek";
+/// Prefix of a field key's purpose inside the HKDF info string (`"strongroom v1 field:totp"`).
+/// Frozen: changing it makes every field-encrypted value (TOTP secrets, job payloads, HLS content
+/// keys) unreadable. It also keeps field keys apart from every [`RootKey::derive`] key.
+const FIELD_PURPOSE_PREFIX: &str = "field:";
 /// Largest key file we are willing to read; a real one is 65 bytes.
 const MAX_KEY_FILE: u64 = 4096;
 
@@ -167,7 +171,7 @@ impl RootKey {
     /// An AES-256-GCM key for one kind of secret kept in a database field (TOTP secrets,
     /// third-party credentials), derived for `purpose` (independent of every `derive` key).
     pub fn field_key(&self, purpose: &str) -> FieldKey {
-        let bytes = self.derive_bytes(&format!("field:{purpose}"));
+        let bytes = self.derive_bytes(&format!("{FIELD_PURPOSE_PREFIX}{purpose}"));
         FieldKey {
             key: aes_key(&bytes),
         }
@@ -293,9 +297,14 @@ pub struct FieldKey {
 }
 
 impl FieldKey {
-    /// `nonce || ciphertext || tag`.
+    /// `nonce || ciphertext || tag`, with a fresh random nonce.
     pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
-        let nonce: [u8; 12] = crate::token::random_bytes();
+        self.seal_with_nonce(crate::token::random_bytes(), aad, plaintext)
+    }
+
+    /// [`FieldKey::seal`] with a fixed nonce. For test vectors only: two values sealed with one
+    /// nonce under the same key break AES-GCM.
+    pub fn seal_with_nonce(&self, nonce: [u8; 12], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
         let mut buf = plaintext.to_vec();
         let tag = crate::aead::seal(&self.key, nonce, aad, &mut buf);
         let mut out = Vec::with_capacity(12 + buf.len() + tag.len());

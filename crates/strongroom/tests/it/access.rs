@@ -178,15 +178,58 @@ both_backends! {
         let org = boot.org_id.as_str();
         let second = add_member(&srv, org, "second@example.com", "owner");
         let (_, service_key) = srv.create_key(org, "owner");
-        // Each owner demotes the other at the same moment: at most one demotion may win.
-        let a = srv.req(Method::PATCH, &member_path(org, &boot.user_id), Some(&service_key)).json(&json!({"role": "admin"})).send();
-        let b2 = srv.req(Method::PATCH, &member_path(org, &second), Some(&service_key)).json(&json!({"role": "admin"})).send();
-        let (a, b2) = tokio::join!(a, b2);
-        let statuses = [a.unwrap().status(), b2.unwrap().status()];
-        assert!(statuses.contains(&StatusCode::OK), "{statuses:?}");
-        assert!(statuses.contains(&StatusCode::CONFLICT), "{statuses:?}");
-        let members = get_json(srv.req(Method::GET, &format!("/api/v1/orgs/{org}/members"), Some(&service_key))).await;
-        assert_eq!(members["items"].as_array().unwrap().iter().filter(|m| m["role"] == "owner").count(), 1);
+        let owners = || async {
+            let members = get_json(srv.req(Method::GET, &format!("/api/v1/orgs/{org}/members"), Some(&service_key))).await;
+            let mut ids: Vec<String> = members["items"].as_array().unwrap().iter()
+                .filter(|m| m["role"] == "owner")
+                .map(|m| m["user_id"].as_str().unwrap().to_owned())
+                .collect();
+            ids.sort();
+            ids
+        };
+        let mut both = vec![boot.user_id.clone(), second.clone()];
+        both.sort();
+        // Two callers, each on a connection of its own that is already open, so neither request
+        // waits for a handshake the other does not.
+        let callers: Vec<reqwest::Client> = (0..2)
+            .map(|_| strongroom_testkit::https_client_builder(&srv.cert).http1_only().build().unwrap())
+            .collect();
+        for c in &callers {
+            assert_eq!(c.get(srv.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
+        }
+        for round in 0..5 {
+            assert_eq!(owners().await, both, "round {round} starts with two owners");
+            // Both owners are demoted at the same moment: a barrier releases the two requests
+            // together, on connections already open; exactly one may win.
+            let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+            let tasks: Vec<_> = [&boot.user_id, &second].into_iter().zip(&callers).map(|(user, client)| {
+                let req = client
+                    .patch(srv.url(&member_path(org, user)))
+                    .bearer_auth(&service_key)
+                    .json(&json!({"role": "admin"}));
+                let barrier = barrier.clone();
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    req.send().await.unwrap().status()
+                })
+            }).collect();
+            let mut statuses = Vec::new();
+            for t in tasks {
+                statuses.push(t.await.unwrap());
+            }
+            let mut sorted = statuses.clone();
+            sorted.sort();
+            assert_eq!(sorted, vec![StatusCode::OK, StatusCode::CONFLICT], "round {round}: {statuses:?}");
+            let left = owners().await;
+            assert_eq!(left.len(), 1, "round {round}: owners left {left:?}");
+            // The one whose demotion was refused is the one still owner.
+            let refused = if statuses[0] == StatusCode::CONFLICT { &boot.user_id } else { &second };
+            assert_eq!(&left[0], refused, "round {round}");
+            // Both owners again for the next round.
+            let demoted = if refused == &boot.user_id { &second } else { &boot.user_id };
+            let res = send(srv.req(Method::PATCH, &member_path(org, demoted), Some(&service_key)).json(&json!({"role": "owner"}))).await;
+            expect_json(res, StatusCode::OK).await;
+        }
     }
 
     async fn removing_a_member_ends_their_sessions_and_keys(b: Backend) {

@@ -1,26 +1,37 @@
-//! Durability: an acknowledged upload survives `kill -9` of the real binary; a partial upload
-//! (server killed mid-body, or client aborting) never becomes visible and leaves no temp file; a
-//! media job interrupted by `kill -9` is finished after the restart.
+//! Durability, on both backends: an acknowledged upload survives `kill -9` of the real binary; a
+//! partial upload (server killed mid-body, or client aborting) never becomes visible and leaves
+//! no temp file; a media job cut off by `kill -9` while ffmpeg works on it is taken over and
+//! finished after the restart.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::process::{BinServer, bin_json, bootstrap_with_space, poll, sha256_hex, spawn_serve};
+use crate::process::{BinInstance, BinServer, poll, sha256_hex};
 use crate::support::*;
 
-/// A binary server on `dir` with an owner key and a space: (server, api key, org id, space id).
-async fn binary_instance(dir: &Path) -> (BinServer, String, String, String) {
-    let srv = tokio::task::block_in_place(|| spawn_serve(dir)).serving();
+/// A binary server on a new instance with an owner key and a space: (instance, server, api key,
+/// org id, space id); `None` when the backend is skipped.
+async fn binary_instance(b: Backend) -> Option<(BinInstance, BinServer, String, String, String)> {
+    let inst = BinInstance::new(b).await?;
+    let srv = tokio::task::block_in_place(|| inst.serve()).serving();
     // Bootstrap through the CLI while the server runs.
-    let (key, org, space) = bootstrap_with_space(&srv, dir, "owner@example.com", "site").await;
-    (srv, key, org, space)
+    let (key, org, space) = inst
+        .bootstrap_with_space(&srv, "owner@example.com", "site")
+        .await;
+    Some((inst, srv, key, org, space))
+}
+
+/// `kill -9`, then a new `serve` on the same instance.
+async fn crash_and_restart(inst: &BinInstance, srv: BinServer) -> BinServer {
+    srv.kill9().await;
+    tokio::task::block_in_place(|| inst.serve()).serving()
 }
 
 async fn list_assets(srv: &BinServer, key: &str, space: &str) -> Vec<Value> {
@@ -50,166 +61,145 @@ fn largest_temp_file(data_dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledged_upload_survives_kill_9() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let (srv, key, _org, space) = binary_instance(&dir).await;
-
-    let data = pattern(3 << 20, 2024);
-    let res = srv
-        .req(
-            Method::POST,
-            &format!("/api/v1/spaces/{space}/assets?filename=big.bin"),
-            Some(&key),
-        )
-        .header("content-type", "application/octet-stream")
-        .body(data.clone())
-        .send()
-        .await
-        .unwrap();
-    let asset = expect_json(res, StatusCode::CREATED).await;
-    assert_eq!(asset["sha256"], sha256_hex(&data));
-    let id = asset["id"].as_str().unwrap().to_owned();
-
-    // Immediately after the 201: no graceful anything.
-    srv.kill9().await;
-
-    let srv = tokio::task::block_in_place(|| spawn_serve(&dir)).serving();
-    let meta = expect_json(
-        srv.req(Method::GET, &format!("/api/v1/assets/{id}"), Some(&key))
-            .send()
-            .await
-            .unwrap(),
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(meta, asset, "the asset's metadata changed across the crash");
-    let res = srv
-        .req(
-            Method::GET,
-            &format!("/api/v1/assets/{id}/content"),
-            Some(&key),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let body = res.bytes().await.unwrap();
-    assert_eq!(body.len(), data.len());
-    assert!(
-        body.as_ref() == data.as_slice(),
-        "the bytes changed across the crash"
-    );
-    assert_eq!(sha256_hex(&body), asset["sha256"].as_str().unwrap());
-    assert_eq!(list_assets(&srv, &key, &space).await.len(), 1);
-
-    // The key hierarchy and the audit trail came through too.
-    let status = bin_json(&dir, &["keys", "status", "--json"]);
-    assert_eq!(status["data_keys"], json!({"1": 1}), "{status}");
-    let verdict = bin_json(&dir, &["audit", "verify", "--json"]);
-    assert_eq!(verdict["intact"], true, "{verdict}");
+/// The pids of the `ffmpeg` processes whose parent is `parent` (the media tools `serve` runs:
+/// `prlimit` execs the tool, so the tool is the server's own child).
+fn ffmpeg_children(parent: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`; comm may hold spaces, so split at the last ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        let ppid = stat[close + 1..]
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
+        if comm == "ffmpeg" && ppid == Some(parent) {
+            found.push(pid);
+        }
+    }
+    found
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn partial_upload_is_never_visible_after_kill_9() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let (srv, key, org, space) = binary_instance(&dir).await;
-
-    // ~2 MiB of body, then the client stalls with the request still open.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }));
-    let req = srv
-        .req(
-            Method::POST,
-            &format!("/api/v1/spaces/{space}/assets?filename=partial.bin"),
-            Some(&key),
-        )
-        .header("content-type", "application/octet-stream")
-        .body(body);
-    let upload = tokio::spawn(async move { req.send().await });
-    let data = pattern(2 << 20, 5);
-    for chunk in data.chunks(64 * 1024) {
-        tx.send(Ok(Bytes::copy_from_slice(chunk))).await.unwrap();
-    }
-    poll(Duration::from_secs(15), || {
-        (largest_temp_file(&dir) >= 1 << 20).then_some(())
-    })
+/// The media job of `asset`: (status, attempts, worker).
+async fn media_job(conn: &mut sqlx::AnyConnection, asset: &str) -> (String, i64, Option<String>) {
+    sqlx::query_as(
+        "SELECT status, attempts, worker FROM jobs WHERE kind = 'media' AND subject = $1",
+    )
+    .bind(asset)
+    .fetch_one(conn)
     .await
-    .expect("the server never wrote the first MiB of the upload to its temp area");
+    .unwrap()
+}
 
-    srv.kill9().await;
-    let outcome = tokio::time::timeout(Duration::from_secs(10), upload)
-        .await
-        .expect("the client never noticed the crash")
-        .unwrap();
-    if let Ok(res) = outcome {
-        assert_ne!(
-            res.status(),
-            StatusCode::CREATED,
-            "a partial upload was acknowledged"
-        );
-    }
-    drop(tx);
-
-    let srv = tokio::task::block_in_place(|| spawn_serve(&dir)).serving();
-    assert_eq!(
-        list_assets(&srv, &key, &space).await,
-        Vec::<Value>::new(),
-        "a partial upload became visible"
-    );
-    let status = bin_json(&dir, &["keys", "status", "--json"]);
-    assert_eq!(
-        status["data_keys"],
-        json!({}),
-        "a partial upload left a data key: {status}"
-    );
-    let res = srv
-        .req(
-            Method::GET,
-            &format!("/api/v1/orgs/{org}/audit?limit=1000"),
-            Some(&key),
-        )
-        .send()
-        .await
-        .unwrap();
-    let trail = expect_json(res, StatusCode::OK).await;
-    assert!(
-        !trail["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["action"] == "asset.create"),
-        "the audit trail records an upload that never completed: {trail}"
-    );
-    assert_eq!(
-        bin_json(&dir, &["audit", "verify", "--json"])["intact"],
-        true
-    );
-
-    // The instance works normally afterwards.
-    let data = pattern(100_000, 6);
-    let res = srv
-        .req(
-            Method::POST,
-            &format!("/api/v1/spaces/{space}/assets?filename=ok.bin"),
-            Some(&key),
-        )
-        .body(data.clone())
-        .send()
-        .await
-        .unwrap();
-    let asset = expect_json(res, StatusCode::CREATED).await;
-    assert_eq!(asset["sha256"], sha256_hex(&data));
-    let items = list_assets(&srv, &key, &space).await;
-    assert_eq!(items.len(), 1);
-    assert_eq!(items[0]["id"], asset["id"]);
+/// How many jobs `strongroom jobs status --json` counts as `status`.
+fn jobs_counted(report: &Value, status: &str) -> u64 {
+    report["counts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no counts: {report}"))
+        .iter()
+        .find(|c| c[0] == status)
+        .map_or(0, |c| c[1].as_u64().unwrap())
 }
 
 both_backends! {
+    async fn acknowledged_upload_survives_kill_9(b: Backend) {
+        let Some((inst, srv, key, _org, space)) = binary_instance(b).await else { return };
+        let data = pattern(3 << 20, 2024);
+        let res = srv
+            .req(Method::POST, &format!("/api/v1/spaces/{space}/assets?filename=big.bin"), Some(&key))
+            .header("content-type", "application/octet-stream")
+            .body(data.clone())
+            .send()
+            .await
+            .unwrap();
+        let asset = expect_json(res, StatusCode::CREATED).await;
+        assert_eq!(asset["sha256"], sha256_hex(&data));
+        let id = asset["id"].as_str().unwrap().to_owned();
+
+        // Immediately after the 201: no graceful anything.
+        let srv = crash_and_restart(&inst, srv).await;
+        let meta = expect_json(srv.req(Method::GET, &format!("/api/v1/assets/{id}"), Some(&key)).send().await.unwrap(), StatusCode::OK).await;
+        assert_eq!(meta, asset, "the asset's metadata changed across the crash");
+        let res = srv.req(Method::GET, &format!("/api/v1/assets/{id}/content"), Some(&key)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let body = res.bytes().await.unwrap();
+        assert_eq!(body.len(), data.len());
+        assert!(body.as_ref() == data.as_slice(), "the bytes changed across the crash");
+        assert_eq!(sha256_hex(&body), asset["sha256"].as_str().unwrap());
+        assert_eq!(list_assets(&srv, &key, &space).await.len(), 1);
+
+        // The key hierarchy and the audit trail came through too.
+        let status = inst.json(&["keys", "status", "--json"]);
+        assert_eq!(status["data_keys"], json!({"1": 1}), "{status}");
+        let verdict = inst.json(&["audit", "verify", "--json"]);
+        assert_eq!(verdict["intact"], true, "{verdict}");
+    }
+
+    async fn partial_upload_is_never_visible_after_kill_9(b: Backend) {
+        let Some((inst, srv, key, org, space)) = binary_instance(b).await else { return };
+        // ~2 MiB of body, then the client stalls with the request still open.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+        let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        }));
+        let req = srv
+            .req(Method::POST, &format!("/api/v1/spaces/{space}/assets?filename=partial.bin"), Some(&key))
+            .header("content-type", "application/octet-stream")
+            .body(body);
+        let upload = tokio::spawn(async move { req.send().await });
+        let data = pattern(2 << 20, 5);
+        for chunk in data.chunks(64 * 1024) {
+            tx.send(Ok(Bytes::copy_from_slice(chunk))).await.unwrap();
+        }
+        poll(Duration::from_secs(15), || (largest_temp_file(&inst.dir) >= 1 << 20).then_some(()))
+            .await
+            .expect("the server never wrote the first MiB of the upload to its temp area");
+
+        srv.kill9().await;
+        let outcome = tokio::time::timeout(Duration::from_secs(10), upload)
+            .await
+            .expect("the client never noticed the crash")
+            .unwrap();
+        if let Ok(res) = outcome {
+            assert_ne!(res.status(), StatusCode::CREATED, "a partial upload was acknowledged");
+        }
+        drop(tx);
+
+        let srv = tokio::task::block_in_place(|| inst.serve()).serving();
+        assert_eq!(list_assets(&srv, &key, &space).await, Vec::<Value>::new(), "a partial upload became visible");
+        let status = inst.json(&["keys", "status", "--json"]);
+        assert_eq!(status["data_keys"], json!({}), "a partial upload left a data key: {status}");
+        let res = srv.req(Method::GET, &format!("/api/v1/orgs/{org}/audit?limit=1000"), Some(&key)).send().await.unwrap();
+        let trail = expect_json(res, StatusCode::OK).await;
+        assert!(
+            !trail["items"].as_array().unwrap().iter().any(|e| e["action"] == "asset.create"),
+            "the audit trail records an upload that never completed: {trail}"
+        );
+        assert_eq!(inst.json(&["audit", "verify", "--json"])["intact"], true);
+
+        // The instance works normally afterwards.
+        let data = pattern(100_000, 6);
+        let res = srv
+            .req(Method::POST, &format!("/api/v1/spaces/{space}/assets?filename=ok.bin"), Some(&key))
+            .body(data.clone())
+            .send()
+            .await
+            .unwrap();
+        let asset = expect_json(res, StatusCode::CREATED).await;
+        assert_eq!(asset["sha256"], sha256_hex(&data));
+        let items = list_assets(&srv, &key, &space).await;
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0]["id"], asset["id"]);
+    }
+
     async fn aborted_upload_leaves_nothing_behind(b: Backend) {
         let Some(srv) = TestServer::start(b).await else { return };
         let boot = srv.bootstrap("owner@example.com", "acme");
@@ -261,73 +251,72 @@ both_backends! {
         let asset = srv.upload(&boot.api_key, &space, "ok.bin", data.clone()).await;
         assert_eq!(asset["size"], data.len() as u64);
     }
-}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_media_job_cut_off_by_kill_9_is_finished_after_the_restart() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let (srv, key, _org, space) = binary_instance(&dir).await;
-    let res = srv
-        .req(
-            Method::POST,
-            &format!("/api/v1/spaces/{space}/assets?filename=clip.mp4"),
-            Some(&key),
-        )
-        .header("content-type", "video/mp4")
-        .body(crate::video::test_video())
-        .send()
-        .await
-        .unwrap();
-    let asset = expect_json(res, StatusCode::CREATED).await;
-    assert_eq!(asset["status"], "processing");
-    let id = asset["id"].as_str().unwrap().to_owned();
-    // Let the worker claim the job and start ffmpeg, then pull the plug.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    srv.kill9().await;
+    async fn a_media_job_cut_off_by_kill_9_is_finished_after_the_restart(b: Backend) {
+        let Some((inst, srv, key, _org, space)) = binary_instance(b).await else { return };
+        let res = srv
+            .req(Method::POST, &format!("/api/v1/spaces/{space}/assets?filename=clip.mp4"), Some(&key))
+            .header("content-type", "video/mp4")
+            .body(crate::video::test_video())
+            .send()
+            .await
+            .unwrap();
+        let asset = expect_json(res, StatusCode::CREATED).await;
+        assert_eq!(asset["status"], "processing");
+        let id = asset["id"].as_str().unwrap().to_owned();
 
-    // After the restart the job is due again (at once if it was never claimed, when its lease
-    // runs out if it was) and the asset ends ready, with its stream.
-    let srv = tokio::task::block_in_place(|| spawn_serve(&dir)).serving();
-    let deadline = std::time::Instant::now() + Duration::from_secs(240);
-    let meta = loop {
-        let meta = expect_json(
-            srv.req(Method::GET, &format!("/api/v1/assets/{id}"), Some(&key))
-                .send()
-                .await
-                .unwrap(),
-            StatusCode::OK,
-        )
-        .await;
-        if meta["status"] != "processing" {
-            break meta;
+        // Wait until a worker has claimed the job and ffmpeg is at work on it, then pull the plug.
+        let server_pid = srv.child.id();
+        let mut conn = inst.db_conn().await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (job, tools) = loop {
+            let job = media_job(&mut conn, &id).await;
+            let tools = ffmpeg_children(server_pid);
+            if job.0 == "running" && !tools.is_empty() {
+                break (job, tools);
+            }
+            assert!(job.0 == "queued" || job.0 == "running", "the job ended before it could be cut off: {job:?}");
+            assert!(Instant::now() < deadline, "no worker was transcoding after 60 s: {job:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(job.1, 1, "first attempt: {job:?}");
+        let first_worker = job.2.clone().expect("a claimed job names its worker");
+        let meta = get_json(srv.req(Method::GET, &format!("/api/v1/assets/{id}"), Some(&key))).await;
+        assert_eq!(meta["status"], "processing", "{meta}");
+        assert!(meta["progress"].as_u64().is_some_and(|p| p < 100), "a processing asset shows its progress: {meta}");
+        srv.kill9().await;
+
+        // What the crash left: the job claimed and running, as the operator sees it, its work
+        // cut off with no renditions.
+        let report = inst.json(&["jobs", "status", "--json"]);
+        assert_eq!((jobs_counted(&report, "running"), jobs_counted(&report, "done")), (1, 0), "{report}");
+        let after_kill = media_job(&mut conn, &id).await;
+        assert_eq!(after_kill, job, "the job changed after ffmpeg ({tools:?}) was seen working on it");
+
+        // After the restart the job is due again once its lease runs out, is taken over by the new
+        // worker (a second attempt), and the asset ends ready, with its stream.
+        let srv = tokio::task::block_in_place(|| inst.serve()).serving();
+        let deadline = Instant::now() + Duration::from_secs(240);
+        let meta = loop {
+            let meta = get_json(srv.req(Method::GET, &format!("/api/v1/assets/{id}"), Some(&key))).await;
+            if meta["status"] != "processing" {
+                break meta;
+            }
+            assert!(Instant::now() < deadline, "never finished: {meta}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        assert_eq!(meta["status"], "ready", "{meta}");
+        let (status, attempts, worker) = media_job(&mut conn, &id).await;
+        assert_eq!((status.as_str(), attempts), ("done", 2), "the cut-off attempt and the one that finished");
+        assert_ne!(worker.as_deref(), Some(first_worker.as_str()), "finished by the new server's worker");
+        let names: Vec<&str> = meta["renditions"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+        for want in ["thumbnail", "preview", "hls/360p", "hls/720p"] {
+            assert!(names.contains(&want), "{want} missing from {names:?}");
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never finished: {meta}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    assert_eq!(meta["status"], "ready", "{meta}");
-    let names: Vec<&str> = meta["renditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap())
-        .collect();
-    assert!(
-        names.contains(&"hls/720p") && names.contains(&"thumbnail"),
-        "{names:?}"
-    );
-    let res = srv
-        .req(
-            Method::POST,
-            &format!("/api/v1/assets/{id}/playback"),
-            Some(&key),
-        )
-        .json(&json!({"expires_in": 60}))
-        .send()
-        .await
-        .unwrap();
-    expect_json(res, StatusCode::CREATED).await;
+        let res = srv.req(Method::POST, &format!("/api/v1/assets/{id}/playback"), Some(&key)).json(&json!({"expires_in": 60})).send().await.unwrap();
+        let pb = expect_json(res, StatusCode::CREATED).await;
+        let master = srv.client.get(pb["url"].as_str().unwrap()).send().await.unwrap();
+        assert_eq!(master.status(), StatusCode::OK);
+        assert!(master.text().await.unwrap().contains("720p/index.m3u8"));
+    }
 }

@@ -35,6 +35,39 @@ fn snapshot_objects(srv: &TestServer) -> BTreeMap<PathBuf, Vec<u8>> {
         .collect()
 }
 
+/// The KEK versions stored (wrapped by the root key).
+async fn kek_versions(srv: &TestServer) -> Vec<i64> {
+    let mut conn = srv.db_conn().await;
+    sqlx::query_scalar("SELECT version FROM keks ORDER BY version")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// Asserts that every data key is now under KEK `version` and that its wrapped bytes changed.
+fn assert_all_rewrapped(
+    before: &BTreeMap<String, (i64, Vec<u8>)>,
+    after: &BTreeMap<String, (i64, Vec<u8>)>,
+    version: i64,
+) {
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>(),
+        "rotation added or removed data keys"
+    );
+    for (id, (v, w)) in after {
+        let (old_v, old_w) = &before[id];
+        assert_eq!(*v, version, "blob {id} is under KEK {v}, not {version}");
+        assert_ne!(v, old_v, "blob {id}'s KEK version did not change");
+        assert_ne!(w, old_w, "blob {id}'s data key was not rewrapped");
+        assert_eq!(
+            w.len(),
+            60,
+            "blob {id}: a wrapped key is nonce || key || tag"
+        );
+    }
+}
+
 fn status_of(v: &Value) -> (u64, BTreeMap<String, u64>) {
     let active = v["active_version"]
         .as_u64()
@@ -69,6 +102,8 @@ both_backends! {
         let objects = snapshot_objects(&srv);
         assert_eq!(objects.len(), 3, "expected one object file per asset");
         let wrapped_before = wrapped_keys(&srv).await;
+        assert!(wrapped_before.values().all(|(v, _)| *v == 1), "{wrapped_before:?}");
+        assert_eq!(kek_versions(&srv).await, vec![1]);
 
         let report = srv.run_json(&["keys", "rotate", "--json"]);
         assert_eq!(report["active_version"], 2, "{report}");
@@ -76,14 +111,12 @@ both_backends! {
         assert_eq!(report["retired_versions"], json!([1]), "{report}");
         let (active, keys) = status_of(&srv.run_json(&["keys", "status", "--json"]));
         assert_eq!((active, keys), (2, counts(&[("2", 3)])));
-
-        assert_eq!(snapshot_objects(&srv), objects, "rotation rewrote stored objects");
+        // What is stored says the same: every data key rewrapped under KEK 2, KEK 1 gone, and
+        // every object file byte for byte what it was.
         let wrapped_after = wrapped_keys(&srv).await;
-        assert_eq!(wrapped_after.len(), 3);
-        for (id, (v, w)) in &wrapped_after {
-            assert_eq!(*v, 2, "blob {id} still under an old KEK");
-            assert_ne!(w, &wrapped_before[id].1, "blob {id}'s data key was not rewrapped");
-        }
+        assert_all_rewrapped(&wrapped_before, &wrapped_after, 2);
+        assert_eq!(kek_versions(&srv).await, vec![2], "the retired KEK is still stored");
+        assert_eq!(snapshot_objects(&srv), objects, "rotation rewrote stored objects");
 
         // The running server picks up the new KEK, for reads and new writes.
         for (id, data) in &assets {
@@ -94,6 +127,10 @@ both_backends! {
         assets.push((a["id"].as_str().unwrap().to_owned(), data));
         let (active, keys) = status_of(&srv.run_json(&["keys", "status", "--json"]));
         assert_eq!((active, keys), (2, counts(&[("2", 4)])), "the new upload is not under the new KEK");
+        let objects = snapshot_objects(&srv);
+        assert_eq!(objects.len(), 4);
+        let wrapped_before = wrapped_keys(&srv).await;
+        assert!(wrapped_before.values().all(|(v, _)| *v == 2), "{wrapped_before:?}");
 
         let report = srv.run_json(&["keys", "rotate", "--json"]);
         assert_eq!(report["active_version"], 3, "{report}");
@@ -101,15 +138,19 @@ both_backends! {
         assert_eq!(report["retired_versions"], json!([2]), "{report}");
         let (active, keys) = status_of(&srv.run_json(&["keys", "status", "--json"]));
         assert_eq!((active, keys), (3, counts(&[("3", 4)])));
+        assert_all_rewrapped(&wrapped_before, &wrapped_keys(&srv).await, 3);
+        assert_eq!(kek_versions(&srv).await, vec![3], "the retired KEK is still stored");
+        assert_eq!(snapshot_objects(&srv), objects, "the second rotation rewrote stored objects");
         for (id, data) in &assets {
             assert_eq!(&download(&srv, &boot.api_key, id).await, data, "asset {id} unreadable after the second rotation");
         }
 
-        // The human output says the same.
+        // The human output states the same facts.
         let out = srv.run(&["keys", "status"]);
         assert!(out.status.success());
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains('3') && text.contains('4'), "{text}");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines, vec!["active KEK version: 3", "  version 3: 4 data keys"], "{text}");
     }
 
     async fn keys_rotate_during_an_in_flight_upload(b: Backend) {

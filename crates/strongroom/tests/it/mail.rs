@@ -1,5 +1,6 @@
 //! Mail through a real SMTP server (the sink `scripts/mailsink.sh` starts): invitations with
-//! single-use links, and security notices for a new device, a password change and MFA changes.
+//! single-use links, and security notices for a new device, a password change, MFA changes, a
+//! recovery code used, and an account lockout.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -224,11 +225,66 @@ both_backends! {
         let enrol = expect_json(web.send(&srv, Method::POST, "/api/v1/me/mfa/totp").send().await.unwrap(), StatusCode::OK).await;
         let code = oathtool(enrol["secret"].as_str().unwrap());
         let res = web.send(&srv, Method::POST, "/api/v1/me/mfa/totp/confirm").json(&json!({"code": code})).send().await.unwrap();
-        expect_json(res, StatusCode::OK).await;
+        let confirmed = expect_json(res, StatusCode::OK).await;
         wait_for_mail(&email, "Two-factor authentication is on").await;
+
+        // A sign-in with a recovery code instead of the authenticator: a notice, from where.
+        let recovery = confirmed["recovery_codes"][0].as_str().expect("recovery codes are shown once").to_owned();
+        let with_code = json!({"email": email, "password": "another long passphrase 8", "recovery_code": recovery});
+        let res = srv.client.post(srv.url("/api/v1/auth/login")).json(&with_code).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let used = wait_for_mail(&email, "recovery code was used").await;
+        assert!(used.body.contains("cannot be used again") && used.body.contains("127.0.0.1"), "{}", used.body);
+        // A code that does not work sends nothing: the same code again is refused.
+        let res = srv.client.post(srv.url("/api/v1/auth/login")).json(&with_code).send().await.unwrap();
+        expect_problem(res, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+
         let res = web.send(&srv, Method::POST, "/api/v1/me/mfa/totp/disable").json(&json!({"password": "another long passphrase 8"})).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::NO_CONTENT);
         wait_for_mail(&email, "turned off").await;
+        let recovery_notices = mail_to(&email).iter().filter(|m| m.subject.contains("recovery code was used")).count();
+        assert_eq!(recovery_notices, 1, "one notice per recovery code used");
+    }
+
+    async fn a_lockout_is_told_to_the_user_once(b: Backend) {
+        // Guesses from eight addresses, solving every captcha, until the account reaches its
+        // hourly limit of 100 failed checks: the user gets one notice, and still signs in from
+        // an address they used before.
+        let (url, _) = mail_sink();
+        let Some(srv) = TestServer::start_with(b, |s| {
+            let mailer = strongroom::mail::SmtpMailer::new(&url, "Strongroom <noreply@strongroom.test>").unwrap();
+            s.instance.service.mailer = Some(std::sync::Arc::new(mailer));
+            s.instance.service.captcha_bits = 4;
+            s.instance.service.failure_delay = std::time::Duration::ZERO;
+        }).await else { return };
+        let (boot, _) = owner(&srv);
+        let email = unique_email("locked");
+        add_member(&srv, &boot.org_id, &email, "viewer", Some(STRONG));
+        let usual = from(&srv, 9);
+        assert_eq!(attempt_solving(&srv, &usual, &email, STRONG).await, StatusCode::OK);
+
+        let attackers: Vec<reqwest::Client> = (20..28).map(|o| from(&srv, o)).collect();
+        let mut checked = 0;
+        let mut refused = 0;
+        for round in 0..20 {
+            for (i, client) in attackers.iter().enumerate() {
+                match attempt_solving(&srv, client, &email, &format!("guess {round} {i}")).await {
+                    StatusCode::UNAUTHORIZED => checked += 1,
+                    StatusCode::TOO_MANY_REQUESTS => refused += 1,
+                    other => panic!("a guess was answered {other}"),
+                }
+            }
+        }
+        assert_eq!(checked, 100, "the account limit: 100 checked guesses an hour ({refused} refused)");
+        let notice = wait_for_mail(&email, "Many failed sign-ins").await;
+        assert!(notice.body.contains("paused for up to an hour"), "{}", notice.body);
+        // The owner of the account still gets in from their usual address; a new one is refused.
+        assert_eq!(attempt_solving(&srv, &usual, &email, STRONG).await, StatusCode::OK);
+        assert_eq!(attempt_solving(&srv, &from(&srv, 40), &email, STRONG).await, StatusCode::TOO_MANY_REQUESTS);
+        // One notice for the lockout, however many guesses came after it.
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let lockouts = mail_to(&email).iter().filter(|m| m.subject.contains("Many failed sign-ins")).count();
+        assert_eq!(lockouts, 1);
     }
 
     async fn undeliverable_mail_stays_queued_for_retry(b: Backend) {
@@ -258,6 +314,47 @@ both_backends! {
         let payload: Vec<u8> = sqlx::query_scalar("SELECT payload FROM jobs").fetch_one(&mut conn).await.unwrap();
         assert!(!contains(&payload, b"queued-") && !contains(&payload, b"/invite#"));
     }
+}
+
+/// A client whose requests come from 127.0.0.`last_octet`.
+fn from(srv: &TestServer, last_octet: u8) -> reqwest::Client {
+    strongroom_testkit::https_client_builder(&srv.cert)
+        .local_address(std::net::IpAddr::from([127, 0, 0, last_octet]))
+        .build()
+        .unwrap()
+}
+
+/// One sign-in attempt from `client`; when asked for a captcha, solves it and tries again.
+async fn attempt_solving(
+    srv: &TestServer,
+    client: &reqwest::Client,
+    email: &str,
+    password: &str,
+) -> StatusCode {
+    let login = |captcha: Option<String>| {
+        let mut body = json!({"email": email, "password": password});
+        if let Some(c) = captcha {
+            body["captcha"] = json!(c);
+        }
+        client
+            .post(srv.url("/api/v1/auth/login"))
+            .json(&body)
+            .send()
+    };
+    let res = login(None).await.unwrap();
+    if res.status() != StatusCode::PRECONDITION_REQUIRED {
+        return res.status();
+    }
+    let problem: Value = res.json().await.unwrap();
+    let challenge = problem["challenge"]
+        .as_str()
+        .expect("a 428 carries the challenge");
+    let bits: u32 = challenge.split('.').nth(3).unwrap().parse().unwrap();
+    let solution = format!(
+        "{challenge}:{}",
+        strongroom_crypto::pow::solve(challenge, bits)
+    );
+    login(Some(solution)).await.unwrap().status()
 }
 
 /// The current TOTP code from `oathtool`, an implementation independent of ours.

@@ -247,6 +247,102 @@ pub(crate) fn spawn_serve_with(data_dir: &Path, env: &[(&str, &str)]) -> Started
     }
 }
 
+/// A data dir for the binary on either backend: SQLite inside the dir, or a fresh PostgreSQL
+/// database (dropped with this), handed to every `serve` and CLI run as
+/// `STRONGROOM_DATABASE_URL`.
+pub(crate) struct BinInstance {
+    pub dir: std::path::PathBuf,
+    pub db: strongroom_testkit::TestDb,
+    _tmp: tempfile::TempDir,
+}
+
+impl BinInstance {
+    /// A new, empty instance; `None` when this backend is skipped.
+    pub(crate) async fn new(backend: Backend) -> Option<BinInstance> {
+        let db = strongroom_testkit::TestDb::new(backend).await?;
+        let tmp = tempfile::tempdir().unwrap();
+        Some(BinInstance {
+            dir: tmp.path().join("data"),
+            db,
+            _tmp: tmp,
+        })
+    }
+
+    fn env(&self) -> Vec<(&'static str, &str)> {
+        self.db
+            .url
+            .iter()
+            .map(|u| ("STRONGROOM_DATABASE_URL", u.as_str()))
+            .collect()
+    }
+
+    /// [`spawn_serve`] on this instance. Once it serves, the data dir holds an SQLite database
+    /// exactly when the backend is SQLite: a PostgreSQL test really runs on PostgreSQL.
+    pub(crate) fn serve(&self) -> Started {
+        let started = spawn_serve_with(&self.dir, &self.env());
+        if let Started::Serving(_) = &started {
+            assert_eq!(
+                self.dir.join("strongroom.db").exists(),
+                self.db.backend == Backend::Sqlite,
+                "serve used the wrong database for {:?}",
+                self.db.backend
+            );
+        }
+        started
+    }
+
+    /// The binary pointed at this instance (the caller adds the arguments).
+    pub(crate) fn bin(&self) -> Command {
+        let mut c = bin();
+        c.envs(self.env())
+            .env("STRONGROOM_DATA_DIR", &self.dir)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs the binary on this instance and parses its JSON output; panics with stderr on failure.
+    pub(crate) fn json(&self, args: &[&str]) -> Value {
+        let out = self.bin().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// A direct database connection, for tests that look at rows.
+    pub(crate) async fn db_conn(&self) -> sqlx::AnyConnection {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        sqlx::AnyConnection::connect(&self.db.direct_url(&self.dir))
+            .await
+            .unwrap()
+    }
+
+    /// [`bootstrap_with_space`] on this instance: (api key, org id, space id).
+    pub(crate) async fn bootstrap_with_space(
+        &self,
+        srv: &BinServer,
+        email: &str,
+        space_name: &str,
+    ) -> (String, String, String) {
+        let boot = self.json(&[
+            "admin",
+            "bootstrap",
+            "--email",
+            email,
+            "--org",
+            "acme",
+            "--json",
+        ]);
+        let key = boot["api_key"].as_str().unwrap().to_owned();
+        let org = boot["org_id"].as_str().unwrap().to_owned();
+        let space = create_space(srv, &key, &org, space_name).await;
+        (key, org, space)
+    }
+}
+
 impl BinServer {
     /// Full URL of a path.
     pub(crate) fn url(&self, path: &str) -> String {
@@ -368,19 +464,24 @@ pub(crate) async fn bootstrap_with_space(
     );
     let key = boot["api_key"].as_str().unwrap().to_owned();
     let org = boot["org_id"].as_str().unwrap().to_owned();
+    let space = create_space(srv, &key, &org, space_name).await;
+    (key, org, space)
+}
+
+/// Creates a space over HTTP; returns its id.
+async fn create_space(srv: &BinServer, key: &str, org: &str, name: &str) -> String {
     let res = srv
         .req(
             Method::POST,
             &format!("/api/v1/orgs/{org}/spaces"),
-            Some(&key),
+            Some(key),
         )
-        .json(&json!({"name": space_name}))
+        .json(&json!({"name": name}))
         .send()
         .await
         .unwrap();
-    let space = expect_json(res, StatusCode::CREATED).await["id"]
+    expect_json(res, StatusCode::CREATED).await["id"]
         .as_str()
         .unwrap()
-        .to_owned();
-    (key, org, space)
+        .to_owned()
 }

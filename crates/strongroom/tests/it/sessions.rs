@@ -1,5 +1,8 @@
-//! Passwords and browser sessions over HTTPS: login, the `__Host-` cookie, CSRF, logout,
-//! session list and revocation, password change, idle and absolute timeouts, legacy hashes.
+//! Passwords and browser sessions over HTTPS: login, the `__Host-` cookie, the same answer and
+//! the same time for unknown emails, CSRF, logout, session list and revocation, password change,
+//! idle and absolute timeouts, legacy hashes.
+
+use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -53,6 +56,62 @@ both_backends! {
         assert_eq!(wrong["detail"], malformed["detail"]);
         let res = srv.client.post(srv.url("/api/v1/auth/login")).json(&json!({"email": "x@example.com"})).send().await.unwrap();
         assert_eq!(res.status().as_u16(), 422, "a missing password is a malformed request");
+    }
+
+    async fn an_unknown_email_takes_as_long_as_a_wrong_password(b: Backend) {
+        // An unknown email is checked against a decoy hash, so its answer takes as long as a
+        // wrong password's: timing does not tell which accounts exist. No failure delay here, so
+        // the time measured is the work done. Each address is tried once (the limits count
+        // failures per account and per account and address), interleaved so load on the machine
+        // hits both kinds alike; a malformed email, refused before any hash, shows what "no hash"
+        // costs.
+        let Some(srv) = TestServer::start_with(b, |s| s.instance.service.failure_delay = Duration::ZERO).await else { return };
+        let (boot, _) = owner(&srv);
+        const ROUNDS: usize = 11;
+        let members: Vec<String> = (0..ROUNDS).map(|i| format!("member{i}@example.com")).collect();
+        for email in &members {
+            add_member(&srv, &boot.org_id, email, "viewer", Some("the members' own passphrase 1"));
+        }
+        async fn timed(srv: &TestServer, email: &str) -> Duration {
+            let started = Instant::now();
+            let res = login(srv, email, "a wrong but plausible passphrase").await;
+            let took = started.elapsed();
+            expect_problem(res, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+            took
+        }
+        let (mut wrong, mut unknown, mut malformed) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, member) in members.iter().enumerate() {
+            let times = [
+                timed(&srv, member).await,
+                timed(&srv, &format!("nobody{i}@example.com")).await,
+                timed(&srv, &format!("not-an-email-{i}")).await,
+            ];
+            // The first round warms up (connections, the decoy hash itself): not counted.
+            if i > 0 {
+                wrong.push(times[0]);
+                unknown.push(times[1]);
+                malformed.push(times[2]);
+            }
+        }
+        fn median(mut v: Vec<Duration>) -> Duration {
+            v.sort();
+            v[v.len() / 2]
+        }
+        let (wrong, unknown, malformed) = (median(wrong), median(unknown), median(malformed));
+        let ratio = unknown.as_secs_f64() / wrong.as_secs_f64();
+        eprintln!("medians: wrong password {wrong:?}, unknown email {unknown:?}, malformed email {malformed:?}; ratio {ratio:.2}");
+        assert!(
+            wrong > malformed * 2,
+            "a wrong password ({wrong:?}) should cost a hash more than a request that hashes nothing ({malformed:?})"
+        );
+        assert!(
+            (0.5..=2.0).contains(&ratio),
+            "an unknown email took {unknown:?} (median), a wrong password {wrong:?}: ratio {ratio:.2}, outside 0.5..2"
+        );
+        assert!(
+            unknown > malformed * 2,
+            "an unknown email ({unknown:?}) is answered as fast as one that hashes nothing ({malformed:?}): no decoy hash"
+        );
     }
 
     async fn unsafe_requests_with_a_cookie_need_the_csrf_token(b: Backend) {

@@ -311,32 +311,64 @@ both_backends! {
         let boot = srv.bootstrap("owner@example.com", "acme");
         let other = srv.bootstrap("rival@example.com", "rival");
         let key = boot.api_key.as_str();
-        let space = srv.create_space(key, &boot.org_id, "videos").await;
+        let org = boot.org_id.as_str();
+        let space = srv.create_space(key, org, "videos").await;
+        let elsewhere = srv.create_space(key, org, "elsewhere").await;
         let up = upload_as(&srv, key, &space, "clip.mp4", "video/mp4", test_video()).await;
         let id = up["id"].as_str().unwrap();
-        // While processing: a clear refusal, not a broken stream.
-        let early = srv.req(Method::POST, &format!("/api/v1/assets/{id}/playback"), Some(key)).json(&json!({"expires_in": 60})).send().await.unwrap();
-        assert!(matches!(early.status(), StatusCode::CONFLICT | StatusCode::CREATED));
+        let start = |k: &str, expires_in: u64| {
+            srv.req(Method::POST, &format!("/api/v1/assets/{id}/playback"), Some(k)).json(&json!({"expires_in": expires_in})).send()
+        };
+        // While processing (a 4 s clip takes far longer than this request to transcode): a clear
+        // refusal, not a broken stream.
+        assert_eq!(up["status"], "processing", "{up}");
+        let early = expect_problem(start(key, 60).await.unwrap(), StatusCode::CONFLICT, "conflict").await;
+        assert!(early["detail"].as_str().unwrap().contains("still processing"), "{early}");
         assert_eq!(processed(&srv, key, id).await["status"], "ready");
         let pb = playback(&srv, key, id, 600).await;
+        let pb_id = pb["id"].as_str().unwrap().to_owned();
+        let master = pb["url"].as_str().unwrap().to_owned();
+        let revoke = |k: &str| srv.req(Method::DELETE, &format!("/api/v1/playback/{pb_id}"), Some(k)).send();
+
         // Another organization sees neither the asset nor the playback.
-        let res = srv.req(Method::POST, &format!("/api/v1/assets/{id}/playback"), Some(&other.api_key)).json(&json!({"expires_in": 60})).send().await.unwrap();
-        expect_problem(res, StatusCode::NOT_FOUND, "not_found").await;
-        let res = srv.req(Method::DELETE, &format!("/api/v1/playback/{}", pb["id"].as_str().unwrap()), Some(&other.api_key)).send().await.unwrap();
-        expect_problem(res, StatusCode::NOT_FOUND, "not_found").await;
-        // A viewer may watch; a contributor may not revoke another's view; an editor may.
-        let (_, viewer) = srv.create_key(&boot.org_id, "viewer");
-        playback(&srv, &viewer, id, 60).await;
-        let (_, contributor) = srv.create_key(&boot.org_id, "contributor");
-        let res = srv.req(Method::DELETE, &format!("/api/v1/playback/{}", pb["id"].as_str().unwrap()), Some(&contributor)).send().await.unwrap();
-        expect_problem(res, StatusCode::FORBIDDEN, "forbidden").await;
-        let (_, editor) = srv.create_key(&boot.org_id, "editor");
-        let res = srv.req(Method::DELETE, &format!("/api/v1/playback/{}", pb["id"].as_str().unwrap()), Some(&editor)).send().await.unwrap();
-        assert_eq!(res.status(), StatusCode::NO_CONTENT);
+        expect_problem(start(&other.api_key, 60).await.unwrap(), StatusCode::NOT_FOUND, "not_found").await;
+        expect_problem(revoke(&other.api_key).await.unwrap(), StatusCode::NOT_FOUND, "not_found").await;
+        // Inside the organization, a caller who cannot reach the asset's space gets the same
+        // answer: a collaborator with no grant, and a key limited to another space.
+        let (_, collaborator) = srv.create_key(org, "collaborator");
+        expect_problem(start(&collaborator, 60).await.unwrap(), StatusCode::NOT_FOUND, "not_found").await;
+        let limited = srv.req(Method::POST, &format!("/api/v1/orgs/{org}/api-keys"), Some(key))
+            .json(&json!({"name": "elsewhere only", "role": "viewer", "spaces": [elsewhere]})).send().await.unwrap();
+        let limited = expect_json(limited, StatusCode::CREATED).await["api_key"].as_str().unwrap().to_owned();
+        expect_problem(start(&limited, 60).await.unwrap(), StatusCode::NOT_FOUND, "not_found").await;
+        expect_problem(revoke(&limited).await.unwrap(), StatusCode::NOT_FOUND, "not_found").await;
+        // A role that sees the space but may not read its assets: forbidden.
+        let res = srv.req(Method::POST, &format!("/api/v1/orgs/{org}/roles"), Some(key))
+            .json(&json!({"name": "lister", "permissions": ["space:read"]})).send().await.unwrap();
+        expect_json(res, StatusCode::CREATED).await;
+        let lister = srv.req(Method::POST, &format!("/api/v1/orgs/{org}/api-keys"), Some(key))
+            .json(&json!({"name": "lister", "role": "lister"})).send().await.unwrap();
+        let lister = expect_json(lister, StatusCode::CREATED).await["api_key"].as_str().unwrap().to_owned();
+        expect_problem(start(&lister, 60).await.unwrap(), StatusCode::FORBIDDEN, "forbidden").await;
+
+        // A viewer may watch (and the token plays); a contributor may not revoke another's view.
+        let (_, viewer) = srv.create_key(org, "viewer");
+        let watched = playback(&srv, &viewer, id, 60).await;
+        assert_eq!(srv.client.get(watched["url"].as_str().unwrap()).send().await.unwrap().status(), StatusCode::OK);
+        let (_, contributor) = srv.create_key(org, "contributor");
+        expect_problem(revoke(&contributor).await.unwrap(), StatusCode::FORBIDDEN, "forbidden").await;
+        // None of the refusals touched the playback: it still plays, until an editor revokes it.
+        assert_eq!(srv.client.get(&master).send().await.unwrap().status(), StatusCode::OK);
+        let (_, editor) = srv.create_key(org, "editor");
+        assert_eq!(revoke(&editor).await.unwrap().status(), StatusCode::NO_CONTENT);
+        assert_eq!(srv.client.get(&master).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+        // Refused requests made no playback: the audit trail holds exactly the two that were made.
+        let audit = get_json(srv.req(Method::GET, &format!("/api/v1/orgs/{org}/audit?limit=1000"), Some(key))).await;
+        let created = audit["items"].as_array().unwrap().iter().filter(|e| e["action"] == "playback.create").count();
+        assert_eq!(created, 2, "{audit}");
         // Lifetimes are bounded like links'.
         for bad in [0u64, 10_000_000] {
-            let res = srv.req(Method::POST, &format!("/api/v1/assets/{id}/playback"), Some(key)).json(&json!({"expires_in": bad})).send().await.unwrap();
-            expect_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+            expect_problem(start(key, bad).await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
         }
     }
 }
