@@ -92,6 +92,12 @@ pub struct TlsFile {
 pub struct LimitsFile {
     /// Largest upload in bytes.
     pub max_upload_bytes: Option<u64>,
+    /// Connections open at once, in total.
+    pub max_connections: Option<usize>,
+    /// Connections open at once from one client address (IPv6: one /64).
+    pub max_connections_per_ip: Option<usize>,
+    /// Slowest request body, in bytes per second over `timeouts.body_rate_window`; 0: none.
+    pub min_body_rate: Option<u64>,
 }
 
 /// `[links]`.
@@ -114,6 +120,10 @@ pub struct TimeoutsFile {
     pub idle: Option<u64>,
     /// Draining on shutdown.
     pub drain: Option<u64>,
+    /// A non-streaming request, start to response.
+    pub request: Option<u64>,
+    /// The span `limits.min_body_rate` is averaged over.
+    pub body_rate_window: Option<u64>,
 }
 
 /// `[security_txt]`.
