@@ -176,7 +176,8 @@ pub struct MinRate<B> {
     waited: Duration,
     /// When the current wait for the client began.
     waiting_since: Option<Instant>,
-    timer: Pin<Box<Sleep>>,
+    /// Ends the window while the consumer waits; made on the first wait.
+    timer: Option<Pin<Box<Sleep>>>,
     cut: BodyCut,
     peer: std::net::SocketAddr,
 }
@@ -192,7 +193,7 @@ impl<B> MinRate<B> {
             got: 0,
             waited: Duration::ZERO,
             waiting_since: None,
-            timer: Box::pin(tokio::time::sleep(rate.window)),
+            timer: None,
             cut: cut.clone(),
             peer,
         };
@@ -203,6 +204,13 @@ impl<B> MinRate<B> {
         BodyTooSlow {
             bytes_per_sec: self.rate.bytes_per_sec,
             window_secs: self.rate.window.as_secs(),
+        }
+    }
+
+    fn set_timer(&mut self, at: Instant) {
+        match &mut self.timer {
+            Some(t) => t.as_mut().reset(at),
+            None => self.timer = Some(Box::pin(tokio::time::sleep_until(at))),
         }
     }
 
@@ -271,19 +279,23 @@ where
                         // A new wait: the window ends once it has been waited out in full.
                         this.waiting_since = Some(now);
                         let left = this.rate.window.saturating_sub(this.waited);
-                        this.timer.as_mut().reset(now + left);
+                        this.set_timer(now + left);
                         now
                     }
                 };
                 let waited = this.waited + now.saturating_duration_since(since);
-                if waited < this.rate.window && this.timer.as_mut().poll(cx).is_pending() {
+                let fired = this
+                    .timer
+                    .as_mut()
+                    .is_none_or(|t| t.as_mut().poll(cx).is_ready());
+                if waited < this.rate.window && !fired {
                     return Poll::Pending;
                 }
                 if let Err(e) = this.close_window(now) {
                     return Poll::Ready(Some(Err(e.into())));
                 }
                 // A fresh window while the wait goes on.
-                this.timer.as_mut().reset(now + this.rate.window);
+                this.set_timer(now + this.rate.window);
             },
         }
     }

@@ -148,12 +148,13 @@ pub async fn serve(
                 let (mut parts, body) = req.into_parts();
                 parts.extensions.insert(ConnectInfo(peer));
                 let body = match rate {
-                    Some(rate) => {
+                    // A request without a body (most GETs) has nothing to be slow with.
+                    Some(rate) if !http_body::Body::is_end_stream(&body) => {
                         let (body, cut) = MinRate::new(body, rate, peer);
                         parts.extensions.insert(cut);
                         Body::new(body)
                     }
-                    None => Body::new(body),
+                    _ => Body::new(body),
                 };
                 hyper::Request::from_parts(parts, body)
             });
@@ -317,7 +318,10 @@ mod tests {
         let c: IpAddr = "192.0.2.3".parse().unwrap();
         let a1 = caps.admit(a).unwrap();
         let _a2 = caps.admit(a).unwrap();
-        assert!(caps.admit(a).is_none(), "a third connection from one address");
+        assert!(
+            caps.admit(a).is_none(),
+            "a third connection from one address"
+        );
         let _b1 = caps.admit(b).unwrap();
         assert!(caps.admit(c).is_none(), "past the total");
         drop(a1);
@@ -330,7 +334,8 @@ mod tests {
         let caps = caps(100, 1);
         let _x = caps.admit("2001:db8:1:2::1".parse().unwrap()).unwrap();
         assert!(
-            caps.admit("2001:db8:1:2:ffff::9".parse().unwrap()).is_none(),
+            caps.admit("2001:db8:1:2:ffff::9".parse().unwrap())
+                .is_none(),
             "another address of the same /64"
         );
         assert!(caps.admit("2001:db8:1:3::1".parse().unwrap()).is_some());

@@ -170,7 +170,9 @@ mod tests {
         std::fs::write(
             &path,
             "data_dir = \"/srv/sr\"\nlisten = \"127.0.0.1:9443\"\npublic_url = \"https://files.example.org/\"\n\
-             [limits]\nmax_upload_bytes = 1234\n[timeouts]\nidle = 7\n[tls]\nallow_tls12 = true\n\
+             [limits]\nmax_upload_bytes = 1234\nmax_connections = 10\nmax_connections_per_ip = 3\n\
+             min_body_rate = 500\n[timeouts]\nidle = 7\nrequest = 12\nbody_rate_window = 9\n\
+             [tls]\nallow_tls12 = true\n\
              [security_txt]\ncontact = \"mailto:sec@example.org\"\n[links]\nmax_expires_in = 3600\n",
         )
         .unwrap();
@@ -180,6 +182,11 @@ mod tests {
         assert_eq!(s.listen.to_string(), "127.0.0.1:9443");
         assert_eq!(s.instance.service.max_upload_bytes, 1234);
         assert_eq!(s.timeouts.idle.as_secs(), 7);
+        assert_eq!(s.http.request_deadline.as_secs(), 12);
+        assert_eq!(s.limits.max_connections, 10);
+        assert_eq!(s.limits.max_connections_per_ip, 3);
+        let rate = s.limits.min_body_rate.unwrap();
+        assert_eq!((rate.bytes_per_sec, rate.window.as_secs()), (500, 9));
         assert!(s.allow_tls12);
         assert_eq!(s.http.security_contact, "mailto:sec@example.org");
         // The trailing slash goes: link URLs append "/d/<token>".
@@ -200,8 +207,17 @@ mod tests {
             "60",
             "--public-url",
             "https://cdn.example.org",
+            "--max-connections",
+            "20",
+            "--max-connections-per-ip",
+            "4",
+            "--min-body-rate",
+            "0",
         ]))
         .unwrap();
+        assert_eq!(s.limits.max_connections, 20);
+        assert_eq!(s.limits.max_connections_per_ip, 4);
+        assert_eq!(s.limits.min_body_rate, None, "0 turns the minimum off");
         assert_eq!(s.listen.to_string(), "127.0.0.1:1");
         assert_eq!(s.instance.service.max_upload_bytes, 9);
         assert_eq!(s.instance.service.max_link_lifetime.as_secs(), 60);
@@ -242,6 +258,33 @@ mod tests {
             7 * 24 * 3600
         );
         assert_eq!(s.http.public_url, None);
+        assert_eq!(s.http.request_deadline.as_secs(), 30);
+        assert_eq!(s.limits.max_connections, 4096);
+        assert_eq!(s.limits.max_connections_per_ip, 256);
+        let rate = s.limits.min_body_rate.unwrap();
+        assert_eq!((rate.bytes_per_sec, rate.window.as_secs()), (1024, 30));
+    }
+
+    #[test]
+    fn bad_edge_settings_are_refused() {
+        for args in [
+            &["--max-connections", "0"][..],
+            &["--max-connections-per-ip", "0"][..],
+        ] {
+            let err = ServeSettings::resolve(&serve_args(args)).unwrap_err();
+            assert!(format!("{err:#}").contains("at least 1"), "{err:#}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        for bad in [
+            "[timeouts]\nrequest = 0\n",
+            "[timeouts]\nbody_rate_window = 0\n",
+        ] {
+            let path = dir.path().join("edge.toml");
+            std::fs::write(&path, bad).unwrap();
+            let p = path.to_str().unwrap();
+            let err = ServeSettings::resolve(&serve_args(&["--config", p])).unwrap_err();
+            assert!(format!("{err:#}").contains("at least 1 second"), "{err:#}");
+        }
     }
 
     #[test]

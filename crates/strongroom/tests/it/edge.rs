@@ -126,7 +126,13 @@ async fn openssl_tls12(srv: &TestServer, ciphers: &str) -> (bool, String) {
     tokio::task::spawn_blocking(move || {
         let out = std::process::Command::new("openssl")
             .args(["s_client", "-connect", &addr, "-servername", "localhost"])
-            .args(["-tls1_2", "-cipher", &ciphers, "-verify_return_error", "-brief"])
+            .args([
+                "-tls1_2",
+                "-cipher",
+                &ciphers,
+                "-verify_return_error",
+                "-brief",
+            ])
             .arg("-CAfile")
             .arg(&ca)
             .stdin(std::process::Stdio::null())
@@ -161,7 +167,12 @@ fn quick_body_rate(s: &mut ServeSettings) {
 
 /// Asset names in a space.
 async fn asset_names(srv: &TestServer, key: &str, space: &str) -> Vec<String> {
-    let list = get_json(srv.req(Method::GET, &format!("/api/v1/spaces/{space}/assets"), Some(key))).await;
+    let list = get_json(srv.req(
+        Method::GET,
+        &format!("/api/v1/spaces/{space}/assets"),
+        Some(key),
+    ))
+    .await;
     list["items"]
         .as_array()
         .unwrap()
@@ -282,6 +293,7 @@ both_backends! {
         assert!(v12.get(srv.url("/healthz")).send().await.is_err(), "a TLS 1.2 client must be refused by default");
         let (ok, out) = openssl_tls12(&srv, AEAD_SUITES).await;
         assert!(!ok, "TLS 1.2 with AEAD suites must be refused by default: {out}");
+        assert!(out.contains("alert protocol version"), "refused for another reason: {out}");
         let res = srv.client.get(srv.url("/healthz")).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
 
@@ -295,6 +307,7 @@ both_backends! {
         // refused, the same client offering AEAD suites gets one.
         let (ok, out) = openssl_tls12(&srv12, CBC_SUITES).await;
         assert!(!ok, "a TLS 1.2 handshake with only CBC suites offered succeeded: {out}");
+        assert!(out.contains("alert handshake failure"), "refused for another reason: {out}");
         let (ok, out) = openssl_tls12(&srv12, AEAD_SUITES).await;
         assert!(ok, "a TLS 1.2 handshake with ECDHE-AEAD suites failed: {out}");
         assert!(out.contains("TLSv1.2"), "{out}");
@@ -381,6 +394,7 @@ both_backends! {
         assert!(text.starts_with("HTTP/1.1 408"), "{text}");
         assert!(text.to_ascii_lowercase().contains("content-type: application/problem+json"), "{text}");
         assert!(text.contains("\"code\":\"request_timeout\""), "{text}");
+        assert!(text.to_ascii_lowercase().contains("connection: close"), "{text}");
         // Nothing of it is stored or left behind, and the server still works.
         assert_eq!(asset_names(&srv, &boot.api_key, &space).await, Vec::<String>::new());
         assert!(srv.temp_files().is_empty(), "{:?}", srv.temp_files());
