@@ -1,17 +1,20 @@
-//! Middleware every response passes through: request id, access log, security headers, and
-//! turning any bare error (from axum itself or a layer) into a problem body.
+//! Middleware every response passes through: request id, access log, security headers, a 408
+//! for a body cut off as too slow, and turning any bare error (from axum itself or a layer) into
+//! a problem body; and the deadline of non-streaming requests.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
 use axum::body::Body;
-use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Version, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use crate::api::Route;
 use crate::error::{PROBLEM_JSON, code_for, problem};
+use crate::idle::BodyCut;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -50,9 +53,24 @@ pub async fn edge(req: Request, next: Next) -> Response {
     // tokens some paths carry.
     let path = loggable_path(req.uri().path());
     let span = tracing::info_span!("request", request_id = %id);
+    let cut = req.extensions().get::<BodyCut>().cloned();
+    let version = req.version();
     // Instrumented, not entered: the span must follow the future across await points so every
     // log line of the request (an internal error's cause included) carries its id.
     let mut res = next.run(req).instrument(span).await;
+    if cut.is_some_and(|c| c.is_cut()) && !res.status().is_success() {
+        // The handler failed because the body was cut off for being too slow: say so, whatever
+        // error the handler made of it, and do not wait for the rest of that body.
+        res = problem(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request body arrived too slowly and was cut off; nothing was stored",
+        );
+        if version < Version::HTTP_2 {
+            res.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
     let status = res.status();
     let is_problem = res
         .headers()
@@ -82,6 +100,77 @@ pub async fn edge(req: Request, next: Next) -> Response {
         micros = started.elapsed().as_micros() as u64,
     );
     res
+}
+
+/// Seconds a client is told to wait (`Retry-After`) after a request passed its deadline.
+const DEADLINE_RETRY_AFTER_SECS: u64 = 5;
+
+/// The whole-request deadline, and the routes exempt from it.
+#[derive(Debug, Clone)]
+pub struct Deadline {
+    limit: Duration,
+    /// `(method, path)` of the streaming routes: an upload body or a content response.
+    streaming: Vec<(&'static str, &'static str)>,
+}
+
+impl Deadline {
+    /// A deadline of `limit` for every route of `routes` but the streaming ones: those whose
+    /// request or response body is raw bytes (uploads, content, renditions, links, HLS).
+    pub fn new(limit: Duration, routes: &[Route]) -> Deadline {
+        let streaming = routes
+            .iter()
+            .filter(|r| r.body == Some("bytes") || r.response == Some("bytes"))
+            .map(|r| (r.method, r.path))
+            .collect();
+        Deadline { limit, streaming }
+    }
+
+    fn exempt(&self, method: &Method, path: &str) -> bool {
+        // HEAD is served by the GET route.
+        let method = if method == Method::HEAD {
+            "GET"
+        } else {
+            method.as_str()
+        };
+        self.streaming
+            .iter()
+            .any(|(m, p)| *m == method && *p == path)
+    }
+}
+
+/// Answers 503 with `Retry-After` when a non-streaming request takes longer than its deadline.
+/// The handler is dropped there: its transaction, not committed, rolls back.
+pub async fn deadline(State(d): State<Deadline>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    if route.as_deref().is_some_and(|p| d.exempt(req.method(), p)) {
+        return next.run(req).await;
+    }
+    match tokio::time::timeout(d.limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => {
+            tracing::warn!(
+                route = route.as_deref().unwrap_or("?"),
+                deadline_secs = d.limit.as_secs_f64(),
+                "request passed its deadline: abandoned"
+            );
+            let mut res = problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "deadline_exceeded",
+                &format!(
+                    "the request took longer than the server's {} s deadline; try again later",
+                    d.limit.as_secs_f64()
+                ),
+            );
+            res.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(DEADLINE_RETRY_AFTER_SECS),
+            );
+            res
+        }
+    }
 }
 
 /// Path prefixes whose next segment is a bearer token (a link, a playback): logged as `<token>`.
@@ -123,7 +212,27 @@ fn bare_error_to_problem(res: Response<Body>) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::loggable_path;
+    use super::*;
+
+    #[test]
+    fn exactly_the_streaming_routes_are_exempt_from_the_deadline() {
+        let d = Deadline::new(Duration::from_secs(1), crate::api::ROUTES);
+        let mut exempt = d.streaming.clone();
+        exempt.sort();
+        assert_eq!(
+            exempt,
+            [
+                ("GET", "/api/v1/assets/{asset_id}/content"),
+                ("GET", "/api/v1/assets/{asset_id}/renditions/{name}"),
+                ("GET", "/d/{token}"),
+                ("GET", "/hls/{token}/{*path}"),
+                ("POST", "/api/v1/spaces/{space_id}/assets"),
+            ]
+        );
+        assert!(d.exempt(&Method::HEAD, "/d/{token}"));
+        assert!(!d.exempt(&Method::GET, "/api/v1/spaces/{space_id}/assets"));
+        assert!(!d.exempt(&Method::POST, "/api/v1/orgs/{org_id}/spaces"));
+    }
 
     #[test]
     fn tokens_in_paths_never_reach_the_log() {

@@ -24,7 +24,8 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use strongroom_service::Service;
 
-pub use server::{Timeouts, serve};
+pub use idle::MinBodyRate;
+pub use server::{DEFAULT_MIN_BODY_RATE, Limits, Timeouts, serve};
 
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -38,6 +39,9 @@ pub struct HttpConfig {
     /// The origin clients reach this server at (`https://files.example.com`, no trailing
     /// slash), for the URLs of links. `None`: the origin the creating request was sent to.
     pub public_url: Option<String>,
+    /// How long a non-streaming request may take before it is answered 503 (uploads and
+    /// content deliveries are exempt: the body rate and idle rules govern them).
+    pub request_deadline: std::time::Duration,
 }
 
 /// What every handler can reach.
@@ -51,7 +55,13 @@ pub struct AppState {
 
 /// The whole application as a router; `main` and the tests serve exactly this.
 pub fn router(state: AppState) -> Router {
+    let deadline = layers::Deadline::new(state.config.request_deadline, api::ROUTES);
     api::routes()
+        // Per matched route, so the layer knows which route it is (streaming ones are exempt).
+        .route_layer(axum::middleware::from_fn_with_state(
+            deadline,
+            layers::deadline,
+        ))
         .fallback(|| async { error::ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             error::ApiError::new(

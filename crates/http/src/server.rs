@@ -1,12 +1,15 @@
-//! The HTTPS server: accept, TLS handshake under a deadline, HTTP/1.1 or HTTP/2, per-connection
-//! timeouts, and a graceful drain on shutdown.
+//! The HTTPS server: accept under connection caps (in total and per client address), TLS
+//! handshake under a deadline, HTTP/1.1 or HTTP/2, per-connection timeouts, a minimum rate for
+//! request bodies, and a graceful drain on shutdown.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -16,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use crate::idle::Idle;
+use crate::idle::{Idle, MinBodyRate, MinRate};
 use crate::tls::CertStore;
 
 /// Connection deadlines.
@@ -43,6 +46,33 @@ impl Default for Timeouts {
     }
 }
 
+/// Caps on connections and the slowest request body the server waits for.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections open at once, in total. Past it, a new connection is closed at once.
+    pub max_connections: usize,
+    /// Connections open at once from one client address (an IPv6 client: its /64).
+    pub max_connections_per_ip: usize,
+    /// The minimum request-body rate; `None`: no minimum.
+    pub min_body_rate: Option<MinBodyRate>,
+}
+
+/// The default minimum body rate: 1 KiB/s on average over 30 s.
+pub const DEFAULT_MIN_BODY_RATE: MinBodyRate = MinBodyRate {
+    bytes_per_sec: 1024,
+    window: Duration::from_secs(30),
+};
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 4096,
+            max_connections_per_ip: 256,
+            min_body_rate: Some(DEFAULT_MIN_BODY_RATE),
+        }
+    }
+}
+
 /// Serves `app` over HTTPS on `listener` until `shutdown` resolves, then stops accepting and
 /// waits (up to `timeouts.drain`) for in-flight requests.
 pub async fn serve(
@@ -51,9 +81,11 @@ pub async fn serve(
     certs: Arc<CertStore>,
     app: Router,
     timeouts: Timeouts,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let acceptor = TlsAcceptor::from(Arc::new(tls));
+    let caps = Arc::new(ConnCaps::new(&limits));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -83,12 +115,19 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // Over a cap: closed before any TLS work, so a flood from one address costs little and
+        // everyone else keeps being served.
+        let Some(permit) = caps.admit(peer.ip()) else {
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let builder = builder.clone();
         let app = app.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
+            let _permit = permit;
             let tls = match tokio::time::timeout(timeouts.handshake, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
@@ -104,9 +143,20 @@ pub async fn serve(
             // Larger plaintext buffering lets big responses go out in fewer, fuller writes.
             tls.get_mut().1.set_buffer_limit(Some(1 << 20));
             let io = TokioIo::new(Idle::new(tls, timeouts.idle));
-            let svc = app.map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                req
+            let rate = limits.min_body_rate;
+            let svc = app.map_request(move |req: hyper::Request<hyper::body::Incoming>| {
+                let (mut parts, body) = req.into_parts();
+                parts.extensions.insert(ConnectInfo(peer));
+                let body = match rate {
+                    // A request without a body (most GETs) has nothing to be slow with.
+                    Some(rate) if !http_body::Body::is_end_stream(&body) => {
+                        let (body, cut) = MinRate::new(body, rate, peer);
+                        parts.extensions.insert(cut);
+                        Body::new(body)
+                    }
+                    _ => Body::new(body),
+                };
+                hyper::Request::from_parts(parts, body)
             });
             let conn = builder.serve_connection_with_upgrades(io, TowerToHyperService::new(svc));
             if let Err(e) = watcher.watch(conn.into_owned()).await {
@@ -140,7 +190,156 @@ async fn watch_certificates(certs: Arc<CertStore>) {
     }
 }
 
+/// Counts open connections, in total and per client address.
+struct ConnCaps {
+    total: usize,
+    per_ip: usize,
+    open: Mutex<Open>,
+}
+
+#[derive(Default)]
+struct Open {
+    total: usize,
+    by_ip: HashMap<IpAddr, usize>,
+    /// Refusals not yet logged, and when the last log line went out.
+    refused: u64,
+    logged_at: Option<Instant>,
+}
+
+/// How often, at most, refusals are logged (a flood must not flood the log).
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The address a connection is counted under: IPv4 as is, IPv6 by its /64 (one client usually
+/// holds a whole /64), an IPv4-mapped IPv6 address as the IPv4 one.
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(prefix.into())
+        }
+        v4 => v4,
+    }
+}
+
+impl ConnCaps {
+    fn new(limits: &Limits) -> Self {
+        ConnCaps {
+            total: limits.max_connections,
+            per_ip: limits.max_connections_per_ip,
+            open: Mutex::new(Open::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
+        // The counts stay consistent even if a holder panicked: every update is one step.
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A permit for a new connection from `ip`, or `None` when a cap is reached.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<ConnPermit> {
+        let key = client_key(ip);
+        let mut open = self.lock();
+        let from_ip = open.by_ip.get(&key).copied().unwrap_or(0);
+        let refusal = if open.total >= self.total {
+            Some("the server's connection cap")
+        } else if from_ip >= self.per_ip {
+            Some("the per-address connection cap")
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            open.refused += 1;
+            let due = open
+                .logged_at
+                .is_none_or(|at| at.elapsed() >= REFUSAL_LOG_EVERY);
+            if due {
+                tracing::warn!(
+                    peer = %ip,
+                    refused = open.refused,
+                    open = open.total,
+                    open_from_peer = from_ip,
+                    "connection refused: {reason} is reached"
+                );
+                open.refused = 0;
+                open.logged_at = Some(Instant::now());
+            }
+            return None;
+        }
+        open.total += 1;
+        *open.by_ip.entry(key).or_insert(0) += 1;
+        Some(ConnPermit {
+            caps: self.clone(),
+            key,
+        })
+    }
+}
+
+/// One open connection's place under the caps, given back when the connection ends.
+struct ConnPermit {
+    caps: Arc<ConnCaps>,
+    key: IpAddr,
+}
+
+impl Drop for ConnPermit {
+    fn drop(&mut self) {
+        let mut open = self.caps.lock();
+        open.total = open.total.saturating_sub(1);
+        if let Some(n) = open.by_ip.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.by_ip.remove(&self.key);
+            }
+        }
+    }
+}
+
 /// The address a listener is bound to (for printing the URL).
 pub fn local_url(addr: SocketAddr) -> String {
     format!("https://{addr}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps(total: usize, per_ip: usize) -> Arc<ConnCaps> {
+        Arc::new(ConnCaps::new(&Limits {
+            max_connections: total,
+            max_connections_per_ip: per_ip,
+            min_body_rate: None,
+        }))
+    }
+
+    #[test]
+    fn caps_count_per_address_and_in_total_and_release_on_drop() {
+        let caps = caps(3, 2);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let c: IpAddr = "192.0.2.3".parse().unwrap();
+        let a1 = caps.admit(a).unwrap();
+        let _a2 = caps.admit(a).unwrap();
+        assert!(
+            caps.admit(a).is_none(),
+            "a third connection from one address"
+        );
+        let _b1 = caps.admit(b).unwrap();
+        assert!(caps.admit(c).is_none(), "past the total");
+        drop(a1);
+        let _c1 = caps.admit(c).expect("a closed connection frees its place");
+        assert!(caps.admit(a).is_none(), "the total is reached again");
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64_and_mapped_ipv4_as_ipv4() {
+        let caps = caps(100, 1);
+        let _x = caps.admit("2001:db8:1:2::1".parse().unwrap()).unwrap();
+        assert!(
+            caps.admit("2001:db8:1:2:ffff::9".parse().unwrap())
+                .is_none(),
+            "another address of the same /64"
+        );
+        assert!(caps.admit("2001:db8:1:3::1".parse().unwrap()).is_some());
+        let _v4 = caps.admit("198.51.100.7".parse().unwrap()).unwrap();
+        assert!(caps.admit("::ffff:198.51.100.7".parse().unwrap()).is_none());
+    }
 }

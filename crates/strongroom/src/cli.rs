@@ -105,6 +105,25 @@ pub struct ServeArgs {
     /// Log format: text or json.
     #[arg(long, env = "STRONGROOM_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+    /// Connection caps and the minimum body rate.
+    #[command(flatten)]
+    pub edge: EdgeArgs,
+}
+
+/// `serve` settings that protect the edge from slow or greedy clients.
+#[derive(Debug, Args, Clone, Default)]
+pub struct EdgeArgs {
+    /// Connections open at once, in total; more are closed at once [default: 4096].
+    #[arg(long, env = "STRONGROOM_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Connections open at once from one client address (an IPv6 client: its /64)
+    /// [default: 256].
+    #[arg(long, env = "STRONGROOM_MAX_CONNECTIONS_PER_IP", value_name = "N")]
+    pub max_connections_per_ip: Option<usize>,
+    /// Slowest request body accepted, in bytes per second averaged over
+    /// timeouts.body_rate_window; 0 turns the minimum off [default: 1024].
+    #[arg(long, env = "STRONGROOM_MIN_BODY_RATE", value_name = "BYTES_PER_SEC")]
+    pub min_body_rate: Option<u64>,
 }
 
 /// `strongroom admin ...`.

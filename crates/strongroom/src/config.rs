@@ -96,6 +96,12 @@ pub struct LimitsFile {
     pub org_max_bytes: Option<u64>,
     /// The most assets an organization may hold when the operator set no quota for it.
     pub org_max_assets: Option<u64>,
+    /// Connections open at once, in total.
+    pub max_connections: Option<usize>,
+    /// Connections open at once from one client address (IPv6: one /64).
+    pub max_connections_per_ip: Option<usize>,
+    /// Slowest request body, in bytes per second over `timeouts.body_rate_window`; 0: none.
+    pub min_body_rate: Option<u64>,
 }
 
 /// `[links]`.
@@ -118,6 +124,10 @@ pub struct TimeoutsFile {
     pub idle: Option<u64>,
     /// Draining on shutdown.
     pub drain: Option<u64>,
+    /// A non-streaming request, start to response.
+    pub request: Option<u64>,
+    /// The span `limits.min_body_rate` is averaged over.
+    pub body_rate_window: Option<u64>,
 }
 
 /// `[security_txt]`.
@@ -164,7 +174,9 @@ mod tests {
         std::fs::write(
             &path,
             "data_dir = \"/srv/sr\"\nlisten = \"127.0.0.1:9443\"\npublic_url = \"https://files.example.org/\"\n\
-             [limits]\nmax_upload_bytes = 1234\n[timeouts]\nidle = 7\n[tls]\nallow_tls12 = true\n\
+             [limits]\nmax_upload_bytes = 1234\nmax_connections = 10\nmax_connections_per_ip = 3\n\
+             min_body_rate = 500\n[timeouts]\nidle = 7\nrequest = 12\nbody_rate_window = 9\n\
+             [tls]\nallow_tls12 = true\n\
              [security_txt]\ncontact = \"mailto:sec@example.org\"\n[links]\nmax_expires_in = 3600\n",
         )
         .unwrap();
@@ -174,6 +186,11 @@ mod tests {
         assert_eq!(s.listen.to_string(), "127.0.0.1:9443");
         assert_eq!(s.instance.service.max_upload_bytes, 1234);
         assert_eq!(s.timeouts.idle.as_secs(), 7);
+        assert_eq!(s.http.request_deadline.as_secs(), 12);
+        assert_eq!(s.limits.max_connections, 10);
+        assert_eq!(s.limits.max_connections_per_ip, 3);
+        let rate = s.limits.min_body_rate.unwrap();
+        assert_eq!((rate.bytes_per_sec, rate.window.as_secs()), (500, 9));
         assert!(s.allow_tls12);
         assert_eq!(s.http.security_contact, "mailto:sec@example.org");
         // The trailing slash goes: link URLs append "/d/<token>".
@@ -194,8 +211,17 @@ mod tests {
             "60",
             "--public-url",
             "https://cdn.example.org",
+            "--max-connections",
+            "20",
+            "--max-connections-per-ip",
+            "4",
+            "--min-body-rate",
+            "0",
         ]))
         .unwrap();
+        assert_eq!(s.limits.max_connections, 20);
+        assert_eq!(s.limits.max_connections_per_ip, 4);
+        assert_eq!(s.limits.min_body_rate, None, "0 turns the minimum off");
         assert_eq!(s.listen.to_string(), "127.0.0.1:1");
         assert_eq!(s.instance.service.max_upload_bytes, 9);
         assert_eq!(s.instance.service.max_link_lifetime.as_secs(), 60);
@@ -236,6 +262,33 @@ mod tests {
             7 * 24 * 3600
         );
         assert_eq!(s.http.public_url, None);
+        assert_eq!(s.http.request_deadline.as_secs(), 30);
+        assert_eq!(s.limits.max_connections, 4096);
+        assert_eq!(s.limits.max_connections_per_ip, 256);
+        let rate = s.limits.min_body_rate.unwrap();
+        assert_eq!((rate.bytes_per_sec, rate.window.as_secs()), (1024, 30));
+    }
+
+    #[test]
+    fn bad_edge_settings_are_refused() {
+        for args in [
+            &["--max-connections", "0"][..],
+            &["--max-connections-per-ip", "0"][..],
+        ] {
+            let err = ServeSettings::resolve(&serve_args(args)).unwrap_err();
+            assert!(format!("{err:#}").contains("at least 1"), "{err:#}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        for bad in [
+            "[timeouts]\nrequest = 0\n",
+            "[timeouts]\nbody_rate_window = 0\n",
+        ] {
+            let path = dir.path().join("edge.toml");
+            std::fs::write(&path, bad).unwrap();
+            let p = path.to_str().unwrap();
+            let err = ServeSettings::resolve(&serve_args(&["--config", p])).unwrap_err();
+            assert!(format!("{err:#}").contains("at least 1 second"), "{err:#}");
+        }
     }
 
     #[test]

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-pub use strongroom_http::Timeouts;
 use strongroom_http::tls::CertStore;
-use strongroom_http::{AppState, HttpConfig};
+use strongroom_http::{AppState, DEFAULT_MIN_BODY_RATE, HttpConfig, MinBodyRate};
+pub use strongroom_http::{Limits, Timeouts};
 use strongroom_service::ServiceConfig;
 use tokio::net::TcpListener;
 
@@ -33,6 +33,8 @@ pub struct ServeSettings {
     pub allow_tls12: bool,
     /// Connection timeouts.
     pub timeouts: Timeouts,
+    /// Connection caps and the minimum body rate.
+    pub limits: Limits,
     /// HTTP settings.
     pub http: HttpConfig,
 }
@@ -106,6 +108,12 @@ impl ServeSettings {
             idle: secs(file.timeouts.idle, defaults.idle),
             drain: secs(file.timeouts.drain, defaults.drain),
         };
+        let limits = edge_limits(&args.edge, &file)?;
+        let request_deadline = match file.timeouts.request {
+            Some(0) => anyhow::bail!("timeouts.request must be at least 1 second"),
+            Some(secs) => Duration::from_secs(secs),
+            None => DEFAULT_REQUEST_DEADLINE,
+        };
         let listen = args
             .listen
             .or(file.listen)
@@ -125,6 +133,7 @@ impl ServeSettings {
             tls_key: args.tls_key.clone().or_else(|| file.tls.key.clone()),
             allow_tls12: args.allow_tls12 || file.tls.allow_tls12.unwrap_or(false),
             timeouts,
+            limits,
             http: HttpConfig {
                 security_contact: contact,
                 security_policy_url: file
@@ -134,9 +143,56 @@ impl ServeSettings {
                     .unwrap_or_else(|| format!("https://{listen}/.well-known/security-policy")),
                 security_txt_expires: one_year_from_now(),
                 public_url,
+                request_deadline,
             },
         })
     }
+}
+
+/// How long a non-streaming request may take by default.
+const DEFAULT_REQUEST_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Connection caps and the minimum body rate: flag/env, then `[limits]` / `[timeouts]`, then the
+/// defaults of [`Limits`].
+fn edge_limits(args: &crate::cli::EdgeArgs, file: &FileConfig) -> anyhow::Result<Limits> {
+    let defaults = Limits::default();
+    let at_least_one = |v: Option<usize>, name: &str, d: usize| match v {
+        Some(0) => anyhow::bail!("{name} must be at least 1"),
+        Some(n) => Ok(n),
+        None => Ok(d),
+    };
+    let max_connections = at_least_one(
+        args.max_connections.or(file.limits.max_connections),
+        "limits.max_connections",
+        defaults.max_connections,
+    )?;
+    let max_connections_per_ip = at_least_one(
+        args.max_connections_per_ip
+            .or(file.limits.max_connections_per_ip),
+        "limits.max_connections_per_ip",
+        defaults.max_connections_per_ip,
+    )?;
+    let window = match file.timeouts.body_rate_window {
+        Some(0) => anyhow::bail!("timeouts.body_rate_window must be at least 1 second"),
+        Some(secs) => Duration::from_secs(secs),
+        None => DEFAULT_MIN_BODY_RATE.window,
+    };
+    let min_body_rate = match args.min_body_rate.or(file.limits.min_body_rate) {
+        Some(0) => None,
+        Some(bytes_per_sec) => Some(MinBodyRate {
+            bytes_per_sec,
+            window,
+        }),
+        None => Some(MinBodyRate {
+            window,
+            ..DEFAULT_MIN_BODY_RATE
+        }),
+    };
+    Ok(Limits {
+        max_connections,
+        max_connections_per_ip,
+        min_body_rate,
+    })
 }
 
 /// Media settings: on when the tools are there, unless `[media] enabled = false`.
@@ -274,6 +330,15 @@ pub async fn start(
         tls12 = settings.allow_tls12,
         "TLS certificate"
     );
+    let limits = &settings.limits;
+    tracing::info!(
+        max_connections = limits.max_connections,
+        max_connections_per_ip = limits.max_connections_per_ip,
+        min_body_bytes_per_sec = limits.min_body_rate.map_or(0, |r| r.bytes_per_sec),
+        body_rate_window_secs = limits.min_body_rate.map_or(0, |r| r.window.as_secs()),
+        request_deadline_secs = settings.http.request_deadline.as_secs_f64(),
+        "edge limits"
+    );
 
     let service = inst.service.clone();
     let sweeper = tokio::spawn(async move {
@@ -312,9 +377,10 @@ pub async fn start(
     };
     let app = strongroom_http::router(state);
     let service = inst.service.clone();
-    let timeouts = settings.timeouts;
+    let (timeouts, limits) = (settings.timeouts, settings.limits);
     let done = tokio::spawn(async move {
-        let result = strongroom_http::serve(listener, tls, certs, app, timeouts, shutdown).await;
+        let result =
+            strongroom_http::serve(listener, tls, certs, app, timeouts, limits, shutdown).await;
         sweeper.abort();
         worker.abort();
         service.close().await;

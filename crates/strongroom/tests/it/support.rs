@@ -76,6 +76,7 @@ pub fn settings(data_dir: &Path, db: &TestDb) -> ServeSettings {
         public_url: None,
         security_contact: Some("mailto:security@example.com".into()),
         log_format: "text".into(),
+        edge: Default::default(),
     };
     let mut s = ServeSettings::resolve(&args).unwrap();
     s.timeouts = Timeouts {
