@@ -369,6 +369,15 @@ impl Service {
         Ok(MemberAuthz { principal: p })
     }
 
+    /// The space `id` of the caller's organization, if it is within the caller's reach.
+    async fn visible_space(&self, p: &Principal, space_id: &SpaceId) -> Result<SpaceRow> {
+        self.space_scope(p).require(space_id)?;
+        self.store
+            .space(&p.org_id, space_id)
+            .await?
+            .ok_or(ServiceError::NotFound("space"))
+    }
+
     /// Authorizes `P` in a space: the space must be within the caller's reach (else it is not
     /// found), and `P` held there.
     pub async fn authorize_space<'a, P: Perm>(
@@ -376,12 +385,7 @@ impl Service {
         p: &'a Principal,
         space_id: &SpaceId,
     ) -> Result<SpaceAuthz<'a, P>> {
-        self.space_scope(p).require(space_id)?;
-        let space = self
-            .store
-            .space(&p.org_id, space_id)
-            .await?
-            .ok_or(ServiceError::NotFound("space"))?;
+        let space = self.visible_space(p, space_id).await?;
         p.require_in_space::<P>(&space.id)?;
         Ok(SpaceAuthz {
             principal: p,
@@ -397,12 +401,7 @@ impl Service {
         p: &'a Principal,
         space_id: &SpaceId,
     ) -> Result<SpaceAuthz<'a, P>> {
-        self.space_scope(p).require(space_id)?;
-        let space = self
-            .store
-            .space(&p.org_id, space_id)
-            .await?
-            .ok_or(ServiceError::NotFound("space"))?;
+        let space = self.visible_space(p, space_id).await?;
         p.require_org_wide::<P>()?;
         Ok(SpaceAuthz {
             principal: p,

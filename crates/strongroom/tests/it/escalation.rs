@@ -12,18 +12,6 @@ use crate::support::*;
 
 const PASSWORD: &str = "correct horse battery staple 42";
 
-/// The token after `/invite#` in an invitation message.
-fn invite_token(mail: &ReceivedMail) -> String {
-    let at = mail
-        .body
-        .find("/invite#")
-        .expect("the message carries the link");
-    mail.body[at + "/invite#".len()..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .collect()
-}
-
 async fn post(srv: &TestServer, key: &str, path: &str, body: Value) -> reqwest::Response {
     srv.req(Method::POST, path, Some(key))
         .json(&body)

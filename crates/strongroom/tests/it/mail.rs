@@ -10,18 +10,6 @@ use crate::support::*;
 
 const STRONG: &str = "a long and unusual passphrase 7";
 
-/// The token after `/invite#` in an invitation message.
-fn invite_token(mail: &ReceivedMail) -> String {
-    let at = mail
-        .body
-        .find("/invite#")
-        .expect("the message carries the link");
-    mail.body[at + "/invite#".len()..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .collect()
-}
-
 async fn invite(
     srv: &TestServer,
     key: &str,

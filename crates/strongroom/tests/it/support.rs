@@ -585,6 +585,18 @@ pub async fn wait_for_mail(to: &str, subject: &str) -> ReceivedMail {
     );
 }
 
+/// The token after `/invite#` in an invitation message.
+pub fn invite_token(mail: &ReceivedMail) -> String {
+    let at = mail
+        .body
+        .find("/invite#")
+        .expect("the message carries the link");
+    mail.body[at + "/invite#".len()..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
+}
+
 /// A unique address for one test, so tests sharing the sink never read each other's mail.
 pub fn unique_email(label: &str) -> String {
     format!(
