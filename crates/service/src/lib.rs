@@ -9,6 +9,7 @@ mod access;
 mod admin;
 mod assets;
 mod audit;
+mod checkpoint;
 mod jobs;
 mod keyring;
 mod links;
@@ -31,7 +32,8 @@ use strongroom_store::{Store, StoreError};
 pub use access::{Accepted, GrantInfo, InvitationInfo, RoleInfo};
 pub use admin::{ApiKeyInfo, Bootstrapped, CreatedKey, MIN_PASSWORD_LEN, RotatedKey};
 pub use assets::{Asset, AssetDetail, ByteStream, Content, ListQuery, NewUpload, Space};
-pub use audit::{AuditEvent, ChainReport};
+pub use audit::{AuditEvent, AuditExport, ChainReport, CheckpointInfo, SeqRange};
+pub use checkpoint::CheckpointRound;
 pub use jobs::{FailedJob, JobFailure, JobReport};
 pub use keyring::{KeyStatus, Keyring, RotationReport};
 pub use links::{
@@ -161,6 +163,8 @@ pub struct ServiceConfig {
     pub media: Option<strongroom_media::MediaConfig>,
     /// The longest lifetime a download link may be given.
     pub max_link_lifetime: std::time::Duration,
+    /// How often the server writes signed checkpoints of the audit chain heads that moved.
+    pub audit_checkpoint_interval: std::time::Duration,
 }
 
 impl Default for ServiceConfig {
@@ -177,6 +181,7 @@ impl Default for ServiceConfig {
             max_link_lifetime: std::time::Duration::from_secs(
                 links::DEFAULT_MAX_LINK_LIFETIME_SECS,
             ),
+            audit_checkpoint_interval: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -187,6 +192,7 @@ pub struct Service {
     blobs: Arc<dyn BlobStore>,
     keyring: Keyring,
     audit_key: MacKey,
+    checkpoints: checkpoint::Checkpoints,
     api_key_hasher: MacKey,
     session_hasher: MacKey,
     csrf_hasher: MacKey,
@@ -219,6 +225,7 @@ impl Service {
         config: ServiceConfig,
     ) -> Result<Service> {
         let audit_key = root.derive("audit-chain");
+        let checkpoints = checkpoint::Checkpoints::new(root.derive(checkpoint::KEY_PURPOSE));
         let api_key_hasher = root.derive("api-key");
         let session_hasher = root.derive("session");
         let csrf_hasher = root.derive("csrf");
@@ -241,6 +248,7 @@ impl Service {
             blobs,
             keyring,
             audit_key,
+            checkpoints,
             api_key_hasher,
             session_hasher,
             csrf_hasher,
