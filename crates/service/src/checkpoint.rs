@@ -284,6 +284,7 @@ impl Service {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use strongroom_crypto::keys::RootKey;
 

@@ -380,6 +380,11 @@ async fn export(srv: &TestServer, key: &str, org: &str) -> Vec<String> {
 
 /// Runs the offline verifier on `lines`: (exit success, stdout, stderr).
 fn offline_verify(lines: &[String]) -> (bool, String, String) {
+    offline_verify_with(lines, &[])
+}
+
+/// Runs the offline verifier on `lines` with extra arguments.
+fn offline_verify_with(lines: &[String], args: &[&str]) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("export.ndjson");
     std::fs::write(
@@ -390,6 +395,7 @@ fn offline_verify(lines: &[String]) -> (bool, String, String) {
     let out = std::process::Command::new("python3")
         .arg(VERIFY_SCRIPT)
         .arg(&path)
+        .args(args)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -637,6 +643,11 @@ both_backends! {
         let (ok, report, _) = verify_json(srv.cli(), &boot.org_id);
         assert!(ok, "{report}");
         assert_eq!(report["latest_checkpoint"]["seq"], 13, "{report}");
+        // An auditor keeps the latest checkpoint of an export taken now.
+        let kept = parsed(&export(&srv, &boot.api_key, &boot.org_id).await).into_iter()
+            .rfind(|l| l["type"] == "checkpoint").unwrap();
+        assert_eq!(kept["seq"], 13);
+        let expect = format!("13:{}", kept["head"].as_str().unwrap());
 
         // Roll back: the newest events go and the earlier head comes back with its own MAC.
         sqlx::query("DELETE FROM audit_events WHERE org_id = $1 AND seq > $2")
@@ -665,6 +676,17 @@ both_backends! {
         // The export shows it to an offline verifier too.
         let lines = export(&srv, &boot.api_key, &boot.org_id).await;
         offline_refuses(&lines, "events 9..13 are missing");
+        // An export with its checkpoints stripped (and its end line fixed to match) passes on
+        // its own, but not against the checkpoint the auditor kept.
+        let is_cp = |l: &String| l.contains("\"type\":\"checkpoint\"");
+        let n = lines.iter().filter(|l| is_cp(l)).count();
+        let stripped: Vec<String> = lines.iter().filter(|l| !is_cp(l))
+            .map(|l| l.replace(&format!("\"checkpoints\":{n}"), "\"checkpoints\":0"))
+            .collect();
+        let (ok, _, stderr) = offline_verify(&stripped);
+        assert!(ok, "{stderr}");
+        let (ok, _, stderr) = offline_verify_with(&stripped, &["--expect", &expect]);
+        assert!(!ok && stderr.contains("events 9..13 are missing"), "{stderr}");
     }
 
     async fn restoring_an_older_copy_of_the_whole_database_is_named(b: Backend) {
@@ -712,6 +734,17 @@ both_backends! {
         assert_eq!(report["first_broken_seq"], 8, "{report}");
         let line = line.unwrap();
         assert!(line.contains("event 8 does not match the checkpoint at seq 8"), "{line}");
+
+        // The operator accepts the restore (docs/operations.md): checkpoints moved aside while
+        // stopped; the next server checkpoints the restored chain afresh and verify passes.
+        let checkpoints = inst.data_dir.join("blobs").join("checkpoints");
+        std::fs::rename(&checkpoints, inst.data_dir.join("blobs").join("checkpoints-before-restore")).unwrap();
+        let up = inst.start().await;
+        wait_for_checkpoint(&inst.data_dir, &boot.org_id, 9).await;
+        up.stop().await;
+        let (ok, report, _) = verify_json(inst.cli(), &boot.org_id);
+        assert!(ok, "{report}");
+        assert_eq!(report["latest_checkpoint"]["seq"], 9, "{report}");
     }
 
     async fn checkpoints_are_written_at_the_configured_interval_only_for_heads_that_moved(b: Backend) {
@@ -725,6 +758,9 @@ both_backends! {
         };
         let every = strongroom::serve::ServeSettings::resolve(&args).unwrap().instance.service.audit_checkpoint_interval;
         assert_eq!(every, Duration::from_secs(1));
+        std::fs::write(&path, "[audit]\ncheckpoint_interval_secs = 0\n").unwrap();
+        let err = strongroom::serve::ServeSettings::resolve(&args).unwrap_err();
+        assert!(format!("{err:#}").contains("checkpoint_interval_secs"), "{err:#}");
         let Some(srv) = start_checkpointing(b, every).await else { return };
         let busy = org_with_activity(&srv, "busy@example.com", "busy").await;
         let idle = srv.bootstrap("idle@example.com", "idle");
@@ -909,6 +945,11 @@ both_backends! {
         let (ok, stdout, stderr) = offline_verify(&lines);
         assert!(ok, "the verifier refused a genuine export: {stderr}");
         assert!(stdout.starts_with("OK:") && stdout.contains("10 events"), "{stdout}");
+        let ten = events[9]["hash"].as_str().unwrap();
+        let (ok, _, stderr) = offline_verify_with(&lines, &["--expect", &format!("10:{ten}")]);
+        assert!(ok, "{stderr}");
+        let (ok, _, stderr) = offline_verify_with(&lines, &["--expect", &format!("10:{}", "0".repeat(64))]);
+        assert!(!ok && stderr.contains("event 10 does not match the checkpoint given with --expect"), "{stderr}");
 
         let line_of = |seq: u64| items.iter().position(|l| l["type"] == "event" && l["seq"] == seq).unwrap();
         // An edited event.
