@@ -4,7 +4,10 @@
 //! - `tmp/<id>.<random>.tmp`: blobs being written; same filesystem as `objects/`, so the final
 //!   rename is atomic;
 //! - `objects/<fanout>/<id>`: committed blobs, `<fanout>` being the first byte of SHA-256(id) in
-//!   hex, which spreads ids evenly over 256 directories whatever their prefix (`ast_...`).
+//!   hex, which spreads ids evenly over 256 directories whatever their prefix (`ast_...`);
+//! - `checkpoints/<org>/<seq>.json`: signed audit checkpoints (`docs/audit.md`), `<seq>` in 20
+//!   zero-padded decimal digits. Written like blobs (temp file, fsync, rename, fsync directory);
+//!   never listed by the orphan sweep, which only walks `objects/` and `tmp/`.
 //!
 //! Files are created with mode 0600 and directories 0700. All filesystem calls run on tokio's
 //! blocking pool so a slow disk never stalls the async workers.
@@ -26,7 +29,12 @@ pub struct FsBlobStore {
     root: PathBuf,
     tmp: PathBuf,
     objects: PathBuf,
+    checkpoints: PathBuf,
 }
+
+/// The directory under the store's root that holds audit checkpoints (one folder per
+/// organization). Frozen: checkpoints already written are found there.
+pub const CHECKPOINTS_DIR: &str = "checkpoints";
 
 impl FsBlobStore {
     /// Opens (creating if needed) a store rooted at `root`: creates `root/tmp` and
@@ -36,17 +44,24 @@ impl FsBlobStore {
         let root = root.into();
         let tmp = root.join("tmp");
         let objects = root.join("objects");
+        let checkpoints = root.join(CHECKPOINTS_DIR);
         let mut builder = DirBuilder::new();
         builder.recursive(true).mode(0o700);
         builder.create(&tmp)?;
         builder.create(&objects)?;
+        builder.create(&checkpoints)?;
         for b in 0..=255u8 {
             builder.create(objects.join(format!("{b:02x}")))?;
         }
         // Make the directory entries themselves durable before any blob relies on them.
         File::open(&objects)?.sync_all()?;
         File::open(&root)?.sync_all()?;
-        Ok(FsBlobStore { root, tmp, objects })
+        Ok(FsBlobStore {
+            root,
+            tmp,
+            objects,
+            checkpoints,
+        })
     }
 
     /// The root directory of this store.
@@ -56,6 +71,11 @@ impl FsBlobStore {
 
     fn fanout_dir(&self, id: &str) -> PathBuf {
         fanout_dir(&self.objects, id)
+    }
+
+    /// `checkpoints/<org>/<seq>.json` of a validated organization id.
+    fn checkpoint_path(&self, org: &str, seq: u64) -> PathBuf {
+        self.checkpoints.join(org).join(checkpoint_name(seq))
     }
 
     /// Path of the committed blob `id` (which must already be validated).
@@ -72,6 +92,19 @@ fn fanout_dir(objects: &Path, id: &str) -> PathBuf {
 
 fn object_path_in(objects: &Path, id: &str) -> PathBuf {
     fanout_dir(objects, id).join(id)
+}
+
+/// `<seq>.json` with 20 digits, so names sort like the numbers (and every u64 fits).
+fn checkpoint_name(seq: u64) -> String {
+    format!("{seq:020}.json")
+}
+
+/// The sequence number of a checkpoint file name, if it is one exactly as [`checkpoint_name`]
+/// writes it: other files in the folder are not checkpoints.
+fn parse_checkpoint_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".json")?;
+    let seq = digits.parse::<u64>().ok()?;
+    (checkpoint_name(seq) == name).then_some(seq)
 }
 
 /// Runs blocking filesystem work off the async workers.
@@ -256,6 +289,94 @@ impl BlobStore for FsBlobStore {
                 )),
                 e => e,
             })
+        })
+    }
+
+    fn put_checkpoint<'a>(
+        &'a self,
+        org: &'a str,
+        seq: u64,
+        data: Bytes,
+    ) -> BoxFuture<'a, Result<(), BlobError>> {
+        Box::pin(async move {
+            validate_id(org)?;
+            if data.len() > crate::MAX_CHECKPOINT_LEN {
+                return Err(BlobError::TooLarge);
+            }
+            let tmp = self.tmp.join(format!(
+                "checkpoint-{org}-{seq}.{}.tmp",
+                strongroom_crypto::token::random_token(9)
+            ));
+            let dir = self.checkpoints.join(org);
+            let parent = self.checkpoints.clone();
+            let fin = self.checkpoint_path(org, seq);
+            blocking(move || {
+                let written = (|| {
+                    let mut file = OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .open(&tmp)?;
+                    file.write_all(&data)?;
+                    file.sync_all()?;
+                    match DirBuilder::new().mode(0o700).create(&dir) {
+                        // A new folder's entry must be durable before anything relies on it.
+                        Ok(()) => File::open(&parent)?.sync_all()?,
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                        Err(e) => return Err(e),
+                    }
+                    std::fs::rename(&tmp, &fin)?;
+                    File::open(&dir)?.sync_all()
+                })();
+                if written.is_err() {
+                    let _ = std::fs::remove_file(&tmp);
+                }
+                written
+            })
+            .await
+        })
+    }
+
+    fn checkpoint_seqs<'a>(&'a self, org: &'a str) -> BoxFuture<'a, Result<Vec<u64>, BlobError>> {
+        Box::pin(async move {
+            validate_id(org)?;
+            let dir = self.checkpoints.join(org);
+            blocking(move || {
+                let entries = match std::fs::read_dir(&dir) {
+                    Ok(e) => e,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+                    Err(e) => return Err(e),
+                };
+                let mut seqs = Vec::new();
+                for entry in entries {
+                    let entry = entry?;
+                    if let Some(seq) = entry.file_name().to_str().and_then(parse_checkpoint_name) {
+                        seqs.push(seq);
+                    }
+                }
+                seqs.sort_unstable();
+                Ok(seqs)
+            })
+            .await
+        })
+    }
+
+    fn get_checkpoint<'a>(
+        &'a self,
+        org: &'a str,
+        seq: u64,
+    ) -> BoxFuture<'a, Result<Bytes, BlobError>> {
+        Box::pin(async move {
+            validate_id(org)?;
+            let path = self.checkpoint_path(org, seq);
+            blocking(move || {
+                let mut buf = Vec::new();
+                File::open(path)?
+                    .take(crate::MAX_CHECKPOINT_LEN as u64 + 1)
+                    .read_to_end(&mut buf)?;
+                Ok(Bytes::from(buf))
+            })
+            .await
         })
     }
 }
@@ -516,5 +637,90 @@ mod tests {
         put(&s, "kept", b"data").await;
         let again = FsBlobStore::open(d.path().join("blobs")).unwrap();
         assert_eq!(&again.read_at("kept", 0, 4).await.unwrap()[..], b"data");
+    }
+
+    #[tokio::test]
+    async fn checkpoints_round_trip_sorted_and_are_never_swept() {
+        let (d, s) = store();
+        let org = "org_0123abcd";
+        assert!(s.checkpoint_seqs(org).await.unwrap().is_empty());
+        for seq in [57_u64, 9, 10, 1] {
+            s.put_checkpoint(org, seq, Bytes::from(format!("cp {seq}")))
+                .await
+                .unwrap();
+        }
+        // Numeric order, not the order written (9 before 10, 57 last).
+        assert_eq!(s.checkpoint_seqs(org).await.unwrap(), vec![1, 9, 10, 57]);
+        assert_eq!(&s.get_checkpoint(org, 10).await.unwrap()[..], b"cp 10");
+        // Rewriting one replaces it.
+        s.put_checkpoint(org, 10, Bytes::from_static(b"again"))
+            .await
+            .unwrap();
+        assert_eq!(&s.get_checkpoint(org, 10).await.unwrap()[..], b"again");
+        assert!(matches!(
+            s.get_checkpoint(org, 11).await,
+            Err(BlobError::NotFound)
+        ));
+        assert!(s.checkpoint_seqs("org_other").await.unwrap().is_empty());
+        assert_eq!(tmp_entries(&s), 0, "no temp file left behind");
+
+        // Strays in the folder are not checkpoints.
+        let dir = d.path().join("blobs").join(CHECKPOINTS_DIR).join(org);
+        std::fs::write(dir.join("58.json"), b"x").unwrap();
+        std::fs::write(dir.join("notes.txt"), b"x").unwrap();
+        assert_eq!(s.checkpoint_seqs(org).await.unwrap(), vec![1, 9, 10, 57]);
+
+        // However old, the sweep's listing never names a checkpoint.
+        let long_ago = SystemTime::now() - Duration::from_secs(30 * 24 * 3600);
+        for e in std::fs::read_dir(&dir).unwrap() {
+            File::options()
+                .write(true)
+                .open(e.unwrap().path())
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+        }
+        let everything = s
+            .list_older_than(SystemTime::now() + Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(everything.is_empty(), "{everything:?}");
+        assert_eq!(s.checkpoint_seqs(org).await.unwrap(), vec![1, 9, 10, 57]);
+
+        // Durable across a reopen.
+        let again = FsBlobStore::open(d.path().join("blobs")).unwrap();
+        assert_eq!(&again.get_checkpoint(org, 57).await.unwrap()[..], b"cp 57");
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.join("00000000000000000057.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[tokio::test]
+    async fn checkpoints_refuse_bad_names_and_oversized_objects() {
+        let (_d, s) = store();
+        for org in ["", "../escape", "a/b", ".."] {
+            assert!(matches!(
+                s.put_checkpoint(org, 1, Bytes::from_static(b"x")).await,
+                Err(BlobError::InvalidId)
+            ));
+            assert!(matches!(
+                s.checkpoint_seqs(org).await,
+                Err(BlobError::InvalidId)
+            ));
+            assert!(matches!(
+                s.get_checkpoint(org, 1).await,
+                Err(BlobError::InvalidId)
+            ));
+        }
+        let big = Bytes::from(vec![b'x'; crate::MAX_CHECKPOINT_LEN + 1]);
+        assert!(matches!(
+            s.put_checkpoint("org_1", 1, big).await,
+            Err(BlobError::TooLarge)
+        ));
+        assert!(s.checkpoint_seqs("org_1").await.unwrap().is_empty());
+        assert_eq!(tmp_entries(&s), 0);
     }
 }

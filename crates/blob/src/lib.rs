@@ -24,7 +24,7 @@ use std::time::SystemTime;
 use strongroom_crypto::CryptoError;
 
 pub use encrypted::{BlobReader, EncryptedWriter, WrittenBlob, read_all, read_range};
-pub use fs::FsBlobStore;
+pub use fs::{CHECKPOINTS_DIR, FsBlobStore};
 
 /// A boxed, sendable future: lets the storage traits be object-safe (`Arc<dyn BlobStore>`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -106,7 +106,30 @@ pub trait BlobStore: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Vec<String>, BlobError>>;
     /// Readiness: the store is reachable and writable.
     fn check<'a>(&'a self) -> BoxFuture<'a, Result<(), BlobError>>;
+
+    /// Stores the audit checkpoint `seq` of organization `org` (an id, validated like a blob id)
+    /// durably, replacing an object of the same name. Checkpoints live in their own namespace,
+    /// apart from blobs: [`BlobStore::list_older_than`] never reports them, so the orphan sweep
+    /// cannot delete them. At most [`MAX_CHECKPOINT_LEN`] bytes.
+    fn put_checkpoint<'a>(
+        &'a self,
+        org: &'a str,
+        seq: u64,
+        data: bytes::Bytes,
+    ) -> BoxFuture<'a, Result<(), BlobError>>;
+    /// The sequence numbers of `org`'s stored checkpoints, ascending (empty when it has none).
+    fn checkpoint_seqs<'a>(&'a self, org: &'a str) -> BoxFuture<'a, Result<Vec<u64>, BlobError>>;
+    /// Reads checkpoint `seq` of `org`: at most [`MAX_CHECKPOINT_LEN`] + 1 bytes, so a caller can
+    /// tell an oversized (planted) object from a real one without reading all of it.
+    fn get_checkpoint<'a>(
+        &'a self,
+        org: &'a str,
+        seq: u64,
+    ) -> BoxFuture<'a, Result<bytes::Bytes, BlobError>>;
 }
+
+/// Largest checkpoint object accepted; a real one is about 300 bytes.
+pub const MAX_CHECKPOINT_LEN: usize = 4096;
 
 /// A blob being written. Dropping it without [`BlobWriter::commit`] discards it (its temp data
 /// is removed), so an interrupted upload never becomes visible.

@@ -115,7 +115,8 @@ pub struct Deadline {
 
 impl Deadline {
     /// A deadline of `limit` for every route of `routes` but the streaming ones: those whose
-    /// request or response body is raw bytes (uploads, content, renditions, links, HLS).
+    /// request or response body is raw bytes (uploads, content, renditions, links, HLS, the
+    /// audit export).
     pub fn new(limit: Duration, routes: &[Route]) -> Deadline {
         let streaming = routes
             .iter()
@@ -224,6 +225,7 @@ mod tests {
             [
                 ("GET", "/api/v1/assets/{asset_id}/content"),
                 ("GET", "/api/v1/assets/{asset_id}/renditions/{name}"),
+                ("GET", "/api/v1/orgs/{org_id}/audit/export"),
                 ("GET", "/d/{token}"),
                 ("GET", "/hls/{token}/{*path}"),
                 ("POST", "/api/v1/spaces/{space_id}/assets"),

@@ -6,12 +6,25 @@
 //! organization row keeps the head (seq, hash) and an HMAC of it under a key derived from the root
 //! key: anyone can recompute the chain from the API, and someone who edits the database without
 //! the root key cannot make a rewritten chain (or a truncated one) verify.
+//!
+//! A head that verifies can still be an old one (a restored database). Signed checkpoints kept
+//! outside the database (`checkpoint`) catch that: verification also fails when the chain is
+//! shorter than, or does not pass through, a checkpoint. The export streams the chain with its
+//! checkpoints as NDJSON for offline verification (`docs/audit.md`).
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::Stream;
 
 use strongroom_crypto::digest::{Sha256, sha256};
 use strongroom_domain::{OrgId, Timestamp};
 use strongroom_store::{AuditEventRow, AuditHead, NewAuditEvent, Tx};
 
 use crate::authz::{OrgAuthz, perm};
+use crate::checkpoint::{Checkpoint, Read};
 use crate::{Principal, Result, Service, ServiceError};
 
 /// An audit event as the API shows it.
@@ -50,7 +63,48 @@ pub struct ChainReport {
     pub first_broken_seq: Option<i64>,
     /// Why it failed.
     pub problem: Option<String>,
+    /// What failed: `chain` (an event edited, deleted, reordered or inserted, or the head does
+    /// not match the chain or its MAC), `rolled_back` (events a checkpoint covers are missing),
+    /// `rewritten` (an event differs from the checkpoint of its seq), `invalid_checkpoint`
+    /// (a checkpoint that is forged, altered or unreadable).
+    pub problem_kind: Option<&'static str>,
+    /// The events a newer checkpoint covers that the database no longer holds.
+    pub missing: Option<SeqRange>,
+    /// Checkpoints checked (every stored one when the chain is intact).
+    pub checkpoints: usize,
+    /// The newest authentic checkpoint seen.
+    pub latest_checkpoint: Option<CheckpointInfo>,
 }
+
+/// An inclusive range of sequence numbers.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct SeqRange {
+    /// First.
+    pub from: i64,
+    /// Last.
+    pub to: i64,
+}
+
+/// A checkpoint as reports show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CheckpointInfo {
+    /// The event it covers up to.
+    pub seq: i64,
+    /// When it was written.
+    pub at: Timestamp,
+}
+
+impl From<&Checkpoint> for CheckpointInfo {
+    fn from(cp: &Checkpoint) -> Self {
+        CheckpointInfo {
+            seq: cp.seq,
+            at: cp.at,
+        }
+    }
+}
+
+/// The body of `GET /api/v1/orgs/{org_id}/audit/export`: NDJSON lines, streamed.
+pub type AuditExport = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
 
 #[derive(serde::Serialize)]
 struct Canonical<'a> {
@@ -153,6 +207,12 @@ impl Service {
         Ok(())
     }
 
+    /// Whether a head's MAC verifies under the audit key.
+    pub(crate) fn audit_head_authentic(&self, org_id: &OrgId, head: &AuditHead) -> bool {
+        self.audit_key
+            .verify(&head_input(org_id, head.seq, &head.hash), &head.mac)
+    }
+
     /// Lists an organization's events after `after` (a sequence number), oldest first.
     pub async fn list_audit(
         &self,
@@ -174,6 +234,46 @@ impl Service {
         Ok((items, next))
     }
 
+    /// Streams an organization's whole chain with its checkpoints as NDJSON (`docs/audit.md`):
+    /// a header line; every event up to the head read at the start, each followed by the
+    /// checkpoints of its seq; checkpoints past the chain's end; an end line with the counts.
+    /// The store is read a page at a time, so memory stays flat whatever the chain's length.
+    pub async fn export_audit(
+        self: &Arc<Self>,
+        authz: &OrgAuthz<'_, perm::AuditRead>,
+    ) -> Result<AuditExport> {
+        // The trail covers every space: the proof is never given to a space-limited key.
+        let org_id = authz.org_id();
+        // Listed before the head is read, as in `verify_audit`: none then lies past the head.
+        let checkpoints = self.blobs.checkpoint_seqs(org_id.as_str()).await?.into();
+        let Some(head) = self.store.audit_head(org_id).await? else {
+            return Err(ServiceError::NotFound("organization"));
+        };
+        let export = Export {
+            svc: Arc::clone(self),
+            org_id: org_id.clone(),
+            head_seq: head.seq,
+            checkpoints,
+            after: 0,
+            events: 0,
+            checkpoint_lines: 0,
+            phase: Phase::Header,
+        };
+        Ok(Box::pin(futures_util::stream::unfold(
+            export,
+            |mut export| async move {
+                match export.next_chunk().await {
+                    Ok(Some(bytes)) => Some((Ok(bytes), export)),
+                    Ok(None) => None,
+                    Err(e) => {
+                        export.phase = Phase::Done;
+                        Some((Err(e), export))
+                    }
+                }
+            },
+        )))
+    }
+
     /// Verifies one organization's chain, or every organization's when `org` is `None`.
     pub async fn verify_audit(&self, org: Option<&OrgId>) -> Result<Vec<ChainReport>> {
         let orgs = match org {
@@ -182,23 +282,73 @@ impl Service {
         };
         let mut reports = Vec::with_capacity(orgs.len());
         for org_id in orgs {
+            // Checkpoints are listed before the head is read. Each was written from a head
+            // committed before it, so in a healthy database none lies past the head read next,
+            // however fast live traffic and the checkpoint writer move.
+            let checkpoints = self.blobs.checkpoint_seqs(org_id.as_str()).await?;
             let Some(head) = self.store.audit_head(&org_id).await? else {
                 return Err(ServiceError::NotFound("organization"));
             };
-            reports.push(self.verify_chain(&org_id, &head).await?);
+            reports.push(self.verify_chain(&org_id, &head, &checkpoints).await?);
         }
         Ok(reports)
     }
 
-    async fn verify_chain(&self, org_id: &OrgId, head: &AuditHead) -> Result<ChainReport> {
-        let broken = |seq: i64, events: i64, why: String| ChainReport {
+    /// Checks stored checkpoint `seq` against `hash`, the chain's hash at that seq: `None` when
+    /// it is authentic and matches (counted in `report`), else the problem.
+    async fn check_checkpoint(
+        &self,
+        org_id: &OrgId,
+        seq: u64,
+        hash: &[u8],
+        report: &mut ChainReport,
+    ) -> Result<Option<(&'static str, String)>> {
+        match self.read_checkpoint(org_id, seq).await? {
+            Read::Gone => Ok(None),
+            Read::Invalid(why) => Ok(Some(("invalid_checkpoint", invalid_checkpoint(seq, &why)))),
+            Read::Authentic(cp) if cp.head.as_slice() != hash => Ok(Some((
+                "rewritten",
+                format!(
+                    "event {seq} does not match the checkpoint at seq {seq} (written {}): the chain was rewritten after that checkpoint",
+                    cp.at.rfc3339()
+                ),
+            ))),
+            Read::Authentic(cp) => {
+                report.checkpoints += 1;
+                report.latest_checkpoint = Some((&cp).into());
+                Ok(None)
+            }
+        }
+    }
+
+    async fn verify_chain(
+        &self,
+        org_id: &OrgId,
+        head: &AuditHead,
+        checkpoints: &[u64],
+    ) -> Result<ChainReport> {
+        let mut report = ChainReport {
             org_id: org_id.clone(),
-            events,
-            intact: false,
-            first_broken_seq: Some(seq),
-            problem: Some(why),
+            events: 0,
+            intact: true,
+            first_broken_seq: None,
+            problem: None,
+            problem_kind: None,
+            missing: None,
+            checkpoints: 0,
+            latest_checkpoint: None,
         };
+        let mut pending = checkpoints.iter().copied().peekable();
         let mut prev = genesis(org_id).to_vec();
+        // A checkpoint of seq 0 (never written by Strongroom) could only name the genesis hash.
+        while let Some(seq) = pending.next_if_eq(&0) {
+            if let Some((kind, why)) = self
+                .check_checkpoint(org_id, seq, &prev, &mut report)
+                .await?
+            {
+                return Ok(report.broken(kind, 0, 0, why));
+            }
+        }
         let mut expected_seq = 1_i64;
         let mut after = 0_i64;
         // Only events up to the head read before the scan: the head and its events commit
@@ -215,7 +365,8 @@ impl Service {
                 }
                 after = row.seq;
                 if row.seq != expected_seq {
-                    return Ok(broken(
+                    return Ok(report.broken(
+                        "chain",
                         expected_seq,
                         expected_seq - 1,
                         format!(
@@ -225,7 +376,8 @@ impl Service {
                     ));
                 }
                 if row.prev_hash != prev {
-                    return Ok(broken(
+                    return Ok(report.broken(
+                        "chain",
                         row.seq,
                         row.seq - 1,
                         format!(
@@ -237,7 +389,8 @@ impl Service {
                 }
                 let hash = event_hash(org_id, row.seq, &row.event, &row.prev_hash)?;
                 if hash.as_slice() != row.hash.as_slice() {
-                    return Ok(broken(
+                    return Ok(report.broken(
+                        "chain",
                         row.seq,
                         row.seq - 1,
                         format!(
@@ -248,11 +401,21 @@ impl Service {
                 }
                 prev = row.hash;
                 expected_seq += 1;
+                let seq = u64::try_from(row.seq).unwrap_or(0);
+                while let Some(cp) = pending.next_if_eq(&seq) {
+                    if let Some((kind, why)) = self
+                        .check_checkpoint(org_id, cp, &prev, &mut report)
+                        .await?
+                    {
+                        return Ok(report.broken(kind, row.seq, row.seq - 1, why));
+                    }
+                }
             }
         }
         let count = expected_seq - 1;
         if head.seq != count || head.hash != prev {
-            return Ok(broken(
+            return Ok(report.broken(
+                "chain",
                 count + 1,
                 count,
                 format!(
@@ -261,11 +424,9 @@ impl Service {
                 ),
             ));
         }
-        if !self
-            .audit_key
-            .verify(&head_input(org_id, head.seq, &head.hash), &head.mac)
-        {
-            return Ok(broken(
+        if !self.audit_head_authentic(org_id, head) {
+            return Ok(report.broken(
+                "chain",
                 head.seq,
                 count,
                 "the chain head's signature does not verify: the trail was rewritten".into(),
@@ -276,7 +437,8 @@ impl Service {
         if let Some(extra) = self.store.audit_events(org_id, head.seq, 1).await?.first() {
             let now = self.store.audit_head(org_id).await?.map_or(0, |h| h.seq);
             if extra.seq > now {
-                return Ok(broken(
+                return Ok(report.broken(
+                    "chain",
                     extra.seq,
                     count,
                     format!(
@@ -286,14 +448,205 @@ impl Service {
                 ));
             }
         }
-        Ok(ChainReport {
-            org_id: org_id.clone(),
-            events: count,
-            intact: true,
-            first_broken_seq: None,
-            problem: None,
-        })
+        // Checkpoints past the end of the chain: the newest authentic one names what is missing.
+        let trailing: Vec<u64> = pending.collect();
+        let mut invalid = None;
+        for &seq in trailing.iter().rev() {
+            match self.read_checkpoint(org_id, seq).await? {
+                Read::Authentic(cp) => {
+                    let why = format!(
+                        "the database holds events up to seq {count} but the checkpoint at seq {} (written {}) is newer: events {}..{} are missing — the database was rolled back or truncated",
+                        cp.seq,
+                        cp.at.rfc3339(),
+                        count + 1,
+                        cp.seq
+                    );
+                    report.latest_checkpoint = Some((&cp).into());
+                    report.missing = Some(SeqRange {
+                        from: count + 1,
+                        to: cp.seq,
+                    });
+                    return Ok(report.broken("rolled_back", count + 1, count, why));
+                }
+                Read::Invalid(why) => invalid = Some((seq, why)),
+                Read::Gone => {}
+            }
+        }
+        if let Some((seq, why)) = invalid {
+            let at = i64::try_from(seq).unwrap_or(i64::MAX);
+            return Ok(report.broken(
+                "invalid_checkpoint",
+                at,
+                count,
+                invalid_checkpoint(seq, &why),
+            ));
+        }
+        report.events = count;
+        Ok(report)
     }
+}
+
+impl ChainReport {
+    fn broken(mut self, kind: &'static str, seq: i64, events: i64, why: String) -> Self {
+        self.intact = false;
+        self.events = events;
+        self.first_broken_seq = Some(seq);
+        self.problem = Some(why);
+        self.problem_kind = Some(kind);
+        self
+    }
+}
+
+fn invalid_checkpoint(seq: u64, why: &str) -> String {
+    format!(
+        "the checkpoint at seq {seq} is not authentic ({why}): it was forged or altered, or signed under another root key"
+    )
+}
+
+/// Events read per page by the export.
+const EXPORT_PAGE: u32 = 500;
+/// Value of the export header's `format` field. Frozen: offline verifiers recognize it.
+pub(crate) const EXPORT_FORMAT: &str = "strongroom-audit-export";
+
+enum Phase {
+    Header,
+    Events,
+    Trailing,
+    End,
+    Done,
+}
+
+/// The state of one export stream.
+struct Export {
+    svc: Arc<Service>,
+    org_id: OrgId,
+    head_seq: i64,
+    checkpoints: VecDeque<u64>,
+    after: i64,
+    events: u64,
+    checkpoint_lines: u64,
+    phase: Phase,
+}
+
+fn push_line(out: &mut Vec<u8>, v: &serde_json::Value) {
+    out.extend_from_slice(v.to_string().as_bytes());
+    out.push(b'\n');
+}
+
+impl Export {
+    /// The next chunk of lines, `None` at the end.
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>> {
+        let mut out = Vec::new();
+        while out.is_empty() {
+            match self.phase {
+                Phase::Header => {
+                    push_line(
+                        &mut out,
+                        &serde_json::json!({
+                            "type": "header",
+                            "format": EXPORT_FORMAT,
+                            "version": 1,
+                            "org_id": self.org_id,
+                            "genesis": hex::encode(genesis(&self.org_id)),
+                            "head_seq": self.head_seq,
+                            "exported_at": self.svc.clock.now(),
+                        }),
+                    );
+                    self.phase = Phase::Events;
+                }
+                Phase::Events => {
+                    let rows = self
+                        .svc
+                        .store
+                        .audit_events(&self.org_id, self.after, EXPORT_PAGE)
+                        .await?;
+                    let mut done = rows.is_empty();
+                    for row in rows {
+                        if row.seq > self.head_seq {
+                            done = true;
+                            break;
+                        }
+                        self.after = row.seq;
+                        self.events += 1;
+                        push_line(&mut out, &export_event(&row));
+                        let seq = u64::try_from(row.seq).unwrap_or(0);
+                        while let Some(cp) = self.checkpoints.front().copied()
+                            && cp <= seq
+                        {
+                            self.checkpoints.pop_front();
+                            self.push_checkpoint(&mut out, cp).await?;
+                        }
+                    }
+                    if done || self.after >= self.head_seq {
+                        self.phase = Phase::Trailing;
+                    }
+                }
+                Phase::Trailing => {
+                    for _ in 0..100 {
+                        let Some(cp) = self.checkpoints.pop_front() else {
+                            self.phase = Phase::End;
+                            break;
+                        };
+                        self.push_checkpoint(&mut out, cp).await?;
+                    }
+                }
+                Phase::End => {
+                    push_line(
+                        &mut out,
+                        &serde_json::json!({
+                            "type": "end",
+                            "events": self.events,
+                            "checkpoints": self.checkpoint_lines,
+                        }),
+                    );
+                    self.phase = Phase::Done;
+                }
+                Phase::Done => return Ok(None),
+            }
+        }
+        Ok(Some(out.into()))
+    }
+
+    async fn push_checkpoint(&mut self, out: &mut Vec<u8>, seq: u64) -> Result<()> {
+        let line = match self.svc.read_checkpoint(&self.org_id, seq).await? {
+            Read::Authentic(cp) => serde_json::json!({
+                "type": "checkpoint",
+                "seq": cp.seq,
+                "head": hex::encode(&cp.head),
+                "at": cp.at,
+                "at_ms": cp.at.millis(),
+                "authentic": true,
+            }),
+            Read::Invalid(why) => serde_json::json!({
+                "type": "checkpoint",
+                "seq": seq,
+                "authentic": false,
+                "problem": why,
+            }),
+            Read::Gone => return Ok(()),
+        };
+        self.checkpoint_lines += 1;
+        push_line(out, &line);
+        Ok(())
+    }
+}
+
+/// An event as the export writes it: every field its hash covers, exactly as hashed (`detail`
+/// is the stored JSON text, `at_ms` the hashed time).
+fn export_event(row: &AuditEventRow) -> serde_json::Value {
+    serde_json::json!({
+        "type": "event",
+        "seq": row.seq,
+        "at": row.event.at,
+        "at_ms": row.event.at.millis(),
+        "actor": row.event.actor,
+        "action": row.event.action,
+        "target": row.event.target,
+        "ip": row.event.ip,
+        "detail": row.event.detail,
+        "prev_hash": hex::encode(&row.prev_hash),
+        "hash": hex::encode(&row.hash),
+    })
 }
 
 fn render(row: AuditEventRow) -> AuditEvent {

@@ -10,6 +10,7 @@ mod admin;
 mod assets;
 mod audit;
 pub mod authz;
+mod checkpoint;
 mod jobs;
 mod keyring;
 mod links;
@@ -33,8 +34,9 @@ use strongroom_store::{Store, StoreError};
 pub use access::{Accepted, GrantInfo, InvitationInfo, RoleInfo};
 pub use admin::{ApiKeyInfo, Bootstrapped, CreatedKey, MIN_PASSWORD_LEN, RotatedKey};
 pub use assets::{Asset, AssetDetail, ByteStream, Content, ListQuery, NewUpload, Space};
-pub use audit::{AuditEvent, ChainReport};
+pub use audit::{AuditEvent, AuditExport, ChainReport, CheckpointInfo, SeqRange};
 pub use authz::perm;
+pub use checkpoint::CheckpointRound;
 pub use jobs::{FailedJob, JobFailure, JobReport};
 pub use keyring::{KeyStatus, Keyring, RotationReport};
 pub use links::{
@@ -179,6 +181,8 @@ pub struct ServiceConfig {
     pub media: Option<strongroom_media::MediaConfig>,
     /// The longest lifetime a download link may be given.
     pub max_link_lifetime: std::time::Duration,
+    /// How often the server writes signed checkpoints of the audit chain heads that moved.
+    pub audit_checkpoint_interval: std::time::Duration,
     /// The storage quota of an organization the operator set none for (`None`: no limit).
     pub default_quota: Quota,
 }
@@ -208,6 +212,7 @@ impl Default for ServiceConfig {
                 links::DEFAULT_MAX_LINK_LIFETIME_SECS,
             ),
             default_quota: Quota::default(),
+            audit_checkpoint_interval: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -218,6 +223,7 @@ pub struct Service {
     blobs: Arc<dyn BlobStore>,
     keyring: Keyring,
     audit_key: MacKey,
+    checkpoints: checkpoint::Checkpoints,
     api_key_hasher: MacKey,
     session_hasher: MacKey,
     csrf_hasher: MacKey,
@@ -250,6 +256,7 @@ impl Service {
         config: ServiceConfig,
     ) -> Result<Service> {
         let audit_key = root.derive("audit-chain");
+        let checkpoints = checkpoint::Checkpoints::new(root.derive(checkpoint::KEY_PURPOSE));
         let api_key_hasher = root.derive("api-key");
         let session_hasher = root.derive("session");
         let csrf_hasher = root.derive("csrf");
@@ -272,6 +279,7 @@ impl Service {
             blobs,
             keyring,
             audit_key,
+            checkpoints,
             api_key_hasher,
             session_hasher,
             csrf_hasher,

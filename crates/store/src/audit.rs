@@ -106,6 +106,26 @@ impl Store {
         })
         .transpose()
     }
+
+    /// The recorded head of every organization's chain, in organization id order.
+    pub async fn audit_heads(&self) -> Result<Vec<(OrgId, AuditHead)>> {
+        let rows =
+            sqlx::query("SELECT id, audit_seq, audit_head, audit_head_mac FROM orgs ORDER BY id")
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    parsed(r, "orgs", "id", OrgId::parse)?,
+                    AuditHead {
+                        seq: r.try_get("audit_seq")?,
+                        hash: r.try_get("audit_head")?,
+                        mac: r.try_get("audit_head_mac")?,
+                    },
+                ))
+            })
+            .collect()
+    }
 }
 
 impl Tx {

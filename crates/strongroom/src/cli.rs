@@ -233,7 +233,8 @@ pub enum KeysCommand {
 /// `strongroom audit ...`.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check every organization's hash chain (exit 1 naming the first broken event).
+    /// Check every organization's hash chain against its head and its signed checkpoints (exit 1
+    /// naming the first broken event, or the events a rollback removed).
     Verify {
         /// Instance settings.
         #[command(flatten)]

@@ -221,7 +221,8 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `strongroom audit verify`: exit status 1 when any chain is broken.
+/// `strongroom audit verify`: exit status 1 when any chain is broken, rolled back behind its
+/// latest checkpoint, or has a checkpoint that does not verify.
 pub async fn audit(cmd: AuditCommand) -> anyhow::Result<bool> {
     let AuditCommand::Verify {
         instance,
@@ -238,7 +239,20 @@ pub async fn audit(cmd: AuditCommand) -> anyhow::Result<bool> {
         for r in &reports {
             match (&r.first_broken_seq, &r.problem) {
                 (Some(seq), Some(why)) => println!("{}: BROKEN at event {seq}: {why}", r.org_id),
-                _ => println!("{}: intact ({} events)", r.org_id, r.events),
+                _ => match &r.latest_checkpoint {
+                    Some(cp) => println!(
+                        "{}: intact ({} events; {} checkpoints, the latest at seq {} written {})",
+                        r.org_id,
+                        r.events,
+                        r.checkpoints,
+                        cp.seq,
+                        cp.at.rfc3339()
+                    ),
+                    None => println!(
+                        "{}: intact ({} events; no checkpoint yet: a running server writes one within its checkpoint interval of a change)",
+                        r.org_id, r.events
+                    ),
+                },
             }
         }
     }

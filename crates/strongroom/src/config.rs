@@ -45,6 +45,17 @@ pub struct FileConfig {
     /// Media processing.
     #[serde(default)]
     pub media: MediaFile,
+    /// The audit trail.
+    #[serde(default)]
+    pub audit: AuditFile,
+}
+
+/// `[audit]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFile {
+    /// Seconds between signed checkpoints of the audit chain heads that moved (default 60).
+    pub checkpoint_interval_secs: Option<u64>,
 }
 
 /// `[media]`.

@@ -98,6 +98,12 @@ impl ServeSettings {
             .or_else(|| file.public_url.clone())
             .map(|u| public_url(&u))
             .transpose()?;
+        if let Some(secs) = file.audit.checkpoint_interval_secs {
+            if secs == 0 {
+                anyhow::bail!("audit.checkpoint_interval_secs must be at least 1");
+            }
+            service.audit_checkpoint_interval = Duration::from_secs(secs);
+        }
         configure_mail(&mut service, &file)?;
         configure_media(&mut service, &file)?;
         let defaults = Timeouts::default();
@@ -371,6 +377,7 @@ pub async fn start(
         }
     }
     let worker = tokio::spawn(inst.service.clone().run_worker());
+    let checkpointer = tokio::spawn(inst.service.clone().run_audit_checkpoints());
     let state = AppState {
         service: inst.service.clone(),
         config: Arc::new(settings.http.clone()),
@@ -383,6 +390,13 @@ pub async fn start(
             strongroom_http::serve(listener, tls, certs, app, timeouts, limits, shutdown).await;
         sweeper.abort();
         worker.abort();
+        checkpointer.abort();
+        let _ = checkpointer.await;
+        // The drained server's last heads, outside the database: a later restore of an older
+        // database shows up as a checkpoint newer than its chain.
+        if let Err(e) = service.write_audit_checkpoints().await {
+            tracing::warn!(error = %e, "writing audit checkpoints at shutdown failed");
+        }
         service.close().await;
         tracing::info!("stopped");
         result.map_err(anyhow::Error::from)

@@ -1,10 +1,12 @@
-//! Health, readiness, security.txt, the OpenAPI document, whoami and the audit trail.
+//! Health, readiness, security.txt, the OpenAPI document, whoami, the audit trail and its export.
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures_util::StreamExt;
 use strongroom_domain::OrgId;
 use strongroom_service::{Actor, perm};
 
@@ -72,6 +74,17 @@ pub const AUDIT: Route = Route {
     body: None,
     response: Some("AuditList"),
     handler: || get(audit),
+};
+pub const AUDIT_EXPORT: Route = Route {
+    method: "GET",
+    path: "/api/v1/orgs/{org_id}/audit/export",
+    summary: "The whole audit chain with its signed checkpoints, as NDJSON, for offline verification",
+    auth: true,
+    success: 200,
+    body: None,
+    // Streamed (NDJSON, a page of events at a time), so exempt from the request deadline.
+    response: Some("bytes"),
+    handler: || get(audit_export),
 };
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -151,4 +164,34 @@ async fn audit(
     Ok(Json(
         serde_json::json!({"items": items, "next_cursor": next.map(|n| n.to_string())}),
     ))
+}
+
+async fn audit_export(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(org_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let org_id = OrgId::parse(&org_id).map_err(|_| ApiError::not_found("organization"))?;
+    let authz = state
+        .service
+        .authorize_org::<perm::AuditRead>(&p, &org_id)?;
+    let lines = state.service.export_audit(&authz).await?;
+    let disposition = format!("attachment; filename=\"audit-{org_id}.ndjson\"");
+    // The status line is gone once lines flow: a failure midway is logged and cuts the
+    // connection, and the missing end line tells the verifier the export is incomplete.
+    let body = Body::from_stream(lines.map(move |item| {
+        item.map_err(|e| {
+            tracing::error!(org = %org_id, error = %e, "audit export failed midway; connection cut");
+            std::io::Error::other("audit export failed")
+        })
+    }));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson".to_owned()),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response())
 }

@@ -85,6 +85,7 @@ pub static ROUTES: &[Route] = &[
     access::GRANTS,
     access::REVOKE_GRANT,
     meta::AUDIT,
+    meta::AUDIT_EXPORT,
     media::RENDITION,
     media::PLAYBACK,
     media::REVOKE_PLAYBACK,

@@ -36,6 +36,18 @@ pub(crate) async fn audit_chain(env: &Env) {
     );
     let other = s.audit_head(&b.id).await.unwrap().unwrap();
     assert_eq!(other.seq, 1);
+    // Every head at once (the checkpoint writer's query), in organization id order.
+    let heads = s.audit_heads().await.unwrap();
+    let mut want = vec![
+        (a.id.clone(), 3, hash_of(3), b"mac-3".to_vec()),
+        (b.id.clone(), 1, hash_of(1), b"mac-1".to_vec()),
+    ];
+    want.sort_by(|x, y| x.0.cmp(&y.0));
+    let got: Vec<_> = heads
+        .into_iter()
+        .map(|(id, h)| (id, h.seq, h.hash, h.mac))
+        .collect();
+    assert_eq!(got, want);
 
     let events = s.audit_events(&a.id, 0, 100).await.unwrap();
     assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
