@@ -653,6 +653,10 @@ impl Service {
         if invitation_status(&inv, now) != "pending" {
             return Err(gone());
         }
+        // The inviter must still be allowed to send it (checked again under the lock below).
+        let Some(vouching_role) = self.inviter_still_may_grant(&inv, now).await? else {
+            return Err(gone());
+        };
         let existing = self.store.user_by_email(&inv.email).await?;
         let (user, new_hash) = match existing {
             Some(user) => {
@@ -693,9 +697,11 @@ impl Service {
             return Err(gone());
         }
         tx.lock_org(&inv.org_id).await?;
-        // Under the organization's lock, like member removal: the inviter must still be a
-        // member who may invite with this role, through a credential that still works.
-        if !self.inviter_still_may_grant(&mut tx, &inv, now).await? {
+        // Under the organization's lock, like member removal: the inviter is still the member
+        // (with the role) the check above found allowed to send this invitation.
+        if let Some(inviter) = &inv.inviter
+            && tx.member_role(&inv.org_id, inviter).await? != vouching_role
+        {
             return Err(gone());
         }
         tx.upsert_membership(&inv.org_id, &user.id, &inv.role, now)
@@ -721,48 +727,54 @@ impl Service {
 
     /// Whether an invitation's sender could still send it now: a member holding
     /// `member:invite` and every permission of the role, and, when a key sent it, a key that is
-    /// neither revoked, expired, space-limited nor below the role.
+    /// neither revoked, expired, space-limited nor below the role. `Some(role)` when it could,
+    /// with the inviting member's role then (`None` for a service key's invitation), which the
+    /// acceptance checks again under the organization's lock.
     async fn inviter_still_may_grant(
         &self,
-        tx: &mut strongroom_store::Tx,
         inv: &InvitationRow,
         now: Timestamp,
-    ) -> Result<bool> {
+    ) -> Result<Option<Option<RoleRef>>> {
         // Who vouches for the invitation: the member who sent it, and the key they sent it
         // with (a service key alone, for one that belongs to nobody).
         let mut held = strongroom_domain::PermissionSet::all();
         let mut vouched = false;
+        let mut inviter_role = None;
         if let Some(inviter) = &inv.inviter {
-            let Some(member_role) = tx.member_role(&inv.org_id, inviter).await? else {
-                return Ok(false);
+            let Some(member_role) = self.store.membership(&inv.org_id, inviter).await? else {
+                return Ok(None);
             };
             held = self
                 .member_access(&inv.org_id, inviter, &member_role)
                 .await?
                 .org;
+            inviter_role = Some(member_role);
             vouched = true;
         }
         if let Some(key) = inv.invited_by.strip_prefix("key:") {
             let Ok(key_id) = strongroom_domain::ApiKeyId::parse(key) else {
-                return Ok(false);
+                return Ok(None);
             };
             let Some(d) = self.store.api_key_details(&inv.org_id, &key_id).await? else {
-                return Ok(false);
+                return Ok(None);
             };
             if d.key.revoked_at.is_some()
                 || d.key.expires_at.is_some_and(|t| t <= now)
                 || d.spaces.is_some()
                 || d.key.user_id != inv.inviter
             {
-                return Ok(false);
+                return Ok(None);
             }
             held = held.intersection(self.resolve_role(&inv.org_id, &d.key.role).await?.1);
             vouched = true;
         }
         if !vouched {
-            return Ok(false);
+            return Ok(None);
         }
         let (_, granted) = self.resolve_role(&inv.org_id, &inv.role).await?;
-        Ok(held.contains(Permission::MemberInvite) && granted.is_subset(held))
+        Ok(
+            (held.contains(Permission::MemberInvite) && granted.is_subset(held))
+                .then_some(inviter_role),
+        )
     }
 }

@@ -48,11 +48,15 @@ impl Service {
     /// The limits in force for an organization: its own, else the server's default.
     pub(crate) async fn quota_of(&self, org_id: &OrgId) -> Result<Quota> {
         let own = self.store.quota(org_id).await?.unwrap_or_default();
+        Ok(self.in_force(own))
+    }
+
+    fn in_force(&self, own: QuotaRow) -> Quota {
         let default = self.config.default_quota;
-        Ok(Quota {
+        Quota {
             max_bytes: own.max_bytes.or(default.max_bytes),
             max_assets: own.max_assets.or(default.max_assets),
-        })
+        }
     }
 
     /// Refuses an upload that the quota leaves no room for; else what room is left.
@@ -83,13 +87,15 @@ impl Service {
     }
 
     /// The check at commit, inside the upload's transaction and under the organization's lock.
+    /// Everything is read through `tx`: a pool connection taken while holding the write lock
+    /// could wait on others that wait on this lock.
     pub(crate) async fn check_quota_in(
         &self,
         tx: &mut Tx,
         org_id: &OrgId,
         size: u64,
     ) -> Result<()> {
-        let quota = self.quota_of(org_id).await?;
+        let quota = self.in_force(tx.quota(org_id).await?.unwrap_or_default());
         if quota.max_bytes.is_none() && quota.max_assets.is_none() {
             return Ok(());
         }

@@ -28,8 +28,9 @@ fn unsigned(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-const USAGE_SQL: &str =
-    "SELECT COALESCE(SUM(size), 0) AS bytes, COUNT(*) AS n FROM assets WHERE org_id = $1";
+// PostgreSQL sums a BIGINT column as NUMERIC: cast it back.
+const USAGE_SQL: &str = "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) AS bytes, COUNT(*) AS n \
+                         FROM assets WHERE org_id = $1";
 
 fn usage_of(row: &sqlx::any::AnyRow) -> Result<Usage> {
     Ok(Usage {
@@ -74,6 +75,15 @@ impl Tx {
             .fetch_one(self.conn())
             .await?;
         usage_of(&row)
+    }
+
+    /// The organization's own limits, read inside the transaction.
+    pub async fn quota(&mut self, org_id: &OrgId) -> Result<Option<QuotaRow>> {
+        let row = sqlx::query("SELECT max_bytes, max_assets FROM orgs WHERE id = $1")
+            .bind(org_id.as_str())
+            .fetch_optional(self.conn())
+            .await?;
+        row.as_ref().map(quota_of).transpose()
     }
 
     /// Sets (or, with `None`, clears) an organization's limits; false for an unknown org.
