@@ -329,14 +329,9 @@ impl Service {
     ) -> Result<Content> {
         let p = authz.principal();
         let read = self.prepare_read(authz.asset().clone(), range).await?;
-        let mut tx = self.store.begin().await?;
         let detail = read.audit_detail(serde_json::json!({}));
-        self.audit(
-            &mut tx,
-            Record::by(p, "asset.read", &read.asset.id).detail(detail),
-        )
-        .await?;
-        tx.commit().await?;
+        self.audit_read(Record::by(p, "asset.read", &read.asset.id).detail(detail))
+            .await?;
         Ok(self.stream(read))
     }
 

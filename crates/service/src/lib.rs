@@ -9,6 +9,7 @@ mod access;
 mod admin;
 mod assets;
 mod audit;
+mod audit_batch;
 pub mod authz;
 mod checkpoint;
 mod jobs;
@@ -242,6 +243,8 @@ pub struct Service {
     clock: Arc<dyn Clock>,
     config: ServiceConfig,
     key_touches: principal::TouchThrottle,
+    /// Audit events of content reads waiting for their group commit.
+    read_batch: audit_batch::ReadBatch,
     /// Password-hashing turns: one per core less one (see `sessions`).
     hash_permits: tokio::sync::Semaphore,
 }
@@ -297,6 +300,7 @@ impl Service {
             clock,
             config,
             key_touches: principal::TouchThrottle::default(),
+            read_batch: audit_batch::ReadBatch::default(),
             hash_permits: tokio::sync::Semaphore::new(hash_permits),
         })
     }

@@ -636,14 +636,9 @@ impl Service {
         let p = authz.principal();
         let row = self.visible_rendition(authz, name).await?;
         let read = self.prepare_read(row, range).await?;
-        let mut tx = self.store.begin().await?;
         let detail = read.audit_detail(serde_json::json!({"rendition": name}));
-        self.audit(
-            &mut tx,
-            Record::by(p, "asset.read", &read.asset.id).detail(detail),
-        )
-        .await?;
-        tx.commit().await?;
+        self.audit_read(Record::by(p, "asset.read", &read.asset.id).detail(detail))
+            .await?;
         Ok(self.stream(read))
     }
 

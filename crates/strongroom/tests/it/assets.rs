@@ -336,4 +336,37 @@ both_backends! {
         let res = srv.req(Method::GET, &format!("/api/v1/assets/{}/content", kept["id"].as_str().unwrap()), Some(&boot.api_key)).send().await.unwrap();
         assert_eq!(res.bytes().await.unwrap().as_ref(), pattern(5000, 1).as_slice());
     }
+
+    async fn concurrent_reads_are_each_audited_once_in_an_intact_chain(b: Backend) {
+        let Some(srv) = TestServer::start(b).await else { return };
+        let boot = srv.bootstrap("owner@example.com", "acme");
+        let (org, key) = (boot.org_id.clone(), boot.api_key.clone());
+        let space = srv.create_space(&key, &org, "site").await;
+        let asset = srv.upload(&key, &space, "hot.bin", pattern(10 * 1024, 3)).await["id"].as_str().unwrap().to_owned();
+        // 64 reads at once share group commits; every one is served and audited.
+        let mut tasks = Vec::new();
+        for _ in 0..64 {
+            let (client, url, key) = (srv.client.clone(), srv.url(&format!("/api/v1/assets/{asset}/content")), key.clone());
+            tasks.push(tokio::spawn(async move {
+                let res = client.get(url).bearer_auth(key).send().await.unwrap();
+                (res.status(), res.bytes().await.unwrap().len())
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), (StatusCode::OK, 10 * 1024));
+        }
+        let mut reads = 0;
+        let mut after = String::new();
+        loop {
+            let page = get_json(srv.req(Method::GET, &format!("/api/v1/orgs/{org}/audit?limit=1000{after}"), Some(&key))).await;
+            reads += page["items"].as_array().unwrap().iter().filter(|e| e["action"] == "asset.read" && e["target"] == asset.as_str()).count();
+            match page["next_cursor"].as_str() {
+                Some(c) => after = format!("&cursor={c}"),
+                None => break,
+            }
+        }
+        assert_eq!(reads, 64);
+        let out = srv.run(&["audit", "verify", "--org", &org]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    }
 }
