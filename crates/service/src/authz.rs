@@ -18,6 +18,44 @@
 //!
 //! Refusals are [`ServiceError::NotFound`] for what the caller cannot see and
 //! [`ServiceError::Forbidden`] for what it sees but may not do.
+//!
+//! What the types rule out, checked by the compiler in these doc tests. A use case runs with the
+//! proof for its permission:
+//!
+//! ```no_run
+//! # use strongroom_service::{Service, authz::AssetAuthz, perm};
+//! # async fn f(svc: &Service, proof: &AssetAuthz<'_, perm::AssetDelete>) {
+//! let _ = svc.delete_asset(proof).await;
+//! # }
+//! ```
+//!
+//! but not with a proof for another permission:
+//!
+//! ```compile_fail
+//! # use strongroom_service::{Service, authz::AssetAuthz, perm};
+//! # async fn f(svc: &Service, proof: &AssetAuthz<'_, perm::AssetRead>) {
+//! let _ = svc.delete_asset(proof).await; // a proof for reading does not delete
+//! # }
+//! ```
+//!
+//! nor with a principal that skipped the check:
+//!
+//! ```compile_fail
+//! # use strongroom_service::{Principal, Service};
+//! # async fn f(svc: &Service, p: &Principal) {
+//! let _ = svc.delete_asset(p).await;
+//! # }
+//! ```
+//!
+//! and nothing outside this module can make a proof:
+//!
+//! ```compile_fail
+//! # use strongroom_service::{Principal, authz::OrgAuthz, perm};
+//! # fn f(p: &Principal) {
+//! let forged: OrgAuthz<'_, perm::MemberManage> =
+//!     OrgAuthz { principal: p, _perm: std::marker::PhantomData };
+//! # }
+//! ```
 
 use std::marker::PhantomData;
 
