@@ -274,6 +274,8 @@ impl Service {
     pub async fn run_audit_checkpoints(self: Arc<Self>) {
         let mut tick = tokio::time::interval(self.config.audit_checkpoint_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first tick is immediate: the start-up round already ran before serving.
+        tick.tick().await;
         loop {
             tick.tick().await;
             if let Err(e) = self.write_audit_checkpoints().await {

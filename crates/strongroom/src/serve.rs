@@ -377,6 +377,11 @@ pub async fn start(
         }
     }
     let worker = tokio::spawn(inst.service.clone().run_worker());
+    // The start-up round completes before the first request is served, so it checkpoints
+    // exactly the heads the database was started with.
+    if let Err(e) = inst.service.write_audit_checkpoints().await {
+        tracing::warn!(error = %e, "writing audit checkpoints at start-up failed");
+    }
     let checkpointer = tokio::spawn(inst.service.clone().run_audit_checkpoints());
     let state = AppState {
         service: inst.service.clone(),
