@@ -9,8 +9,7 @@ use strongroom_domain::{Email, OrgId, SessionId};
 use strongroom_service::LoginRequest;
 use zeroize::Zeroizing;
 
-
-use super::Route;
+use super::{Credential, Route};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Auth, ClientInfo, DEVICE_COOKIE, SESSION_COOKIE, named_cookie};
@@ -19,8 +18,10 @@ pub const LOGIN: Route = Route {
     method: "POST",
     path: "/api/v1/auth/login",
     summary: "Sign in with email and password: sets the session cookie and returns the CSRF token",
-    auth: false,
+    auth: Credential::None,
     success: 200,
+    errors: &[400, 401, 403, 413, 415, 422, 428, 429],
+    query: &[],
     body: Some("json:Login"),
     response: Some("LoggedIn"),
     handler: || post(login),
@@ -29,8 +30,10 @@ pub const LOGOUT: Route = Route {
     method: "POST",
     path: "/api/v1/auth/logout",
     summary: "End this session",
-    auth: true,
+    auth: Credential::Session,
     success: 204,
+    errors: &[401, 403],
+    query: &[],
     body: None,
     response: None,
     handler: || post(logout),
@@ -39,8 +42,10 @@ pub const SESSIONS: Route = Route {
     method: "GET",
     path: "/api/v1/auth/sessions",
     summary: "Your signed-in sessions",
-    auth: true,
+    auth: Credential::Session,
     success: 200,
+    errors: &[401, 403],
+    query: &[],
     body: None,
     response: Some("SessionList"),
     handler: || get(sessions),
@@ -49,8 +54,10 @@ pub const REVOKE_SESSION: Route = Route {
     method: "DELETE",
     path: "/api/v1/auth/sessions/{session_id}",
     summary: "Sign out one of your sessions",
-    auth: true,
+    auth: Credential::Session,
     success: 204,
+    errors: &[401, 403, 404],
+    query: &[],
     body: None,
     response: None,
     handler: || delete(revoke_session),
@@ -59,8 +66,10 @@ pub const REAUTH: Route = Route {
     method: "POST",
     path: "/api/v1/auth/reauth",
     summary: "Confirm your password in this session (sensitive actions need it within 10 minutes)",
-    auth: true,
+    auth: Credential::Session,
     success: 204,
+    errors: &[400, 401, 403, 413, 415, 422, 428, 429],
+    query: &[],
     body: Some("json:Reauth"),
     response: None,
     handler: || post(reauth),
@@ -69,8 +78,10 @@ pub const PASSWORD: Route = Route {
     method: "POST",
     path: "/api/v1/me/password",
     summary: "Change your password (signs out your other sessions)",
-    auth: true,
+    auth: Credential::Session,
     success: 204,
+    errors: &[400, 401, 403, 413, 415, 422, 428, 429],
+    query: &[],
     body: Some("json:PasswordChange"),
     response: None,
     handler: || post(change_password),

@@ -10,8 +10,9 @@ use strongroom_service::ListQuery;
 
 use strongroom_service::perm;
 
-use super::Route;
+use super::openapi::MAX_KEY_EXPIRES_IN;
 use super::spaces::org_id;
+use super::{Credential, Route};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Auth, PageParams};
@@ -20,8 +21,10 @@ pub const CREATE: Route = Route {
     method: "POST",
     path: "/api/v1/orgs/{org_id}/api-keys",
     summary: "Create an API key (never above your own role or spaces); the secret is shown once",
-    auth: true,
+    auth: Credential::KeyOrSession,
     success: 201,
+    errors: &[400, 401, 403, 404, 413, 415, 422],
+    query: &[],
     body: Some("json:NewApiKey"),
     response: Some("CreatedApiKey"),
     handler: || post(create),
@@ -30,8 +33,10 @@ pub const LIST: Route = Route {
     method: "GET",
     path: "/api/v1/orgs/{org_id}/api-keys",
     summary: "List API keys with their last use (never a secret)",
-    auth: true,
+    auth: Credential::KeyOrSession,
     success: 200,
+    errors: &[400, 401, 403, 404],
+    query: &["limit", "cursor"],
     body: None,
     response: Some("ApiKeyList"),
     handler: || get(list),
@@ -41,9 +46,11 @@ pub const ROTATE: Route = Route {
     path: "/api/v1/api-keys/{key_id}/rotate",
     summary: "Issue a new secret for a key; the old one works until previous_valid_until \
               (optional body {\"grace_secs\"}, default 86400)",
-    auth: true,
+    auth: Credential::KeyOrSession,
     success: 200,
-    body: Some("json:RotateApiKey"),
+    errors: &[400, 401, 403, 404, 409, 413, 422],
+    query: &[],
+    body: Some("json?:RotateApiKey"),
     response: Some("RotatedApiKey"),
     handler: || post(rotate),
 };
@@ -51,8 +58,10 @@ pub const REVOKE: Route = Route {
     method: "DELETE",
     path: "/api/v1/api-keys/{key_id}",
     summary: "Revoke an API key (current and previous secret), effective at once",
-    auth: true,
+    auth: Credential::KeyOrSession,
     success: 204,
+    errors: &[401, 403, 404],
+    query: &[],
     body: None,
     response: None,
     handler: || delete(revoke),
@@ -63,6 +72,7 @@ pub const REVOKE: Route = Route {
 struct NewKey {
     name: String,
     role: String,
+    #[serde(default, deserialize_with = "crate::extract::whole_number_opt")]
     expires_in: Option<u64>,
     spaces: Option<Vec<String>>,
 }
@@ -70,6 +80,7 @@ struct NewKey {
 #[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Rotate {
+    #[serde(default, deserialize_with = "crate::extract::whole_number_opt")]
     grace_secs: Option<u64>,
 }
 
@@ -89,6 +100,11 @@ async fn create(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let org = org_id(&org)?;
     let name = Name::parse(&body.name).map_err(|e| unprocessable(e.0))?;
+    if body.expires_in.is_some_and(|s| s > MAX_KEY_EXPIRES_IN) {
+        return Err(unprocessable(format!(
+            "expires_in must be at most {MAX_KEY_EXPIRES_IN} seconds; omit it for a key that does not expire"
+        )));
+    }
     // A malformed id is answered like one of another organization: "unknown space".
     let spaces = body
         .spaces
@@ -101,7 +117,9 @@ async fn create(
     let key = state
         .service
         .create_api_key(
-            &state.service.authorize_org::<perm::ApiKeyManage>(&p, &org)?,
+            &state
+                .service
+                .authorize_org::<perm::ApiKeyManage>(&p, &org)?,
             name,
             &body.role,
             spaces,
@@ -127,7 +145,9 @@ async fn list(
     let page = state
         .service
         .list_api_keys(
-            &state.service.authorize_org::<perm::ApiKeyManage>(&p, &org)?,
+            &state
+                .service
+                .authorize_org::<perm::ApiKeyManage>(&p, &org)?,
             ListQuery { after, limit },
         )
         .await?;

@@ -14,8 +14,8 @@ use strongroom_service::{LinkGrant, ListQuery, NewLink};
 
 use strongroom_service::perm;
 
-use super::Route;
 use super::assets::{asset_id, unprocessable};
+use super::{Credential, Route};
 use crate::AppState;
 use crate::download::{self, Delivery};
 use crate::error::ApiError;
@@ -26,8 +26,10 @@ pub const CREATE: Route = Route {
     path: "/api/v1/assets/{asset_id}/links",
     summary: "Create a download link (expiring; optionally single-use or bound to one client \
               address); its URL is shown once",
-    auth: true,
+    auth: Credential::KeyOrSession,
     success: 201,
+    errors: &[400, 401, 403, 404, 413, 415, 422],
+    query: &[],
     body: Some("json:NewLink"),
     response: Some("CreatedLink"),
     handler: || post(create),
@@ -36,8 +38,10 @@ pub const LIST: Route = Route {
     method: "GET",
     path: "/api/v1/assets/{asset_id}/links",
     summary: "List an asset's links with their use (never a token)",
-    auth: true,
+    auth: Credential::KeyOrSession,
     success: 200,
+    errors: &[400, 401, 403, 404],
+    query: &["limit", "cursor"],
     body: None,
     response: Some("LinkList"),
     handler: || get(list),
@@ -46,8 +50,10 @@ pub const REVOKE: Route = Route {
     method: "DELETE",
     path: "/api/v1/links/{link_id}",
     summary: "Revoke a link, effective at once",
-    auth: true,
+    auth: Credential::KeyOrSession,
     success: 204,
+    errors: &[401, 403, 404],
+    query: &[],
     body: None,
     response: None,
     handler: || delete(revoke),
@@ -57,8 +63,10 @@ pub const DOWNLOAD: Route = Route {
     path: "/d/{token}",
     summary: "The linked asset's bytes, with no other credential; Range -> 206, \
               If-None-Match -> 304; any link that cannot be used is 404",
-    auth: false,
+    auth: Credential::None,
     success: 200,
+    errors: &[206, 304, 404, 416],
+    query: &[],
     body: None,
     response: Some("bytes"),
     handler: || get(download),
@@ -67,6 +75,7 @@ pub const DOWNLOAD: Route = Route {
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewLinkBody {
+    #[serde(deserialize_with = "crate::extract::whole_number")]
     expires_in: u64,
     #[serde(default)]
     single_use: bool,
