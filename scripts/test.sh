@@ -3,10 +3,12 @@
 #
 # Runs every gate CI runs, in CI's order, on a fresh Debian 12 machine or a developer's: installs
 # what is missing (Debian packages, rustup components, cargo-deny, cargo-nextest), then
-# fmt -> clippy -> cargo-deny -> the test suite against SQLite and a throwaway PostgreSQL.
+# fmt -> clippy -> cargo-deny -> the test suite against SQLite and a throwaway PostgreSQL -> the API
+# contract check (scripts/schemathesis.sh: the OpenAPI document against a real server).
 #
 # Environment:
 #   SKIP_LINT=1                       skip fmt, clippy and cargo-deny (quick local runs)
+#   SKIP_SCHEMATHESIS=1               skip the API contract check (quick local runs; CI runs it)
 #   STRONGROOM_TEST_DATABASE_URL=...  use this PostgreSQL instead of starting scripts/postgres.sh
 #   STRONGROOM_TEST_SMTP_URL=... and STRONGROOM_TEST_MAILDIR=...
 #                                     use this SMTP sink instead of starting scripts/mailsink.sh
@@ -205,6 +207,14 @@ else
     step "cargo test --workspace --locked ${fail_fast[*]} $*"
     cargo test --workspace --locked "${fail_fast[@]}" "$@"
     lap "tests (cargo test)"
+fi
+
+if [[ "${SKIP_SCHEMATHESIS:-}" == "1" ]]; then
+    step "SKIP_SCHEMATHESIS=1: skipping the API contract check"
+else
+    # Every documented status, content type and schema, against the real server (~3 min).
+    scripts/schemathesis.sh
+    lap "API contract (schemathesis)"
 fi
 
 step "All checks passed in $((SECONDS - START))s"

@@ -120,7 +120,9 @@ impl Deadline {
     pub fn new(limit: Duration, routes: &[Route]) -> Deadline {
         let streaming = routes
             .iter()
-            .filter(|r| r.body == Some("bytes") || r.response == Some("bytes"))
+            .filter(|r| {
+                r.body == Some("bytes") || matches!(r.response, Some("bytes") | Some("ndjson"))
+            })
             .map(|r| (r.method, r.path))
             .collect();
         Deadline { limit, streaming }

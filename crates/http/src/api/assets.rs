@@ -9,7 +9,7 @@ use axum::routing::{delete, get, post};
 use strongroom_domain::{AssetId, Filename, SpaceId};
 use strongroom_service::{ListQuery, NewUpload, perm};
 
-use super::Route;
+use super::{Credential, Route};
 use crate::AppState;
 use crate::download::{self, Delivery};
 use crate::error::ApiError;
@@ -19,8 +19,10 @@ pub const UPLOAD: Route = Route {
     method: "POST",
     path: "/api/v1/spaces/{space_id}/assets",
     summary: "Upload an asset: raw body with ?filename=, or multipart/form-data field \"file\"",
-    auth: true,
+    auth: Credential::KeyOrSession,
     success: 201,
+    errors: &[400, 401, 403, 404, 413, 422],
+    query: &["filename"],
     body: Some("bytes"),
     response: Some("AssetDetail"),
     handler: || post(upload).layer(DefaultBodyLimit::disable()),
@@ -29,8 +31,10 @@ pub const LIST: Route = Route {
     method: "GET",
     path: "/api/v1/spaces/{space_id}/assets",
     summary: "List a space's assets",
-    auth: true,
+    auth: Credential::KeyOrSession,
     success: 200,
+    errors: &[400, 401, 403, 404],
+    query: &["limit", "cursor"],
     body: None,
     response: Some("AssetList"),
     handler: || get(list),
@@ -39,8 +43,10 @@ pub const GET: Route = Route {
     method: "GET",
     path: "/api/v1/assets/{asset_id}",
     summary: "An asset's metadata, processing status and renditions",
-    auth: true,
+    auth: Credential::KeyOrSession,
     success: 200,
+    errors: &[401, 403, 404],
+    query: &[],
     body: None,
     response: Some("AssetDetail"),
     handler: || get(metadata),
@@ -49,8 +55,10 @@ pub const CONTENT: Route = Route {
     method: "GET",
     path: "/api/v1/assets/{asset_id}/content",
     summary: "An asset's bytes; Range -> 206, If-None-Match -> 304",
-    auth: true,
+    auth: Credential::KeyOrSession,
     success: 200,
+    errors: &[206, 304, 401, 403, 404, 416],
+    query: &[],
     body: None,
     response: Some("bytes"),
     handler: || get(content),
@@ -59,8 +67,10 @@ pub const DELETE: Route = Route {
     method: "DELETE",
     path: "/api/v1/assets/{asset_id}",
     summary: "Delete an asset (its data key is destroyed)",
-    auth: true,
+    auth: Credential::KeyOrSession,
     success: 204,
+    errors: &[401, 403, 404],
+    query: &[],
     body: None,
     response: None,
     handler: || delete(remove),
@@ -189,9 +199,8 @@ async fn upload(
                 .await?;
         }
     } else {
-        let name = params.filename.ok_or_else(|| {
-            ApiError::invalid("the filename query parameter is required for a raw upload")
-        })?;
+        // Like a multipart part without a file name.
+        let name = params.filename.unwrap_or_else(|| "upload".into());
         let filename = Filename::parse(&name).map_err(|e| unprocessable(e.0))?;
         let content_type = content_type(raw_type.as_deref())?;
         let stream = req.into_body().into_data_stream();

@@ -8,8 +8,9 @@ use axum::routing::{delete, get, post};
 use strongroom_domain::{ApiKeyId, Name, SpaceId};
 use strongroom_service::{ListQuery, perm};
 
-use super::Route;
+use super::openapi::MAX_KEY_EXPIRES_IN;
 use super::spaces::org_id;
+use super::{Credential, Route};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Auth, PageParams};
@@ -18,8 +19,10 @@ pub const CREATE: Route = Route {
     method: "POST",
     path: "/api/v1/orgs/{org_id}/api-keys",
     summary: "Create an API key (never above your own role or spaces); the secret is shown once",
-    auth: true,
+    auth: Credential::KeyOrSession,
     success: 201,
+    errors: &[400, 401, 403, 404, 413, 415, 422],
+    query: &[],
     body: Some("json:NewApiKey"),
     response: Some("CreatedApiKey"),
     handler: || post(create),
@@ -28,8 +31,10 @@ pub const LIST: Route = Route {
     method: "GET",
     path: "/api/v1/orgs/{org_id}/api-keys",
     summary: "List API keys with their last use (never a secret)",
-    auth: true,
+    auth: Credential::KeyOrSession,
     success: 200,
+    errors: &[400, 401, 403, 404],
+    query: &["limit", "cursor"],
     body: None,
     response: Some("ApiKeyList"),
     handler: || get(list),
@@ -39,9 +44,11 @@ pub const ROTATE: Route = Route {
     path: "/api/v1/api-keys/{key_id}/rotate",
     summary: "Issue a new secret for a key; the old one works until previous_valid_until \
               (optional body {\"grace_secs\"}, default 86400)",
-    auth: true,
+    auth: Credential::KeyOrSession,
     success: 200,
-    body: Some("json:RotateApiKey"),
+    errors: &[400, 401, 403, 404, 409, 413, 422],
+    query: &[],
+    body: Some("json?:RotateApiKey"),
     response: Some("RotatedApiKey"),
     handler: || post(rotate),
 };
@@ -49,8 +56,10 @@ pub const REVOKE: Route = Route {
     method: "DELETE",
     path: "/api/v1/api-keys/{key_id}",
     summary: "Revoke an API key (current and previous secret), effective at once",
-    auth: true,
+    auth: Credential::KeyOrSession,
     success: 204,
+    errors: &[401, 403, 404],
+    query: &[],
     body: None,
     response: None,
     handler: || delete(revoke),
@@ -61,6 +70,7 @@ pub const REVOKE: Route = Route {
 struct NewKey {
     name: String,
     role: String,
+    #[serde(default, deserialize_with = "crate::extract::whole_number_opt")]
     expires_in: Option<u64>,
     spaces: Option<Vec<String>>,
 }
@@ -68,6 +78,7 @@ struct NewKey {
 #[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Rotate {
+    #[serde(default, deserialize_with = "crate::extract::whole_number_opt")]
     grace_secs: Option<u64>,
 }
 
@@ -87,6 +98,11 @@ async fn create(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let org = org_id(&org)?;
     let name = Name::parse(&body.name).map_err(|e| unprocessable(e.0))?;
+    if body.expires_in.is_some_and(|s| s > MAX_KEY_EXPIRES_IN) {
+        return Err(unprocessable(format!(
+            "expires_in must be at most {MAX_KEY_EXPIRES_IN} seconds; omit it for a key that does not expire"
+        )));
+    }
     // A malformed id is answered like one of another organization: "unknown space".
     let spaces = body
         .spaces

@@ -12,8 +12,8 @@ use axum::routing::{delete, get, post};
 use strongroom_domain::LinkId;
 use strongroom_service::{LinkGrant, ListQuery, NewLink, perm};
 
-use super::Route;
 use super::assets::{asset_id, unprocessable};
+use super::{Credential, Route};
 use crate::AppState;
 use crate::download::{self, Delivery};
 use crate::error::ApiError;
@@ -24,8 +24,10 @@ pub const CREATE: Route = Route {
     path: "/api/v1/assets/{asset_id}/links",
     summary: "Create a download link (expiring; optionally single-use or bound to one client \
               address); its URL is shown once",
-    auth: true,
+    auth: Credential::KeyOrSession,
     success: 201,
+    errors: &[400, 401, 403, 404, 413, 415, 422],
+    query: &[],
     body: Some("json:NewLink"),
     response: Some("CreatedLink"),
     handler: || post(create),
@@ -34,8 +36,10 @@ pub const LIST: Route = Route {
     method: "GET",
     path: "/api/v1/assets/{asset_id}/links",
     summary: "List an asset's links with their use (never a token)",
-    auth: true,
+    auth: Credential::KeyOrSession,
     success: 200,
+    errors: &[400, 401, 403, 404],
+    query: &["limit", "cursor"],
     body: None,
     response: Some("LinkList"),
     handler: || get(list),
@@ -44,8 +48,10 @@ pub const REVOKE: Route = Route {
     method: "DELETE",
     path: "/api/v1/links/{link_id}",
     summary: "Revoke a link, effective at once",
-    auth: true,
+    auth: Credential::KeyOrSession,
     success: 204,
+    errors: &[401, 403, 404],
+    query: &[],
     body: None,
     response: None,
     handler: || delete(revoke),
@@ -55,8 +61,10 @@ pub const DOWNLOAD: Route = Route {
     path: "/d/{token}",
     summary: "The linked asset's bytes, with no other credential; Range -> 206, \
               If-None-Match -> 304; any link that cannot be used is 404",
-    auth: false,
+    auth: Credential::None,
     success: 200,
+    errors: &[206, 304, 404, 416],
+    query: &[],
     body: None,
     response: Some("bytes"),
     handler: || get(download),
@@ -65,6 +73,7 @@ pub const DOWNLOAD: Route = Route {
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewLinkBody {
+    #[serde(deserialize_with = "crate::extract::whole_number")]
     expires_in: u64,
     #[serde(default)]
     single_use: bool,

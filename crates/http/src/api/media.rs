@@ -10,8 +10,8 @@ use strongroom_domain::{AssetId, PlaybackId};
 
 use strongroom_service::perm;
 
-use super::Route;
 use super::links::client_origin;
+use super::{Credential, Route};
 use crate::AppState;
 use crate::download::{self, Delivery};
 use crate::error::ApiError;
@@ -21,8 +21,10 @@ pub const RENDITION: Route = Route {
     method: "GET",
     path: "/api/v1/assets/{asset_id}/renditions/{name}",
     summary: "An image rendition (thumbnail, preview); Range and ETag as for content",
-    auth: true,
+    auth: Credential::KeyOrSession,
     success: 200,
+    errors: &[206, 304, 401, 403, 404, 416],
+    query: &[],
     body: None,
     response: Some("bytes"),
     handler: || get(rendition),
@@ -31,8 +33,10 @@ pub const PLAYBACK: Route = Route {
     method: "POST",
     path: "/api/v1/assets/{asset_id}/playback",
     summary: "A per-view HLS URL: the playlists, segments and AES key all need its token",
-    auth: true,
+    auth: Credential::KeyOrSession,
     success: 201,
+    errors: &[400, 401, 403, 404, 409, 413, 415, 422],
+    query: &[],
     body: Some("json:NewPlayback"),
     response: Some("Playback"),
     handler: || post(create_playback),
@@ -41,8 +45,10 @@ pub const REVOKE_PLAYBACK: Route = Route {
     method: "DELETE",
     path: "/api/v1/playback/{playback_id}",
     summary: "End a view: key delivery stops at once",
-    auth: true,
+    auth: Credential::KeyOrSession,
     success: 204,
+    errors: &[401, 403, 404],
+    query: &[],
     body: None,
     response: None,
     handler: || delete(revoke_playback),
@@ -51,8 +57,10 @@ pub const HLS: Route = Route {
     method: "GET",
     path: "/hls/{token}/{*path}",
     summary: "HLS master playlist, variant playlists, encrypted segments and the AES-128 key of one view",
-    auth: false,
+    auth: Credential::None,
     success: 200,
+    errors: &[404],
+    query: &[],
     body: None,
     response: Some("bytes"),
     handler: || get(hls),
@@ -91,6 +99,7 @@ async fn rendition(
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewPlayback {
+    #[serde(deserialize_with = "crate::extract::whole_number")]
     expires_in: u64,
 }
 

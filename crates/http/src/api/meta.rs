@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use strongroom_domain::OrgId;
 use strongroom_service::{Actor, perm};
 
-use super::Route;
+use super::{Credential, Route};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, Auth, PageParams};
@@ -19,8 +19,10 @@ pub const HEALTHZ: Route = Route {
     method: "GET",
     path: "/healthz",
     summary: "The process is up",
-    auth: false,
+    auth: Credential::None,
     success: 200,
+    errors: &[],
+    query: &[],
     body: None,
     response: None,
     handler: || get(healthz),
@@ -29,8 +31,10 @@ pub const READYZ: Route = Route {
     method: "GET",
     path: "/readyz",
     summary: "Database and storage answer",
-    auth: false,
+    auth: Credential::None,
     success: 200,
+    errors: &[503],
+    query: &[],
     body: None,
     response: None,
     handler: || get(readyz),
@@ -39,8 +43,10 @@ pub const SECURITY_TXT: Route = Route {
     method: "GET",
     path: "/.well-known/security.txt",
     summary: "RFC 9116 security contact",
-    auth: false,
+    auth: Credential::None,
     success: 200,
+    errors: &[],
+    query: &[],
     body: None,
     response: None,
     handler: || get(security_txt),
@@ -49,8 +55,10 @@ pub const OPENAPI: Route = Route {
     method: "GET",
     path: "/api/openapi.json",
     summary: "This document",
-    auth: false,
+    auth: Credential::None,
     success: 200,
+    errors: &[],
+    query: &[],
     body: None,
     response: None,
     handler: || get(openapi),
@@ -59,8 +67,10 @@ pub const ME: Route = Route {
     method: "GET",
     path: "/api/v1/me",
     summary: "Who the caller is",
-    auth: true,
+    auth: Credential::KeyOrSession,
     success: 200,
+    errors: &[401],
+    query: &[],
     body: None,
     response: Some("Me"),
     handler: || get(me),
@@ -69,8 +79,10 @@ pub const AUDIT: Route = Route {
     method: "GET",
     path: "/api/v1/orgs/{org_id}/audit",
     summary: "The organization's audit trail, oldest first",
-    auth: true,
+    auth: Credential::KeyOrSession,
     success: 200,
+    errors: &[400, 401, 403, 404],
+    query: &["limit", "audit_cursor"],
     body: None,
     response: Some("AuditList"),
     handler: || get(audit),
@@ -79,11 +91,13 @@ pub const AUDIT_EXPORT: Route = Route {
     method: "GET",
     path: "/api/v1/orgs/{org_id}/audit/export",
     summary: "The whole audit chain with its signed checkpoints, as NDJSON, for offline verification",
-    auth: true,
+    auth: Credential::KeyOrSession,
     success: 200,
+    errors: &[400, 401, 403, 404],
+    query: &[],
     body: None,
-    // Streamed (NDJSON, a page of events at a time), so exempt from the request deadline.
-    response: Some("bytes"),
+    // Streamed (a page of events at a time), so exempt from the request deadline.
+    response: Some("ndjson"),
     handler: || get(audit_export),
 };
 
@@ -115,8 +129,11 @@ async fn security_txt(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
 }
 
-async fn openapi() -> Json<serde_json::Value> {
-    Json(super::openapi_document())
+async fn openapi(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let limits = super::openapi::Limits {
+        max_expires_in: state.service.config().max_link_lifetime.as_secs(),
+    };
+    Json(super::openapi_document(limits))
 }
 
 async fn me(Auth(p): Auth) -> Json<serde_json::Value> {

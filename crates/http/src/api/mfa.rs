@@ -8,8 +8,8 @@ use zeroize::Zeroizing;
 
 use strongroom_service::perm;
 
-use super::Route;
 use super::spaces::org_id;
+use super::{Credential, Route};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Auth};
@@ -18,8 +18,10 @@ pub const ENROL: Route = Route {
     method: "POST",
     path: "/api/v1/me/mfa/totp",
     summary: "Start TOTP enrolment: the secret, an otpauth:// URI and a QR code (not active until confirmed)",
-    auth: true,
+    auth: Credential::Session,
     success: 200,
+    errors: &[401, 403, 409],
+    query: &[],
     body: None,
     response: Some("TotpEnrolment"),
     handler: || post(enrol),
@@ -28,8 +30,10 @@ pub const CONFIRM: Route = Route {
     method: "POST",
     path: "/api/v1/me/mfa/totp/confirm",
     summary: "Activate TOTP with a code from the app; returns 10 single-use recovery codes (shown once)",
-    auth: true,
+    auth: Credential::Session,
     success: 200,
+    errors: &[400, 401, 403, 409, 413, 415, 422],
+    query: &[],
     body: Some("json:TotpConfirm"),
     response: Some("RecoveryCodes"),
     handler: || post(confirm),
@@ -38,8 +42,10 @@ pub const DISABLE: Route = Route {
     method: "POST",
     path: "/api/v1/me/mfa/totp/disable",
     summary: "Turn TOTP off (needs the password)",
-    auth: true,
+    auth: Credential::Session,
     success: 204,
+    errors: &[400, 401, 403, 413, 415, 422, 428, 429],
+    query: &[],
     body: Some("json:PasswordConfirm"),
     response: None,
     handler: || post(disable),
@@ -48,8 +54,10 @@ pub const MEMBERS: Route = Route {
     method: "GET",
     path: "/api/v1/orgs/{org_id}/members",
     summary: "Members with their role and whether two-factor authentication is on",
-    auth: true,
+    auth: Credential::KeyOrSession,
     success: 200,
+    errors: &[401, 403, 404],
+    query: &[],
     body: None,
     response: Some("MemberList"),
     handler: || get(members),
@@ -58,10 +66,12 @@ pub const POLICY: Route = Route {
     method: "PATCH",
     path: "/api/v1/orgs/{org_id}",
     summary: "Organization security policy (require_mfa)",
-    auth: true,
+    auth: Credential::KeyOrSession,
     success: 200,
+    errors: &[400, 401, 403, 404, 413, 415, 422],
+    query: &[],
     body: Some("json:OrgPolicy"),
-    response: Some("OrgPolicy"),
+    response: Some("OrgPolicyResult"),
     handler: || patch(policy),
 };
 

@@ -9,7 +9,7 @@ mod links;
 mod media;
 mod meta;
 mod mfa;
-mod openapi;
+pub(crate) mod openapi;
 mod spaces;
 mod usage;
 
@@ -17,6 +17,18 @@ use axum::Router;
 use axum::routing::MethodRouter;
 
 use crate::AppState;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// Anyone: no credential is needed (the route may have its own, like a link's token).
+    None,
+    /// An API key (`Authorization: Bearer`) or a session cookie.
+    KeyOrSession,
+    /// A signed-in session only: API keys are refused (403), so a leaked key never acts on its
+    /// owner's account.
+    Session,
+}
 
 /// One route: how to serve it and how to document it.
 pub struct Route {
@@ -26,13 +38,21 @@ pub struct Route {
     pub path: &'static str,
     /// One line for the OpenAPI summary.
     pub summary: &'static str,
-    /// Whether it needs `Authorization: Bearer`.
-    pub auth: bool,
+    /// The credential it needs.
+    pub auth: Credential,
     /// The success status.
     pub success: u16,
-    /// Request body kind: `None`, `Some("json:<Schema>")`, `Some("bytes")`.
+    /// Every other status the route can answer with: from its extractors (401 for a
+    /// credential, 400/413/415/422 for a JSON body, 400 for its query, 404 for an id in the
+    /// path), its authorization, its use case, and conditional requests (304, 206, 416).
+    /// Each but 206 and 304 is a problem document.
+    pub errors: &'static [u16],
+    /// Its query parameters, by name; `openapi.rs` defines each name's schema.
+    pub query: &'static [&'static str],
+    /// Request body kind: `None`, `Some("json:<Schema>")`, `Some("json?:<Schema>")` (optional),
+    /// `Some("bytes")`.
     pub body: Option<&'static str>,
-    /// Response schema name in `components.schemas`, if JSON.
+    /// Response schema name in `components.schemas`, if JSON; `"bytes"` for content.
     pub response: Option<&'static str>,
     /// Builds the handler.
     pub handler: fn() -> MethodRouter<AppState>,

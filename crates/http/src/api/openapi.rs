@@ -1,104 +1,232 @@
 //! `/api/openapi.json`: OpenAPI 3.1 built from the route table.
+//!
+//! The document is a contract the test script checks against the real server
+//! (`scripts/schemathesis.sh`): every status a route lists in [`Route::errors`] is documented,
+//! and the request schemas state what the handlers and the domain types accept, no more and no
+//! less (ids' shapes, names' lengths and characters, integer ranges, unknown fields refused).
 
 use serde_json::{Map, Value, json};
+use strongroom_domain::{Permission, Role};
 
-use super::ROUTES;
+use super::{Credential, ROUTES, Route};
 
-fn schemas() -> Value {
+/// Limits of this server that requests are checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The longest lifetime of a link or a playback, in seconds (`links.max_expires_in`).
+    pub max_expires_in: u64,
+}
+
+/// The longest lifetime an API key may be given (`expires_in`): a century, beyond which its
+/// expiry could not be written as a date.
+pub const MAX_KEY_EXPIRES_IN: u64 = 100 * 365 * 24 * 3600;
+
+/// The most seconds a rotated key's previous secret may keep working.
+const MAX_GRACE_SECS: u64 = 7 * 24 * 3600;
+
+/// Characters a name may never hold (`strongroom_domain::names`): control characters, and the
+/// bidirectional and invisible format characters. Regex class content, `\u` escapes (read the
+/// same by ECMA-262 and Python), the tag characters as literal characters (beyond the BMP).
+fn forbidden() -> String {
+    concat!(
+        r"\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b\u200e\u200f\u2028\u2029",
+        r"\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb",
+        "\u{E0000}-\u{E007F}",
+    )
+    .to_owned()
+}
+
+/// Whitespace that names may be surrounded by (it is trimmed) and that is not forbidden itself.
+const PADDING: &str = r" \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000";
+
+/// A trimmed name of 1 to `max` characters, none of them forbidden, with any padding: the core
+/// starts and ends with a character that is not whitespace, so its length is the trimmed one.
+fn name(max: usize, description: &str) -> Value {
+    let (f, w) = (forbidden(), PADDING);
+    let pattern = format!(
+        "^[{w}]*[^{w}{f}](?:[^{f}]{{0,{}}}[^{w}{f}])?[{w}]*$",
+        max - 2
+    );
+    json!({"type": "string", "pattern": pattern, "description": description})
+}
+
+/// An email address as `Email::parse` takes it: one `@`, a dot in the domain, no whitespace or
+/// forbidden characters, at most 254 bytes. The server also trims and lower-cases it.
+fn email() -> Value {
+    let f = forbidden();
+    let part = format!("[^@\\s{PADDING}{f}]");
+    json!({"type": "string", "maxLength": 254, "pattern": format!("^{part}+@{part}*\\.{part}*$"),
+        "description": "an email address (at most 254 bytes; compared in lower case)"})
+}
+
+/// An id of one kind: `<prefix>_` and 32 lowercase hex digits.
+fn id(prefix: &str) -> Value {
+    json!({"type": "string", "pattern": format!("^{prefix}_[0-9a-f]{{32}}$")})
+}
+
+/// A role as requests name it. Custom roles are the organization's own, so no schema can list
+/// them; one that does not exist is 422.
+fn role() -> Value {
+    let builtin: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+    json!({"type": "string", "minLength": 1, "examples": builtin,
+        "description": format!("a built-in role ({}) or a custom role's name or id", builtin.join(", "))})
+}
+
+fn permissions() -> Value {
+    let all: Vec<&str> = Permission::ALL.iter().map(|p| p.as_str()).collect();
+    json!({"type": "array", "minItems": 1, "items": {"type": "string", "enum": all}})
+}
+
+/// An integer that JSON may also write with a zero fraction (`60.0`).
+fn seconds(min: u64, max: u64, description: &str) -> Value {
+    json!({"type": "integer", "minimum": min, "maximum": max, "description": description})
+}
+
+/// `schema`, or `null`: an optional member that serde reads as absent when it is null.
+fn or_null(mut schema: Value) -> Value {
+    if let Some(t) = schema.get("type").cloned() {
+        schema["type"] = json!([t, "null"]);
+    }
+    if let Some(Value::Array(values)) = schema.get_mut("enum") {
+        values.push(Value::Null);
+    }
+    if let Some(Value::Array(alternatives)) = schema.get_mut("anyOf") {
+        alternatives.push(json!({"type": "null"}));
+    }
+    schema
+}
+
+/// A request body object: only these properties, these required.
+fn object(required: &[&str], properties: Value) -> Value {
+    json!({"type": "object", "additionalProperties": false, "required": required, "properties": properties})
+}
+
+fn list(item: &str) -> Value {
+    json!({"type": "object", "required": ["items", "next_cursor"], "properties": {
+        "items": {"type": "array", "items": {"$ref": format!("#/components/schemas/{item}")}},
+        "next_cursor": {"type": ["string", "null"]}}})
+}
+
+/// Request bodies.
+fn request_schemas(limits: Limits) -> Value {
+    let text = json!({"type": "string"});
+    let maybe_text = json!({"type": ["string", "null"]});
+    let captcha = json!({"type": ["string", "null"], "description": "a solved challenge, `<challenge>:<nonce>`, after a 428"});
+    let expires = seconds(
+        1,
+        limits.max_expires_in,
+        "seconds; at most the server's links.max_expires_in",
+    );
+    let mut role_name = name(
+        64,
+        "a custom role's name: not a built-in role's, not starting with rol_",
+    );
+    let builtin: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+    let padded = format!("^[{PADDING}]*({}|rol_.*)[{PADDING}]*$", builtin.join("|"));
+    role_name["not"] = json!({"pattern": padded});
+    json!({
+        "NewSpace": object(&["name"], json!({"name": name(200, "1 to 200 characters once trimmed")})),
+        "NewApiKey": object(&["name", "role"], json!({
+            "name": name(200, "1 to 200 characters once trimmed"), "role": role(),
+            "spaces": or_null(json!({"type": "array", "items": id("spc"), "minItems": 1, "maxItems": 100,
+                "description": "limit the key to these spaces of the organization (422 for one it does not have); omit for every space"})),
+            "expires_in": or_null(seconds(1, MAX_KEY_EXPIRES_IN, "seconds until the key stops working; omit for never"))})),
+        "RotateApiKey": object(&[], json!({"grace_secs": or_null(json!({"type": "integer", "minimum": 0, "maximum": MAX_GRACE_SECS, "default": 86_400,
+            "description": "seconds the previous secret keeps working"}))})),
+        "NewLink": object(&["expires_in"], json!({
+            "expires_in": expires,
+            "single_use": {"type": "boolean", "default": false, "description": "the first download consumes it"},
+            "ip": or_null(json!({"anyOf": [{"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"}],
+                "description": "answer only requests from this IPv4 or IPv6 address"})),
+            "rendition": or_null(json!({"type": "string", "enum": ["thumbnail", "preview"],
+                "description": "serve this image rendition instead of the original (422 when the asset has none)"}))})),
+        "NewPlayback": object(&["expires_in"], json!({"expires_in": seconds(1, limits.max_expires_in, "seconds; at most the server's links.max_expires_in")})),
+        "Login": object(&["email", "password"], json!({"email": text, "password": text, "org_id": maybe_text,
+            "totp": maybe_text, "recovery_code": maybe_text, "captcha": captcha})),
+        "Reauth": object(&["password"], json!({"password": text, "captcha": captcha})),
+        "PasswordChange": object(&["current_password", "new_password"], json!({"current_password": text,
+            "new_password": {"type": "string", "description": "checked by the password policy (422 weak_password says why)"},
+            "captcha": captcha})),
+        "TotpConfirm": object(&["code"], json!({"code": text})),
+        "PasswordConfirm": object(&["password"], json!({"password": text, "captcha": captcha})),
+        "OrgPolicy": object(&["require_mfa"], json!({"require_mfa": {"type": "boolean"}})),
+        "MemberRole": object(&["role"], json!({"role": role()})),
+        "NewInvitation": object(&["email", "role"], json!({"email": email(), "role": role()})),
+        "AcceptInvitation": object(&["token", "password"], json!({
+            "token": {"type": "string", "description": "from the invitation link, after #"},
+            "password": {"type": "string", "description": "a new account's password, or the existing account's"},
+            "captcha": captcha})),
+        "NewRole": object(&["name", "permissions"], json!({"name": role_name, "permissions": permissions()})),
+        "RolePermissions": object(&["permissions"], json!({"permissions": permissions()})),
+        "NewGrant": object(&["user_id", "role"], json!({"user_id": id("usr"), "role": role()})),
+    })
+}
+
+/// Response bodies.
+/// An organization's storage usage and quota.
+fn usage_schemas() -> Value {
+    let count = json!({"type": "integer", "minimum": 0});
+    let limit = json!({"type": ["integer", "null"], "minimum": 0});
+    json!({"Usage": {"type": "object", "required": ["bytes", "assets", "max_bytes", "max_assets"],
+        "properties": {"bytes": count, "assets": count, "max_bytes": limit, "max_assets": limit}}})
+}
+
+fn response_schemas() -> Value {
     let id = json!({"type": "string"});
+    let text = json!({"type": "string"});
     let time = json!({"type": "string", "format": "date-time"});
+    let maybe_time = json!({"type": ["string", "null"], "format": "date-time"});
+    let maybe_text = json!({"type": ["string", "null"]});
+    let permissions = json!({"type": "array", "items": {"type": "string"}});
     json!({
         "Problem": {"type": "object", "required": ["type", "title", "status", "detail", "code"], "properties": {
-            "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-            "detail": {"type": "string"}, "code": {"type": "string"}}},
-        "Me": {"type": "object", "properties": {"user_id": id, "org_id": id, "role": {"type": "string"}, "key_id": id}},
-        "NewSpace": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200}}},
-        "Space": {"type": "object", "properties": {"id": id, "name": {"type": "string"}, "org_id": id, "created_at": time}},
-        "Usage": {"type": "object", "properties": {"bytes": {"type": "integer"}, "assets": {"type": "integer"}, "max_bytes": {"type": ["integer", "null"]}, "max_assets": {"type": ["integer", "null"]}}},
-        "SpaceList": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Space"}}, "next_cursor": {"type": ["string", "null"]}}},
-        "Asset": {"type": "object", "properties": {"id": id, "space_id": id, "filename": {"type": "string"}, "content_type": {"type": "string"},
-            "size": {"type": "integer"}, "sha256": {"type": "string"}, "created_at": time}},
-        "AssetList": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Asset"}}, "next_cursor": {"type": ["string", "null"]}}},
-        "NewApiKey": {"type": "object", "required": ["name", "role"], "properties": {"name": {"type": "string"}, "role": {"type": "string", "description": "a built-in role (owner, admin, editor, contributor, viewer, collaborator) or a custom role's name or id"},
-            "spaces": {"type": "array", "items": id, "minItems": 1, "maxItems": 100, "description": "limit the key to these spaces; omit for every space"},
-            "expires_in": {"type": "integer", "minimum": 1}}},
-        "CreatedApiKey": {"type": "object", "properties": {"id": id, "api_key": {"type": "string", "description": "shown once"}, "expires_at": time}},
-        "ApiKey": {"type": "object", "properties": {"id": id, "name": {"type": "string"}, "role": {"type": "string"}, "user_id": {"type": ["string", "null"]},
-            "spaces": {"type": ["array", "null"], "items": id}, "created_at": time, "expires_at": {"type": ["string", "null"], "format": "date-time"},
-            "revoked_at": {"type": ["string", "null"], "format": "date-time"}, "last_used_at": {"type": ["string", "null"], "format": "date-time"},
-            "last_used_ip": {"type": ["string", "null"]}, "previous_valid_until": {"type": ["string", "null"], "format": "date-time"}}},
-        "ApiKeyList": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/ApiKey"}}, "next_cursor": {"type": ["string", "null"]}}},
-        "RotateApiKey": {"type": "object", "properties": {"grace_secs": {"type": "integer", "minimum": 0, "maximum": 604_800, "default": 86_400}}},
-        "RotatedApiKey": {"type": "object", "properties": {"id": id, "api_key": {"type": "string", "description": "shown once"}, "previous_valid_until": time}},
-        "NewLink": {"type": "object", "required": ["expires_in"], "properties": {
-            "expires_in": {"type": "integer", "minimum": 1, "description": "seconds; at most the server's links.max_expires_in (default 604800)"},
-            "single_use": {"type": "boolean", "default": false, "description": "the first download consumes it"},
-            "ip": {"type": "string", "description": "answer only requests from this IPv4 or IPv6 address"}}},
-        "CreatedLink": {"type": "object", "properties": {"id": id, "url": {"type": "string", "description": "shown once: holds the token"},
-            "expires_at": time, "asset_id": id, "single_use": {"type": "boolean"}, "ip": {"type": ["string", "null"]}}},
-        "Link": {"type": "object", "properties": {"id": id, "asset_id": id, "created_by": {"type": "string"}, "created_at": time, "expires_at": time,
-            "single_use": {"type": "boolean"}, "ip": {"type": ["string", "null"]}, "revoked_at": {"type": ["string", "null"], "format": "date-time"},
-            "used_at": {"type": ["string", "null"], "format": "date-time"}, "use_count": {"type": "integer"},
-            "last_used_at": {"type": ["string", "null"], "format": "date-time"}}},
-        "LinkList": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Link"}}, "next_cursor": {"type": ["string", "null"]}}},
-        "AuditEvent": {"type": "object", "properties": {"seq": {"type": "integer"}, "at": time, "actor": {"type": "string"}, "action": {"type": "string"},
-            "target": {"type": "string"}, "ip": {"type": "string"}, "detail": {"type": "object"}, "hash": {"type": "string"}, "prev_hash": {"type": "string"}}},
-        "Login": {"type": "object", "required": ["email", "password"], "properties": {"email": {"type": "string"}, "password": {"type": "string"},
-            "org_id": id, "totp": {"type": "string"}, "recovery_code": {"type": "string"}, "captcha": {"type": "string"}}},
-        "LoggedIn": {"type": "object", "properties": {"user_id": id, "org_id": id, "session_id": id, "csrf_token": {"type": "string"}}},
-        "Session": {"type": "object", "properties": {"id": id, "created_at": time, "last_seen_at": time, "ip": {"type": "string"}, "user_agent": {"type": "string"}, "current": {"type": "boolean"}}},
-        "SessionList": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Session"}}, "next_cursor": {"type": ["string", "null"]}}},
-        "PasswordChange": {"type": "object", "required": ["current_password", "new_password"], "properties": {"current_password": {"type": "string"}, "new_password": {"type": "string"}}},
-        "Reauth": {"type": "object", "required": ["password"], "properties": {"password": {"type": "string"}, "captcha": {"type": "string"}}},
-        "TotpEnrolment": {"type": "object", "properties": {"secret": {"type": "string"}, "otpauth_uri": {"type": "string"}, "qr_svg": {"type": "string"}}},
-        "TotpConfirm": {"type": "object", "required": ["code"], "properties": {"code": {"type": "string"}}},
-        "RecoveryCodes": {"type": "object", "properties": {"recovery_codes": {"type": "array", "items": {"type": "string"}}}},
-        "PasswordConfirm": {"type": "object", "required": ["password"], "properties": {"password": {"type": "string"}}},
-        "Member": {"type": "object", "properties": {"user_id": id, "email": {"type": "string"}, "role": {"type": "string"}, "mfa_enabled": {"type": "boolean"}}},
-        "MemberList": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Member"}}, "next_cursor": {"type": ["string", "null"]}}},
-        "OrgPolicy": {"type": "object", "properties": {"require_mfa": {"type": "boolean"}}},
-        "AuditList": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/AuditEvent"}}, "next_cursor": {"type": ["string", "null"]}}},
-    })
-}
-
-/// Video playback and asset details.
-fn media_schemas() -> Value {
-    let id = json!({"type": "string"});
-    let time = json!({"type": "string", "format": "date-time"});
-    json!({
-        "NewPlayback": {"type": "object", "required": ["expires_in"], "properties": {"expires_in": {"type": "integer", "minimum": 1}}},
-        "Playback": {"type": "object", "properties": {"id": id, "url": {"type": "string", "description": "the HLS master playlist; holds the view's token"}, "expires_at": time}},
-        "AssetDetail": {"type": "object", "properties": {"id": id, "space_id": id, "filename": {"type": "string"}, "content_type": {"type": "string"},
-            "size": {"type": "integer"}, "sha256": {"type": "string"}, "created_at": time,
-            "status": {"type": "string", "enum": ["processing", "ready", "failed"]}, "error": {"type": "string"}, "media": {"type": "object"},
-            "renditions": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "kind": {"type": "string", "enum": ["image", "hls"]},
-                "content_type": {"type": "string"}, "width": {"type": ["integer", "null"]}, "height": {"type": ["integer", "null"]}, "size": {"type": "integer"}, "bandwidth": {"type": "integer"}}}}}},
-    })
-}
-
-/// Members, roles, grants and invitations.
-fn access_schemas() -> Value {
-    let id = json!({"type": "string"});
-    let time = json!({"type": "string", "format": "date-time"});
-    let role = json!({"type": "string", "description": "a built-in role (owner, admin, editor, contributor, viewer, collaborator) or a custom role's name or id"});
-    let permissions = json!({"type": "array", "items": {"type": "string", "description": "action:resource, e.g. asset:read"}});
-    let list = |item: &str| json!({"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": format!("#/components/schemas/{item}")}}, "next_cursor": {"type": ["string", "null"]}}});
-    json!({
-        "MemberRole": {"type": "object", "required": ["role"], "properties": {"user_id": id, "role": role}},
-        "NewInvitation": {"type": "object", "required": ["email", "role"], "properties": {"email": {"type": "string"}, "role": role}},
-        "Invitation": {"type": "object", "properties": {"id": id, "email": {"type": "string"}, "role": {"type": "string"},
+            "type": text, "title": text, "status": {"type": "integer"}, "detail": text,
+            "code": {"type": "string", "description": "stable, snake_case"},
+            "challenge": {"type": "string", "description": "with 428 captcha_required: the proof of work to solve"}}},
+        "Me": {"type": "object", "required": ["org_id", "role"], "properties": {"user_id": id, "org_id": id, "role": text, "key_id": id, "session_id": id}},
+        "Space": {"type": "object", "required": ["id", "name", "org_id"], "properties": {"id": id, "name": text, "org_id": id, "created_at": time}},
+        "SpaceList": list("Space"),
+        "Asset": {"type": "object", "required": ["id", "space_id", "filename", "content_type", "size", "sha256"], "properties": {
+            "id": id, "space_id": id, "filename": text, "content_type": text, "size": {"type": "integer"}, "sha256": text, "created_at": time}},
+        "AssetList": list("Asset"),
+        "AssetDetail": {"type": "object", "required": ["id", "space_id", "filename", "content_type", "size", "sha256"], "properties": {
+            "id": id, "space_id": id, "filename": text, "content_type": text, "size": {"type": "integer"}, "sha256": text, "created_at": time,
+            "status": {"type": "string", "enum": ["processing", "ready", "failed"]}, "error": text, "media": {"type": "object"},
+            "renditions": {"type": "array", "items": {"type": "object", "properties": {"name": text, "kind": {"type": "string", "enum": ["image", "hls"]},
+                "content_type": text, "width": {"type": ["integer", "null"]}, "height": {"type": ["integer", "null"]}, "size": {"type": "integer"}, "bandwidth": {"type": "integer"}}}}}},
+        "CreatedApiKey": {"type": "object", "required": ["id", "api_key", "expires_at"], "properties": {"id": id, "api_key": {"type": "string", "description": "shown once"}, "expires_at": maybe_time}},
+        "ApiKey": {"type": "object", "properties": {"id": id, "name": text, "role": text, "user_id": maybe_text,
+            "spaces": {"type": ["array", "null"], "items": id}, "created_at": time, "expires_at": maybe_time,
+            "revoked_at": maybe_time, "last_used_at": maybe_time, "last_used_ip": maybe_text, "previous_valid_until": maybe_time}},
+        "ApiKeyList": list("ApiKey"),
+        "RotatedApiKey": {"type": "object", "required": ["id", "api_key", "previous_valid_until"], "properties": {"id": id, "api_key": {"type": "string", "description": "shown once"}, "previous_valid_until": time}},
+        "CreatedLink": {"type": "object", "required": ["id", "url", "expires_at"], "properties": {"id": id, "url": {"type": "string", "description": "shown once: holds the token"},
+            "expires_at": time, "asset_id": id, "single_use": {"type": "boolean"}, "ip": maybe_text, "rendition": maybe_text}},
+        "Link": {"type": "object", "properties": {"id": id, "asset_id": id, "created_by": text, "created_at": time, "expires_at": time,
+            "single_use": {"type": "boolean"}, "ip": maybe_text, "revoked_at": maybe_time, "used_at": maybe_time, "use_count": {"type": "integer"},
+            "last_used_at": maybe_time, "rendition": maybe_text}},
+        "LinkList": list("Link"),
+        "AuditEvent": {"type": "object", "properties": {"seq": {"type": "integer"}, "at": time, "actor": text, "action": text,
+            "target": text, "ip": text, "detail": {"type": "object"}, "hash": text, "prev_hash": text}},
+        "AuditList": list("AuditEvent"),
+        "LoggedIn": {"type": "object", "required": ["user_id", "org_id", "session_id", "csrf_token"], "properties": {"user_id": id, "org_id": id, "session_id": id, "csrf_token": text}},
+        "Session": {"type": "object", "properties": {"id": id, "created_at": time, "last_seen_at": time, "ip": text, "user_agent": text, "current": {"type": "boolean"}}},
+        "SessionList": list("Session"),
+        "TotpEnrolment": {"type": "object", "required": ["secret", "otpauth_uri", "qr_svg"], "properties": {"secret": text, "otpauth_uri": text, "qr_svg": text}},
+        "RecoveryCodes": {"type": "object", "required": ["recovery_codes"], "properties": {"recovery_codes": {"type": "array", "items": text}}},
+        "Member": {"type": "object", "properties": {"user_id": id, "email": text, "role": text, "mfa_enabled": {"type": "boolean"}}},
+        "MemberList": list("Member"),
+        "OrgPolicyResult": {"type": "object", "required": ["id", "require_mfa"], "properties": {"id": id, "require_mfa": {"type": "boolean"}}},
+        "MemberRoleResult": {"type": "object", "required": ["user_id", "role"], "properties": {"user_id": id, "role": text}},
+        "Invitation": {"type": "object", "properties": {"id": id, "email": text, "role": text,
             "status": {"type": "string", "enum": ["pending", "accepted", "revoked", "expired"]}, "created_at": time, "expires_at": time}},
         "InvitationList": list("Invitation"),
-        "AcceptInvitation": {"type": "object", "required": ["token", "password"], "properties": {"token": {"type": "string", "description": "from the invitation link, after #"},
-            "password": {"type": "string", "description": "a new account's password, or the existing account's"}}},
         "Accepted": {"type": "object", "properties": {"user_id": id, "org_id": id, "created_account": {"type": "boolean"}}},
-        "NewRole": {"type": "object", "required": ["name", "permissions"], "properties": {"name": {"type": "string"}, "permissions": permissions}},
-        "RolePermissions": {"type": "object", "required": ["permissions"], "properties": {"permissions": permissions}},
-        "Role": {"type": "object", "properties": {"id": {"type": ["string", "null"]}, "name": {"type": "string"}, "builtin": {"type": "boolean"}, "permissions": permissions}},
+        "Role": {"type": "object", "properties": {"id": {"type": ["string", "null"]}, "name": text, "builtin": {"type": "boolean"}, "permissions": permissions}},
         "RoleList": list("Role"),
-        "NewGrant": {"type": "object", "required": ["user_id", "role"], "properties": {"user_id": id, "role": role}},
-        "Grant": {"type": "object", "properties": {"space_id": id, "user_id": id, "email": {"type": "string"}, "role": {"type": "string"}, "created_at": time}},
+        "Grant": {"type": "object", "properties": {"space_id": id, "user_id": id, "email": text, "role": text, "created_at": time}},
         "GrantList": list("Grant"),
+        "Playback": {"type": "object", "required": ["id", "url", "expires_at"], "properties": {"id": id, "url": {"type": "string", "description": "the HLS master playlist; holds the view's token"}, "expires_at": time}},
     })
 }
 
@@ -109,75 +237,183 @@ fn merged(mut a: Value, b: Value) -> Value {
     a
 }
 
-fn problem_response(description: &str) -> Value {
-    json!({"description": description, "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})
+/// The schema of a path parameter, by name.
+fn path_param(name: &str) -> Value {
+    let prefix = match name {
+        "org_id" => "org",
+        "space_id" => "spc",
+        "asset_id" => "ast",
+        "key_id" => "key",
+        "link_id" => "lnk",
+        "session_id" => "ses",
+        "user_id" => "usr",
+        "role_id" => "rol",
+        "invitation_id" => "inv",
+        "playback_id" => "pbk",
+        "name" => {
+            return json!({"name": name, "in": "path", "required": true,
+                "schema": {"type": "string", "enum": ["thumbnail", "preview"]}, "description": "the rendition"});
+        }
+        _ => {
+            return json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}});
+        }
+    };
+    json!({"name": name, "in": "path", "required": true, "schema": id(prefix),
+        "description": "malformed or unknown ids, and those of another organization, are 404"})
 }
 
-/// The OpenAPI document.
-pub fn document() -> Value {
-    let mut paths = Map::new();
-    for r in ROUTES {
-        if !r.path.starts_with("/api/v1/") {
-            continue;
+/// A query parameter, by the name a route lists it under.
+fn query_param(name: &str) -> Value {
+    match name {
+        "limit" => json!({"name": "limit", "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}),
+        "cursor" => json!({"name": "cursor", "in": "query", "schema": {"type": "string"},
+            "description": "the next_cursor of the previous page; any other value is 400"}),
+        "audit_cursor" => json!({"name": "cursor", "in": "query",
+            "schema": {"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX},
+            "description": "the next_cursor of the previous page: events after this sequence number"}),
+        "filename" => {
+            let f = forbidden();
+            json!({"name": "filename", "in": "query",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": format!("^[^/\\\\{f}]+$"),
+                    "not": {"enum": [".", ".."]}},
+                "description": "the file name (1 to 255 bytes of UTF-8); default: the multipart part's file name, else \"upload\""})
         }
-        let mut op = Map::new();
-        op.insert("summary".into(), json!(r.summary));
-        let params: Vec<Value> = r
-            .path
-            .split('/')
-            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
-            .collect();
-        if !params.is_empty() {
-            op.insert("parameters".into(), Value::Array(params));
+        other => json!({"name": other, "in": "query", "schema": {"type": "string"}}),
+    }
+}
+
+/// What each status means, for its description.
+fn describe(status: u16) -> &'static str {
+    match status {
+        206 => "the requested range (Range)",
+        304 => "not modified (If-None-Match matches the ETag)",
+        400 => "malformed: JSON syntax, query parameters, a multipart body or a media type",
+        401 => {
+            "missing, unknown, expired or revoked credentials; or a wrong password or code \
+                (invalid_credentials, mfa_required, reauthentication_required)"
         }
-        match r.body {
-            Some("bytes") => {
-                op.insert("requestBody".into(), json!({"required": true, "content": {
-                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-                    "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}}}}));
-            }
-            Some(spec) => {
-                let name = spec.trim_start_matches("json:");
-                op.insert("requestBody".into(), json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}}}));
-            }
-            None => {}
+        403 => {
+            "the credential may not do this (forbidden); a session without its X-CSRF-Token \
+                (csrf_failed); a member who must enrol a second factor first (mfa_enrolment_required)"
         }
-        let mut responses = Map::new();
-        let ok = match r.response {
-            Some("bytes") => {
-                json!({"description": "the content", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}})
-            }
-            Some(name) => {
-                json!({"description": "success", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}}})
-            }
-            None => json!({"description": "success"}),
+        404 => "not found, or in another organization",
+        409 => "conflicts with the current state (conflict)",
+        413 => "the body is over the limit (payload_too_large)",
+        415 => "the body is not application/json",
+        416 => "the range is outside the content",
+        422 => "well-formed but refused: the detail says why (invalid_request, weak_password)",
+        428 => {
+            "solve the proof-of-work challenge in the problem's `challenge` and send it as captcha"
+        }
+        429 => "too many failed attempts: try again after Retry-After seconds",
+        503 => "something the request needs is not set up or not answering (unavailable)",
+        _ => "error",
+    }
+}
+
+fn header(description: &str, schema: Value, required: bool) -> Value {
+    json!({"description": description, "required": required, "schema": schema})
+}
+
+fn problem_response(status: u16) -> Value {
+    let mut r = json!({"description": describe(status),
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}});
+    let headers = match status {
+        401 => json!({"WWW-Authenticate": header("Bearer", json!({"type": "string"}), true)}),
+        416 => json!({"Content-Range": header("bytes */<size>", json!({"type": "string"}), true)}),
+        429 => {
+            json!({"Retry-After": header("seconds", json!({"type": "integer", "minimum": 0}), true)})
+        }
+        _ => return r,
+    };
+    r["headers"] = headers;
+    r
+}
+
+/// The responses of a route: its success, and each of its errors.
+fn responses(r: &Route) -> Value {
+    let etag = header(
+        "the content's SHA-256, quoted",
+        json!({"type": "string"}),
+        true,
+    );
+    let bytes = json!({"*/*": {"schema": {"type": "string", "format": "binary"}}});
+    let mut out = Map::new();
+    let ok = match r.response {
+        Some("bytes") => {
+            json!({"description": "the content, with the media type it was uploaded with",
+            "headers": {"ETag": etag}, "content": bytes})
+        }
+        Some("ndjson") => json!({"description": "newline-delimited JSON, streamed (docs/audit.md)",
+            "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}),
+        Some(name) => json!({"description": "success",
+            "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}}}),
+        None => json!({"description": "success"}),
+    };
+    out.insert(r.success.to_string(), ok);
+    for &status in r.errors {
+        let v = match status {
+            206 => json!({"description": describe(206), "content": bytes, "headers": {"ETag": etag,
+                "Content-Range": header("bytes <first>-<last>/<size>", json!({"type": "string"}), true)}}),
+            304 => json!({"description": describe(304), "headers": {"ETag": etag}}),
+            s => problem_response(s),
         };
-        responses.insert(r.success.to_string(), ok);
-        responses.insert("400".into(), problem_response("invalid request"));
-        if r.auth {
-            responses.insert(
-                "401".into(),
-                problem_response("missing, unknown, expired or revoked API key"),
-            );
-            responses.insert(
-                "403".into(),
-                problem_response("the key's role does not allow this"),
-            );
-            responses.insert(
-                "404".into(),
-                problem_response("not found, or in another organization"),
-            );
-        }
-        op.insert("responses".into(), Value::Object(responses));
-        if r.auth {
-            op.insert("security".into(), json!([{"bearer": []}, {"session": []}]));
-        }
+        out.insert(status.to_string(), v);
+    }
+    Value::Object(out)
+}
+
+fn request_body(spec: &str) -> Value {
+    if spec == "bytes" {
+        // No body at all is an empty file. Parts other than "file" are ignored.
+        return json!({"required": false, "content": {
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary"}}}}}});
+    }
+    let (required, name) = match spec.strip_prefix("json?:") {
+        Some(name) => (false, name),
+        None => (true, spec.trim_start_matches("json:")),
+    };
+    json!({"required": required, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}}})
+}
+
+fn operation(r: &Route) -> Value {
+    let mut op = Map::new();
+    op.insert("summary".into(), json!(r.summary));
+    let mut params: Vec<Value> = r
+        .path
+        .split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(path_param)
+        .collect();
+    params.extend(r.query.iter().map(|q| query_param(q)));
+    if !params.is_empty() {
+        op.insert("parameters".into(), Value::Array(params));
+    }
+    if let Some(spec) = r.body {
+        op.insert("requestBody".into(), request_body(spec));
+    }
+    op.insert("responses".into(), responses(r));
+    let security = match r.auth {
+        Credential::None => json!([]),
+        Credential::KeyOrSession => json!([{"bearer": []}, {"session": []}]),
+        Credential::Session => json!([{"session": []}]),
+    };
+    op.insert("security".into(), security);
+    Value::Object(op)
+}
+
+/// The OpenAPI document of `/api/v1`.
+pub fn document(limits: Limits) -> Value {
+    let mut paths = Map::new();
+    for r in ROUTES.iter().filter(|r| r.path.starts_with("/api/v1/")) {
         let entry = paths
             .entry(r.path.to_string())
             .or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(m) = entry {
-            m.insert(r.method.to_lowercase(), Value::Object(op));
+            m.insert(r.method.to_lowercase(), operation(r));
         }
     }
     json!({
@@ -185,11 +421,171 @@ pub fn document() -> Value {
         "info": {"title": "Strongroom API", "version": env!("CARGO_PKG_VERSION")},
         "paths": paths,
         "components": {
-            "schemas": merged(merged(schemas(), access_schemas()), media_schemas()),
+            "schemas": merged(merged(request_schemas(limits), response_schemas()), usage_schemas()),
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "An API key (srk_...)"},
                 "session": {"type": "apiKey", "in": "cookie", "name": "__Host-strongroom_session", "description": "From POST /api/v1/auth/login; unsafe methods also need X-CSRF-Token"},
             },
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn statuses(r: &Route) -> Vec<u16> {
+        r.errors.to_vec()
+    }
+
+    /// What the extractors alone can answer is listed by every route that uses them.
+    #[test]
+    fn every_route_lists_what_its_extractors_answer() {
+        for r in ROUTES {
+            let s = statuses(r);
+            let route = format!("{} {}", r.method, r.path);
+            if r.auth != Credential::None {
+                assert!(
+                    s.contains(&401),
+                    "{route}: a credential can be refused (401)"
+                );
+            }
+            if r.auth == Credential::Session {
+                assert!(s.contains(&403), "{route}: an API key is refused (403)");
+            }
+            if r.body.is_some_and(|b| b.starts_with("json:")) {
+                for status in [400, 413, 415, 422] {
+                    assert!(
+                        s.contains(&status),
+                        "{route}: a JSON body can be answered {status}"
+                    );
+                }
+            }
+            if r.path.contains("_id}") {
+                assert!(
+                    s.contains(&404),
+                    "{route}: an id in the path can be unknown (404)"
+                );
+            }
+            if r.query
+                .iter()
+                .any(|q| *q == "limit" || q.ends_with("cursor"))
+            {
+                assert!(s.contains(&400), "{route}: a bad limit or cursor is 400");
+            }
+            let mut sorted = s.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(sorted, s, "{route}: errors are listed once each, in order");
+            assert!(
+                !s.contains(&r.success),
+                "{route}: the success status is no error"
+            );
+        }
+    }
+
+    #[test]
+    fn every_documented_status_has_a_described_response() {
+        let doc = document(Limits { max_expires_in: 60 });
+        let paths = doc["paths"].as_object().unwrap();
+        for r in ROUTES.iter().filter(|r| r.path.starts_with("/api/v1/")) {
+            let op = &paths[r.path][r.method.to_lowercase()];
+            let documented: Vec<u16> = op["responses"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(|k| k.parse().unwrap())
+                .collect();
+            let mut expected = statuses(r);
+            expected.push(r.success);
+            expected.sort_unstable();
+            let mut documented = documented;
+            documented.sort_unstable();
+            assert_eq!(documented, expected, "{} {}", r.method, r.path);
+            for status in r.errors.iter().filter(|s| **s >= 400) {
+                let resp = &op["responses"][status.to_string()];
+                assert_eq!(
+                    resp["content"]["application/problem+json"]["schema"]["$ref"],
+                    "#/components/schemas/Problem",
+                    "{} {} {status}",
+                    r.method,
+                    r.path
+                );
+                assert_ne!(describe(*status), "error", "{status} has no description");
+            }
+        }
+        let too_many = &doc["paths"]["/api/v1/auth/login"]["post"]["responses"]["429"];
+        assert_eq!(too_many["headers"]["Retry-After"]["required"], true);
+    }
+
+    #[test]
+    fn every_schema_reference_resolves() {
+        let doc = document(Limits { max_expires_in: 60 });
+        let text = doc.to_string();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for part in text.split("\"#/components/schemas/").skip(1) {
+            let name = part.split('"').next().unwrap();
+            assert!(
+                schemas.contains_key(name),
+                "{name} is referenced but not defined"
+            );
+        }
+    }
+
+    fn regex(schema: &Value) -> regex::Regex {
+        regex::Regex::new(schema["pattern"].as_str().unwrap()).unwrap()
+    }
+
+    /// The name pattern, checked against `Name::parse` on the cases that matter.
+    #[test]
+    fn the_name_pattern_agrees_with_the_domain() {
+        let pattern = regex(&name(200, ""));
+        let long = "x".repeat(200);
+        for s in [
+            "a",
+            "  spaced out  ",
+            "\u{3000}wide\u{3000}",
+            "",
+            "   ",
+            "tab\there",
+            "bidi\u{202e}txt",
+            "tag\u{E0041}",
+            "soft\u{00AD}hyphen",
+            "zwj\u{200d}ok",
+            "\u{2028}",
+            &long,
+            &format!("  {long}  "),
+            &format!("{long}x"),
+        ] {
+            assert_eq!(
+                pattern.is_match(s),
+                strongroom_domain::Name::parse(s).is_ok(),
+                "{s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_email_pattern_accepts_only_what_the_domain_does() {
+        let pattern = regex(&email());
+        for s in [
+            "a@b.c",
+            "A.B@Example.COM",
+            "x@.",
+            "no-at.example",
+            "two@@example.com",
+            "a@b@c.d",
+            "sp ace@example.com",
+            "a@nodot",
+            "@example.com",
+            "tab\t@example.com",
+            "bidi\u{202e}@example.com",
+        ] {
+            if pattern.is_match(s) {
+                assert!(strongroom_domain::Email::parse(s).is_ok(), "{s:?}");
+            } else {
+                assert!(strongroom_domain::Email::parse(s.trim()).is_err(), "{s:?}");
+            }
+        }
+    }
 }

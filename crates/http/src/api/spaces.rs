@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use strongroom_domain::{Name, OrgId};
 use strongroom_service::{ListQuery, Space, perm};
 
-use super::Route;
+use super::{Credential, Route};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Auth, PageParams};
@@ -16,8 +16,10 @@ pub const CREATE: Route = Route {
     method: "POST",
     path: "/api/v1/orgs/{org_id}/spaces",
     summary: "Create a space",
-    auth: true,
+    auth: Credential::KeyOrSession,
     success: 201,
+    errors: &[400, 401, 403, 404, 413, 415, 422],
+    query: &[],
     body: Some("json:NewSpace"),
     response: Some("Space"),
     handler: || post(create),
@@ -26,8 +28,10 @@ pub const LIST: Route = Route {
     method: "GET",
     path: "/api/v1/orgs/{org_id}/spaces",
     summary: "List spaces",
-    auth: true,
+    auth: Credential::KeyOrSession,
     success: 200,
+    errors: &[400, 401, 403, 404],
+    query: &["limit", "cursor"],
     body: None,
     response: Some("SpaceList"),
     handler: || get(list),

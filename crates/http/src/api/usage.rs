@@ -5,8 +5,8 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use strongroom_service::{UsageInfo, perm};
 
-use super::Route;
 use super::spaces::org_id;
+use super::{Credential, Route};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::Auth;
@@ -15,8 +15,10 @@ pub const USAGE: Route = Route {
     method: "GET",
     path: "/api/v1/orgs/{org_id}/usage",
     summary: "Bytes and assets the organization stores, and its quota (null: no limit)",
-    auth: true,
+    auth: Credential::KeyOrSession,
     success: 200,
+    errors: &[400, 401, 403, 404],
+    query: &[],
     body: None,
     response: Some("Usage"),
     handler: || get(usage),

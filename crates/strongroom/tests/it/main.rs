@@ -14,6 +14,7 @@ mod authz;
 mod browser;
 mod bruteforce;
 mod cli;
+mod contract;
 mod crash;
 mod edge;
 mod escalation;
