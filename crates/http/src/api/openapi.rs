@@ -269,7 +269,8 @@ fn query_param(name: &str) -> Value {
             json!({"name": "filename", "in": "query",
                 "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": format!("^[^/\\\\{f}]+$"),
                     "not": {"enum": [".", ".."]}},
-                "description": "the file name (1 to 255 bytes of UTF-8); default: the multipart part's file name, else \"upload\""})
+                "description": "the file name (1 to 255 bytes of UTF-8). Required with a raw body (400 without it); \
+                    with a multipart body it defaults to the part's file name, else \"upload\""})
         }
         other => json!({"name": other, "in": "query", "schema": {"type": "string"}}),
     }
