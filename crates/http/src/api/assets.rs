@@ -199,8 +199,9 @@ async fn upload(
                 .await?;
         }
     } else {
-        // Like a multipart part without a file name.
-        let name = params.filename.unwrap_or_else(|| "upload".into());
+        let name = params.filename.ok_or_else(|| {
+            ApiError::invalid("the filename query parameter is required for a raw upload")
+        })?;
         let filename = Filename::parse(&name).map_err(|e| unprocessable(e.0))?;
         let content_type = content_type(raw_type.as_deref())?;
         let stream = req.into_body().into_data_stream();

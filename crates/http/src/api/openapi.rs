@@ -21,8 +21,12 @@ pub struct Limits {
 /// expiry could not be written as a date.
 pub const MAX_KEY_EXPIRES_IN: u64 = 100 * 365 * 24 * 3600;
 
-/// The most seconds a rotated key's previous secret may keep working.
+/// The most seconds a rotated key's previous secret may keep working (the service's
+/// `MAX_ROTATION_GRACE_SECS`, which it enforces).
 const MAX_GRACE_SECS: u64 = 7 * 24 * 3600;
+
+/// The most spaces a key may be limited to (the service's `MAX_KEY_SPACES`).
+const MAX_KEY_SPACES: usize = 100;
 
 /// Characters a name may never hold (`strongroom_domain::names`): control characters, and the
 /// bidirectional and invisible format characters. Regex class content, `\u` escapes (read the
@@ -117,6 +121,7 @@ fn request_schemas(limits: Limits) -> Value {
         limits.max_expires_in,
         "seconds; at most the server's links.max_expires_in",
     );
+    // The service's MAX_ROLE_NAME.
     let mut role_name = name(
         64,
         "a custom role's name: not a built-in role's, not starting with rol_",
@@ -128,7 +133,7 @@ fn request_schemas(limits: Limits) -> Value {
         "NewSpace": object(&["name"], json!({"name": name(200, "1 to 200 characters once trimmed")})),
         "NewApiKey": object(&["name", "role"], json!({
             "name": name(200, "1 to 200 characters once trimmed"), "role": role(),
-            "spaces": or_null(json!({"type": "array", "items": id("spc"), "minItems": 1, "maxItems": 100,
+            "spaces": or_null(json!({"type": "array", "items": id("spc"), "minItems": 1, "maxItems": MAX_KEY_SPACES,
                 "description": "limit the key to these spaces of the organization (422 for one it does not have); omit for every space"})),
             "expires_in": or_null(seconds(1, MAX_KEY_EXPIRES_IN, "seconds until the key stops working; omit for never"))})),
         "RotateApiKey": object(&[], json!({"grace_secs": or_null(json!({"type": "integer", "minimum": 0, "maximum": MAX_GRACE_SECS, "default": 86_400,
@@ -277,7 +282,8 @@ fn query_param(name: &str) -> Value {
             json!({"name": "filename", "in": "query",
                 "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": format!("^[^/\\\\{f}]+$"),
                     "not": {"enum": [".", ".."]}},
-                "description": "the file name (1 to 255 bytes of UTF-8); default: the multipart part's file name, else \"upload\""})
+                "description": "the file name (1 to 255 bytes of UTF-8). Required with a raw body (400 without it); \
+                    with a multipart body it defaults to the part's file name, else \"upload\""})
         }
         other => json!({"name": other, "in": "query", "schema": {"type": "string"}}),
     }

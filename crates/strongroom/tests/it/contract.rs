@@ -1,7 +1,7 @@
 //! The OpenAPI document as a contract, on both backends: what it promises of a request, the server
-//! does (whole numbers written as `60.0`, an upload without a file name, the limits it states),
-//! and what the server refuses, the document says it may. The full check is
-//! `scripts/schemathesis.sh`, which fuzzes every operation against the document.
+//! does (whole numbers written as `60.0`, the limits it states), and what the server refuses, the
+//! document says it may. The full check is `scripts/schemathesis.sh`, which fuzzes every
+//! operation against the document.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -58,21 +58,6 @@ both_backends! {
         expect_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
         let res = post(&srv, &boot.api_key, &keys, json!({"name": "huge", "role": "viewer", "expires_in": u64::MAX})).await;
         expect_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
-    }
-
-    async fn a_raw_upload_without_a_file_name_is_named_upload(b: Backend) {
-        let Some(srv) = TestServer::start(b).await else { return };
-        let boot = srv.bootstrap("owner@example.com", "acme");
-        let space = srv.create_space(&boot.api_key, &boot.org_id, "site").await;
-        let res = srv.req(Method::POST, &format!("/api/v1/spaces/{space}/assets"), Some(&boot.api_key))
-            .header("content-type", "text/plain").body("no name").send().await.unwrap();
-        let asset = expect_json(res, StatusCode::CREATED).await;
-        assert_eq!(asset["filename"], "upload");
-        assert_eq!(download(&srv, &boot.api_key, asset["id"].as_str().unwrap()).await, b"no name");
-        // The document says the name is optional, for both kinds of body.
-        let op = &doc(&srv).await["paths"]["/api/v1/spaces/{space_id}/assets"]["post"];
-        let filename = op["parameters"].as_array().unwrap().iter().find(|p| p["name"] == "filename").unwrap();
-        assert_ne!(filename["required"], true);
     }
 
     async fn the_documented_link_lifetime_is_the_configured_one(b: Backend) {
