@@ -32,7 +32,7 @@ pub use access::{Accepted, GrantInfo, InvitationInfo, RoleInfo};
 pub use admin::{ApiKeyInfo, Bootstrapped, CreatedKey, MIN_PASSWORD_LEN, RotatedKey};
 pub use assets::{Asset, AssetDetail, ByteStream, Content, ListQuery, NewUpload, Space};
 pub use audit::{AuditEvent, ChainReport};
-pub use jobs::{FailedJob, JobFailure, JobReport};
+pub use jobs::{FailedJob, JobFailure, JobKind, JobReport, JobsConfig, Lane};
 pub use keyring::{KeyStatus, Keyring, RotationReport};
 pub use links::{
     CreatedLink, DEFAULT_MAX_LINK_LIFETIME_SECS, LINK_TOKEN_BYTES, LinkGrant, LinkInfo, NewLink,
@@ -161,6 +161,8 @@ pub struct ServiceConfig {
     pub media: Option<strongroom_media::MediaConfig>,
     /// The longest lifetime a download link may be given.
     pub max_link_lifetime: std::time::Duration,
+    /// Background workers per lane, and the media lane's share per organization.
+    pub jobs: JobsConfig,
 }
 
 impl Default for ServiceConfig {
@@ -177,6 +179,7 @@ impl Default for ServiceConfig {
             max_link_lifetime: std::time::Duration::from_secs(
                 links::DEFAULT_MAX_LINK_LIFETIME_SECS,
             ),
+            jobs: JobsConfig::default(),
         }
     }
 }
@@ -199,8 +202,8 @@ pub struct Service {
     hls_key_seal: strongroom_crypto::keys::FieldKey,
     playback_hasher: MacKey,
     media: Option<strongroom_media::Media>,
-    /// Wakes this node's worker when a job is enqueued here.
-    jobs_ready: tokio::sync::Notify,
+    /// Wakes this node's workers of a lane when a job of the lane is enqueued here.
+    jobs_ready: jobs::Wakers,
     link_hasher: MacKey,
     clock: Arc<dyn Clock>,
     config: ServiceConfig,
@@ -253,7 +256,7 @@ impl Service {
             hls_key_seal,
             playback_hasher,
             media,
-            jobs_ready: tokio::sync::Notify::new(),
+            jobs_ready: jobs::Wakers::default(),
             link_hasher,
             clock,
             config,

@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (7, include_str!("../migrations/0007_links.sql")),
     (8, include_str!("../migrations/0008_media.sql")),
+    (9, include_str!("../migrations/0009_job_lanes_outputs.sql")),
 ];
 
 /// The schema version a fully migrated database has: the last migration's. Versions increase
