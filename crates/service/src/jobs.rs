@@ -74,6 +74,16 @@ impl JobKind {
         JobKind::ALL.into_iter().find(|k| k.name() == name)
     }
 
+    /// The kind stored as `name`, or the failure of a job of a kind this build does not know.
+    fn known(name: &str) -> std::result::Result<JobKind, JobFailure> {
+        JobKind::parse(name).ok_or_else(|| {
+            JobFailure::Permanent(format!(
+                "unknown job kind {name:?}: this server runs {}",
+                JobKind::ALL.map(JobKind::name).join(", ")
+            ))
+        })
+    }
+
     /// The lane whose workers run it.
     pub fn lane(self) -> Lane {
         match self {
@@ -223,12 +233,7 @@ impl Job {
     /// The job a row holds, from its kind and its opened payload. A kind this build does not
     /// know, or a payload that is not its kind's struct, fails the job for good.
     pub(crate) fn decode(kind: &str, plain: &[u8]) -> std::result::Result<Job, JobFailure> {
-        let Some(known) = JobKind::parse(kind) else {
-            return Err(JobFailure::Permanent(format!(
-                "unknown job kind {kind:?}: this server runs {}",
-                JobKind::ALL.map(JobKind::name).join(", ")
-            )));
-        };
+        let known = JobKind::known(kind)?;
         let unreadable = |e: serde_json::Error| {
             JobFailure::Permanent(format!(
                 "the payload of this {kind} job does not parse: {e}"
@@ -388,12 +393,15 @@ impl Service {
         };
         // What an earlier attempt stored and never committed (it crashed, or lost its lease).
         self.discard_outputs(&job.id, None).await;
-        let decoded = match self.jobs_key.open(job.id.as_str().as_bytes(), &job.payload) {
-            Ok(plain) => Job::decode(&job.kind, &plain),
-            Err(_) => Err(JobFailure::Permanent(
-                "the payload failed its integrity check".into(),
-            )),
-        };
+        // An unknown kind says so before its payload is even opened.
+        let decoded = JobKind::known(&job.kind).and_then(|_| {
+            match self.jobs_key.open(job.id.as_str().as_bytes(), &job.payload) {
+                Ok(plain) => Job::decode(&job.kind, &plain),
+                Err(_) => Err(JobFailure::Permanent(
+                    "the payload failed its integrity check".into(),
+                )),
+            }
+        });
         let ctx = JobCtx {
             id: job.id.clone(),
             worker: worker.to_owned(),
