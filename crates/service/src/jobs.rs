@@ -428,7 +428,9 @@ impl Service {
                 // This attempt's outputs are not a result: remove them before anyone sees the
                 // job end.
                 self.discard_outputs(&job.id, Some(worker)).await;
-                if !retry {
+                // A worker that lost the job to another (its lease ran out) has nothing to say
+                // about how it ends.
+                if !retry && self.holds(&job.id, worker).await {
                     self.gave_up(&job, decoded.as_ref().ok(), &message).await;
                 }
                 let retry_at = retry.then(|| now.plus_secs(backoff_secs(job.attempts)));
@@ -446,6 +448,19 @@ impl Service {
             }
         }
         Ok(true)
+    }
+
+    /// Whether `worker` still holds job `id` (a failure to tell counts as yes: the job's
+    /// outcome is then recorded rather than lost).
+    async fn holds(&self, id: &JobId, worker: &str) -> bool {
+        match self.store.job(id).await {
+            Ok(Some(j)) => {
+                j.status == strongroom_store::JobStatus::Running
+                    && j.worker.as_deref() == Some(worker)
+            }
+            Ok(None) => false,
+            Err(_) => true,
+        }
     }
 
     /// What a job that failed for good leaves behind: a media asset says `failed`, with the

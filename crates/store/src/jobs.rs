@@ -84,6 +84,8 @@ pub struct JobRow {
     pub status: JobStatus,
     /// Attempts started so far (including the current one while running).
     pub attempts: u32,
+    /// The worker that claimed it last (its current holder while it is running).
+    pub worker: Option<String>,
     /// Attempts allowed.
     pub max_attempts: u32,
     /// Not before this time.
@@ -98,8 +100,8 @@ pub struct JobRow {
     pub updated_at: Timestamp,
 }
 
-const COLUMNS: &str = "id, org_id, kind, subject, payload, status, attempts, max_attempts, \
-                       run_after, progress, last_error, created_at, updated_at";
+const COLUMNS: &str = "id, org_id, kind, subject, payload, status, attempts, worker, \
+                       max_attempts, run_after, progress, last_error, created_at, updated_at";
 
 fn job(row: &AnyRow) -> Result<JobRow> {
     let org: Option<String> = row.try_get("org_id")?;
@@ -125,6 +127,7 @@ fn job(row: &AnyRow) -> Result<JobRow> {
         payload: row.try_get("payload")?,
         status: parsed(row, "jobs", "status", JobStatus::parse)?,
         attempts: small(num("attempts")?)?,
+        worker: row.try_get("worker")?,
         max_attempts: small(num("max_attempts")?)?,
         run_after: Timestamp::from_millis(num("run_after")?),
         progress: u8::try_from(num("progress")?.clamp(0, 100)).unwrap_or(0),

@@ -285,7 +285,10 @@ pub(crate) async fn lanes_split_kinds_and_claims_are_fair_between_organizations(
         Some(a2.clone())
     );
     let j = s.job(&a2).await.unwrap().unwrap();
-    assert_eq!((j.attempts, j.status), (2, JobStatus::Running));
+    assert_eq!(
+        (j.attempts, j.status, j.worker.as_deref()),
+        (2, JobStatus::Running, Some("m6"))
+    );
     assert_eq!(
         claim(s, &media_lane(1), "m7", 62_500).await,
         None,
