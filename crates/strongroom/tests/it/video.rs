@@ -351,7 +351,14 @@ fn small_video(seconds: u32, size: &str) -> Vec<u8> {
     let status = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
         .arg(format!("testsrc=size={size}:rate=25:duration={seconds}"))
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ])
         .arg(&path)
         .status()
         .unwrap();
@@ -366,7 +373,14 @@ fn low_frame_rate_video(seconds: u32) -> Vec<u8> {
     let status = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
         .arg(format!("testsrc=size=64x64:rate=1:duration={seconds}"))
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ])
         .arg(&path)
         .status()
         .unwrap();
@@ -380,8 +394,25 @@ fn tiny_file_claiming_hours() -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sparse.mkv");
     let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"])
-        .args(["-frames:v", "3", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"])
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25",
+        ])
+        .args([
+            "-frames:v",
+            "3",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ])
         .args(["-g", "1", "-bsf:v", "setts=ts=N*3600000"])
         .arg(&path)
         .status()
@@ -399,14 +430,22 @@ async fn job_about(srv: &TestServer, subject: &str) -> (String, Option<String>) 
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    (row.try_get("status").unwrap(), row.try_get("last_error").unwrap())
+    (
+        row.try_get("status").unwrap(),
+        row.try_get("last_error").unwrap(),
+    )
 }
 
 /// How many objects are still leased to job attempts.
 async fn leased_outputs(srv: &TestServer) -> i64 {
     use sqlx::Row;
     let mut conn = srv.db_conn().await;
-    sqlx::query("SELECT COUNT(*) AS n FROM job_outputs").fetch_one(&mut conn).await.unwrap().try_get("n").unwrap()
+    sqlx::query("SELECT COUNT(*) AS n FROM job_outputs")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+        .try_get("n")
+        .unwrap()
 }
 
 /// Fetches every segment of every variant of a ready video through a playback; returns the
@@ -414,14 +453,35 @@ async fn leased_outputs(srv: &TestServer) -> i64 {
 async fn fetch_every_segment(srv: &TestServer, key: &str, id: &str) -> Vec<(String, usize)> {
     let pb = playback(srv, key, id, 600).await;
     let url = pb["url"].as_str().unwrap().to_owned();
-    let master = srv.client.get(&url).send().await.unwrap().text().await.unwrap();
+    let master = srv
+        .client
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let mut counts = Vec::new();
     for variant in master.lines().filter(|l| l.ends_with("index.m3u8")) {
-        let playlist = srv.client.get(sibling(&url, variant)).send().await.unwrap().text().await.unwrap();
+        let playlist = srv
+            .client
+            .get(sibling(&url, variant))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         let rung = variant.trim_end_matches("/index.m3u8");
         let segments: Vec<&str> = playlist.lines().filter(|l| l.ends_with(".ts")).collect();
         for seg in &segments {
-            let res = srv.client.get(sibling(&url, &format!("{rung}/{seg}"))).send().await.unwrap();
+            let res = srv
+                .client
+                .get(sibling(&url, &format!("{rung}/{seg}")))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(res.status(), StatusCode::OK, "{rung}/{seg}");
             assert!(!res.bytes().await.unwrap().is_empty(), "{rung}/{seg}");
         }
