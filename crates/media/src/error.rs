@@ -44,6 +44,11 @@ pub enum MediaError {
         /// The limit in bytes.
         limit: u64,
     },
+    /// The file claims far more media than its bytes can hold (hours of video in a few
+    /// kilobytes), or processing produced far more than it: refused, permanently. The message
+    /// says what was claimed or produced against what the file holds.
+    #[error("{0}")]
+    Implausible(String),
     /// ffmpeg or ffprobe failed in another way (for example a decoding error half way). May be
     /// worth one retry; the detail says more.
     #[error("{tool} failed ({status})")]

@@ -14,6 +14,19 @@
 //! already being read are finished, so a segment of one rendition never waits for a segment of
 //! another that ffmpeg cannot finish meanwhile. Memory is thus bounded by about
 //! (`MAX_PENDING` + open connections) x the largest output.
+//!
+//! Connections are backpressured the same way, never refused: with [`MAX_CONNECTIONS`] open, the
+//! server accepts no more until one ends. A video of tiny segments (long, low frame rate) makes
+//! ffmpeg open a new connection per segment and per playlist update far faster than the job
+//! stores them; those wait in the listen backlog, their bytes in the kernel's buffers, and each
+//! is served in turn. (Dropping them, as an earlier version did, lost their segments.) ffmpeg
+//! holds only a few outputs open at once (one segment per rendition and a playlist), far fewer
+//! than the limit, so the connections already accepted can always finish.
+//!
+//! Outputs are bounded in total by the smaller of [`Limits::max_output_bytes`] and
+//! [`Limits::output_ratio`] x the source's size + [`Limits::output_allowance_bytes`]: a tiny
+//! file whose timestamps claim hours would otherwise make ffmpeg fill them with copies of its
+//! few pictures.
 
 use std::convert::Infallible;
 use std::io;
@@ -33,7 +46,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
-use tokio::time::Instant;
 
 use crate::config::Limits;
 use crate::error::MediaError;
@@ -44,9 +56,11 @@ pub(crate) type OutputPolicy = Box<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// Bytes read from the source per step of a response body.
 const READ_CHUNK: usize = 256 * 1024;
-/// ffmpeg opens a handful of connections at most; more is somebody else.
+/// Connections served at once; further ones wait in the listen backlog until one ends. ffmpeg
+/// holds a handful open at a time (the rest are finished uploads waiting to be read).
 const MAX_CONNECTIONS: usize = 16;
-/// After ffmpeg exits, how long its last requests may take to be fully received.
+/// After ffmpeg exits, how long its remaining requests may go without one of them finishing
+/// (they finish as fast as the job takes their uploads).
 const DRAIN_GRACE: Duration = Duration::from_secs(10);
 /// How long a client may take to send a request's headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -81,6 +95,9 @@ struct Shared {
     policy: Option<OutputPolicy>,
     max_file: u64,
     max_total: u64,
+    /// The total is [`Limits::output_ratio`] x the source's size + the allowance, not the
+    /// absolute limit.
+    total_is_proportional: bool,
     received: AtomicU64,
     pending: AtomicUsize,
     slot_freed: Notify,
@@ -127,12 +144,14 @@ impl JobServer {
             .map_err(|e| MediaError::Internal(format!("loopback server address: {e}")))?
             .port();
         let prefix = strongroom_crypto::token::random_token(16);
+        let proportional = limits.proportional_output_bytes(source.size());
         let shared = Arc::new(Shared {
             source,
             prefix: prefix.clone(),
             policy,
             max_file: limits.max_output_file_bytes,
-            max_total: limits.max_output_bytes,
+            max_total: proportional.min(limits.max_output_bytes),
+            total_is_proportional: proportional < limits.max_output_bytes,
             received: AtomicU64::new(0),
             pending: AtomicUsize::new(0),
             slot_freed: Notify::new(),
@@ -149,6 +168,11 @@ impl JobServer {
             stop: Some(stop_tx),
             task,
         })
+    }
+
+    /// The size of the source, in bytes.
+    pub(crate) fn source_size(&self) -> u64 {
+        self.shared.source.size()
     }
 
     /// The URL ffmpeg reads the source from.
@@ -238,8 +262,17 @@ async fn serve(
     uploads: mpsc::UnboundedSender<Upload>,
     mut stop: oneshot::Receiver<()>,
 ) {
+    let ctx = Ctx { shared, uploads };
     let mut conns = JoinSet::new();
     loop {
+        while conns.try_join_next().is_some() {}
+        if conns.len() >= MAX_CONNECTIONS {
+            // Backpressure, not refusal: the next connection waits in the backlog.
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = conns.join_next() => continue,
+            }
+        }
         tokio::select! {
             _ = &mut stop => break,
             accepted = listener.accept() => {
@@ -248,36 +281,33 @@ async fn serve(
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 };
-                while conns.try_join_next().is_some() {}
-                if conns.len() >= MAX_CONNECTIONS {
-                    continue;
-                }
-                let ctx = Ctx { shared: Arc::clone(&shared), uploads: uploads.clone() };
-                conns.spawn(connection(stream, ctx));
+                conns.spawn(connection(stream, ctx.clone()));
             }
         }
     }
     // ffmpeg has exited, but its last connections may still wait in the listen backlog (it
-    // does not wait for answers) and their bodies in socket buffers: take them in too.
-    let grace_until = Instant::now() + DRAIN_GRACE;
-    while let Ok(Ok((stream, _))) =
-        tokio::time::timeout(Duration::from_millis(20), listener.accept()).await
-    {
-        let ctx = Ctx {
-            shared: Arc::clone(&shared),
-            uploads: uploads.clone(),
-        };
-        conns.spawn(connection(stream, ctx));
-        if Instant::now() > grace_until {
-            break;
+    // does not wait for answers) and their bodies in socket buffers: take them in too, as fast
+    // as the job takes their uploads.
+    'drain: loop {
+        while conns.try_join_next().is_some() {}
+        while conns.len() >= MAX_CONNECTIONS {
+            match tokio::time::timeout(DRAIN_GRACE, conns.join_next()).await {
+                Ok(_) => {}
+                Err(_) => break 'drain,
+            }
+        }
+        match tokio::time::timeout(Duration::from_millis(20), listener.accept()).await {
+            Ok(Ok((stream, _))) => {
+                conns.spawn(connection(stream, ctx.clone()));
+            }
+            _ => break,
         }
     }
     drop(listener);
-    drop(uploads);
-    let _ = tokio::time::timeout_at(grace_until, async {
-        while conns.join_next().await.is_some() {}
-    })
-    .await;
+    drop(ctx);
+    // Each remaining request ends once its upload is taken; give up only when none does for
+    // a while (the job stopped taking them).
+    while let Ok(Some(_)) = tokio::time::timeout(DRAIN_GRACE, conns.join_next()).await {}
 }
 
 async fn connection(stream: TcpStream, ctx: Ctx) {
@@ -493,8 +523,17 @@ async fn receive(ctx: &Ctx, name: String, mut body: Incoming) -> Response<Body> 
             return status(StatusCode::PAYLOAD_TOO_LARGE);
         }
         if total > shared.max_total {
-            shared.fail(MediaError::OutputTooLarge {
-                limit: shared.max_total,
+            shared.fail(if shared.total_is_proportional {
+                MediaError::Implausible(format!(
+                    "processing produced more than {} from a file of {}: far more than \
+                     the file holds, refused as implausible",
+                    crate::config::human_bytes(shared.max_total),
+                    crate::config::human_bytes(shared.source.size()),
+                ))
+            } else {
+                MediaError::OutputTooLarge {
+                    limit: shared.max_total,
+                }
             });
             return status(StatusCode::PAYLOAD_TOO_LARGE);
         }

@@ -1,19 +1,27 @@
-//! The background worker over the durable job queue.
+//! The background workers over the durable job queue.
 //!
-//! A use case enqueues a job inside its own transaction, so work is never started for a change
-//! that rolled back, and never lost for one that committed. Workers on every node claim due jobs
-//! one at a time (a conditional update in the database decides who gets each), hold a lease they
-//! renew while working, and on failure put the job back with exponential backoff until its
-//! attempts run out. A job whose worker died becomes due again when its lease expires.
+//! A use case enqueues a typed [`Job`] inside its own transaction, so work is never started for a
+//! change that rolled back, and never lost for one that committed. Each kind of job runs in its
+//! [`Lane`]: a node runs a few workers per lane, so a long transcode never delays mail. Workers
+//! on every node claim due jobs one at a time (a conditional update in the database decides who
+//! gets each, and picks fairly between organizations), hold a lease they renew while working,
+//! and on failure put the job back with exponential backoff until its attempts run out. A job
+//! whose worker died becomes due again when its lease expires.
+//!
+//! Payloads are typed structs, serialized as JSON and sealed to the job id. A row whose kind this
+//! build does not know, or whose payload does not open or parse as its kind's struct, fails that
+//! job for good with a message saying so; it never stops a worker.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use strongroom_crypto::token;
-use strongroom_domain::{JobId, OrgId};
+use strongroom_domain::{AssetId, JobId, OrgId};
 use strongroom_store::{JobRow, NewJob, Tx};
 
+use crate::mail::{MAIL_ATTEMPTS, Mail};
+use crate::media::{MEDIA_ATTEMPTS, MediaJob};
 use crate::{Result, Service, ServiceError};
 
 /// How long a claim holds before another worker may take the job over.
@@ -29,7 +37,7 @@ const FIRST_BACKOFF_SECS: i64 = 5;
 const MAX_BACKOFF_SECS: i64 = 3600;
 
 /// Why a job attempt failed, and whether trying again could help.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum JobFailure {
     /// Try again later (a server that did not answer, a full disk).
     Retry(String),
@@ -40,8 +48,210 @@ pub enum JobFailure {
 /// How often a running job renews its lease and records its progress.
 const HEARTBEAT: Duration = Duration::from_secs(15);
 
+/// What a job does. Its name is what `jobs.kind` stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// Deliver one message (an invitation, a security notice).
+    Mail,
+    /// Process one uploaded image or video into renditions.
+    Media,
+}
+
+impl JobKind {
+    /// Every kind this build runs.
+    pub const ALL: [JobKind; 2] = [JobKind::Mail, JobKind::Media];
+
+    /// The name stored in the database (frozen: rows outlive releases).
+    pub fn name(self) -> &'static str {
+        match self {
+            JobKind::Mail => "mail",
+            JobKind::Media => "media",
+        }
+    }
+
+    /// The kind stored as `name`; `None` for a kind this build does not know.
+    pub fn parse(name: &str) -> Option<JobKind> {
+        JobKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The kind stored as `name`, or the failure of a job of a kind this build does not know.
+    fn known(name: &str) -> std::result::Result<JobKind, JobFailure> {
+        JobKind::parse(name).ok_or_else(|| {
+            JobFailure::Permanent(format!(
+                "unknown job kind {name:?}: this server runs {}",
+                JobKind::ALL.map(JobKind::name).join(", ")
+            ))
+        })
+    }
+
+    /// The lane whose workers run it.
+    pub fn lane(self) -> Lane {
+        match self {
+            JobKind::Mail => Lane::Mail,
+            JobKind::Media => Lane::Media,
+        }
+    }
+
+    fn max_attempts(self) -> u32 {
+        match self {
+            JobKind::Mail => MAIL_ATTEMPTS,
+            JobKind::Media => MEDIA_ATTEMPTS,
+        }
+    }
+}
+
+/// A set of workers with a queue of its own, so one kind of work never waits behind another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Short jobs: mail, and any kind this build does not know (so such a row is claimed and
+    /// fails visibly instead of waiting forever).
+    Mail,
+    /// Media processing: long, CPU-heavy, fair between organizations and capped per
+    /// organization ([`JobsConfig::media_jobs_per_org`]).
+    Media,
+}
+
+impl Lane {
+    /// Every lane.
+    pub const ALL: [Lane; 2] = [Lane::Mail, Lane::Media];
+
+    /// Its name, for logs and worker names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Lane::Mail => "mail",
+            Lane::Media => "media",
+        }
+    }
+
+    /// The rows its workers claim.
+    fn filter(self, config: &JobsConfig) -> strongroom_store::Lane {
+        let mine = |lane: Lane| -> Vec<String> {
+            JobKind::ALL
+                .into_iter()
+                .filter(|k| k.lane() == lane)
+                .map(|k| k.name().to_owned())
+                .collect()
+        };
+        match self {
+            // Everything the other lanes do not take.
+            Lane::Mail => strongroom_store::Lane {
+                kinds: mine(Lane::Media),
+                except: true,
+                per_org: None,
+            },
+            Lane::Media => strongroom_store::Lane {
+                kinds: mine(Lane::Media),
+                except: false,
+                per_org: Some(config.media_jobs_per_org.max(1)),
+            },
+        }
+    }
+
+    fn workers(self, config: &JobsConfig) -> u32 {
+        match self {
+            Lane::Mail => config.mail_workers,
+            Lane::Media => config.media_workers,
+        }
+    }
+}
+
+/// How many workers each lane runs on this node, and how much of the media lane one
+/// organization may hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobsConfig {
+    /// Workers of the mail lane (default 1; 0 runs none on this node).
+    pub mail_workers: u32,
+    /// Workers of the media lane (default 2; 0 runs none on this node). None run where media
+    /// processing is off.
+    pub media_workers: u32,
+    /// Most media jobs one organization may have running at once, across every node (default
+    /// 1, at least 1). Below the media worker count, an organization's backlog can never take
+    /// every worker, so another organization's upload starts at once.
+    pub media_jobs_per_org: u32,
+}
+
+impl Default for JobsConfig {
+    fn default() -> JobsConfig {
+        JobsConfig {
+            mail_workers: 1,
+            media_workers: 2,
+            media_jobs_per_org: 1,
+        }
+    }
+}
+
+/// Wakes a lane's idle workers on this node when a job of the lane is enqueued here.
+#[derive(Debug, Default)]
+pub(crate) struct Wakers {
+    mail: tokio::sync::Notify,
+    media: tokio::sync::Notify,
+}
+
+impl Wakers {
+    fn of(&self, lane: Lane) -> &tokio::sync::Notify {
+        match lane {
+            Lane::Mail => &self.mail,
+            Lane::Media => &self.media,
+        }
+    }
+}
+
+/// A job and its typed payload: what a use case enqueues and a worker runs.
+#[derive(Debug, Clone)]
+pub(crate) enum Job {
+    /// Deliver this message.
+    Mail(Mail),
+    /// Process this asset.
+    Media(MediaJob),
+}
+
+impl Job {
+    fn kind(&self) -> JobKind {
+        match self {
+            Job::Mail(_) => JobKind::Mail,
+            Job::Media(_) => JobKind::Media,
+        }
+    }
+
+    /// What the job is about, for status lookups (never secret).
+    fn subject(&self) -> Option<String> {
+        match self {
+            Job::Mail(_) => None,
+            Job::Media(m) => Some(m.asset_id.to_string()),
+        }
+    }
+
+    /// The payload as stored before sealing: the kind's struct as JSON.
+    fn encode(&self) -> Result<Vec<u8>> {
+        match self {
+            Job::Mail(m) => serde_json::to_vec(m),
+            Job::Media(m) => serde_json::to_vec(m),
+        }
+        .map_err(|e| ServiceError::Internal(e.to_string()))
+    }
+
+    /// The job a row holds, from its kind and its opened payload. A kind this build does not
+    /// know, or a payload that is not its kind's struct, fails the job for good.
+    pub(crate) fn decode(kind: &str, plain: &[u8]) -> std::result::Result<Job, JobFailure> {
+        let known = JobKind::known(kind)?;
+        let unreadable = |e: serde_json::Error| {
+            JobFailure::Permanent(format!(
+                "the payload of this {kind} job does not parse: {e}"
+            ))
+        };
+        Ok(match known {
+            JobKind::Mail => Job::Mail(serde_json::from_slice(plain).map_err(unreadable)?),
+            JobKind::Media => Job::Media(serde_json::from_slice(plain).map_err(unreadable)?),
+        })
+    }
+}
+
 /// What a handler knows about the job it runs, and how it reports progress.
 pub(crate) struct JobCtx {
+    /// The job.
+    pub(crate) id: JobId,
+    /// The worker running this attempt: its claim on the job.
+    pub(crate) worker: String,
     /// The organization the job works for.
     pub(crate) org_id: Option<OrgId>,
     progress: AtomicU8,
@@ -86,82 +296,127 @@ pub struct FailedJob {
     pub updated_at: strongroom_domain::Timestamp,
 }
 
-/// A job to add to the queue.
-pub(crate) struct Enqueue<'a> {
-    pub(crate) kind: &'static str,
-    pub(crate) org_id: Option<&'a OrgId>,
-    pub(crate) subject: Option<String>,
-    pub(crate) payload: serde_json::Value,
-    pub(crate) max_attempts: u32,
-}
-
 impl Service {
-    /// Adds a job in the caller's transaction. The payload is sealed to the job's id with a
+    /// Adds `job` in the caller's transaction. The payload is sealed to the job's id with a
     /// root-derived key: the queue may hold personal data and secrets (an invitation link).
-    pub(crate) async fn enqueue(&self, tx: &mut Tx, job: Enqueue<'_>) -> Result<JobId> {
+    pub(crate) async fn enqueue(
+        &self,
+        tx: &mut Tx,
+        org_id: Option<&OrgId>,
+        job: Job,
+    ) -> Result<JobId> {
         let id = JobId::generate();
-        let plain =
-            serde_json::to_vec(&job.payload).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let plain = job.encode()?;
+        let kind = job.kind();
         let now = self.clock.now();
         tx.enqueue_job(
             &NewJob {
                 id: id.clone(),
-                org_id: job.org_id.cloned(),
-                kind: job.kind.to_owned(),
-                subject: job.subject,
+                org_id: org_id.cloned(),
+                kind: kind.name().to_owned(),
+                subject: job.subject(),
                 payload: self.jobs_key.seal(id.as_str().as_bytes(), &plain),
-                max_attempts: job.max_attempts,
+                max_attempts: kind.max_attempts(),
                 run_after: now,
             },
             now,
         )
         .await?;
-        self.jobs_ready.notify_one();
+        self.jobs_ready.of(kind.lane()).notify_one();
         Ok(id)
     }
 
-    /// Runs due jobs until the task is dropped. Every node runs one worker.
+    /// Runs this node's workers until the task is dropped: [`JobsConfig`] says how many per
+    /// lane (no media workers where media processing is off).
     pub async fn run_worker(self: Arc<Self>) {
-        let worker = format!("worker-{}", token::random_token(8));
+        let mut workers = tokio::task::JoinSet::new();
+        let mut lanes = std::collections::HashMap::new();
+        for lane in Lane::ALL {
+            let count = match lane {
+                Lane::Media if self.media.is_none() => 0,
+                _ => lane.workers(&self.config.jobs),
+            };
+            for _ in 0..count {
+                let task = workers.spawn(Arc::clone(&self).run_lane(lane));
+                lanes.insert(task.id(), lane);
+            }
+        }
+        // Workers only end by panicking (a bug): log it and start another, so a lane never
+        // silently loses its workers. Dropping this future (the server stopping) aborts them.
+        while let Some(ended) = workers.join_next_with_id().await {
+            let id = match &ended {
+                Ok((id, ())) => *id,
+                Err(e) => e.id(),
+            };
+            let Some(lane) = lanes.remove(&id) else {
+                continue;
+            };
+            tracing::error!(
+                lane = lane.name(),
+                "a job worker stopped unexpectedly; starting another"
+            );
+            let task = workers.spawn(Arc::clone(&self).run_lane(lane));
+            lanes.insert(task.id(), lane);
+        }
+        std::future::pending::<()>().await;
+    }
+
+    /// One worker of `lane`: runs its due jobs, one at a time, forever.
+    async fn run_lane(self: Arc<Self>, lane: Lane) {
+        let worker = format!("{}-{}", lane.name(), token::random_token(8));
         loop {
-            match self.run_one(&worker).await {
+            match self.run_one(lane, &worker).await {
                 Ok(true) => continue,
                 Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "job queue: cannot claim a job"),
+                Err(e) => {
+                    tracing::warn!(lane = lane.name(), error = %e, "job queue: cannot claim a job")
+                }
             }
-            let _ = tokio::time::timeout(POLL, self.jobs_ready.notified()).await;
+            let _ = tokio::time::timeout(POLL, self.jobs_ready.of(lane).notified()).await;
         }
     }
 
-    /// Claims and runs one due job; false when none was due.
-    pub async fn run_one(&self, worker: &str) -> Result<bool> {
+    /// Claims and runs one due job of `lane` as `worker`; false when none was due.
+    pub async fn run_one(&self, lane: Lane, worker: &str) -> Result<bool> {
         let now = self.clock.now();
         let Some(job) = self
             .store
-            .claim_job(worker, now, now.plus_secs(LEASE_SECS))
+            .claim_job(
+                &lane.filter(&self.config.jobs),
+                worker,
+                now,
+                now.plus_secs(LEASE_SECS),
+            )
             .await?
         else {
             return Ok(false);
         };
-        let payload = match self.jobs_key.open(job.id.as_str().as_bytes(), &job.payload) {
-            Ok(plain) => serde_json::from_slice::<serde_json::Value>(&plain)
-                .map_err(|e| JobFailure::Permanent(format!("unreadable payload: {e}"))),
-            Err(_) => Err(JobFailure::Permanent(
-                "the payload failed its integrity check".into(),
-            )),
-        };
+        // What an earlier attempt stored and never committed (it crashed, or lost its lease).
+        self.discard_outputs(&job.id, None).await;
+        // An unknown kind says so before its payload is even opened.
+        let decoded = JobKind::known(&job.kind).and_then(|_| {
+            match self.jobs_key.open(job.id.as_str().as_bytes(), &job.payload) {
+                Ok(plain) => Job::decode(&job.kind, &plain),
+                Err(_) => Err(JobFailure::Permanent(
+                    "the payload failed its integrity check".into(),
+                )),
+            }
+        });
         let ctx = JobCtx {
+            id: job.id.clone(),
+            worker: worker.to_owned(),
             org_id: job.org_id.clone(),
             progress: AtomicU8::new(0),
         };
-        let outcome = match &payload {
-            Ok(p) => self.run_with_heartbeat(&job, worker, p.clone(), &ctx).await,
-            Err(JobFailure::Permanent(m)) => Err(JobFailure::Permanent(m.clone())),
-            Err(JobFailure::Retry(m)) => Err(JobFailure::Retry(m.clone())),
+        let outcome = match &decoded {
+            Ok(j) => self.run_with_heartbeat(&ctx, j).await,
+            Err(failure) => Err(failure.clone()),
         };
         let now = self.clock.now();
         match outcome {
             Ok(()) => {
+                // A media job completes in the transaction that commits its renditions; this
+                // then finds it done already and changes nothing.
                 self.store.finish_job(&job.id, worker, now).await?;
                 tracing::info!(job = %job.id, kind = %job.kind, attempts = job.attempts, "job done");
             }
@@ -170,13 +425,15 @@ impl Service {
                     JobFailure::Retry(m) => (m, job.attempts < job.max_attempts),
                     JobFailure::Permanent(m) => (m, false),
                 };
-                let retry_at = retry.then(|| now.plus_secs(backoff_secs(job.attempts)));
-                if !retry
-                    && job.kind == crate::media::MEDIA_JOB
-                    && let Ok(p) = &payload
-                {
-                    self.media_gave_up(job.org_id.as_ref(), p, &message).await;
+                // This attempt's outputs are not a result: remove them before anyone sees the
+                // job end.
+                self.discard_outputs(&job.id, Some(worker)).await;
+                // A worker that lost the job to another (its lease ran out) has nothing to say
+                // about how it ends.
+                if !retry && self.holds(&job.id, worker).await {
+                    self.gave_up(&job, decoded.as_ref().ok(), &message).await;
                 }
+                let retry_at = retry.then(|| now.plus_secs(backoff_secs(job.attempts)));
                 self.store
                     .fail_job(&job.id, worker, &message, retry_at, now)
                     .await?;
@@ -193,17 +450,67 @@ impl Service {
         Ok(true)
     }
 
+    /// Whether `worker` still holds job `id` (a failure to tell counts as yes: the job's
+    /// outcome is then recorded rather than lost).
+    async fn holds(&self, id: &JobId, worker: &str) -> bool {
+        match self.store.job(id).await {
+            Ok(Some(j)) => {
+                j.status == strongroom_store::JobStatus::Running
+                    && j.worker.as_deref() == Some(worker)
+            }
+            Ok(None) => false,
+            Err(_) => true,
+        }
+    }
+
+    /// What a job that failed for good leaves behind: a media asset says `failed`, with the
+    /// reason, even when the payload itself was unreadable (the row's subject names the asset).
+    async fn gave_up(&self, job: &JobRow, decoded: Option<&Job>, reason: &str) {
+        let asset_id = match decoded {
+            Some(Job::Media(m)) => Some(m.asset_id.clone()),
+            Some(Job::Mail(_)) => None,
+            None if JobKind::parse(&job.kind) == Some(JobKind::Media) => {
+                job.subject.as_deref().and_then(|s| AssetId::parse(s).ok())
+            }
+            None => None,
+        };
+        if let (Some(org_id), Some(asset_id)) = (job.org_id.as_ref(), asset_id) {
+            self.media_gave_up(org_id, &asset_id, reason).await;
+        }
+    }
+
+    /// Removes objects leased to job `id` (by `worker`'s attempt, or by any when `None`) and
+    /// ends their leases. An object that cannot be removed now is unreferenced once its lease
+    /// ends, so the orphan sweep removes it later.
+    pub(crate) async fn discard_outputs(&self, id: &JobId, worker: Option<&str>) {
+        let blobs = match self.store.leased_outputs(id, worker).await {
+            Ok(blobs) => blobs,
+            Err(e) => {
+                tracing::warn!(job = %id, error = %e, "could not list a job's stored outputs");
+                return;
+            }
+        };
+        if blobs.is_empty() {
+            return;
+        }
+        self.remove_objects(&blobs).await;
+        match self.store.release_outputs(&blobs).await {
+            Ok(()) => {
+                tracing::info!(job = %id, removed = blobs.len(), "removed a job attempt's outputs")
+            }
+            Err(e) => tracing::warn!(job = %id, error = %e, "could not end a job's output leases"),
+        }
+    }
+
     /// Runs the handler while renewing the lease (and recording progress) every
     /// [`HEARTBEAT`]. If the lease is lost (another worker took the job over after this one
     /// stalled), the handler is dropped, which kills any process it started.
     async fn run_with_heartbeat(
         &self,
-        job: &JobRow,
-        worker: &str,
-        payload: serde_json::Value,
         ctx: &JobCtx,
+        job: &Job,
     ) -> std::result::Result<(), JobFailure> {
-        let work = self.dispatch(job, payload, ctx);
+        let work = self.dispatch(job, ctx);
         tokio::pin!(work);
         let mut beat = tokio::time::interval(HEARTBEAT);
         beat.tick().await;
@@ -213,26 +520,20 @@ impl Service {
                 _ = beat.tick() => {
                     let now = self.clock.now();
                     let progress = ctx.progress.load(Ordering::Relaxed);
-                    match self.store.renew_job(&job.id, worker, progress, now.plus_secs(LEASE_SECS), now).await {
+                    match self.store.renew_job(&ctx.id, &ctx.worker, progress, now.plus_secs(LEASE_SECS), now).await {
                         Ok(true) => {}
                         Ok(false) => return Err(JobFailure::Retry("the job's lease was lost to another worker".into())),
-                        Err(e) => tracing::warn!(job = %job.id, error = %e, "could not renew a job's lease"),
+                        Err(e) => tracing::warn!(job = %ctx.id, error = %e, "could not renew a job's lease"),
                     }
                 }
             }
         }
     }
 
-    async fn dispatch(
-        &self,
-        job: &JobRow,
-        payload: serde_json::Value,
-        ctx: &JobCtx,
-    ) -> std::result::Result<(), JobFailure> {
-        match job.kind.as_str() {
-            crate::mail::MAIL_JOB => self.deliver_mail(payload).await,
-            crate::media::MEDIA_JOB => self.process_media(payload, ctx).await,
-            other => Err(JobFailure::Permanent(format!("unknown job kind {other:?}"))),
+    async fn dispatch(&self, job: &Job, ctx: &JobCtx) -> std::result::Result<(), JobFailure> {
+        match job {
+            Job::Mail(mail) => self.deliver_mail(mail).await,
+            Job::Media(media) => self.process_media(media, ctx).await,
         }
     }
 
@@ -275,6 +576,58 @@ impl Service {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_decode_into_typed_jobs_or_fail_clearly() {
+        let mail = br#"{"to":"a@example.com","subject":"Hi","body":"Hello"}"#;
+        assert!(matches!(Job::decode("mail", mail), Ok(Job::Mail(m)) if m.to == "a@example.com"));
+        let asset = AssetId::generate();
+        let media = format!(r#"{{"asset_id":"{asset}"}}"#);
+        assert!(
+            matches!(Job::decode("media", media.as_bytes()), Ok(Job::Media(m)) if m.asset_id == asset)
+        );
+        let fails = |kind: &str, plain: &[u8]| match Job::decode(kind, plain) {
+            Err(JobFailure::Permanent(m)) => m,
+            other => panic!("{kind} {plain:?}: {other:?}"),
+        };
+        assert_eq!(
+            fails("frobnicate", b"{}"),
+            "unknown job kind \"frobnicate\": this server runs mail, media"
+        );
+        assert!(fails("media", b"{}").starts_with("the payload of this media job does not parse"));
+        assert!(fails("media", br#"{"asset_id":"usr_1"}"#).contains("does not parse"));
+        assert!(fails("mail", mail.split_at(10).0).contains("does not parse"));
+        // What is sealed is the kind's struct as JSON, as rows queued by earlier releases hold.
+        let job = Job::Media(MediaJob {
+            asset_id: asset.clone(),
+        });
+        assert!(matches!(job.encode(), Ok(sealed) if sealed == media.into_bytes()));
+        assert_eq!(job.subject(), Some(asset.to_string()));
+    }
+
+    #[test]
+    fn lanes_split_the_kinds_and_cap_media_per_organization() {
+        let config = JobsConfig::default();
+        for kind in JobKind::ALL {
+            assert_eq!(JobKind::parse(kind.name()), Some(kind));
+        }
+        let media = Lane::Media.filter(&config);
+        assert_eq!(
+            (media.kinds, media.except, media.per_org),
+            (vec!["media".to_owned()], false, Some(1))
+        );
+        // The mail lane takes everything but media, unknown kinds included.
+        let mail = Lane::Mail.filter(&config);
+        assert_eq!(
+            (mail.kinds, mail.except, mail.per_org),
+            (vec!["media".to_owned()], true, None)
+        );
+        let zero = JobsConfig {
+            media_jobs_per_org: 0,
+            ..config
+        };
+        assert_eq!(Lane::Media.filter(&zero).per_org, Some(1));
+    }
 
     #[test]
     fn backoff_doubles_up_to_an_hour() {

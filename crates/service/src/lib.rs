@@ -38,7 +38,7 @@ pub use assets::{Asset, AssetDetail, ByteStream, Content, ListQuery, NewUpload, 
 pub use audit::{AuditEvent, AuditExport, ChainReport, CheckpointInfo, SeqRange};
 pub use authz::perm;
 pub use checkpoint::CheckpointRound;
-pub use jobs::{FailedJob, JobFailure, JobReport};
+pub use jobs::{FailedJob, JobFailure, JobKind, JobReport, JobsConfig, Lane};
 pub use keyring::{KeyStatus, Keyring, RotationReport};
 pub use links::{
     CreatedLink, DEFAULT_MAX_LINK_LIFETIME_SECS, LINK_TOKEN_BYTES, LinkGrant, LinkInfo, NewLink,
@@ -182,6 +182,8 @@ pub struct ServiceConfig {
     pub media: Option<strongroom_media::MediaConfig>,
     /// The longest lifetime a download link may be given.
     pub max_link_lifetime: std::time::Duration,
+    /// Background workers per lane, and the media lane's share per organization.
+    pub jobs: JobsConfig,
     /// How often the server writes signed checkpoints of the audit chain heads that moved.
     pub audit_checkpoint_interval: std::time::Duration,
     /// The storage quota of an organization the operator set none for (`None`: no limit).
@@ -214,6 +216,7 @@ impl Default for ServiceConfig {
             ),
             default_quota: Quota::default(),
             audit_checkpoint_interval: std::time::Duration::from_secs(60),
+            jobs: JobsConfig::default(),
         }
     }
 }
@@ -237,8 +240,8 @@ pub struct Service {
     hls_key_seal: strongroom_crypto::keys::FieldKey,
     playback_hasher: MacKey,
     media: Option<strongroom_media::Media>,
-    /// Wakes this node's worker when a job is enqueued here.
-    jobs_ready: tokio::sync::Notify,
+    /// Wakes this node's workers of a lane when a job of the lane is enqueued here.
+    jobs_ready: jobs::Wakers,
     link_hasher: MacKey,
     clock: Arc<dyn Clock>,
     config: ServiceConfig,
@@ -295,7 +298,7 @@ impl Service {
             hls_key_seal,
             playback_hasher,
             media,
-            jobs_ready: tokio::sync::Notify::new(),
+            jobs_ready: jobs::Wakers::default(),
             link_hasher,
             clock,
             config,

@@ -11,16 +11,13 @@ use std::pin::Pin;
 use strongroom_domain::{Email, OrgId, UserId};
 use strongroom_store::Tx;
 
-use crate::jobs::{Enqueue, JobFailure};
+use crate::jobs::{Job, JobFailure};
 use crate::{Result, Service};
 
-/// The job kind that delivers one message.
-pub(crate) const MAIL_JOB: &str = "mail";
-
 /// Attempts before a message is given up: about 1.4 hours of retries with backoff.
-const MAIL_ATTEMPTS: u32 = 10;
+pub(crate) const MAIL_ATTEMPTS: u32 = 10;
 
-/// One plain-text message.
+/// One plain-text message: the payload of a mail job.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Mail {
     /// The recipient.
@@ -139,19 +136,7 @@ impl Service {
         org_id: Option<&OrgId>,
         mail: Mail,
     ) -> Result<()> {
-        let payload = serde_json::to_value(&mail)
-            .map_err(|e| crate::ServiceError::Internal(e.to_string()))?;
-        self.enqueue(
-            tx,
-            Enqueue {
-                kind: MAIL_JOB,
-                org_id,
-                subject: None,
-                payload,
-                max_attempts: MAIL_ATTEMPTS,
-            },
-        )
-        .await?;
+        self.enqueue(tx, org_id, Job::Mail(mail)).await?;
         Ok(())
     }
 
@@ -206,18 +191,13 @@ impl Service {
     }
 
     /// The mail job's handler.
-    pub(crate) async fn deliver_mail(
-        &self,
-        payload: serde_json::Value,
-    ) -> std::result::Result<(), JobFailure> {
-        let mail: Mail = serde_json::from_value(payload)
-            .map_err(|e| JobFailure::Permanent(format!("not a mail payload: {e}")))?;
+    pub(crate) async fn deliver_mail(&self, mail: &Mail) -> std::result::Result<(), JobFailure> {
         let Some(mailer) = &self.config.mailer else {
             return Err(JobFailure::Retry(
                 "mail is not configured on this node ([mail] smtp_url)".into(),
             ));
         };
-        mailer.send(&mail).await.map_err(|e| match e {
+        mailer.send(mail).await.map_err(|e| match e {
             MailError::Transient(m) => JobFailure::Retry(m),
             MailError::Permanent(m) => JobFailure::Permanent(m),
         })

@@ -3,11 +3,12 @@
 //!
 //! An image or video upload is queued for processing in the upload's own transaction. The worker
 //! feeds the decrypted bytes to ffmpeg over loopback (never through a file: see
-//! `strongroom-media`), stores each output as its own encrypted blob as it arrives, and commits
-//! every rendition row, the package's sealed content key and the status `ready` in one
-//! transaction. A file ffmpeg cannot read, or one that breaks a limit, ends as `failed` with the
-//! reason; a crash or a lost lease leaves orphan blobs the sweep removes and a job another worker
-//! retries.
+//! `strongroom-media`), stores each output as its own encrypted blob as it arrives, leased to the
+//! job from before it is written (so the orphan sweep never takes it), and commits every
+//! rendition row, the package's sealed content key, the status `ready` and the job's completion
+//! in one transaction. A file ffmpeg cannot read, or one that breaks a limit, ends as `failed`
+//! with the reason and its stored outputs removed; a crash or a lost lease leaves outputs that
+//! the next attempt (or the sweep) removes, and a job another worker retries.
 //!
 //! Playing the result is `playback`.
 
@@ -25,14 +26,18 @@ use strongroom_store::{AssetRow, BlobRow, MediaState, RenditionRow, Tx};
 
 use crate::audit::Record;
 use crate::authz::{AssetAuthz, perm};
-use crate::jobs::{Enqueue, JobCtx, JobFailure};
+use crate::jobs::{Job, JobCtx, JobFailure};
 use crate::{Result, Service, ServiceError};
 
-/// The job kind that processes one asset.
-pub(crate) const MEDIA_JOB: &str = "media";
-
 /// Attempts before processing is given up (failures of ffmpeg itself are final at once).
-const MEDIA_ATTEMPTS: u32 = 3;
+pub(crate) const MEDIA_ATTEMPTS: u32 = 3;
+
+/// The payload of a media job: the asset to process.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct MediaJob {
+    /// The asset (in the job's organization).
+    pub(crate) asset_id: AssetId,
+}
 
 /// The video ladder: two H.264/AAC renditions.
 fn ladder() -> Vec<Rung> {
@@ -160,7 +165,14 @@ impl MediaSink for PackageSink<'_> {
             let name = format!("hls/{}", file.name);
             let stored = self
                 .svc
-                .store_output(self.asset, &name, "hls", file.content_type, &file.bytes)
+                .store_output(
+                    self.ctx,
+                    self.asset,
+                    &name,
+                    "hls",
+                    file.content_type,
+                    &file.bytes,
+                )
                 .await
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
             self.stored.push(stored);
@@ -201,13 +213,10 @@ impl Service {
         .await?;
         self.enqueue(
             tx,
-            Enqueue {
-                kind: MEDIA_JOB,
-                org_id: Some(&asset.org_id),
-                subject: Some(asset.id.to_string()),
-                payload: serde_json::json!({"asset_id": asset.id}),
-                max_attempts: MEDIA_ATTEMPTS,
-            },
+            Some(&asset.org_id),
+            Job::Media(MediaJob {
+                asset_id: asset.id.clone(),
+            }),
         )
         .await?;
         Ok(())
@@ -269,10 +278,12 @@ impl Service {
         })
     }
 
-    /// Writes one output as a new encrypted blob under its own data key; nothing is visible
-    /// until the job commits the rows.
+    /// Writes one output as a new encrypted blob under its own data key, leased to the job's
+    /// attempt before the object exists (so the orphan sweep never takes it); nothing is
+    /// visible until the job commits the rows. Fails once the job is no longer this attempt's.
     async fn store_output(
         &self,
+        ctx: &JobCtx,
         asset: &AssetRow,
         name: &str,
         kind: &str,
@@ -280,6 +291,15 @@ impl Service {
         bytes: &[u8],
     ) -> Result<Stored> {
         let blob_id = BlobId::generate();
+        let leased = self
+            .store
+            .lease_output(&ctx.id, &ctx.worker, &blob_id, self.clock.now())
+            .await?;
+        if !leased {
+            return Err(ServiceError::Conflict(
+                "the job was taken over by another worker".into(),
+            ));
+        }
         let dek = DataKey::generate();
         let mut w =
             EncryptedWriter::create(self.blobs.as_ref(), blob_id.as_str(), &dek, None).await?;
@@ -314,10 +334,11 @@ impl Service {
         })
     }
 
-    /// The media job: probe, render, package, store, commit.
+    /// The media job: probe, render, package, store, commit. A failure's stored outputs are
+    /// the worker's to remove (`jobs`), as is marking the asset `failed` when it gives up.
     pub(crate) async fn process_media(
         &self,
-        payload: serde_json::Value,
+        job: &MediaJob,
         ctx: &JobCtx,
     ) -> std::result::Result<(), JobFailure> {
         let internal = |e: ServiceError| JobFailure::Retry(e.to_string());
@@ -326,10 +347,7 @@ impl Service {
                 "media processing is off on this node (ffmpeg not found)".into(),
             ));
         };
-        let asset_id = payload["asset_id"]
-            .as_str()
-            .and_then(|s| AssetId::parse(s).ok())
-            .ok_or_else(|| JobFailure::Permanent("the job names no asset".into()))?;
+        let asset_id = &job.asset_id;
         let Some(org_id) = ctx.org_id.clone() else {
             return Err(JobFailure::Permanent(
                 "the job names no organization".into(),
@@ -337,7 +355,7 @@ impl Service {
         };
         let Some(asset) = self
             .store
-            .asset(&org_id, &asset_id)
+            .asset(&org_id, asset_id)
             .await
             .map_err(|e| internal(e.into()))?
         else {
@@ -361,18 +379,10 @@ impl Service {
             .await
             .map_err(|e| JobFailure::Retry(e.to_string()))?;
         let source: Arc<dyn MediaSource> = Arc::new(BlobSource(reader));
-        let outcome = self.render(media, &asset, source, ctx).await;
-        match outcome {
-            Ok((info, stored, key)) => self
-                .commit_renditions(&asset, info, stored, key)
-                .await
-                .map_err(internal),
-            Err(JobFailure::Permanent(reason)) => {
-                self.fail_media(&asset, &reason).await.map_err(internal)?;
-                Err(JobFailure::Permanent(reason))
-            }
-            Err(retry) => Err(retry),
-        }
+        let (info, stored, key) = self.render(media, &asset, source, ctx).await?;
+        self.commit_renditions(ctx, &asset, info, stored, key)
+            .await
+            .map_err(internal)
     }
 
     /// Runs the pipeline for one asset: what it is, its stills, and for a video its HLS
@@ -411,6 +421,7 @@ impl Service {
         for still in stills {
             let mut s = self
                 .store_output(
+                    ctx,
                     asset,
                     &still.name,
                     "image",
@@ -458,10 +469,11 @@ impl Service {
         Ok((info_json, stored, Some(key)))
     }
 
-    /// Makes the renditions visible, with the sealed content key and the status `ready`, in
-    /// one transaction.
+    /// Makes the renditions visible, with the sealed content key, the status `ready` and the
+    /// job's completion, in one transaction; refused when the job is no longer this attempt's.
     async fn commit_renditions(
         &self,
+        ctx: &JobCtx,
         asset: &AssetRow,
         info: serde_json::Value,
         stored: Vec<Stored>,
@@ -499,6 +511,15 @@ impl Service {
             },
         )
         .await?;
+        // The outputs' leases end as their blob rows appear: always one or the other.
+        if !tx
+            .complete_job(&ctx.id, &ctx.worker, self.clock.now())
+            .await?
+        {
+            return Err(ServiceError::Conflict(
+                "the job was taken over by another worker".into(),
+            ));
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -531,20 +552,9 @@ impl Service {
         Ok(())
     }
 
-    /// Called when a media job gives up after its last attempt.
-    pub(crate) async fn media_gave_up(
-        &self,
-        org_id: Option<&OrgId>,
-        payload: &serde_json::Value,
-        reason: &str,
-    ) {
-        let asset_id = payload["asset_id"]
-            .as_str()
-            .and_then(|s| AssetId::parse(s).ok());
-        let (Some(org_id), Some(asset_id)) = (org_id, asset_id) else {
-            return;
-        };
-        if let Ok(Some(asset)) = self.store.asset(org_id, &asset_id).await
+    /// Called when a media job fails for good: the asset says `failed`, with the reason.
+    pub(crate) async fn media_gave_up(&self, org_id: &OrgId, asset_id: &AssetId, reason: &str) {
+        if let Ok(Some(asset)) = self.store.asset(org_id, asset_id).await
             && let Err(e) = self.fail_media(&asset, reason).await
         {
             tracing::warn!(asset = %asset_id, error = %e, "could not record a media failure");

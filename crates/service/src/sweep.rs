@@ -1,19 +1,39 @@
-//! The orphan sweep: stored objects no blob row refers to (a crash between the durable write and
+//! The orphan sweep: stored objects nothing refers to (a crash between the durable write and
 //! the commit, or a failed removal after a delete) are removed once older than the grace period.
+//!
+//! An object refers to a blob row (its data key), or is leased to the job attempt that stored
+//! it, from before it was written until the job commits it: a running job's outputs are never
+//! swept, whatever the grace period. The leases of attempts that are over (failed, crashed,
+//! taken over by another worker) are ended here, and their objects removed.
 
 use std::time::SystemTime;
 
 use crate::{Result, Service};
 
+/// Abandoned leases handled per sweep; the next sweep takes the rest.
+const ABANDONED_BATCH: u32 = 10_000;
+
 impl Service {
-    /// Removes unreferenced stored objects older than the grace period; returns how many.
+    /// Removes the outputs of job attempts that are over, then unreferenced stored objects older
+    /// than the grace period; returns how many objects were removed.
     pub async fn sweep_orphans(&self) -> Result<usize> {
+        let mut removed = 0;
+        for id in self.store.abandoned_outputs(ABANDONED_BATCH).await? {
+            // Never the object of a committed blob (a lease always ends as its row appears, but
+            // a stored blob is not the sweep's to judge).
+            if !self.store.blob_exists(id.as_str()).await? {
+                self.blobs.delete(id.as_str()).await?;
+                removed += 1;
+            }
+            self.store
+                .release_outputs(std::slice::from_ref(&id))
+                .await?;
+        }
         let cutoff = SystemTime::now()
             .checked_sub(self.config.orphan_grace)
             .unwrap_or(SystemTime::UNIX_EPOCH);
-        let mut removed = 0;
         for id in self.blobs.list_older_than(cutoff).await? {
-            if !self.store.blob_exists(&id).await? {
+            if !self.store.object_referenced(&id).await? {
                 self.blobs.delete(&id).await?;
                 removed += 1;
             }

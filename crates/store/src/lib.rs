@@ -29,7 +29,7 @@ use sqlx::{Any, AnyPool, Row};
 
 pub use access::{GrantRow, InvitationRow, RoleRow};
 pub use audit::{AuditEventRow, AuditHead, NewAuditEvent};
-pub use jobs::{JobRow, JobStatus, NewJob};
+pub use jobs::{JobRow, JobStatus, Lane, NewJob};
 pub use keys::{
     ApiKeyDetails, ApiKeyRow, BlobRow, GrantAccessRow, KekRow, KeyPrincipalRow, PrincipalRow,
 };

@@ -48,6 +48,9 @@ pub struct FileConfig {
     /// The audit trail.
     #[serde(default)]
     pub audit: AuditFile,
+    /// Background job workers.
+    #[serde(default)]
+    pub jobs: JobsFile,
 }
 
 /// `[audit]`.
@@ -56,6 +59,18 @@ pub struct FileConfig {
 pub struct AuditFile {
     /// Seconds between signed checkpoints of the audit chain heads that moved (default 60).
     pub checkpoint_interval_secs: Option<u64>,
+}
+
+/// `[jobs]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsFile {
+    /// Workers of the mail lane on this node (default 1).
+    pub mail_workers: Option<u32>,
+    /// Workers of the media lane on this node (default 2).
+    pub media_workers: Option<u32>,
+    /// Most media jobs one organization runs at once, across all nodes (default 1).
+    pub media_jobs_per_org: Option<u32>,
 }
 
 /// `[media]`.
@@ -316,5 +331,55 @@ mod tests {
             assert!(format!("{err:#}").contains("bad.toml"), "{err:#}");
         }
         assert!(FileConfig::load(&dir.path().join("missing.toml")).is_err());
+    }
+
+    #[test]
+    fn jobs_section_sets_the_workers_per_lane() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jobs.toml");
+        let p = path.to_str().unwrap();
+        let s = ServeSettings::resolve(&serve_args(&[])).unwrap();
+        let jobs = &s.instance.service.jobs;
+        assert_eq!(
+            (
+                jobs.mail_workers,
+                jobs.media_workers,
+                jobs.media_jobs_per_org
+            ),
+            (1, 2, 1)
+        );
+        std::fs::write(
+            &path,
+            "[jobs]
+mail_workers = 2
+media_workers = 4
+media_jobs_per_org = 3
+",
+        )
+        .unwrap();
+        let s = ServeSettings::resolve(&serve_args(&["--config", p])).unwrap();
+        let jobs = &s.instance.service.jobs;
+        assert_eq!(
+            (
+                jobs.mail_workers,
+                jobs.media_workers,
+                jobs.media_jobs_per_org
+            ),
+            (2, 4, 3)
+        );
+        for bad in [
+            "[jobs]
+media_jobs_per_org = 0
+",
+            "[jobs]
+media_workers = 65
+",
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            assert!(
+                ServeSettings::resolve(&serve_args(&["--config", p])).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

@@ -106,6 +106,7 @@ impl ServeSettings {
         }
         configure_mail(&mut service, &file)?;
         configure_media(&mut service, &file)?;
+        configure_jobs(&mut service, &file)?;
         let defaults = Timeouts::default();
         let secs = |v: Option<u64>, d: Duration| v.map(Duration::from_secs).unwrap_or(d);
         let timeouts = Timeouts {
@@ -231,6 +232,37 @@ fn configure_media(service: &mut ServiceConfig, file: &FileConfig) -> anyhow::Re
         ),
         _ if found => service.media = Some(media),
         _ => {}
+    }
+    Ok(())
+}
+
+/// Worker counts per lane and the media lane's share per organization: `[jobs]`.
+fn configure_jobs(service: &mut ServiceConfig, file: &FileConfig) -> anyhow::Result<()> {
+    let jobs = &mut service.jobs;
+    for (value, slot, name) in [
+        (
+            file.jobs.mail_workers,
+            &mut jobs.mail_workers,
+            "mail_workers",
+        ),
+        (
+            file.jobs.media_workers,
+            &mut jobs.media_workers,
+            "media_workers",
+        ),
+    ] {
+        if let Some(n) = value {
+            if n > 64 {
+                anyhow::bail!("jobs.{name} must be at most 64");
+            }
+            *slot = n;
+        }
+    }
+    if let Some(n) = file.jobs.media_jobs_per_org {
+        if n == 0 {
+            anyhow::bail!("jobs.media_jobs_per_org must be at least 1");
+        }
+        jobs.media_jobs_per_org = n;
     }
     Ok(())
 }

@@ -21,7 +21,8 @@ use crate::loopback::{JobServer, Upload};
 use crate::probe::{self, MediaKind};
 use crate::process::{Process, Tool};
 
-/// After ffmpeg exits, how long its last uploads may take to reach the job.
+/// After ffmpeg exits, how long the job waits for the next of its last uploads (there may be
+/// hundreds, each arriving as soon as the previous one is stored).
 const DRAIN: Duration = Duration::from_secs(15);
 /// Segments shorter than this are left out of the peak bandwidth: a final 0.1 s sliver that
 /// holds a keyframe would otherwise claim an absurd bit rate.
@@ -44,6 +45,9 @@ pub(crate) async fn package(
             "this file has no video to package".to_owned(),
         ));
     }
+    config
+        .limits
+        .check_duration(info.duration_seconds, server.source_size())?;
     let args = hls_ffmpeg_args(
         config,
         &info,
@@ -95,8 +99,8 @@ pub(crate) async fn package(
 
     // ffmpeg is gone; its last uploads may still be on their way.
     server.stop();
-    let drain_until = Instant::now() + DRAIN;
     loop {
+        let drain_until = (Instant::now() + DRAIN).min(deadline.at);
         match tokio::time::timeout_at(drain_until, server.next_upload()).await {
             Ok(Some(upload)) => collector.accept(upload, sink, deadline).await?,
             Ok(None) => break,

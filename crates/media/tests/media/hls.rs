@@ -346,12 +346,12 @@ async fn refuses_what_it_cannot_package() {
 }
 
 /// A sink slower than ffmpeg: every put takes a while.
-struct SlowSink(MemorySink);
+struct SlowSink(MemorySink, std::time::Duration);
 
 impl MediaSink for SlowSink {
     fn put(&mut self, file: OutputFile) -> BoxFuture<'_, io::Result<()>> {
         Box::pin(async move {
-            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            tokio::time::sleep(self.1).await;
             self.0.put(file).await
         })
     }
@@ -360,7 +360,7 @@ impl MediaSink for SlowSink {
 #[tokio::test]
 async fn a_slow_sink_slows_the_job_down_without_losing_anything() {
     let key = HlsKey::generate();
-    let mut sink = SlowSink(MemorySink::default());
+    let mut sink = SlowSink(MemorySink::default(), std::time::Duration::from_millis(250));
     let package = media()
         .package_hls(
             source(support::video_mp4()),
@@ -377,4 +377,34 @@ async fn a_slow_sink_slows_the_job_down_without_losing_anything() {
         let file = sink.0.get(&segment.name).unwrap();
         assert!(decrypt_segment(&key, &segment.iv, &file.bytes).is_some());
     }
+}
+
+/// Ten minutes at 1 fps: hundreds of tiny segments that ffmpeg uploads in a burst, one
+/// connection each, far faster than the sink stores them. Connections past the loopback
+/// server's limit wait their turn (they were once dropped, losing their segments).
+#[tokio::test]
+async fn a_long_low_frame_rate_video_loses_no_segment() {
+    let key = HlsKey::generate();
+    let seconds = 600;
+    let video = support::low_frame_rate_mp4(seconds);
+    let mut sink = SlowSink(MemorySink::default(), std::time::Duration::from_millis(5));
+    let package = media()
+        .package_hls(source(video), &Rung::default_ladder(), &key, &mut sink)
+        .await
+        .unwrap();
+    // 2 s segments (the test pipeline's): every one of every rung, listed and received once.
+    for rung in &package.rungs {
+        assert_eq!(rung.segments.len(), 300, "{}", rung.name);
+        let played: f64 = rung.segments.iter().map(|s| s.duration_seconds).sum();
+        assert!(
+            (played - f64::from(seconds)).abs() < 0.5,
+            "{}: {played} s",
+            rung.name
+        );
+        for segment in &rung.segments {
+            let file = sink.0.get(&segment.name).unwrap();
+            assert!(decrypt_segment(&key, &segment.iv, &file.bytes).is_some());
+        }
+    }
+    assert_eq!(sink.0.files.len(), 600 + 3);
 }

@@ -85,10 +85,12 @@ async fn a_tiny_timeout_kills_a_long_transcode_promptly() {
         c.hls.x264_preset = "placebo".to_owned();
         c.limits.transcode_timeout = Duration::from_secs(1);
     });
+    // Made before the clock starts: only the job is timed.
+    let video = support::video_mp4();
     let started = Instant::now();
     let err = media
         .package_hls(
-            source(support::video_mp4()),
+            source(video),
             &Rung::default_ladder(),
             &HlsKey::generate(),
             &mut MemorySink::default(),
@@ -347,4 +349,80 @@ async fn the_memory_limit_applies_to_every_run() {
     );
     assert_eq!(err.to_string(), "processing exceeded its memory limit");
     assert!(started.elapsed() < QUICKLY, "took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_tiny_file_claiming_hours_is_refused_before_transcoding() {
+    let sparse = support::sparse_mkv(true);
+    let info = media().probe(source(sparse.clone())).await.unwrap();
+    assert!(info.duration_seconds.unwrap() > 7000.0, "{info:?}");
+    let started = Instant::now();
+    let mut sink = MemorySink::default();
+    let err = media()
+        .package_hls(
+            source(sparse.clone()),
+            &Rung::default_ladder(),
+            &HlsKey::generate(),
+            &mut sink,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MediaError::Implausible(_)), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.starts_with("the file claims 2 h 0 min of video but holds only "),
+        "{message}"
+    );
+    assert!(message.ends_with("refused as implausible"), "{message}");
+    assert!(!err.is_retryable());
+    assert!(sink.files.is_empty(), "nothing was produced");
+    assert!(started.elapsed() < QUICKLY, "took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn output_far_beyond_the_source_size_is_stopped() {
+    // No stated duration to judge: the output bound stops it as it runs. A 1 MiB allowance
+    // (instead of 16) keeps the test short; the proportion is the default's.
+    let sparse = support::sparse_mkv(false);
+    assert_eq!(
+        media()
+            .probe(source(sparse.clone()))
+            .await
+            .unwrap()
+            .duration_seconds,
+        None
+    );
+    let media = media_with(|c| c.limits.output_allowance_bytes = 1 << 20);
+    let limit = media
+        .config()
+        .limits
+        .proportional_output_bytes(sparse.len() as u64);
+    let mut sink = MemorySink::default();
+    let started = Instant::now();
+    let err = media
+        .package_hls(
+            source(sparse),
+            &Rung::default_ladder(),
+            &HlsKey::generate(),
+            &mut sink,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MediaError::Implausible(_)), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.starts_with("processing produced more than 1.5 MiB from a file of ")
+            && message.ends_with("refused as implausible"),
+        "{message}"
+    );
+    let produced: u64 = sink.files.iter().map(|f| f.bytes.len() as u64).sum();
+    assert!(
+        produced <= limit,
+        "{produced} bytes handed on, limit {limit}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
 }

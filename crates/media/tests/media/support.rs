@@ -64,6 +64,63 @@ pub fn video_mp4() -> Bytes {
         .clone()
 }
 
+/// A long video of tiny, cheap frames: `seconds` of 64x64 testsrc at 1 fps, H.264 in MP4 (via a
+/// temp file: generated test data). ffmpeg finishes its segments far faster than any real sink
+/// stores them.
+pub fn low_frame_rate_mp4(seconds: u32) -> Bytes {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("low.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc=size=64x64:rate=1:duration={seconds}"),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        path.to_str().unwrap(),
+    ]);
+    Bytes::from(std::fs::read(&path).unwrap())
+}
+
+/// Three 320x240 pictures an hour apart in Matroska, a stream that says 25 fps: about 15 KiB
+/// whose timestamps span two hours. A transcode at the stated rate would repeat its three
+/// pictures 180 000 times. Written to a file, the container states the duration; piped, it
+/// states none.
+pub fn sparse_mkv(states_duration: bool) -> Bytes {
+    let args = [
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=25",
+        "-frames:v",
+        "3",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        "-g",
+        "1",
+        // Timestamps in the muxer's milliseconds: one picture per hour.
+        "-bsf:v",
+        "setts=ts=N*3600000",
+        "-f",
+        "matroska",
+    ];
+    if !states_duration {
+        return Bytes::from(ffmpeg(&[&args[..], &["pipe:1"]].concat()));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sparse.mkv");
+    ffmpeg(&[&args[..], &[path.to_str().unwrap()]].concat());
+    Bytes::from(std::fs::read(&path).unwrap())
+}
+
 /// A 640x480 PNG, straight from ffmpeg's stdout.
 pub fn png_image() -> Bytes {
     static PNG: OnceLock<Bytes> = OnceLock::new();
