@@ -10,6 +10,7 @@ mod admin;
 mod assets;
 mod audit;
 pub mod authz;
+mod hashing;
 mod jobs;
 mod keyring;
 mod links;
@@ -236,8 +237,8 @@ pub struct Service {
     clock: Arc<dyn Clock>,
     config: ServiceConfig,
     key_touches: principal::TouchThrottle,
-    /// Password-hashing turns: one per core less one (see `sessions`).
-    hash_permits: tokio::sync::Semaphore,
+    /// Password-hashing turns and threads: one per core less one (see `hashing`).
+    hashing: hashing::HashPool,
 }
 
 impl Service {
@@ -265,7 +266,7 @@ impl Service {
         let link_hasher = root.derive("link");
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         // One core is always left to everything else (at least one permit on one core).
-        let hash_permits = cores.saturating_sub(1).max(1);
+        let hashing = hashing::HashPool::start(cores.saturating_sub(1).max(1))?;
         let keyring = Keyring::load(&store, root, clock.now()).await?;
         Ok(Service {
             store,
@@ -289,7 +290,7 @@ impl Service {
             clock,
             config,
             key_touches: principal::TouchThrottle::default(),
-            hash_permits: tokio::sync::Semaphore::new(hash_permits),
+            hashing,
         })
     }
 
