@@ -83,6 +83,7 @@ speed_ratio=$(ratio "${sr_s}" "${ng_s}")
 cpu_ratio=$(ratio "${sr_c}" "${ng_c}")
 
 step "Download results"
+raw_figures download download.tsv
 report download \
     "### Download, ${SIZE_MIB} MiB, HTTPS HTTP/1.1, median of ${RUNS}" \
     "" \

@@ -22,6 +22,7 @@ RUNS=${RUNS:-5}
 APPEND=0
 if [[ "${1:-}" == "--append" ]]; then
     APPEND=1
+    results_begin
 fi
 
 # ffmpeg/ffprobe, prlimit (util-linux), GNU time, jq for the example's JSON.
@@ -103,6 +104,7 @@ spread() {
 wall_ratio=$(ratio "${cw}" "${pw}")
 cpu_ratio=$(ratio "${cc}" "${pc}")
 
+raw_figures hls_packaging hls_packaging.tsv hls_packaging.crate.json
 report hls_packaging \
     "### Encrypted HLS packaging, ${DURATION} s 1280x720 25 fps H.264/AAC (${INPUT_MIB} MiB), median of ${RUNS}" \
     "" \
@@ -119,14 +121,6 @@ report hls_packaging \
     "- raw figures: bench/out/hls_packaging.tsv"
 
 if ((APPEND)); then
-    commit=$(git -C "${BENCH_ROOT}" rev-parse --short HEAD 2>/dev/null || echo "no commit")
-    if [[ -n "$(git -C "${BENCH_ROOT}" status --porcelain 2>/dev/null)" ]]; then
-        commit="${commit} + uncommitted changes"
-    fi
-    {
-        printf '\n## %s (%s: bench/hls_packaging.sh alone)\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" "${commit}"
-        printf -- '- machine: %s; %s\n\n' "$(machine_line)" "$(ffmpeg -version | head -n 1 | cut -d' ' -f1-3)"
-        cat "${BENCH_OUT}/hls_packaging.summary.md"
-    } >>"${BENCH_ROOT}/bench/RESULTS.md"
-    step "Appended to bench/RESULTS.md"
+    results_append_alone hls_packaging \
+        "machine: $(machine_line); $(ffmpeg -version | head -n 1 | cut -d' ' -f1-3)"
 fi

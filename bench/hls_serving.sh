@@ -29,6 +29,7 @@ RUNG=${RUNG:-720p}
 APPEND=0
 if [[ "${1:-}" == "--append" ]]; then
     APPEND=1
+    results_begin
 fi
 
 bench_ensure_tools
@@ -161,6 +162,7 @@ kill -0 "${SR_PID}" 2>/dev/null || die "Strongroom died during the run; see ${BE
 rows=$(jq -r '.runs[] | "| HTTP/\(.http) (\(.negotiated)) | \(.viewers) | \(.server) | \(.requests_per_s) | \(.mb_per_s) | \(.p50_ms) | \(.p99_ms) | \(.ttfb_p50_ms) / \(.ttfb_p99_ms) | \(.server_cpu_cores // "n/a") | \(.server_cpu_s_per_gb // "n/a") | \(.generator_cpu_cores // "n/a") | \(.other_cpu_cores // "n/a") | \(.errors) |"' "${JSON}")
 ratio_rows=$(jq -r '.ratios_strongroom_over_nginx[] | "| HTTP/\(.http) | \(.viewers) | **\(.mb_per_s)** | \(.requests_per_s) | \(.p50_ms) | \(.p99_ms) | \(.server_cpu_s_per_gb // "n/a") |"' "${JSON}")
 
+raw_figures hls_serving hls_serving.json
 report hls_serving \
     "### HLS segment serving to ${VIEWERS//,/, } concurrent viewers: Strongroom against nginx" \
     "" \
@@ -181,14 +183,5 @@ report hls_serving \
     "- raw figures: bench/out/hls_serving.json"
 
 if ((APPEND)); then
-    commit=$(git -C "${BENCH_ROOT}" rev-parse --short HEAD 2>/dev/null || echo "no commit")
-    if [[ -n "$(git -C "${BENCH_ROOT}" status --porcelain 2>/dev/null)" ]]; then
-        commit="${commit} + uncommitted changes"
-    fi
-    {
-        printf '\n## %s (%s: bench/hls_serving.sh alone)\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" "${commit}"
-        printf -- '- machine: %s; nginx %s\n\n' "$(machine_line)" "$(nginx -v 2>&1 | sed 's|.*/||')"
-        cat "${BENCH_OUT}/hls_serving.summary.md"
-    } >>"${BENCH_ROOT}/bench/RESULTS.md"
-    step "Appended to bench/RESULTS.md"
+    results_append_alone hls_serving "machine: $(machine_line); nginx $(nginx -v 2>&1 | sed 's|.*/||')"
 fi

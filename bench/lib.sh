@@ -27,6 +27,8 @@ CLK_TCK=$(getconf CLK_TCK)
 # Process bookkeeping: every server started here is stopped at exit, however the script ends.
 
 BENCH_PIDS=()
+# Functions bench_cleanup calls after stopping the servers.
+BENCH_EXIT_HOOKS=()
 
 bench_cleanup() {
     local pid
@@ -38,6 +40,12 @@ bench_cleanup() {
         wait "${pid}" 2>/dev/null || true
     done
     BENCH_PIDS=()
+    # Scripts' own clean-ups that need the servers gone first (dropping a benchmark database).
+    local hook
+    for hook in "${BENCH_EXIT_HOOKS[@]}"; do
+        "${hook}" || true
+    done
+    BENCH_EXIT_HOOKS=()
     # The stored assets run to 10 GiB after the memory benchmark; the random source files stay,
     # since making them again costs more than keeping them. BENCH_KEEP_DATA=1 keeps everything.
     if [[ -n "${SR_DATA:-}" && "${BENCH_KEEP_DATA:-}" != "1" ]]; then
@@ -53,8 +61,9 @@ trap 'exit 143' TERM
 # Tools
 
 bench_ensure_tools() {
-    # jq parses the API's JSON; procps is not needed (everything reads /proc directly).
-    apt_ensure nginx curl openssl jq ca-certificates
+    # jq parses the API's JSON; procps is not needed (everything reads /proc directly); wrk is the
+    # keep-alive load generator of bench/small_requests.sh.
+    apt_ensure nginx curl openssl jq ca-certificates wrk
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -202,6 +211,7 @@ hls_test_input() {
 }
 
 # start_nginx ROOT_DIR: sets NGINX_PID (master), NGINX_URL (https://127.0.0.1:PORT).
+# NGINX_HTTP_EXTRA: more directives for the http block (e.g. keepalive_requests).
 start_nginx() {
     local root=$1 prefix=${BENCH_OUT}/nginx port user_line=""
     mkdir -p "${prefix}/logs" "${prefix}/temp" "${root}"
@@ -230,6 +240,7 @@ http {
     fastcgi_temp_path ${prefix}/temp/fastcgi;
     uwsgi_temp_path ${prefix}/temp/uwsgi;
     scgi_temp_path ${prefix}/temp/scgi;
+    ${NGINX_HTTP_EXTRA:-}
     server {
         listen 127.0.0.1:${port} ssl;
         ssl_certificate ${prefix}/cert.pem;
@@ -309,6 +320,18 @@ start_strongroom() {
     note "Strongroom on ${SR_URL} (pid ${SR_PID}), org ${SR_ORG}, space ${SR_SPACE}"
 }
 
+# stop_strongroom: stops the server start_strongroom started (it drains, then exits) and forgets
+# it, so that a script can start another one (on another database).
+stop_strongroom() {
+    local pid kept=()
+    kill -TERM "${SR_PID}" 2>/dev/null || true
+    wait "${SR_PID}" 2>/dev/null || true
+    for pid in "${BENCH_PIDS[@]}"; do
+        [[ "${pid}" == "${SR_PID}" ]] || kept+=("${pid}")
+    done
+    BENCH_PIDS=("${kept[@]}")
+}
+
 # sr_api METHOD PATH [curl args...]: an authorized API call; prints the body, fails on >= 400.
 sr_api() {
     local method=$1 path=$2
@@ -350,4 +373,71 @@ report() {
     local name=$1
     shift
     printf '%s\n' "$@" | tee "${BENCH_OUT}/${name}.summary.md"
+}
+
+# ---------------------------------------------------------------------------------------------
+# RESULTS.md sections: made by a script, from a clean commit, raw figures committed beside them
+
+BENCH_RESULTS=${BENCH_ROOT}/bench/RESULTS.md
+
+# raw_figures NAME FILE...: the files under bench/out holding NAME's raw figures (names relative
+# to bench/out). results_section copies them beside RESULTS.md.
+raw_figures() {
+    local name=$1
+    shift
+    printf '%s\n' "$@" >"${BENCH_OUT}/${name}.raw"
+}
+
+# results_begin: call before measuring anything that will go into RESULTS.md. Dies when the
+# checkout has uncommitted changes (tracked or untracked; bench/out is ignored): a section must
+# be reproducible from the commit it names. BENCH_ALLOW_DIRTY=1 lets a run through, marked as
+# such. Sets RESULTS_COMMIT (for the heading) and RESULTS_DIR (bench/results/<UTC time>-<hash>,
+# relative to the checkout), where the raw figures go.
+results_begin() {
+    local hash dirty
+    hash=$(git -C "${BENCH_ROOT}" rev-parse --short HEAD 2>/dev/null) ||
+        die "${BENCH_ROOT} is not a git checkout: a RESULTS.md section names its commit"
+    dirty=$(git -C "${BENCH_ROOT}" status --porcelain 2>/dev/null)
+    RESULTS_COMMIT=${hash}
+    RESULTS_DIR=bench/results/$(date -u '+%Y-%m-%d-%H%M')-${hash}
+    if [[ -n "${dirty}" ]]; then
+        [[ "${BENCH_ALLOW_DIRTY:-}" == "1" ]] ||
+            die "uncommitted changes in ${BENCH_ROOT} (git status): commit them first, or set BENCH_ALLOW_DIRTY=1 to record the run as made from uncommitted changes"
+        RESULTS_COMMIT="${hash} + uncommitted changes"
+        RESULTS_DIR=${RESULTS_DIR}-dirty
+    fi
+    if ((STRONGROOM_PREBUILT)); then
+        RESULTS_COMMIT="${RESULTS_COMMIT}; server binary ${STRONGROOM_BIN}, not built here"
+    fi
+}
+
+# results_section NAME: prints NAME's summary (bench/out/NAME.summary.md) for RESULTS.md after
+# copying the raw figures named by raw_figures into RESULTS_DIR; the summary's bench/out/ paths
+# are rewritten to point at the copies.
+results_section() {
+    local name=$1 file
+    mkdir -p "${BENCH_ROOT}/${RESULTS_DIR}"
+    if [[ -f "${BENCH_OUT}/${name}.raw" ]]; then
+        while read -r file; do
+            [[ -n "${file}" ]] || continue
+            cp "${BENCH_OUT}/${file}" "${BENCH_ROOT}/${RESULTS_DIR}/" ||
+                die "raw figures ${BENCH_OUT}/${file} of ${name} are missing"
+        done <"${BENCH_OUT}/${name}.raw"
+    fi
+    cp "${BENCH_OUT}/${name}.summary.md" "${BENCH_ROOT}/${RESULTS_DIR}/"
+    sed "s|bench/out/|${RESULTS_DIR}/|g" "${BENCH_OUT}/${name}.summary.md"
+}
+
+# results_append_alone NAME LINE: appends a dated section with NAME's summary alone to RESULTS.md
+# (a benchmark's --append). LINE follows the heading (the machine, the peer's version).
+results_append_alone() {
+    local name=$1 line=$2 section
+    section=$(results_section "${name}")
+    {
+        printf '\n## %s (%s: bench/%s.sh alone)\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" \
+            "${RESULTS_COMMIT}" "${name}"
+        printf -- '- %s\n\n' "${line}"
+        printf '%s\n' "${section}"
+    } >>"${BENCH_RESULTS}"
+    step "Appended to bench/RESULTS.md; raw figures in ${RESULTS_DIR}: commit both"
 }

@@ -4,7 +4,9 @@
 # the same GET with no flood. Target (DESIGN.md): a login flood must not move other endpoints' p99
 # more than 2x, i.e. ratio <= 2.0.
 #
-#   bench/login_flood.sh        SECONDS_PER_PHASE=15 CONCURRENCY=200 by default
+#   bench/login_flood.sh            SECONDS_PER_PHASE=15 CONCURRENCY=200 by default
+#   bench/login_flood.sh --append   also appends a dated section to bench/RESULTS.md, with the
+#                                   raw figures in bench/results/ (from a clean commit)
 #
 # Three phases (crates/strongroom/examples/login_flood.rs): baseline; a flood of fresh
 # non-existent emails (the headline: each attempt costs a full Argon2id check against the decoy
@@ -19,6 +21,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # Not SECONDS: bash's own SECONDS counts the shell's running time.
 SECONDS_PER_PHASE=${SECONDS_PER_PHASE:-15}
 CONCURRENCY=${CONCURRENCY:-200}
+APPEND=0
+if [[ "${1:-}" == "--append" ]]; then
+    APPEND=1
+    results_begin
+fi
 
 bench_ensure_tools
 build_strongroom
@@ -56,6 +63,7 @@ flood_detail() {
     printf '%s\n' "- ${label}: $(j ".floods.${f}.flood.answers") answers in $(j ".floods.${f}.flood.seconds") s (status $(statuses "${f}"); $(j ".floods.${f}.flood.transport_errors") transport errors), $(j ".floods.${f}.flood.password_checks_per_s") password checks/s, login p50 $(j ".floods.${f}.flood.login_p50_ms") ms / p99 $(j ".floods.${f}.flood.login_p99_ms") ms; CPU in the window: server $(j ".floods.${f}.get.server_cpu_cores") cores, generator $(j ".floods.${f}.get.generator_cpu_cores") cores, machine $(j "(.floods.${f}.get.machine_cpu_busy * 100 | round)")% busy"
 }
 
+raw_figures login_flood login_flood.json
 report login_flood \
     "### Login flood, ${CONCURRENCY} concurrent wrong-password logins" \
     "" \
@@ -73,3 +81,7 @@ report login_flood \
     "- baseline CPU: server $(j .baseline.server_cpu_cores) cores, generator (probe) $(j .baseline.generator_cpu_cores) cores, machine $(j "(.baseline.machine_cpu_busy * 100 | round)")% busy; GET errors baseline/distinct/same: $(j .baseline.errors)/$(j .floods.distinct_emails.get.errors)/$(j .floods.same_email.get.errors)" \
     "- load average (1/5/15 min) before the run: ${LOAD_BEFORE}; $(nproc) cores shared by server and generator" \
     "- raw figures: bench/out/login_flood.json"
+
+if ((APPEND)); then
+    results_append_alone login_flood "machine: $(machine_line)"
+fi

@@ -75,6 +75,7 @@ done
 aggregate=$(awk -v b="${BYTES}" -v n="${PARALLEL}" -v t="${elapsed}" 'BEGIN { printf "%.3f", b * n / t / 1e9 }')
 
 step "Memory results"
+raw_figures memory memory.tsv
 report memory \
     "### Memory, ${PARALLEL} parallel ${SIZE_MIB} MiB uploads" \
     "" \

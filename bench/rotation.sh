@@ -41,6 +41,9 @@ verdict=$(awk -v t="${median}" -v n="${ASSETS}" 'BEGIN { if (n >= 100000 && t < 
 status=$("${STRONGROOM_BIN}" keys status --data-dir "${DATA}" --json)
 rm -rf "${DATA}"
 
+# Each rotation's own report (`keys rotate --json`); the times are in the summary.
+mapfile -t rotation_files < <(seq -f 'rotation-%g.json' 1 "${ROTATIONS}")
+raw_figures rotation "${rotation_files[@]}"
 report rotation \
     "### Key rotation, ${ASSETS} assets (SQLite), median of ${ROTATIONS}" \
     "" \

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Runs every benchmark in one sitting and appends a dated section to bench/RESULTS.md.
 #
-#   bench/run-all.sh            every benchmark: download, upload, memory, rotation, login flood, HLS packaging and serving
+#   bench/run-all.sh            every benchmark: download, upload, memory, rotation, small requests, login flood, HLS packaging and serving
+#   bench/run-all.sh NAME...    only these (e.g. small_requests login_flood), still as one section
 #   bench/run-all.sh --init     only create bench/RESULTS.md with its header, if missing
 #
-# Numbers enter RESULTS.md only through this script: a figure typed in by hand cannot be traced
-# to a run. Logs of each benchmark: bench/out/<name>.log. Takes ~5-10 minutes and ~12 GiB of disk.
+# Numbers enter RESULTS.md only through this script (or a benchmark's own --append): a figure
+# typed in by hand cannot be traced to a run. It refuses to start with uncommitted changes
+# (BENCH_ALLOW_DIRTY=1 overrides, and says so in the heading), and copies each benchmark's raw
+# figures to bench/results/<UTC time>-<commit>/, to be committed with RESULTS.md. Logs of each
+# benchmark: bench/out/<name>.log. Takes ~15-20 minutes and ~12 GiB of disk.
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -18,8 +22,9 @@ write_header() {
 
 Strongroom against nginx, measured side by side in one sitting and reported as ratios against the
 targets of DESIGN.md "Performance targets" (repeated below). Each section is appended by
-\`bench/run-all.sh\`; figures are never typed in by hand. Raw figures of the latest run are in
-\`bench/out/*.tsv\` (not committed).
+\`bench/run-all.sh\` (or one benchmark's \`--append\`) from a clean commit, which it names;
+figures are never typed in by hand. Sections from then on have their raw figures committed beside
+this file, in \`bench/results/<UTC time>-<commit>/\`; earlier ones kept theirs in \`bench/out/\`.
 
 ## Method
 - **Machine**: every section records its own (cores and CPU model from /proc/cpuinfo, RAM,
@@ -45,6 +50,10 @@ targets of DESIGN.md "Performance targets" (repeated below). Each section is app
   after it. Throughput is curl's \`speed_upload\`. Medians.
 - **Memory**: PARALLEL simultaneous uploads to Strongroom; the peak is the kernel's high-water
   mark of resident memory (VmHWM in /proc/PID/status).
+- **Small requests**: wrk (1 thread, 32 keep-alive TLS 1.3 connections, HTTP/1.1, 15 s per run)
+  against nginx serving a 10 KiB file and Strongroom serving a 10 KiB asset's metadata and
+  content with an API key, on SQLite and on PostgreSQL; medians of RUNS rounds. Server CPU per
+  request from /proc/PID/stat (PostgreSQL's backends apart). Raw figures in \`bench/results/\`.
 
 ## Targets (DESIGN.md)
 | measure | target |
@@ -53,7 +62,9 @@ targets of DESIGN.md "Performance targets" (repeated below). Each section is app
 | download server CPU per GB, Strongroom / nginx | <= 0.6 |
 | upload throughput (Strongroom durable + encrypted), Strongroom / nginx | >= 1.0 |
 | peak RSS during 10 parallel 1 GiB uploads | < 150 MiB |
-| `keys rotate` of 100,000 assets' data keys | < 10 s |
+| \`keys rotate\` of 100,000 assets' data keys | < 10 s |
+| API-key \`GET /api/v1/assets/{id}\` req/s (32 keep-alive connections), Strongroom / nginx small static file, SQLite and PostgreSQL | >= 0.3, p99 < 10 ms |
+| API-key \`GET /api/v1/assets/{id}/content\` of a 10 KiB asset req/s, Strongroom / nginx, SQLite and PostgreSQL | >= 0.2, p99 < 20 ms |
 | API-key GET p99 during 200 concurrent wrong-password logins / p99 without | <= 2.0 |
 
 ## Runs
@@ -67,6 +78,19 @@ if [[ "${1:-}" == "--init" ]]; then
     exit 0
 fi
 
+ALL=(download upload memory rotation small_requests login_flood hls_packaging hls_serving)
+if (($# > 0)); then
+    names=("$@")
+    for name in "${names[@]}"; do
+        [[ -x "${BENCH_ROOT}/bench/${name}.sh" && " ${ALL[*]} " == *" ${name} "* ]] ||
+            die "no benchmark ${name} (one of: ${ALL[*]})"
+    done
+else
+    names=("${ALL[@]}")
+fi
+# Before anything is measured: a section must name the commit it was made from.
+results_begin
+
 bench_ensure_tools
 build_strongroom
 # The benchmarks below then use this very binary, even if the checkout changes meanwhile.
@@ -74,30 +98,32 @@ export STRONGROOM_BIN
 
 status=0
 sections=()
-for name in download upload memory rotation login_flood hls_packaging hls_serving; do
+for name in "${names[@]}"; do
     step "bench/${name}.sh"
-    rm -f "${BENCH_OUT}/${name}.summary.md"
+    rm -f "${BENCH_OUT}/${name}.summary.md" "${BENCH_OUT}/${name}.raw"
     # Each benchmark starts and stops its own servers, so one failing cannot skew the next.
     if "${BENCH_ROOT}/bench/${name}.sh" 2>&1 | tee "${BENCH_OUT}/${name}.log"; then
-        sections+=("$(cat "${BENCH_OUT}/${name}.summary.md")")
+        sections+=("$(results_section "${name}")")
     else
         status=1
-        sections+=("### ${name}: FAILED (see bench/out/${name}.log of that run)")
+        mkdir -p "${BENCH_ROOT}/${RESULTS_DIR}"
+        cp "${BENCH_OUT}/${name}.log" "${BENCH_ROOT}/${RESULTS_DIR}/"
+        sections+=("### ${name}: FAILED (see ${RESULTS_DIR}/${name}.log)")
     fi
 done
 
-commit=$(git -C "${BENCH_ROOT}" rev-parse --short HEAD 2>/dev/null || echo "no commit")
-if [[ -n "$(git -C "${BENCH_ROOT}" status --porcelain --untracked-files=no 2>/dev/null)" ]]; then
-    commit="${commit} + uncommitted changes"
+only=""
+if (($# > 0)); then
+    only=": ${names[*]} only"
 fi
 {
-    printf '\n## %s (%s)\n\n' "$(date '+%Y-%m-%d %H:%M %Z')" "${commit}"
+    printf '\n## %s (%s%s)\n\n' "$(date '+%Y-%m-%d %H:%M %Z')" "${RESULTS_COMMIT}" "${only}"
     printf -- '- machine: %s\n' "$(machine_line)"
-    printf -- '- nginx %s; %s; RUNS=%s, SIZE_MIB=%s, PARALLEL=%s\n\n' \
+    printf -- '- nginx %s; %s; %s; RUNS=%s, SIZE_MIB=%s, PARALLEL=%s\n\n' \
         "$(nginx -v 2>&1 | sed 's|.*/||')" "$(curl --version | head -n 1 | cut -d' ' -f1-2)" \
-        "${RUNS}" "${SIZE_MIB}" "${PARALLEL:-10}"
+        "$(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2)" "${RUNS}" "${SIZE_MIB}" "${PARALLEL:-10}"
     printf '%s\n\n' "${sections[@]}"
 } >>"${RESULTS}"
 
-step "Appended to ${RESULTS}"
+step "Appended to ${RESULTS}; raw figures in ${RESULTS_DIR}: commit both"
 exit "${status}"

@@ -106,6 +106,7 @@ ng_c=$(fmt3 "$(median "${ng_cpu[@]}")") sr_c=$(fmt3 "$(median "${sr_cpu[@]}")")
 speed_ratio=$(ratio "${sr_s}" "${ng_s}")
 
 step "Upload results"
+raw_figures upload upload.tsv
 report upload \
     "### Upload, ${SIZE_MIB} MiB, HTTPS HTTP/1.1, median of ${RUNS}" \
     "" \

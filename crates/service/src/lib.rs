@@ -12,6 +12,7 @@ mod audit;
 mod audit_batch;
 pub mod authz;
 mod checkpoint;
+mod hashing;
 mod jobs;
 mod keyring;
 mod links;
@@ -248,8 +249,8 @@ pub struct Service {
     key_touches: principal::TouchThrottle,
     /// Audit events of content reads waiting for their group commit.
     read_batch: audit_batch::ReadBatch,
-    /// Password-hashing turns: one per core less one (see `sessions`).
-    hash_permits: tokio::sync::Semaphore,
+    /// Password-hashing turns and threads: one per core less one (see `hashing`).
+    hashing: hashing::HashPool,
 }
 
 impl Service {
@@ -278,7 +279,7 @@ impl Service {
         let link_hasher = root.derive("link");
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         // One core is always left to everything else (at least one permit on one core).
-        let hash_permits = cores.saturating_sub(1).max(1);
+        let hashing = hashing::HashPool::start(cores.saturating_sub(1).max(1))?;
         let keyring = Keyring::load(&store, root, clock.now()).await?;
         Ok(Service {
             store,
@@ -304,7 +305,7 @@ impl Service {
             config,
             key_touches: principal::TouchThrottle::default(),
             read_batch: audit_batch::ReadBatch::default(),
-            hash_permits: tokio::sync::Semaphore::new(hash_permits),
+            hashing,
         })
     }
 

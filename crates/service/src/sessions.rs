@@ -1,9 +1,10 @@
 //! Passwords and browser sessions: login, the session behind a cookie (with its CSRF token and
 //! timeouts), listing and revoking sessions, logout, password change.
 //!
-//! Password hashing is deliberately slow, so it runs on the blocking pool behind a semaphore with
-//! one permit per core less one: a flood of logins queues there instead of starving other requests. An
-//! unknown email still costs one hash, so response time does not reveal which addresses exist.
+//! Password hashing is deliberately slow, so it runs on its own lowest-priority threads behind one
+//! turn per core less one (`hashing`): a flood of logins queues there and gets only CPU time no
+//! other request wants. An unknown email still costs one hash, so response time does not reveal
+//! which addresses exist.
 
 use std::sync::OnceLock;
 
@@ -97,13 +98,10 @@ fn decoy_hash() -> &'static str {
 }
 
 impl Service {
-    /// A turn on the password-hashing pool (one permit per core, less one: other requests always
-    /// keep a core however many sign-ins arrive).
+    /// A turn on the password-hashing pool (one per core, less one: other requests always keep a
+    /// core however many sign-ins arrive, and the hashing threads run at the lowest priority).
     pub(crate) async fn hash_slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
-        self.hash_permits
-            .acquire()
-            .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))
+        self.hashing.turn().await
     }
 
     /// Verifies a password; the caller holds a [`Service::hash_slot`].
@@ -113,27 +111,23 @@ impl Service {
         stored: Option<String>,
     ) -> Result<bool> {
         let pw = pw.clone();
-        tokio::task::spawn_blocking(move || match stored {
-            Some(h) => password::verify(&pw, &h),
-            None => {
-                let _ = password::verify(&pw, decoy_hash());
-                false
-            }
-        })
-        .await
-        .map_err(|e| ServiceError::Internal(e.to_string()))
+        self.hashing
+            .run(move || match stored {
+                Some(h) => password::verify(&pw, &h),
+                None => {
+                    let _ = password::verify(&pw, decoy_hash());
+                    false
+                }
+            })
+            .await
     }
 
-    /// Hashes a password on the bounded blocking pool.
+    /// Hashes a password on the hashing pool, in a turn of its own.
     pub(crate) async fn hash_password_bounded(&self, pw: Zeroizing<String>) -> Result<String> {
-        let _permit = self
-            .hash_permits
-            .acquire()
-            .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
-        tokio::task::spawn_blocking(move || password::hash(&pw))
-            .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))?
+        let _turn = self.hash_slot().await?;
+        self.hashing
+            .run(move || password::hash(&pw))
+            .await?
             .map_err(|e| ServiceError::Internal(e.to_string()))
     }
 

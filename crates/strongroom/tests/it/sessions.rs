@@ -287,4 +287,67 @@ both_backends! {
         // API keys are not sessions: their role alone decides.
         assert_eq!(status(srv.req(Method::POST, &keys, Some(&boot.api_key)).json(&json!({"name": "ci", "role": "admin"}))).await, StatusCode::CREATED);
     }
+
+    async fn password_checks_run_on_idle_priority_threads(b: Backend) {
+        let Some(srv) = TestServer::start(b).await else { return };
+        let (_, pw) = owner(&srv);
+        let before = hashing_threads();
+        assert!(!before.is_empty(), "the server runs no password-hash threads");
+        // SCHED_IDLE: below nice 19, a core only when no other thread wants it.
+        assert!(before.iter().all(|t| t.policy == SCHED_IDLE), "{before:?}");
+        for _ in 0..3 {
+            assert_eq!(login(&srv, "owner@example.com", &pw).await.status(), StatusCode::OK);
+        }
+        // The three Argon2id checks ran there: those threads' CPU time grew.
+        let after = hashing_threads();
+        let spent: u64 = after.iter().filter_map(|a| before.iter().find(|b| b.tid == a.tid).map(|b| a.cpu_ticks - b.cpu_ticks)).sum();
+        assert!(spent > 0, "no CPU time on the hashing threads: {before:?} -> {after:?}");
+        // Everything else keeps the normal policy: only hashing was lowered.
+        let others = process_threads().into_iter().filter(|t| t.name != "password-hash").collect::<Vec<_>>();
+        assert!(others.iter().all(|t| t.policy == 0), "{others:?}");
+    }
+}
+
+/// Linux's SCHED_IDLE policy number (include/uapi/linux/sched.h).
+const SCHED_IDLE: u32 = 5;
+
+/// A thread of this process (the test server runs in it), from `/proc/self/task/*`.
+#[derive(Debug)]
+struct ThreadInfo {
+    tid: u32,
+    name: String,
+    /// Scheduling policy (stat field 41).
+    policy: u32,
+    /// utime + stime (stat fields 14 and 15), in clock ticks.
+    cpu_ticks: u64,
+}
+
+fn process_threads() -> Vec<ThreadInfo> {
+    let mut threads = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/task").unwrap() {
+        let dir = entry.unwrap().path();
+        // A thread may end between the listing and the read.
+        let (Ok(name), Ok(stat)) = (
+            std::fs::read_to_string(dir.join("comm")),
+            std::fs::read_to_string(dir.join("stat")),
+        ) else {
+            continue;
+        };
+        // Field 2 (comm) may hold spaces and parentheses: split after the last ')'; field N is then f[N - 3].
+        let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        threads.push(ThreadInfo {
+            tid: dir.file_name().unwrap().to_str().unwrap().parse().unwrap(),
+            name: name.trim_end().to_owned(),
+            policy: f[41 - 3].parse().unwrap(),
+            cpu_ticks: f[14 - 3].parse::<u64>().unwrap() + f[15 - 3].parse::<u64>().unwrap(),
+        });
+    }
+    threads
+}
+
+fn hashing_threads() -> Vec<ThreadInfo> {
+    process_threads()
+        .into_iter()
+        .filter(|t| t.name == "password-hash")
+        .collect()
 }
