@@ -93,8 +93,44 @@ pub fn named_cookie(headers: &axum::http::HeaderMap, cookie: &str) -> Option<Str
         .map(|(_, value)| value.to_owned())
 }
 
-/// A JSON body; malformed JSON or a wrong content type is a problem response.
+/// A JSON object body; a wrong content type (415), malformed JSON (400), or JSON that is not an
+/// object of the expected shape (422) is a problem response.
 pub struct ApiJson<T>(pub T);
+
+/// Whether a `Content-Type` is JSON: `application/json` or `application/<something>+json`.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(essence) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+    else {
+        return false;
+    };
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|sub| sub.ends_with("+json"))
+}
+
+fn rejected(status: StatusCode, detail: String) -> ApiError {
+    ApiError::new(status, crate::error::code_for(status), detail)
+}
+
+/// Parses a JSON object into `T`. serde would also build a struct from an array of its
+/// members' values (`[60]`); the documented body is an object, so anything else is refused.
+pub fn json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+        return Err(rejected(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the body must be a JSON object".into(),
+        ));
+    }
+    axum::Json::<T>::from_bytes(body)
+        .map(|axum::Json(v)| v)
+        .map_err(|r| rejected(r.status(), r.body_text()))
+}
 
 impl<S, T> FromRequest<S> for ApiJson<T>
 where
@@ -104,14 +140,16 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(rejection) => Err(ApiError::new(
-                rejection.status(),
-                crate::error::code_for(rejection.status()),
-                rejection.body_text(),
-            )),
+        if !is_json(req.headers()) {
+            return Err(rejected(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Expected request with `Content-Type: application/json`".into(),
+            ));
         }
+        let body = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|r| rejected(r.status(), r.body_text()))?;
+        json_object(&body).map(ApiJson)
     }
 }
 

@@ -163,10 +163,7 @@ async fn rotate(
     let body: Rotate = if body.iter().all(u8::is_ascii_whitespace) {
         Rotate::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => unprocessable(e.to_string()),
-            _ => ApiError::invalid(format!("the body is not valid JSON: {e}")),
-        })?
+        crate::extract::json_object(&body)?
     };
     let authz = state.service.authorize_key_owner(&p, &id).await?;
     let rotated = state

@@ -44,6 +44,26 @@ both_backends! {
         assert!(rotated["api_key"].is_string());
     }
 
+    async fn a_body_that_is_not_a_json_object_is_refused(b: Backend) {
+        let Some(srv) = TestServer::start(b).await else { return };
+        let boot = srv.bootstrap("owner@example.com", "acme");
+        let spaces = format!("/api/v1/orgs/{}/spaces", boot.org_id);
+        // serde would read a struct from an array of its members' values; the document's body is
+        // an object, and so is what the server takes.
+        for body in [json!(["site"]), json!("site"), json!(null)] {
+            let res = post(&srv, &boot.api_key, &spaces, body).await;
+            expect_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+        }
+        let list = get_json(srv.req(Method::GET, &spaces, Some(&boot.api_key))).await;
+        assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
+        let (key_id, _) = srv.create_key(&boot.org_id, "viewer");
+        let rotate = format!("/api/v1/api-keys/{key_id}/rotate");
+        let res = post(&srv, &boot.api_key, &rotate, json!([null])).await;
+        expect_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+        let res = srv.req(Method::POST, &rotate, Some(&boot.api_key)).body("[").send().await.unwrap();
+        expect_problem(res, StatusCode::BAD_REQUEST, "invalid_request").await;
+    }
+
     async fn an_api_key_expiry_the_document_forbids_is_refused(b: Backend) {
         let Some(srv) = TestServer::start(b).await else { return };
         let boot = srv.bootstrap("owner@example.com", "acme");
