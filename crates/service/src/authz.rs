@@ -461,6 +461,20 @@ impl Service {
         Ok(row)
     }
 
+    /// The asset something (a link, a playback) belongs to, if within reach; else that thing
+    /// is not found, as if it did not exist.
+    async fn visible_asset_of(
+        &self,
+        p: &Principal,
+        asset_id: &AssetId,
+        what: &'static str,
+    ) -> Result<AssetRow> {
+        self.visible_asset(p, asset_id).await.map_err(|e| match e {
+            ServiceError::NotFound(_) => ServiceError::NotFound(what),
+            other => other,
+        })
+    }
+
     /// Authorizes `P` on an asset. Visibility is checked first, so a caller learns "forbidden"
     /// only about assets it can see.
     pub async fn authorize_asset<'a, P: Perm>(
@@ -489,13 +503,7 @@ impl Service {
             .link(&p.org_id, id)
             .await?
             .ok_or(ServiceError::NotFound("link"))?;
-        let asset = self
-            .visible_asset(p, &link.asset_id)
-            .await
-            .map_err(|e| match e {
-                ServiceError::NotFound(_) => ServiceError::NotFound("link"),
-                other => other,
-            })?;
+        let asset = self.visible_asset_of(p, &link.asset_id, "link").await?;
         p.require_in_space::<perm::LinkDelete>(&asset.space_id)?;
         Ok(LinkAuthz { principal: p, link })
     }
@@ -512,12 +520,8 @@ impl Service {
             .await?
             .ok_or(ServiceError::NotFound("playback"))?;
         let asset = self
-            .visible_asset(p, &playback.asset_id)
-            .await
-            .map_err(|e| match e {
-                ServiceError::NotFound(_) => ServiceError::NotFound("playback"),
-                other => other,
-            })?;
+            .visible_asset_of(p, &playback.asset_id, "playback")
+            .await?;
         if playback.created_by == p.actor.audit_name() {
             p.require_enrolled()?;
         } else {
