@@ -547,14 +547,13 @@ impl Service {
         })
     }
 
-    /// Authorizes seeing or revoking a key: `apikey:manage`, and the key's reach within the
-    /// caller's (anything else is not found, like another organization's key). Taking power
-    /// away is always allowed: an admin can revoke a leaked owner key.
-    pub async fn authorize_key_manage<'a>(
+    /// A key of the caller's organization that a holder of `apikey:manage` may see: one whose
+    /// reach is within the caller's (anything else is not found).
+    async fn managed_key(
         &self,
-        p: &'a Principal,
+        p: &Principal,
         id: &ApiKeyId,
-    ) -> Result<KeyManageAuthz<'a>> {
+    ) -> Result<strongroom_store::ApiKeyDetails> {
         p.require_org_wide::<perm::ApiKeyManage>()?;
         let d = self
             .store
@@ -564,6 +563,18 @@ impl Service {
         if !self.space_scope(p).covers(d.spaces.as_deref()) {
             return Err(ServiceError::NotFound("API key"));
         }
+        Ok(d)
+    }
+
+    /// Authorizes seeing or revoking a key: `apikey:manage`, and the key's reach within the
+    /// caller's (anything else is not found, like another organization's key). Taking power
+    /// away is always allowed: an admin can revoke a leaked owner key.
+    pub async fn authorize_key_manage<'a>(
+        &self,
+        p: &'a Principal,
+        id: &ApiKeyId,
+    ) -> Result<KeyManageAuthz<'a>> {
+        self.managed_key(p, id).await?;
         Ok(KeyManageAuthz {
             principal: p,
             key_id: id.clone(),
@@ -580,15 +591,7 @@ impl Service {
         p: &'a Principal,
         id: &ApiKeyId,
     ) -> Result<KeyOwnerAuthz<'a>> {
-        p.require_org_wide::<perm::ApiKeyManage>()?;
-        let d = self
-            .store
-            .api_key_details(&p.org_id, id)
-            .await?
-            .ok_or(ServiceError::NotFound("API key"))?;
-        if !self.space_scope(p).covers(d.spaces.as_deref()) {
-            return Err(ServiceError::NotFound("API key"));
-        }
+        let d = self.managed_key(p, id).await?;
         let owner = d.key.user_id.as_ref();
         if owner.is_none() || owner != p.user_id() {
             return Err(ServiceError::Forbidden(
