@@ -52,7 +52,11 @@ where
                 .or_else(|| value.strip_prefix("bearer "))
                 .ok_or_else(unauthenticated)?
                 .trim();
-            let principal = state.service.authenticate_api_key(secret, meta).await?;
+            let principal = state
+                .service
+                .authz
+                .authenticate_api_key(secret, meta)
+                .await?;
             return Ok(Auth(principal));
         }
         let secret = session_cookie(&parts.headers).ok_or_else(unauthenticated)?;
@@ -64,7 +68,11 @@ where
                 .and_then(|v| v.to_str().ok()),
             unsafe_method: !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS),
         };
-        let principal = state.service.authenticate_session(creds, meta).await?;
+        let principal = state
+            .service
+            .authz
+            .authenticate_session(creds, meta)
+            .await?;
         Ok(Auth(principal))
     }
 }

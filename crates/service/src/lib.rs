@@ -4,55 +4,66 @@
 //! This is the only place where policy lives. HTTP handlers and CLI commands parse input into the
 //! typed arguments these methods take, call one method, and render the result; they never touch
 //! the store, the blob store or keys directly. Nothing here knows about HTTP.
+//!
+//! The use cases are split by context, each a small service over one shared `Ctx` (the
+//! store, the blob store, the clock, the limits, the audit log) holding only the keys it needs:
+//!
+//! | context | does | keys it holds |
+//! |---|---|---|
+//! | [`authz`] | authenticates a credential, the one permission check | API-key, session and CSRF hashers |
+//! | [`identity`] | sign-in, sessions, passwords, second factors, sign-in limits | session, CSRF, device, TOTP-seal, recovery-code hashers; captcha |
+//! | [`tenancy`] | spaces, members, roles, grants, invitations, policy, quotas | invitation hasher |
+//! | [`keys`] | API keys: create, list, rotate, revoke | API-key hasher |
+//! | [`content`] | uploads, downloads, renditions, links, HLS playback | the keyring (data keys), link and playback hashers, HLS key seal |
+//! | [`audit`] | the trail: list, export, verify, checkpoints | checkpoint key (the chain's MAC key is the shared audit log's) |
+//! | [`jobs`] | the queue, its workers, media processing | job-payload seal, the keyring, HLS key seal |
+//! | [`notify`] | mail: invitations and security notices | none (mail goes through the job queue) |
+//! | [`ops`] | the operator's commands: bootstrap, users, quotas, key rotation, sweeps | the keyring |
+//!
+//! [`Service`] only assembles them: handlers call `service.content.upload(..)`,
+//! `service.authz.authorize_asset(..)` and so on.
 
-mod access;
-mod admin;
-mod assets;
-mod audit;
-mod audit_batch;
+pub mod audit;
 pub mod authz;
-mod checkpoint;
-mod hashing;
-mod jobs;
-mod keyring;
-mod links;
-mod mail;
-mod media;
-mod mfa;
-mod playback;
-mod principal;
-mod quotas;
-mod sessions;
-mod sweep;
-mod throttle;
+pub mod content;
+mod ctx;
+pub mod identity;
+pub mod jobs;
+pub mod keys;
+pub mod notify;
+pub mod ops;
+pub mod tenancy;
 
 use std::sync::Arc;
 
 use strongroom_blob::{BlobError, BlobStore};
-use strongroom_crypto::keys::{MacKey, RootKey};
+use strongroom_crypto::keys::RootKey;
 use strongroom_domain::{Clock, Role};
 use strongroom_store::{Store, StoreError};
 
-pub use access::{Accepted, GrantInfo, InvitationInfo, RoleInfo};
-pub use admin::{ApiKeyInfo, Bootstrapped, CreatedKey, MIN_PASSWORD_LEN, RotatedKey};
-pub use assets::{Asset, AssetDetail, ByteStream, Content, ListQuery, NewUpload, Space};
+pub use audit::checkpoint::CheckpointRound;
 pub use audit::{AuditEvent, AuditExport, ChainReport, CheckpointInfo, SeqRange};
 pub use authz::perm;
-pub use checkpoint::CheckpointRound;
-pub use jobs::{FailedJob, JobFailure, JobKind, JobReport, JobsConfig, Lane};
-pub use keyring::{KeyStatus, Keyring, RotationReport};
-pub use links::{
+pub use authz::principal::{Actor, Principal, RequestMeta};
+pub use content::assets::{Asset, AssetDetail, ByteStream, Content, ListQuery, NewUpload, Space};
+pub use content::links::{
     CreatedLink, DEFAULT_MAX_LINK_LIFETIME_SECS, LINK_TOKEN_BYTES, LinkGrant, LinkInfo, NewLink,
 };
-pub use mail::{Mail, MailError, Mailer};
-pub use media::{MediaView, RenditionInfo};
-pub use mfa::{RECOVERY_CODES, TotpEnrolment};
-pub use playback::{CreatedPlayback, HlsFile, PLAYBACK_TOKEN_BYTES};
-pub use principal::{Actor, Principal, RequestMeta};
-pub use quotas::UsageInfo;
-pub use sessions::{LoggedIn, LoginRequest, REAUTH_WINDOW_SECS, SessionCredentials, SessionInfo};
+pub use content::playback::{CreatedPlayback, HlsFile, PLAYBACK_TOKEN_BYTES};
+pub use content::renditions::{MediaView, RenditionInfo};
+pub use identity::mfa::{RECOVERY_CODES, TotpEnrolment};
+pub use identity::sessions::{
+    LoggedIn, LoginRequest, REAUTH_WINDOW_SECS, SessionCredentials, SessionInfo,
+};
+pub use jobs::queue::{FailedJob, JobFailure, JobKind, JobReport, JobsConfig, Lane};
+pub use keys::keyring::{KeyStatus, Keyring, RotationReport};
+pub use keys::{ApiKeyInfo, CreatedKey, MIN_PASSWORD_LEN, RotatedKey};
+pub use notify::{Mail, MailError, Mailer};
+pub use ops::Bootstrapped;
 pub use strongroom_store::MemberRow;
 pub use strongroom_store::Page;
+pub use tenancy::access::{Accepted, GrantInfo, InvitationInfo, RoleInfo};
+pub use tenancy::quotas::UsageInfo;
 
 /// Something a use case refused or failed to do. Each variant says what the caller should tell
 /// the user; `Internal` carries a cause meant for the log only.
@@ -213,7 +224,7 @@ impl Default for ServiceConfig {
             public_url: "https://127.0.0.1:8443".into(),
             invitation_ttl: std::time::Duration::from_secs(72 * 3600),
             max_link_lifetime: std::time::Duration::from_secs(
-                links::DEFAULT_MAX_LINK_LIFETIME_SECS,
+                content::links::DEFAULT_MAX_LINK_LIFETIME_SECS,
             ),
             default_quota: Quota::default(),
             audit_checkpoint_interval: std::time::Duration::from_secs(60),
@@ -222,39 +233,31 @@ impl Default for ServiceConfig {
     }
 }
 
-/// The application: every use case is a method.
+/// The application: one small service per context, over one shared context.
 pub struct Service {
-    store: Store,
-    blobs: Arc<dyn BlobStore>,
-    keyring: Keyring,
-    audit_key: MacKey,
-    checkpoints: checkpoint::Checkpoints,
-    api_key_hasher: MacKey,
-    session_hasher: MacKey,
-    csrf_hasher: MacKey,
-    captcha_key: MacKey,
-    totp_key: strongroom_crypto::keys::FieldKey,
-    recovery_hasher: MacKey,
-    invitation_hasher: MacKey,
-    device_hasher: MacKey,
-    jobs_key: strongroom_crypto::keys::FieldKey,
-    hls_key_seal: strongroom_crypto::keys::FieldKey,
-    playback_hasher: MacKey,
-    media: Option<strongroom_media::Media>,
-    /// Wakes this node's workers of a lane when a job of the lane is enqueued here.
-    jobs_ready: jobs::Wakers,
-    link_hasher: MacKey,
-    clock: Arc<dyn Clock>,
-    config: ServiceConfig,
-    key_touches: principal::TouchThrottle,
-    /// Audit events of content reads waiting for their group commit.
-    read_batch: audit_batch::ReadBatch,
-    /// Password-hashing turns and threads: one per core less one (see `hashing`).
-    hashing: hashing::HashPool,
+    /// Authentication and the one permission check.
+    pub authz: authz::Authz,
+    /// Sign-in, sessions, passwords and second factors.
+    pub identity: identity::Identity,
+    /// Spaces, members, roles, grants, invitations, policy and usage.
+    pub tenancy: tenancy::Tenancy,
+    /// API keys.
+    pub keys: Arc<keys::Keys>,
+    /// Uploads, downloads, renditions, links and playback.
+    pub content: content::ContentService,
+    /// The audit trail and its checkpoints.
+    pub audit: Arc<audit::Audit>,
+    /// The job queue and its workers.
+    pub jobs: Arc<jobs::Jobs>,
+    /// The operator's commands.
+    pub ops: ops::Ops,
+    ctx: Arc<ctx::Ctx>,
 }
 
 impl Service {
-    /// Assembles the service; creates the first KEK when the database has none.
+    /// Assembles the service; creates the first KEK when the database has none. Each context
+    /// derives its own keys from the root key here; the root key itself is kept by the keyring
+    /// alone.
     pub async fn new(
         store: Store,
         blobs: Arc<dyn BlobStore>,
@@ -262,69 +265,79 @@ impl Service {
         clock: Arc<dyn Clock>,
         config: ServiceConfig,
     ) -> Result<Service> {
-        let audit_key = root.derive("audit-chain");
-        let checkpoints = checkpoint::Checkpoints::new(root.derive(checkpoint::KEY_PURPOSE));
-        let api_key_hasher = root.derive("api-key");
-        let session_hasher = root.derive("session");
-        let csrf_hasher = root.derive("csrf");
-        let captcha_key = root.derive("captcha");
-        let totp_key = root.field_key("totp");
-        let recovery_hasher = root.derive("recovery-code");
-        let invitation_hasher = root.derive("invitation");
-        let device_hasher = root.derive("device");
-        let jobs_key = root.field_key("jobs");
-        let hls_key_seal = root.field_key("hls-key");
-        let playback_hasher = root.derive("playback");
         let media = config.media.clone().map(strongroom_media::Media::new);
-        let link_hasher = root.derive("link");
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        // One core is always left to everything else (at least one permit on one core).
-        let hashing = hashing::HashPool::start(cores.saturating_sub(1).max(1))?;
-        let keyring = Keyring::load(&store, root, clock.now()).await?;
-        Ok(Service {
-            store,
+        let ctx = Arc::new(ctx::Ctx::new(
+            store.clone(),
             blobs,
-            keyring,
-            audit_key,
-            checkpoints,
-            api_key_hasher,
-            session_hasher,
-            csrf_hasher,
-            captcha_key,
-            totp_key,
-            recovery_hasher,
-            invitation_hasher,
-            device_hasher,
-            jobs_key,
-            hls_key_seal,
-            playback_hasher,
-            media,
-            jobs_ready: jobs::Wakers::default(),
-            link_hasher,
-            clock,
+            Arc::clone(&clock),
             config,
-            key_touches: principal::TouchThrottle::default(),
-            read_batch: audit_batch::ReadBatch::default(),
-            hashing,
+            &root,
+        ));
+        let authz = authz::Authz::new(Arc::clone(&ctx), &root);
+        let queue = jobs::queue::JobQueue::new(Arc::clone(&ctx), &root);
+        let notify = notify::Notify::new(Arc::clone(&ctx), queue.clone());
+        let passwords = Arc::new(identity::Passwords::new(Arc::clone(&ctx), &root)?);
+        let identity = identity::Identity::new(
+            Arc::clone(&ctx),
+            &root,
+            Arc::clone(&passwords),
+            notify.clone(),
+        );
+        let tenancy = tenancy::Tenancy::new(
+            Arc::clone(&ctx),
+            &root,
+            Arc::clone(&passwords),
+            notify.clone(),
+        );
+        let keys = Arc::new(keys::Keys::new(Arc::clone(&ctx), &root));
+        let audit = Arc::new(audit::Audit::new(Arc::clone(&ctx), &root));
+        let seal_jobs = jobs::media::MediaWorker::keys(&root);
+        let content_keys = content::ContentService::keys(&root);
+        let keyring = Arc::new(Keyring::load(&store, root, clock.now()).await?);
+        let content = content::ContentService::new(
+            Arc::clone(&ctx),
+            content_keys,
+            Arc::clone(&keyring),
+            queue.clone(),
+        );
+        let worker =
+            jobs::media::MediaWorker::new(Arc::clone(&ctx), seal_jobs, Arc::clone(&keyring), media);
+        let jobs = Arc::new(jobs::Jobs::new(Arc::clone(&ctx), queue, worker, notify));
+        let ops = ops::Ops::new(Arc::clone(&ctx), keyring, Arc::clone(&keys));
+        Ok(Service {
+            authz,
+            identity,
+            tenancy,
+            keys,
+            content,
+            audit,
+            jobs,
+            ops,
+            ctx,
         })
     }
 
     /// Closes the database pool, at shutdown. Nothing outside this crate reaches the store
     /// itself: every read and write goes through a use case.
     pub async fn close(&self) {
-        self.store.close().await;
+        self.ctx.store.close().await;
     }
 
     /// The limits in force.
     pub fn config(&self) -> &ServiceConfig {
-        &self.config
+        &self.ctx.config
     }
 
     /// Readiness: the database and the blob store both answer.
     pub async fn ready(&self) -> Result<()> {
-        self.store.ping().await?;
-        self.blobs.check().await?;
+        self.ctx.store.ping().await?;
+        self.ctx.blobs.check().await?;
         Ok(())
+    }
+
+    /// The request metadata for actions the CLI takes.
+    pub fn cli_meta() -> RequestMeta {
+        RequestMeta::default()
     }
 }
 

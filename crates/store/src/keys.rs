@@ -64,6 +64,8 @@ pub struct KeyPrincipalRow {
     pub org_requires_mfa: bool,
     /// The owner has an active second factor.
     pub owner_has_mfa: bool,
+    /// The owner holds at least one space grant (only then are the grants worth reading).
+    pub owner_has_grants: bool,
 }
 
 /// A space grant with the permissions of its role when that is a custom role.
@@ -242,7 +244,10 @@ impl Store {
              k.previous_valid_until, m.role AS member_role, \
              kr.name AS key_role_name, kr.permissions AS key_role_perms, \
              mr.name AS member_role_name, mr.permissions AS member_role_perms, \
-             o.require_mfa AS org_requires_mfa, COALESCE(t.active, 0) AS owner_has_mfa \
+             o.require_mfa AS org_requires_mfa, COALESCE(t.active, 0) AS owner_has_mfa, \
+             CASE WHEN EXISTS (SELECT 1 FROM space_grants g \
+                 WHERE g.org_id = k.org_id AND g.user_id = k.user_id) THEN 1 ELSE 0 END \
+                 AS owner_has_grants \
              FROM api_keys k JOIN orgs o ON o.id = k.org_id \
              LEFT JOIN memberships m ON m.org_id = k.org_id AND m.user_id = k.user_id \
              LEFT JOIN roles kr ON kr.id = k.role AND kr.org_id = k.org_id \
@@ -276,6 +281,7 @@ impl Store {
             member_custom_role: custom_role_of(&row, "member_role_name", "member_role_perms")?,
             org_requires_mfa: flag("org_requires_mfa")?,
             owner_has_mfa: flag("owner_has_mfa")?,
+            owner_has_grants: flag("owner_has_grants")?,
         }))
     }
 

@@ -64,6 +64,10 @@ pub struct AssetRow {
     pub sha256: String,
     /// When it was created.
     pub created_at: Timestamp,
+    /// Where media processing stands (`processing`, `ready`, `failed`); `None`: the asset was
+    /// never queued for processing, so it has no renditions. Read-only: set by
+    /// `Tx::set_media_state`, never by inserting the row.
+    pub media_status: Option<String>,
 }
 
 fn org(row: &AnyRow) -> Result<OrgRow> {
@@ -103,11 +107,12 @@ fn asset(row: &AnyRow) -> Result<AssetRow> {
         size: crate::size(size, "assets")?,
         sha256: row.try_get("sha256")?,
         created_at: Timestamp::from_millis(row.try_get("created_at")?),
+        media_status: row.try_get("media_status")?,
     })
 }
 
-const ASSET_COLUMNS: &str =
-    "id, org_id, space_id, blob_id, filename, content_type, size, sha256, created_at";
+const ASSET_COLUMNS: &str = "id, org_id, space_id, blob_id, filename, content_type, size, sha256, \
+     created_at, media_status";
 
 impl Store {
     /// The organization with this id.

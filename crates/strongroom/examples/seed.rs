@@ -31,6 +31,7 @@ async fn main() -> anyhow::Result<()> {
     let inst = boot::open(&settings, Create::IfMissing).await?;
     let svc = inst.service;
     let boot = svc
+        .ops
         .bootstrap(
             Email::parse("seed@example.com")?,
             Name::parse("seed")?,
@@ -38,15 +39,19 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?;
     let p = svc
+        .authz
         .authenticate_api_key(&boot.api_key, RequestMeta::default())
         .await?;
     let space = svc
+        .content
         .create_space(
-            &svc.authorize_org::<perm::SpaceCreate>(&p, &boot.org_id)?,
+            &svc.authz
+                .authorize_org::<perm::SpaceCreate>(&p, &boot.org_id)?,
             Name::parse("seed")?,
         )
         .await?;
     let authz = svc
+        .authz
         .authorize_space::<perm::AssetCreate>(&p, &space.id)
         .await?;
     let done = AtomicUsize::new(0);
@@ -62,7 +67,7 @@ async fn main() -> anyhow::Result<()> {
                 let body = futures_util::stream::iter([Ok::<_, Infallible>(Bytes::from(format!(
                     "asset {i}"
                 )))]);
-                svc.upload(authz, upload, body).await.unwrap();
+                svc.content.upload(authz, upload, body).await.unwrap();
                 let d = done.fetch_add(1, Ordering::Relaxed) + 1;
                 if d % 10_000 == 0 {
                     eprintln!(

@@ -73,7 +73,7 @@ pub async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
                 None
             };
             let inst = open(&instance, Create::IfMissing).await?;
-            let out = inst.service.bootstrap(email, org, pw).await?;
+            let out = inst.service.ops.bootstrap(email, org, pw).await?;
             if out.password_ignored {
                 eprintln!(
                     "note: the user already exists, so the password on standard input was not used \
@@ -112,7 +112,11 @@ pub async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
             let role = parse_role(&role)?;
             let name = Name::parse(&name).map_err(|e| anyhow::anyhow!("key name {}", e.0))?;
             let inst = open(&instance, Create::Never).await?;
-            let key = inst.service.create_service_key(&org, role, name).await?;
+            let key = inst
+                .service
+                .ops
+                .create_service_key(&org, role, name)
+                .await?;
             if json {
                 print_json(serde_json::json!({"id": key.id, "api_key": key.api_key.as_str()}));
             } else {
@@ -136,7 +140,7 @@ pub async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
                 max_assets: limit_arg("--max-assets", &max_assets)?,
             };
             let inst = open(&instance, Create::Never).await?;
-            let set = inst.service.set_quota(&org, quota).await?;
+            let set = inst.service.ops.set_quota(&org, quota).await?;
             if json {
                 print_json(serde_json::json!({"org_id": org, "quota": set}));
             } else {
@@ -165,7 +169,7 @@ pub async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
                 None
             };
             let inst = open(&instance, Create::Never).await?;
-            let user_id = inst.service.create_user(&org, email, role, pw).await?;
+            let user_id = inst.service.ops.create_user(&org, email, role, pw).await?;
             if json {
                 print_json(serde_json::json!({"user_id": user_id}));
             } else {
@@ -181,7 +185,7 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
     match cmd {
         KeysCommand::Status { instance, json } => {
             let inst = open(&instance, Create::Never).await?;
-            let status = inst.service.key_status().await?;
+            let status = inst.service.ops.key_status().await?;
             if json {
                 print_json(serde_json::to_value(&status)?);
             } else {
@@ -196,6 +200,7 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
             let tty = std::io::stderr().is_terminal();
             let report = inst
                 .service
+                .ops
                 .rotate_keys(|done, total| {
                     let mut err = std::io::stderr();
                     if tty {
@@ -231,7 +236,7 @@ pub async fn audit(cmd: AuditCommand) -> anyhow::Result<bool> {
     } = cmd;
     let org = org.as_deref().map(org_id).transpose()?;
     let inst = open(&instance, Create::Never).await?;
-    let reports = inst.service.verify_audit(org.as_ref()).await?;
+    let reports = inst.service.audit.verify_audit(org.as_ref()).await?;
     let intact = reports.iter().all(|r| r.intact);
     if json {
         print_json(serde_json::json!({"intact": intact, "orgs": reports}));
@@ -271,7 +276,7 @@ pub async fn audit(cmd: AuditCommand) -> anyhow::Result<bool> {
 pub async fn jobs(cmd: JobsCommand) -> anyhow::Result<()> {
     let JobsCommand::Status { instance, json } = cmd;
     let inst = open(&instance, Create::Never).await?;
-    let report = inst.service.job_report().await?;
+    let report = inst.service.jobs.job_report().await?;
     if json {
         print_json(serde_json::to_value(&report)?);
         return Ok(());

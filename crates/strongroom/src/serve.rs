@@ -383,13 +383,13 @@ pub async fn start(
         let mut tick = tokio::time::interval(Duration::from_secs(600));
         loop {
             tick.tick().await;
-            if let Err(e) = service.sweep_orphans().await {
+            if let Err(e) = service.ops.sweep_orphans().await {
                 tracing::warn!(error = %e, "orphan sweep failed");
             }
-            if let Err(e) = service.prune_login_records().await {
+            if let Err(e) = service.identity.prune_login_records().await {
                 tracing::warn!(error = %e, "pruning old sign-in records failed");
             }
-            if let Err(e) = service.prune_jobs().await {
+            if let Err(e) = service.jobs.prune_jobs().await {
                 tracing::warn!(error = %e, "pruning finished jobs failed");
             }
         }
@@ -408,13 +408,13 @@ pub async fn start(
             tracing::info!("media processing is off (ffmpeg not found or [media] enabled = false)")
         }
     }
-    let worker = tokio::spawn(inst.service.clone().run_worker());
+    let worker = tokio::spawn(inst.service.jobs.clone().run_worker());
     // The start-up round completes before the first request is served, so it checkpoints
     // exactly the heads the database was started with.
-    if let Err(e) = inst.service.write_audit_checkpoints().await {
+    if let Err(e) = inst.service.audit.write_audit_checkpoints().await {
         tracing::warn!(error = %e, "writing audit checkpoints at start-up failed");
     }
-    let checkpointer = tokio::spawn(inst.service.clone().run_audit_checkpoints());
+    let checkpointer = tokio::spawn(inst.service.audit.clone().run_audit_checkpoints());
     let state = AppState {
         service: inst.service.clone(),
         config: Arc::new(settings.http.clone()),
@@ -431,7 +431,7 @@ pub async fn start(
         let _ = checkpointer.await;
         // The drained server's last heads, outside the database: a later restore of an older
         // database shows up as a checkpoint newer than its chain.
-        if let Err(e) = service.write_audit_checkpoints().await {
+        if let Err(e) = service.audit.write_audit_checkpoints().await {
             tracing::warn!(error = %e, "writing audit checkpoints at shutdown failed");
         }
         service.close().await;

@@ -208,9 +208,11 @@ async fn set_member_role(
     let user = user_id(&user)?;
     let authz = state
         .service
+        .authz
         .authorize_org::<perm::MemberManage>(&p, &org)?;
     state
         .service
+        .tenancy
         .set_member_role(&authz, &user, &body.role)
         .await?;
     Ok(Json(
@@ -227,8 +229,9 @@ async fn remove_member(
     let user = user_id(&user)?;
     let authz = state
         .service
+        .authz
         .authorize_org::<perm::MemberManage>(&p, &org)?;
-    state.service.remove_member(&authz, &user).await?;
+    state.service.tenancy.remove_member(&authz, &user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -249,8 +252,13 @@ async fn invite(
     let email = Email::parse(&body.email).map_err(|e| unprocessable(e.0))?;
     let authz = state
         .service
+        .authz
         .authorize_org::<perm::MemberInvite>(&p, &org)?;
-    let inv = state.service.invite(&authz, email, &body.role).await?;
+    let inv = state
+        .service
+        .tenancy
+        .invite(&authz, email, &body.role)
+        .await?;
     Ok((StatusCode::CREATED, Json(inv)))
 }
 
@@ -262,8 +270,9 @@ async fn invitations(
     let org = org_id(&org)?;
     let authz = state
         .service
+        .authz
         .authorize_org::<perm::MemberInvite>(&p, &org)?;
-    Ok(list(state.service.list_invitations(&authz).await?))
+    Ok(list(state.service.tenancy.list_invitations(&authz).await?))
 }
 
 async fn revoke_invitation(
@@ -272,8 +281,8 @@ async fn revoke_invitation(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = InvitationId::parse(&id).map_err(|_| ApiError::not_found("invitation"))?;
-    let authz = state.service.authorize_invitation_revoke(&p, &id)?;
-    state.service.revoke_invitation(&authz).await?;
+    let authz = state.service.authz.authorize_invitation_revoke(&p, &id)?;
+    state.service.tenancy.revoke_invitation(&authz).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -293,6 +302,7 @@ async fn accept_invitation(
 ) -> Result<Json<strongroom_service::Accepted>, ApiError> {
     let done = state
         .service
+        .tenancy
         .accept_invitation(
             &body.token,
             body.password,
@@ -309,8 +319,11 @@ async fn roles(
     Path(org): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let org = org_id(&org)?;
-    let authz = state.service.authorize_org::<perm::OrgRead>(&p, &org)?;
-    Ok(list(state.service.list_roles(&authz).await?))
+    let authz = state
+        .service
+        .authz
+        .authorize_org::<perm::OrgRead>(&p, &org)?;
+    Ok(list(state.service.tenancy.list_roles(&authz).await?))
 }
 
 #[derive(serde::Deserialize)]
@@ -328,9 +341,13 @@ async fn create_role(
 ) -> Result<(StatusCode, Json<strongroom_service::RoleInfo>), ApiError> {
     let org = org_id(&org)?;
     let name = Name::parse(&body.name).map_err(|e| unprocessable(e.0))?;
-    let authz = state.service.authorize_org::<perm::RoleManage>(&p, &org)?;
+    let authz = state
+        .service
+        .authz
+        .authorize_org::<perm::RoleManage>(&p, &org)?;
     let role = state
         .service
+        .tenancy
         .create_role(&authz, name, &body.permissions)
         .await?;
     Ok((StatusCode::CREATED, Json(role)))
@@ -350,9 +367,13 @@ async fn update_role(
 ) -> Result<Json<strongroom_service::RoleInfo>, ApiError> {
     let org = org_id(&org)?;
     let role = role_id(&role)?;
-    let authz = state.service.authorize_org::<perm::RoleManage>(&p, &org)?;
+    let authz = state
+        .service
+        .authz
+        .authorize_org::<perm::RoleManage>(&p, &org)?;
     let updated = state
         .service
+        .tenancy
         .update_role(&authz, &role, &body.permissions)
         .await?;
     Ok(Json(updated))
@@ -365,8 +386,11 @@ async fn delete_role(
 ) -> Result<StatusCode, ApiError> {
     let org = org_id(&org)?;
     let role = role_id(&role)?;
-    let authz = state.service.authorize_org::<perm::RoleManage>(&p, &org)?;
-    state.service.delete_role(&authz, &role).await?;
+    let authz = state
+        .service
+        .authz
+        .authorize_org::<perm::RoleManage>(&p, &org)?;
+    state.service.tenancy.delete_role(&authz, &role).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -387,9 +411,14 @@ async fn grant(
     let user = user_id(&body.user_id)?;
     let authz = state
         .service
+        .authz
         .authorize_space_admin::<perm::MemberManage>(&p, &space)
         .await?;
-    let g = state.service.grant_space(&authz, &user, &body.role).await?;
+    let g = state
+        .service
+        .tenancy
+        .grant_space(&authz, &user, &body.role)
+        .await?;
     Ok((StatusCode::CREATED, Json(g)))
 }
 
@@ -401,9 +430,10 @@ async fn grants(
     let space = space_id(&space)?;
     let authz = state
         .service
+        .authz
         .authorize_space_admin::<perm::MemberManage>(&p, &space)
         .await?;
-    Ok(list(state.service.list_grants(&authz).await?))
+    Ok(list(state.service.tenancy.list_grants(&authz).await?))
 }
 
 async fn revoke_grant(
@@ -415,8 +445,9 @@ async fn revoke_grant(
     let user = user_id(&user)?;
     let authz = state
         .service
+        .authz
         .authorize_space_admin::<perm::MemberManage>(&p, &space)
         .await?;
-    state.service.revoke_grant(&authz, &user).await?;
+    state.service.tenancy.revoke_grant(&authz, &user).await?;
     Ok(StatusCode::NO_CONTENT)
 }

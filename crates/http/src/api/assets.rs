@@ -132,6 +132,7 @@ async fn upload(
     // Authorized, and the space resolved, before a single byte of the body is read.
     let authz = state
         .service
+        .authz
         .authorize_space::<perm::AssetCreate>(&p, &space_id)
         .await?;
     let limit = state.service.config().max_upload_bytes;
@@ -195,6 +196,7 @@ async fn upload(
             };
             break state
                 .service
+                .content
                 .upload(&authz, upload, Box::pin(stream))
                 .await?;
         }
@@ -207,6 +209,7 @@ async fn upload(
         let stream = req.into_body().into_data_stream();
         state
             .service
+            .content
             .upload(
                 &authz,
                 NewUpload {
@@ -230,10 +233,12 @@ async fn list(
     let (limit, after) = q.parse()?;
     let authz = state
         .service
+        .authz
         .authorize_space::<perm::AssetRead>(&p, &space_id)
         .await?;
     let page = state
         .service
+        .content
         .list_assets(&authz, ListQuery { after, limit })
         .await?;
     Ok(super::page_json(page))
@@ -247,9 +252,10 @@ async fn metadata(
     let id = asset_id(&id)?;
     let authz = state
         .service
+        .authz
         .authorize_asset::<perm::AssetRead>(&p, &id)
         .await?;
-    Ok(Json(state.service.asset_detail(&authz).await?))
+    Ok(Json(state.service.content.asset_detail(&authz).await?))
 }
 
 async fn content(
@@ -262,16 +268,17 @@ async fn content(
     let id = asset_id(&id)?;
     let authz = state
         .service
+        .authz
         .authorize_asset::<perm::AssetRead>(&p, &id)
         .await?;
-    let asset = state.service.get_asset(&authz);
+    let asset = state.service.content.get_asset(&authz);
     let delivery = Delivery {
         // A signed-in caller's copy: never in a shared cache, revalidated on every use.
         cache_control: HeaderValue::from_static("private, no-cache"),
         extra: Vec::new(),
     };
     download::respond(&asset, &method, &headers, delivery, |range| {
-        state.service.read_content(&authz, range)
+        state.service.content.read_content(&authz, range)
     })
     .await
 }
@@ -284,8 +291,9 @@ async fn remove(
     let id = asset_id(&id)?;
     let authz = state
         .service
+        .authz
         .authorize_asset::<perm::AssetDelete>(&p, &id)
         .await?;
-    state.service.delete_asset(&authz).await?;
+    state.service.content.delete_asset(&authz).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -140,7 +140,7 @@ async fn login(
         recovery_code: body.recovery_code,
         device: named_cookie(&headers, DEVICE_COOKIE),
     };
-    let done = state.service.login(req).await?;
+    let done = state.service.identity.login(req).await?;
     let mut res = Json(serde_json::json!({
         "user_id": done.user_id,
         "org_id": done.org_id,
@@ -158,8 +158,8 @@ async fn login(
 }
 
 async fn logout(State(state): State<AppState>, Auth(p): Auth) -> Result<Response, ApiError> {
-    let authz = state.service.authorize_self(&p)?;
-    state.service.logout(&authz).await?;
+    let authz = state.service.authz.authorize_self(&p)?;
+    state.service.identity.logout(&authz).await?;
     let mut res = StatusCode::NO_CONTENT.into_response();
     if let Some(c) = cookie("", 0) {
         res.headers_mut().insert(header::SET_COOKIE, c);
@@ -171,8 +171,8 @@ async fn sessions(
     State(state): State<AppState>,
     Auth(p): Auth,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let authz = state.service.authorize_self(&p)?;
-    let items = state.service.list_sessions(&authz).await?;
+    let authz = state.service.authz.authorize_self(&p)?;
+    let items = state.service.identity.list_sessions(&authz).await?;
     Ok(Json(
         serde_json::json!({"items": items, "next_cursor": null}),
     ))
@@ -184,8 +184,8 @@ async fn revoke_session(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = SessionId::parse(&id).map_err(|_| ApiError::not_found("session"))?;
-    let authz = state.service.authorize_self(&p)?;
-    state.service.revoke_session(&authz, &id).await?;
+    let authz = state.service.authz.authorize_self(&p)?;
+    state.service.identity.revoke_session(&authz, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -201,9 +201,10 @@ async fn reauth(
     Auth(p): Auth,
     ApiJson(body): ApiJson<Reauth>,
 ) -> Result<StatusCode, ApiError> {
-    let authz = state.service.authorize_self(&p)?;
+    let authz = state.service.authz.authorize_self(&p)?;
     state
         .service
+        .identity
         .reauthenticate(&authz, body.password, body.captcha.as_deref())
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -223,9 +224,10 @@ async fn change_password(
     Auth(p): Auth,
     ApiJson(body): ApiJson<PasswordChange>,
 ) -> Result<StatusCode, ApiError> {
-    let authz = state.service.authorize_self(&p)?;
+    let authz = state.service.authz.authorize_self(&p)?;
     state
         .service
+        .identity
         .change_password(
             &authz,
             body.current_password,

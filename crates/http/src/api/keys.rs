@@ -114,9 +114,11 @@ async fn create(
         .transpose()?;
     let key = state
         .service
+        .keys
         .create_api_key(
             &state
                 .service
+                .authz
                 .authorize_org::<perm::ApiKeyManage>(&p, &org)?,
             name,
             &body.role,
@@ -142,9 +144,11 @@ async fn list(
     let (limit, after) = q.parse()?;
     let page = state
         .service
+        .keys
         .list_api_keys(
             &state
                 .service
+                .authz
                 .authorize_org::<perm::ApiKeyManage>(&p, &org)?,
             ListQuery { after, limit },
         )
@@ -165,9 +169,10 @@ async fn rotate(
     } else {
         crate::extract::json_object(&body)?
     };
-    let authz = state.service.authorize_key_owner(&p, &id).await?;
+    let authz = state.service.authz.authorize_key_owner(&p, &id).await?;
     let rotated = state
         .service
+        .keys
         .rotate_api_key(&authz, body.grace_secs)
         .await?;
     Ok(Json(serde_json::json!({
@@ -183,7 +188,7 @@ async fn revoke(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = key_id(&id)?;
-    let authz = state.service.authorize_key_manage(&p, &id).await?;
-    state.service.revoke_api_key(&authz).await?;
+    let authz = state.service.authz.authorize_key_manage(&p, &id).await?;
+    state.service.keys.revoke_api_key(&authz).await?;
     Ok(StatusCode::NO_CONTENT)
 }

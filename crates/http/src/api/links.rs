@@ -138,9 +138,10 @@ async fn create(
     };
     let authz = state
         .service
+        .authz
         .authorize_asset::<perm::LinkCreate>(&p, &asset)
         .await?;
-    let created = state.service.create_link(&authz, new).await?;
+    let created = state.service.content.create_link(&authz, new).await?;
     // The creator reached us at this origin, so the holder of the link can too; behind a proxy
     // or CDN, `public_url` names the origin clients use.
     let origin = client_origin(&state, &uri, &headers);
@@ -171,16 +172,18 @@ async fn list(
     // Who makes links or revokes them may list them.
     let page = match state
         .service
+        .authz
         .authorize_asset::<perm::LinkCreate>(&p, &asset)
         .await
     {
-        Ok(authz) => state.service.list_links(&authz, q).await?,
+        Ok(authz) => state.service.content.list_links(&authz, q).await?,
         Err(strongroom_service::ServiceError::Forbidden(_)) => {
             let authz = state
                 .service
+                .authz
                 .authorize_asset::<perm::LinkDelete>(&p, &asset)
                 .await?;
-            state.service.list_links(&authz, q).await?
+            state.service.content.list_links(&authz, q).await?
         }
         Err(e) => return Err(e.into()),
     };
@@ -193,8 +196,8 @@ async fn revoke(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = link_id(&id)?;
-    let authz = state.service.authorize_link_revoke(&p, &id).await?;
-    state.service.revoke_link(&authz).await?;
+    let authz = state.service.authz.authorize_link_revoke(&p, &id).await?;
+    state.service.content.revoke_link(&authz).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -228,7 +231,7 @@ async fn download(
     let Ok(Path(token)) = token else {
         return Err(ApiError::not_found("link"));
     };
-    let grant = state.service.open_link(&token, client.meta).await?;
+    let grant = state.service.content.open_link(&token, client.meta).await?;
     let asset = grant.asset().clone();
     let delivery = Delivery {
         cache_control: cache_control(&grant),
@@ -239,7 +242,7 @@ async fn download(
         )],
     };
     download::respond(&asset, &method, &headers, delivery, |range| {
-        state.service.read_link(grant, range)
+        state.service.content.read_link(grant, range)
     })
     .await
 }

@@ -83,15 +83,16 @@ async fn rendition(
     let asset = asset_id(&asset)?;
     let authz = state
         .service
+        .authz
         .authorize_asset::<perm::AssetRead>(&p, &asset)
         .await?;
-    let view = state.service.rendition_meta(&authz, &name).await?;
+    let view = state.service.content.rendition_meta(&authz, &name).await?;
     let delivery = Delivery {
         cache_control: HeaderValue::from_static("private, no-cache"),
         extra: Vec::new(),
     };
     download::respond(&view, &method, &headers, delivery, |range| {
-        state.service.read_rendition(&authz, &name, range)
+        state.service.content.read_rendition(&authz, &name, range)
     })
     .await
 }
@@ -114,10 +115,12 @@ async fn create_playback(
     let asset = asset_id(&asset)?;
     let authz = state
         .service
+        .authz
         .authorize_asset::<perm::AssetRead>(&p, &asset)
         .await?;
     let created = state
         .service
+        .content
         .create_playback(&authz, body.expires_in)
         .await?;
     let origin = client_origin(&state, &uri, &headers);
@@ -137,8 +140,12 @@ async fn revoke_playback(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = PlaybackId::parse(&id).map_err(|_| ApiError::not_found("playback"))?;
-    let authz = state.service.authorize_playback_revoke(&p, &id).await?;
-    state.service.revoke_playback(&authz).await?;
+    let authz = state
+        .service
+        .authz
+        .authorize_playback_revoke(&p, &id)
+        .await?;
+    state.service.content.revoke_playback(&authz).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -147,7 +154,12 @@ async fn hls(
     Path((token, path)): Path<(String, String)>,
     client: ClientInfo,
 ) -> Response {
-    match state.service.open_hls(&token, &path, client.meta).await {
+    match state
+        .service
+        .content
+        .open_hls(&token, &path, client.meta)
+        .await
+    {
         Ok(file) => {
             let cache = if file.max_age == 0 {
                 HeaderValue::from_static("no-store")

@@ -176,8 +176,9 @@ async fn audit(
     };
     let authz = state
         .service
+        .authz
         .authorize_org::<perm::AuditRead>(&p, &org_id)?;
-    let (items, next) = state.service.list_audit(&authz, after, limit).await?;
+    let (items, next) = state.service.audit.list_audit(&authz, after, limit).await?;
     Ok(Json(
         serde_json::json!({"items": items, "next_cursor": next.map(|n| n.to_string())}),
     ))
@@ -191,8 +192,9 @@ async fn audit_export(
     let org_id = OrgId::parse(&org_id).map_err(|_| ApiError::not_found("organization"))?;
     let authz = state
         .service
+        .authz
         .authorize_org::<perm::AuditRead>(&p, &org_id)?;
-    let lines = state.service.export_audit(&authz).await?;
+    let lines = state.service.audit.export_audit(&authz).await?;
     let disposition = format!("attachment; filename=\"audit-{org_id}.ndjson\"");
     // The status line is gone once lines flow: a failure midway is logged and cuts the
     // connection, and the missing end line tells the verifier the export is incomplete.

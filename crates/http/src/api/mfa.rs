@@ -79,8 +79,8 @@ async fn enrol(
     State(state): State<AppState>,
     Auth(p): Auth,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let authz = state.service.authorize_self(&p)?;
-    let e = state.service.enrol_totp(&authz).await?;
+    let authz = state.service.authz.authorize_self(&p)?;
+    let e = state.service.identity.enrol_totp(&authz).await?;
     Ok(Json(serde_json::json!({
         "secret": e.secret.as_str(),
         "otpauth_uri": e.otpauth_uri.as_str(),
@@ -99,8 +99,12 @@ async fn confirm(
     Auth(p): Auth,
     ApiJson(body): ApiJson<Confirm>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let authz = state.service.authorize_self(&p)?;
-    let codes = state.service.confirm_totp(&authz, &body.code).await?;
+    let authz = state.service.authz.authorize_self(&p)?;
+    let codes = state
+        .service
+        .identity
+        .confirm_totp(&authz, &body.code)
+        .await?;
     let codes: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
     Ok(Json(serde_json::json!({"recovery_codes": codes})))
 }
@@ -118,9 +122,10 @@ async fn disable(
     Auth(p): Auth,
     ApiJson(body): ApiJson<PasswordConfirm>,
 ) -> Result<StatusCode, ApiError> {
-    let authz = state.service.authorize_self(&p)?;
+    let authz = state.service.authz.authorize_self(&p)?;
     state
         .service
+        .identity
         .disable_totp(&authz, body.password, body.captcha.as_deref())
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -134,8 +139,9 @@ async fn members(
     let org = org_id(&org)?;
     let authz = state
         .service
+        .authz
         .authorize_org::<perm::MemberManage>(&p, &org)?;
-    let items = state.service.list_members(&authz).await?;
+    let items = state.service.tenancy.list_members(&authz).await?;
     Ok(Json(
         serde_json::json!({"items": items, "next_cursor": null}),
     ))
@@ -161,8 +167,15 @@ async fn policy(
             "nothing to change: send require_mfa",
         ));
     };
-    let authz = state.service.authorize_org::<perm::OrgManage>(&p, &org)?;
-    state.service.set_require_mfa(&authz, required).await?;
+    let authz = state
+        .service
+        .authz
+        .authorize_org::<perm::OrgManage>(&p, &org)?;
+    state
+        .service
+        .tenancy
+        .set_require_mfa(&authz, required)
+        .await?;
     Ok(Json(
         serde_json::json!({"id": org, "require_mfa": required}),
     ))

@@ -56,8 +56,11 @@ async fn create(
     let org = org_id(&org)?;
     let name = Name::parse(&body.name)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e.0))?;
-    let authz = state.service.authorize_org::<perm::SpaceCreate>(&p, &org)?;
-    let space = state.service.create_space(&authz, name).await?;
+    let authz = state
+        .service
+        .authz
+        .authorize_org::<perm::SpaceCreate>(&p, &org)?;
+    let space = state.service.content.create_space(&authz, name).await?;
     Ok((StatusCode::CREATED, Json(space)))
 }
 
@@ -71,8 +74,9 @@ async fn list(
     let (limit, after) = q.parse()?;
     let page = state
         .service
+        .content
         .list_spaces(
-            &state.service.authorize_member(&p, &org)?,
+            &state.service.authz.authorize_member(&p, &org)?,
             ListQuery { after, limit },
         )
         .await?;

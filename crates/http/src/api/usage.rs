@@ -30,6 +30,9 @@ async fn usage(
     Path(org): Path<String>,
 ) -> Result<Json<UsageInfo>, ApiError> {
     let org = org_id(&org)?;
-    let authz = state.service.authorize_org::<perm::OrgRead>(&p, &org)?;
-    Ok(Json(state.service.usage(&authz).await?))
+    let authz = state
+        .service
+        .authz
+        .authorize_org::<perm::OrgRead>(&p, &org)?;
+    Ok(Json(state.service.tenancy.usage(&authz).await?))
 }

@@ -117,6 +117,7 @@ pub(crate) async fn new_asset(store: &Store, space: &SpaceRow, n: usize) -> Asse
         size: 5_000_000_000,
         sha256: format!("{n:064x}"),
         created_at: ts(1_700_000_000_006),
+        media_status: None,
     };
     let mut tx = store.begin().await.unwrap();
     tx.insert_blob(&blob).await.unwrap();

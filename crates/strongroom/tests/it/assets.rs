@@ -331,7 +331,7 @@ both_backends! {
         let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
         std::fs::File::options().write(true).open(&orphan).unwrap().set_modified(old).unwrap();
         assert_eq!(srv.object_files().len(), 2);
-        assert_eq!(srv.service.sweep_orphans().await.unwrap(), 1);
+        assert_eq!(srv.service.ops.sweep_orphans().await.unwrap(), 1);
         assert_eq!(srv.object_files(), vec![real], "only the orphan is removed");
         let res = srv.req(Method::GET, &format!("/api/v1/assets/{}/content", kept["id"].as_str().unwrap()), Some(&boot.api_key)).send().await.unwrap();
         assert_eq!(res.bytes().await.unwrap().as_ref(), pattern(5000, 1).as_slice());

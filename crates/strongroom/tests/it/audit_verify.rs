@@ -801,7 +801,7 @@ both_backends! {
         assert_eq!(checkpoint_files(&srv.data_dir, &idle.org_id), idle_before);
         assert_eq!(mtime(&idle.org_id, 3), idle_mtime);
         // The orphan sweep keeps them (it only ever looks at blob objects).
-        assert_eq!(srv.service.sweep_orphans().await.unwrap(), 0);
+        assert_eq!(srv.service.ops.sweep_orphans().await.unwrap(), 0);
         assert!(checkpoint_files(&srv.data_dir, &busy.org_id).contains_key(&9));
         let _ = space;
     }

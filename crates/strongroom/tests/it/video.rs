@@ -573,7 +573,7 @@ both_backends! {
             let old = srv.object_files().iter().filter(|f| {
                 f.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|e| e > grace))
             }).count();
-            let removed = srv.service.sweep_orphans().await.unwrap();
+            let removed = srv.service.ops.sweep_orphans().await.unwrap();
             assert_eq!(removed, 0, "the sweep removed a running job's outputs");
             if old > 1 {
                 sweeps_with_old_outputs += 1;
@@ -598,7 +598,7 @@ both_backends! {
         assert!(frames.abs_diff(10 * 25) <= 1, "{frames} frames");
         // Once committed, the outputs are ordinary blobs: a later sweep leaves them too.
         tokio::time::sleep(grace).await;
-        assert_eq!(srv.service.sweep_orphans().await.unwrap(), 0);
+        assert_eq!(srv.service.ops.sweep_orphans().await.unwrap(), 0);
         assert_eq!(fetch_every_segment(&srv, key, id).await, counts);
     }
 
@@ -730,12 +730,12 @@ both_backends! {
 
         // The media lane runs the broken job: it fails for good, and the asset says why
         // instead of staying "processing".
-        assert!(srv.service.run_one(Lane::Media, "test-media-worker").await.unwrap());
+        assert!(srv.service.jobs.run_one(Lane::Media, "test-media-worker").await.unwrap());
         let a = get_json(srv.req(Method::GET, &format!("/api/v1/assets/{id}"), Some(key))).await;
         assert_eq!((a["status"].as_str(), a["error"].as_str()), (Some("failed"), Some("the payload failed its integrity check")), "{a}");
         assert_eq!(job_about(&srv, id).await, ("failed".to_owned(), Some("the payload failed its integrity check".to_owned())));
         // The unknown kind is not the media lane's; the mail lane's worker fails it, naming it.
-        assert!(!srv.service.run_one(Lane::Media, "test-media-worker").await.unwrap());
+        assert!(!srv.service.jobs.run_one(Lane::Media, "test-media-worker").await.unwrap());
         use sqlx::Row;
         let deadline = Instant::now() + Duration::from_secs(30);
         let (status, error) = loop {
@@ -754,7 +754,7 @@ both_backends! {
         // The workers carry on: a good upload is processed by the media lane as before.
         let good = upload_as(&srv, key, &space, "good.mp4", "video/mp4", test_video()).await;
         let good_id = good["id"].as_str().unwrap();
-        assert!(srv.service.run_one(Lane::Media, "test-media-worker").await.unwrap());
+        assert!(srv.service.jobs.run_one(Lane::Media, "test-media-worker").await.unwrap());
         assert_eq!(get_json(srv.req(Method::GET, &format!("/api/v1/assets/{good_id}"), Some(key))).await["status"], "ready");
     }
 }

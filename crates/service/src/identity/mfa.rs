@@ -7,16 +7,16 @@
 //! HMACs and used up atomically. Second-factor failures have their own counters: a correct
 //! password does not open unlimited guessing of six-digit codes.
 
-use strongroom_domain::{OrgId, UserId};
+use strongroom_domain::UserId;
 use strongroom_identity::{recovery, totp};
-use strongroom_store::MemberRow;
 use zeroize::Zeroizing;
 
+use super::Identity;
+use super::throttle::Scopes;
 use crate::audit::Record;
-use crate::authz::{OrgAuthz, SelfAuthz, perm};
-use crate::mail::{Notice, NoticeContext};
-use crate::throttle::Scopes;
-use crate::{Result, Service, ServiceError};
+use crate::authz::SelfAuthz;
+use crate::notify::{Notice, NoticeContext};
+use crate::{Result, ServiceError};
 
 /// A new TOTP enrolment, shown once.
 pub struct TotpEnrolment {
@@ -44,15 +44,7 @@ fn unix_secs(now: strongroom_domain::Timestamp) -> u64 {
     u64::try_from(now.millis() / 1000).unwrap_or_default()
 }
 
-impl Service {
-    /// Whether the organization requires a second factor that this user has not set up.
-    pub(crate) async fn mfa_enrolment_pending(&self, org: &OrgId, user: &UserId) -> Result<bool> {
-        if !self.store.requires_mfa(org).await? {
-            return Ok(false);
-        }
-        Ok(!self.store.totp(user).await?.is_some_and(|t| t.active))
-    }
-
+impl Identity {
     fn secret_of(&self, user: &UserId, sealed: &[u8]) -> Result<totp::TotpSecret> {
         let plain = self.totp_key.open(&aad(user), sealed).map_err(|_| {
             ServiceError::Internal(format!("the TOTP secret of {user} does not decrypt"))
@@ -65,13 +57,14 @@ impl Service {
     /// Starts TOTP enrolment for the signed-in user: not active until confirmed with a code.
     pub async fn enrol_totp(&self, authz: &SelfAuthz<'_>) -> Result<TotpEnrolment> {
         let (p, uid) = (authz.principal(), authz.user_id());
-        self.require_recent_auth(p).await?;
-        if self.store.totp(uid).await?.is_some_and(|t| t.active) {
+        self.ctx.require_recent_auth(p).await?;
+        if self.ctx.store.totp(uid).await?.is_some_and(|t| t.active) {
             return Err(ServiceError::Conflict(
                 "two-factor authentication is already on; turn it off first".into(),
             ));
         }
         let email = self
+            .ctx
             .store
             .user_email(uid)
             .await?
@@ -80,9 +73,12 @@ impl Service {
         let enrolment = totp::enrolment(&secret, ISSUER, email.as_str())
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
         let sealed = self.totp_key.seal(&aad(uid), secret.to_base32().as_bytes());
-        let mut tx = self.store.begin().await?;
-        tx.set_pending_totp(uid, &sealed, self.clock.now()).await?;
-        self.audit(&mut tx, Record::by(p, "mfa.enrol_start", uid))
+        let mut tx = self.ctx.store.begin().await?;
+        tx.set_pending_totp(uid, &sealed, self.ctx.clock.now())
+            .await?;
+        self.ctx
+            .audit
+            .append(&mut tx, Record::by(p, "mfa.enrol_start", uid))
             .await?;
         tx.commit().await?;
         Ok(TotpEnrolment {
@@ -99,18 +95,18 @@ impl Service {
         code: &str,
     ) -> Result<Vec<Zeroizing<String>>> {
         let (p, uid) = (authz.principal(), authz.user_id());
-        let row =
-            self.store
-                .totp(uid)
-                .await?
-                .filter(|t| !t.active)
-                .ok_or(ServiceError::Conflict(
-                    "there is no enrolment to confirm: start one with POST /api/v1/me/mfa/totp"
-                        .into(),
-                ))?;
+        let row = self
+            .ctx
+            .store
+            .totp(uid)
+            .await?
+            .filter(|t| !t.active)
+            .ok_or(ServiceError::Conflict(
+                "there is no enrolment to confirm: start one with POST /api/v1/me/mfa/totp".into(),
+            ))?;
         let secret = self.secret_of(uid, &row.secret_enc)?;
         let step =
-            totp::verify(&secret, code, unix_secs(self.clock.now()), None).map_err(|_| {
+            totp::verify(&secret, code, unix_secs(self.ctx.clock.now()), None).map_err(|_| {
                 ServiceError::Invalid(
                     "the code is not valid: check the time on your device and try the next code"
                         .into(),
@@ -121,23 +117,26 @@ impl Service {
             .iter()
             .map(|c| self.recovery_hasher.mac(c.as_bytes()))
             .collect();
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.ctx.store.begin().await?;
         if !tx.accept_totp_step(uid, step).await? {
             return Err(ServiceError::Invalid(
                 "that code was already used: wait for the next one".into(),
             ));
         }
         tx.replace_recovery_codes(uid, &hashes).await?;
-        self.audit(&mut tx, Record::by(p, "mfa.enable", uid))
+        self.ctx
+            .audit
+            .append(&mut tx, Record::by(p, "mfa.enable", uid))
             .await?;
-        self.queue_notice(
-            &mut tx,
-            Some(&p.org_id),
-            uid,
-            Notice::MfaEnabled,
-            p.notice_context(),
-        )
-        .await?;
+        self.notify
+            .queue_notice(
+                &mut tx,
+                Some(&p.org_id),
+                uid,
+                Notice::MfaEnabled,
+                p.notice_context(),
+            )
+            .await?;
         tx.commit().await?;
         Ok(codes)
     }
@@ -150,20 +149,24 @@ impl Service {
         captcha: Option<&str>,
     ) -> Result<()> {
         let (p, uid) = (authz.principal(), authz.user_id());
-        self.check_own_password(uid, &p.meta.ip, &password, captcha)
+        self.passwords
+            .check_own_password(uid, &p.meta.ip, &password, captcha)
             .await?;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.ctx.store.begin().await?;
         tx.delete_totp(uid).await?;
-        self.audit(&mut tx, Record::by(p, "mfa.disable", uid))
+        self.ctx
+            .audit
+            .append(&mut tx, Record::by(p, "mfa.disable", uid))
             .await?;
-        self.queue_notice(
-            &mut tx,
-            Some(&p.org_id),
-            uid,
-            Notice::MfaDisabled,
-            p.notice_context(),
-        )
-        .await?;
+        self.notify
+            .queue_notice(
+                &mut tx,
+                Some(&p.org_id),
+                uid,
+                Notice::MfaDisabled,
+                p.notice_context(),
+            )
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -176,19 +179,19 @@ impl Service {
         code: Option<&str>,
         recovery_code: Option<&str>,
     ) -> Result<()> {
-        let Some(row) = self.store.totp(user).await?.filter(|t| t.active) else {
+        let Some(row) = self.ctx.store.totp(user).await?.filter(|t| t.active) else {
             return Ok(());
         };
         if code.is_none() && recovery_code.is_none() {
             return Err(ServiceError::MfaRequired);
         }
-        if self.otp_failures(scopes).await? {
+        if self.passwords.otp_failures(scopes).await? {
             return Err(ServiceError::RateLimited {
                 retry_after_secs: 15 * 60,
             });
         }
-        let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
+        let now = self.ctx.clock.now();
+        let mut tx = self.ctx.store.begin().await?;
         let ok = match (code, recovery_code) {
             (Some(code), _) => {
                 let secret = self.secret_of(user, &row.secret_enc)?;
@@ -207,7 +210,8 @@ impl Service {
                             ip: &scopes.addr,
                             user_agent: None,
                         };
-                        self.queue_notice(&mut tx, None, user, Notice::RecoveryCodeUsed, ctx)
+                        self.notify
+                            .queue_notice(&mut tx, None, user, Notice::RecoveryCodeUsed, ctx)
                             .await?;
                     }
                     used
@@ -218,36 +222,9 @@ impl Service {
         };
         tx.commit().await?;
         if !ok {
-            self.record_otp_failure(scopes).await?;
+            self.passwords.record_otp_failure(scopes).await?;
             return Err(ServiceError::InvalidCredentials);
         }
         Ok(())
-    }
-
-    /// Requires (or stops requiring) a second factor of every member.
-    pub async fn set_require_mfa(
-        &self,
-        authz: &OrgAuthz<'_, perm::OrgManage>,
-        required: bool,
-    ) -> Result<()> {
-        let (p, org) = (authz.principal(), authz.org_id());
-        let mut tx = self.store.begin().await?;
-        tx.set_require_mfa(org, required).await?;
-        self.audit(
-            &mut tx,
-            Record::by(p, "org.policy_change", org)
-                .detail(serde_json::json!({"require_mfa": required})),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// The organization's members, with whether each has two-factor authentication on.
-    pub async fn list_members(
-        &self,
-        authz: &OrgAuthz<'_, perm::MemberManage>,
-    ) -> Result<Vec<MemberRow>> {
-        Ok(self.store.members(authz.org_id()).await?)
     }
 }

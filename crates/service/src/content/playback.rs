@@ -10,9 +10,10 @@ use strongroom_domain::{PlaybackId, Timestamp};
 use strongroom_store::PlaybackRow;
 use zeroize::Zeroizing;
 
+use super::ContentService;
 use crate::audit::Record;
 use crate::authz::{AssetAuthz, PlaybackAuthz, perm};
-use crate::{RequestMeta, Result, Service, ServiceError};
+use crate::{RequestMeta, Result, ServiceError};
 
 /// Random bytes in a playback token (256 bits).
 pub const PLAYBACK_TOKEN_BYTES: usize = 32;
@@ -40,7 +41,7 @@ pub struct HlsFile {
     pub max_age: u64,
 }
 
-impl Service {
+impl ContentService {
     /// A per-view URL token for a processed video the caller may read.
     pub async fn create_playback(
         &self,
@@ -48,14 +49,14 @@ impl Service {
         expires_in: u64,
     ) -> Result<CreatedPlayback> {
         let (p, asset) = (authz.principal(), authz.asset());
-        let max = self.config.max_link_lifetime.as_secs();
+        let max = self.ctx.config.max_link_lifetime.as_secs();
         if expires_in == 0 || expires_in > max {
             return Err(ServiceError::Invalid(format!(
                 "expires_in must be between 1 and {max} seconds"
             )));
         }
-        let state = self.store.media_state(&asset.id).await?;
-        let has_stream = self.store.hls_key(&asset.id).await?.is_some();
+        let state = self.ctx.store.media_state(&asset.id).await?;
+        let has_stream = self.ctx.store.hls_key(&asset.id).await?.is_some();
         match state.status.as_deref() {
             Some("ready") if has_stream => {}
             Some("processing") => {
@@ -75,7 +76,7 @@ impl Service {
                 ));
             }
         }
-        let now = self.clock.now();
+        let now = self.ctx.clock.now();
         let token = Zeroizing::new(token::random_token(PLAYBACK_TOKEN_BYTES));
         let row = PlaybackRow {
             id: PlaybackId::generate(),
@@ -87,16 +88,18 @@ impl Service {
             revoked_at: None,
             viewed_at: None,
         };
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.ctx.store.begin().await?;
         tx.insert_playback(&row, &self.playback_hasher.mac(token.as_bytes()))
             .await?;
-        self.audit(
-            &mut tx,
-            Record::by(p, "playback.create", &row.id).detail(
-                serde_json::json!({"asset_id": row.asset_id, "expires_at": row.expires_at}),
-            ),
-        )
-        .await?;
+        self.ctx
+            .audit
+            .append(
+                &mut tx,
+                Record::by(p, "playback.create", &row.id).detail(
+                    serde_json::json!({"asset_id": row.asset_id, "expires_at": row.expires_at}),
+                ),
+            )
+            .await?;
         tx.commit().await?;
         Ok(CreatedPlayback {
             id: row.id,
@@ -108,11 +111,16 @@ impl Service {
     /// Revokes a playback: its next request (the key included) is refused, on every node.
     pub async fn revoke_playback(&self, authz: &PlaybackAuthz<'_>) -> Result<()> {
         let (p, id) = (authz.principal(), &authz.playback().id);
-        let mut tx = self.store.begin().await?;
-        if !tx.revoke_playback(&p.org_id, id, self.clock.now()).await? {
+        let mut tx = self.ctx.store.begin().await?;
+        if !tx
+            .revoke_playback(&p.org_id, id, self.ctx.clock.now())
+            .await?
+        {
             return Err(ServiceError::NotFound("playback"));
         }
-        self.audit(&mut tx, Record::by(p, "playback.revoke", id))
+        self.ctx
+            .audit
+            .append(&mut tx, Record::by(p, "playback.revoke", id))
             .await?;
         tx.commit().await?;
         Ok(())
@@ -127,8 +135,13 @@ impl Service {
             return Err(gone());
         }
         let hash = self.playback_hasher.mac(token.as_bytes());
-        let pb = self.store.playback_by_hash(&hash).await?.ok_or_else(gone)?;
-        let now = self.clock.now();
+        let pb = self
+            .ctx
+            .store
+            .playback_by_hash(&hash)
+            .await?
+            .ok_or_else(gone)?;
+        let now = self.ctx.clock.now();
         if pb.revoked_at.is_some() || pb.expires_at <= now {
             return Err(gone());
         }
@@ -136,27 +149,34 @@ impl Service {
         // The view is audited at its first request, whichever file that is (a player that
         // skips the master playlist is audited all the same).
         if pb.viewed_at.is_none() {
-            let mut tx = self.store.begin().await?;
+            let mut tx = self.ctx.store.begin().await?;
             // Of concurrent first requests, the one whose update wins audits the view, in the
             // same transaction.
             if tx.mark_viewed(&pb.id, now).await? {
-                self.audit(
-                    &mut tx,
-                    Record {
-                        org_id: &pb.org_id,
-                        actor: format!("playback:{}", pb.id),
-                        action: "playback.view",
-                        target: pb.asset_id.to_string(),
-                        ip: meta.ip.clone(),
-                        detail: serde_json::json!({}),
-                    },
-                )
-                .await?;
+                self.ctx
+                    .audit
+                    .append(
+                        &mut tx,
+                        Record {
+                            org_id: &pb.org_id,
+                            actor: format!("playback:{}", pb.id),
+                            action: "playback.view",
+                            target: pb.asset_id.to_string(),
+                            ip: meta.ip.clone(),
+                            detail: serde_json::json!({}),
+                        },
+                    )
+                    .await?;
             }
             tx.commit().await?;
         }
         if path == "key" {
-            let sealed = self.store.hls_key(&pb.asset_id).await?.ok_or_else(gone)?;
+            let sealed = self
+                .ctx
+                .store
+                .hls_key(&pb.asset_id)
+                .await?
+                .ok_or_else(gone)?;
             let key = self
                 .hls_key_seal
                 .open(pb.asset_id.as_str().as_bytes(), &sealed)
@@ -173,6 +193,7 @@ impl Service {
             });
         }
         let r = self
+            .ctx
             .store
             .rendition(&pb.asset_id, &format!("hls/{path}"))
             .await?

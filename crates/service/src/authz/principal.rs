@@ -4,10 +4,12 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use strongroom_crypto::token::ct_eq;
+use strongroom_crypto::token::{self, ct_eq};
 use strongroom_domain::{ApiKeyId, OrgId, PermissionSet, RoleRef, SpaceId, UserId};
 
-use crate::{Result, Service, ServiceError};
+use super::Authz;
+use crate::identity::sessions::SessionCredentials;
+use crate::{Result, ServiceError};
 
 /// Where a request came from, for the audit trail.
 #[derive(Debug, Clone, Default)]
@@ -85,8 +87,8 @@ pub struct Principal {
 
 impl Principal {
     /// When and from where, for a security notice about this caller's action.
-    pub(crate) fn notice_context(&self) -> crate::mail::NoticeContext<'_> {
-        crate::mail::NoticeContext {
+    pub(crate) fn notice_context(&self) -> crate::notify::NoticeContext<'_> {
+        crate::notify::NoticeContext {
             ip: &self.meta.ip,
             user_agent: None,
         }
@@ -220,7 +222,7 @@ impl TouchThrottle {
     }
 }
 
-impl Service {
+impl Authz {
     /// Resolves an `Authorization: Bearer` secret into a principal. Unknown, malformed, expired
     /// and revoked keys, and keys whose owner left the organization, are all `Unauthenticated`.
     pub async fn authenticate_api_key(&self, secret: &str, meta: RequestMeta) -> Result<Principal> {
@@ -229,13 +231,14 @@ impl Service {
         }
         let hash = self.api_key_hasher.mac(secret.as_bytes());
         // Round trip 1: the key, its limit, its owner's membership and custom roles, the MFA
-        // facts. Round trip 2, for a key with an owner: the owner's space grants.
-        let Some(row) = self.store.key_principal(&hash).await? else {
+        // facts, whether the owner holds space grants. Round trip 2, only for a key whose owner
+        // holds grants that could matter: those grants.
+        let Some(row) = self.ctx.store.key_principal(&hash).await? else {
             return Err(ServiceError::Unauthenticated);
         };
         let found = row.found;
         let key = found.key;
-        let now = self.clock.now();
+        let now = self.ctx.clock.now();
         // The index lookup was by hash; the constant-time comparison is what decides, so a
         // future change of lookup strategy cannot open a timing side channel. The secret a
         // rotation replaced works only until the end of its grace period.
@@ -256,13 +259,20 @@ impl Service {
             (Some(user), Some(member)) => {
                 let (member_name, member_perms) =
                     named_permissions(&member, row.member_custom_role);
-                let spaces = self
-                    .store
-                    .grant_access(&key.org_id, user)
-                    .await?
-                    .into_iter()
-                    .map(|g| (g.space_id, permissions_of(&g.role, g.custom_permissions)))
-                    .collect();
+                // Grants lift permissions in single spaces, never above the key's role: when the
+                // member's role already holds all of that role, or there are no grants, they
+                // change nothing and cost no second round trip.
+                let spaces = if row.owner_has_grants && !cap.is_subset(member_perms) {
+                    self.ctx
+                        .store
+                        .grant_access(&key.org_id, user)
+                        .await?
+                        .into_iter()
+                        .map(|g| (g.space_id, permissions_of(&g.role, g.custom_permissions)))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
                 if member_perms.is_subset(cap) {
                     // The owner's own role is what binds (an owner key of a demoted member):
                     // name that one.
@@ -283,7 +293,7 @@ impl Service {
         };
         // At most once a minute per key (and per node): not on the request's round trips.
         if self.key_touches.due(&key.id)
-            && let Err(e) = self.store.touch_api_key(&key.id, now, &meta.ip).await
+            && let Err(e) = self.ctx.store.touch_api_key(&key.id, now, &meta.ip).await
         {
             tracing::warn!(error = %e, "could not record API key use");
         }
@@ -303,40 +313,64 @@ impl Service {
         })
     }
 
-    /// A role's name and permissions. A custom role is read from the database each time, so an
-    /// edit reaches every holder at once; one that no longer exists grants nothing.
-    pub(crate) async fn resolve_role(
+    /// Resolves a session cookie into a principal. Unknown, revoked, idle-expired and
+    /// absolutely-expired sessions, and users no longer in the organization, are
+    /// `Unauthenticated`; a state-changing request without the session's CSRF token is
+    /// `CsrfRejected`.
+    pub async fn authenticate_session(
         &self,
-        org_id: &OrgId,
-        role: &RoleRef,
-    ) -> Result<(String, PermissionSet)> {
-        Ok(match role {
-            RoleRef::Builtin(r) => (r.as_str().to_owned(), PermissionSet::of(r.permissions())),
-            RoleRef::Custom(id) => match self.store.custom_role(org_id, id).await? {
-                Some(row) => (row.name.as_str().to_owned(), row.permissions),
-                None => (id.to_string(), PermissionSet::EMPTY),
-            },
-        })
-    }
-
-    /// What a member may do: their organization role, plus the roles granted to them in single
-    /// spaces.
-    pub(crate) async fn member_access(
-        &self,
-        org_id: &OrgId,
-        user_id: &UserId,
-        role: &RoleRef,
-    ) -> Result<Access> {
-        let (_, org) = self.resolve_role(org_id, role).await?;
-        let mut spaces = Vec::new();
-        for grant in self.store.grants_of(org_id, user_id).await? {
-            let (_, set) = self.resolve_role(org_id, &grant.role).await?;
-            spaces.push((grant.space_id, set));
+        creds: SessionCredentials<'_>,
+        meta: RequestMeta,
+    ) -> Result<Principal> {
+        if creds.secret.is_empty() || creds.secret.len() > 100 {
+            return Err(ServiceError::Unauthenticated);
         }
-        Ok(Access {
-            org,
-            cap: PermissionSet::all(),
-            spaces,
+        let hash = self.session_hasher.mac(creds.secret.as_bytes());
+        let Some(found) = self.ctx.store.session_by_hash(&hash).await? else {
+            return Err(ServiceError::Unauthenticated);
+        };
+        if !token::ct_eq(&found.secret_hash, &hash) {
+            return Err(ServiceError::Unauthenticated);
+        }
+        let s = &found.session;
+        let now = self.ctx.clock.now();
+        let idle_deadline = s.last_seen_at.plus_secs(found.idle_secs);
+        let absolute_deadline = s.created_at.plus_secs(found.absolute_secs);
+        if s.revoked_at.is_some() || now >= idle_deadline || now >= absolute_deadline {
+            return Err(ServiceError::Unauthenticated);
+        }
+        let Some(role) = found.role else {
+            return Err(ServiceError::Unauthenticated);
+        };
+        if creds.unsafe_method {
+            let presented = creds.csrf.map(|t| self.csrf_hasher.mac(t.as_bytes()));
+            if !presented.is_some_and(|h| token::ct_eq(&h, &found.csrf_hash)) {
+                return Err(ServiceError::CsrfRejected);
+            }
+        }
+        // Idle time is counted in whole minutes at most: no write on every request.
+        if now.millis() - s.last_seen_at.millis() > 30_000
+            && let Err(e) = self.ctx.store.touch_session(&s.id, now).await
+        {
+            tracing::warn!(error = %e, "could not record session use");
+        }
+        let mfa_enrolment_required = self
+            .ctx
+            .mfa_enrolment_pending(&s.org_id, &s.user_id)
+            .await?;
+        let access = self.ctx.member_access(&s.org_id, &s.user_id, &role).await?;
+        let (role, _) = self.ctx.resolve_role(&s.org_id, &role).await?;
+        Ok(Principal {
+            org_id: s.org_id.clone(),
+            role,
+            access,
+            actor: Actor::Session {
+                session_id: s.id.clone(),
+                user_id: s.user_id.clone(),
+            },
+            meta,
+            mfa_enrolment_required,
+            space_limit: None,
         })
     }
 }

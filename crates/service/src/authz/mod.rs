@@ -25,7 +25,7 @@
 //! ```no_run
 //! # use strongroom_service::{Service, authz::AssetAuthz, perm};
 //! # async fn f(svc: &Service, proof: &AssetAuthz<'_, perm::AssetDelete>) {
-//! let _ = svc.delete_asset(proof).await;
+//! let _ = svc.content.delete_asset(proof).await;
 //! # }
 //! ```
 //!
@@ -34,7 +34,7 @@
 //! ```compile_fail
 //! # use strongroom_service::{Service, authz::AssetAuthz, perm};
 //! # async fn f(svc: &Service, proof: &AssetAuthz<'_, perm::AssetRead>) {
-//! let _ = svc.delete_asset(proof).await; // a proof for reading does not delete
+//! let _ = svc.content.delete_asset(proof).await; // a proof for reading does not delete
 //! # }
 //! ```
 //!
@@ -43,7 +43,7 @@
 //! ```compile_fail
 //! # use strongroom_service::{Principal, Service};
 //! # async fn f(svc: &Service, p: &Principal) {
-//! let _ = svc.delete_asset(p).await;
+//! let _ = svc.content.delete_asset(p).await;
 //! # }
 //! ```
 //!
@@ -65,8 +65,16 @@ use strongroom_domain::{
 };
 use strongroom_store::{AssetRow, LinkRow, PlaybackRow, SpaceRow};
 
-use crate::principal::SpaceScope;
-use crate::{Actor, Principal, Result, Service, ServiceError};
+use std::sync::Arc;
+
+use strongroom_crypto::keys::{MacKey, RootKey};
+
+use crate::ctx::Ctx;
+use crate::identity::sessions::REAUTH_WINDOW_SECS;
+use crate::{Actor, Principal, Result, ServiceError};
+use principal::SpaceScope;
+
+pub(crate) mod principal;
 
 /// Permissions as types, so a proof's permission is checked by the compiler at every use.
 pub mod perm {
@@ -315,6 +323,29 @@ fn space_limited(p: Permission) -> ServiceError {
 }
 
 impl Principal {
+    /// The spaces the principal may reach: every space for a member whose organization role reads
+    /// spaces, only the granted ones for a collaborator; a space-limited key narrows either.
+    pub(crate) fn space_scope(&self) -> SpaceScope {
+        use strongroom_domain::Permission as Pm;
+        let reach = if self.access.org.contains(Pm::SpaceRead) {
+            SpaceScope::All
+        } else {
+            SpaceScope::Only(
+                self.access
+                    .spaces
+                    .iter()
+                    .filter(|(_, set)| set.contains(Pm::SpaceRead))
+                    .map(|(id, _)| id.clone())
+                    .collect(),
+            )
+        };
+        let limit = match &self.space_limit {
+            None => SpaceScope::All,
+            Some(ids) => SpaceScope::Only(ids.clone()),
+        };
+        reach.intersect(limit)
+    }
+
     /// Refuses a member who must enrol a second factor before anything else.
     fn require_enrolled(&self) -> Result<()> {
         if self.mfa_enrolment_required {
@@ -358,28 +389,24 @@ impl Principal {
     }
 }
 
-impl Service {
-    /// The spaces `p` may reach: every space for a member whose organization role reads
-    /// spaces, only the granted ones for a collaborator; a space-limited key narrows either.
-    pub(crate) fn space_scope(&self, p: &Principal) -> SpaceScope {
-        use strongroom_domain::Permission as Pm;
-        let reach = if p.access.org.contains(Pm::SpaceRead) {
-            SpaceScope::All
-        } else {
-            SpaceScope::Only(
-                p.access
-                    .spaces
-                    .iter()
-                    .filter(|(_, set)| set.contains(Pm::SpaceRead))
-                    .map(|(id, _)| id.clone())
-                    .collect(),
-            )
-        };
-        let limit = match &p.space_limit {
-            None => SpaceScope::All,
-            Some(ids) => SpaceScope::Only(ids.clone()),
-        };
-        reach.intersect(limit)
+/// Authenticates credentials and issues the proofs: the one permission check.
+pub struct Authz {
+    ctx: Arc<Ctx>,
+    api_key_hasher: MacKey,
+    session_hasher: MacKey,
+    csrf_hasher: MacKey,
+    key_touches: principal::TouchThrottle,
+}
+
+impl Authz {
+    pub(crate) fn new(ctx: Arc<Ctx>, root: &RootKey) -> Authz {
+        Authz {
+            ctx,
+            api_key_hasher: root.derive("api-key"),
+            session_hasher: root.derive("session"),
+            csrf_hasher: root.derive("csrf"),
+            key_touches: principal::TouchThrottle::default(),
+        }
     }
 
     /// Authorizes `P` across organization `org_id`.
@@ -409,8 +436,9 @@ impl Service {
 
     /// The space `id` of the caller's organization, if it is within the caller's reach.
     async fn visible_space(&self, p: &Principal, space_id: &SpaceId) -> Result<SpaceRow> {
-        self.space_scope(p).require(space_id)?;
-        self.store
+        p.space_scope().require(space_id)?;
+        self.ctx
+            .store
             .space(&p.org_id, space_id)
             .await?
             .ok_or(ServiceError::NotFound("space"))
@@ -451,11 +479,12 @@ impl Service {
     /// The asset `id` of the caller's organization, if it is within the caller's reach.
     async fn visible_asset(&self, p: &Principal, id: &AssetId) -> Result<AssetRow> {
         let row = self
+            .ctx
             .store
             .asset(&p.org_id, id)
             .await?
             .ok_or(ServiceError::NotFound("asset"))?;
-        if !self.space_scope(p).allows(&row.space_id) {
+        if !p.space_scope().allows(&row.space_id) {
             return Err(ServiceError::NotFound("asset"));
         }
         Ok(row)
@@ -499,6 +528,7 @@ impl Service {
         id: &LinkId,
     ) -> Result<LinkAuthz<'a>> {
         let link = self
+            .ctx
             .store
             .link(&p.org_id, id)
             .await?
@@ -515,6 +545,7 @@ impl Service {
         id: &PlaybackId,
     ) -> Result<PlaybackAuthz<'a>> {
         let playback = self
+            .ctx
             .store
             .playback(&p.org_id, id)
             .await?
@@ -556,11 +587,12 @@ impl Service {
     ) -> Result<strongroom_store::ApiKeyDetails> {
         p.require_org_wide::<perm::ApiKeyManage>()?;
         let d = self
+            .ctx
             .store
             .api_key_details(&p.org_id, id)
             .await?
             .ok_or(ServiceError::NotFound("API key"))?;
-        if !self.space_scope(p).covers(d.spaces.as_deref()) {
+        if !p.space_scope().covers(d.spaces.as_deref()) {
             return Err(ServiceError::NotFound("API key"));
         }
         Ok(d)
@@ -598,15 +630,15 @@ impl Service {
                 "rotating a key that is not your own (revoke it instead)",
             ));
         }
-        let (_, perms) = self.resolve_role(&p.org_id, &d.key.role).await?;
+        let (_, perms) = self.ctx.resolve_role(&p.org_id, &d.key.role).await?;
         if !perms.is_subset(p.access.org) {
             // Another key of the same owner, above the one asking: its secret is not for it.
             return Err(ServiceError::Forbidden(
                 "rotating a key with a role above your own",
             ));
         }
-        if crate::admin::is_admin_level(perms) {
-            self.require_recent_auth(p).await?;
+        if crate::keys::is_admin_level(perms) {
+            self.ctx.require_recent_auth(p).await?;
         }
         Ok(KeyOwnerAuthz {
             principal: p,
@@ -628,5 +660,24 @@ impl Service {
             }),
             _ => Err(ServiceError::Forbidden("this without a signed-in session")),
         }
+    }
+}
+
+impl Ctx {
+    /// Refuses a sensitive action unless the session's password was entered in the last
+    /// [`REAUTH_WINDOW_SECS`]. API keys are not sessions: what they may do is fixed by their role.
+    pub(crate) async fn require_recent_auth(&self, p: &Principal) -> Result<()> {
+        let Actor::Session { session_id, .. } = &p.actor else {
+            return Ok(());
+        };
+        let at = self
+            .store
+            .session_reauth_at(session_id)
+            .await?
+            .ok_or(ServiceError::Unauthenticated)?;
+        if self.clock.now() > at.plus_secs(REAUTH_WINDOW_SECS) {
+            return Err(ServiceError::ReauthRequired);
+        }
+        Ok(())
     }
 }

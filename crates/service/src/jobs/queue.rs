@@ -20,9 +20,12 @@ use strongroom_crypto::token;
 use strongroom_domain::{AssetId, JobId, OrgId};
 use strongroom_store::{JobRow, NewJob, Tx};
 
-use crate::mail::{MAIL_ATTEMPTS, Mail};
-use crate::media::{MEDIA_ATTEMPTS, MediaJob};
-use crate::{Result, Service, ServiceError};
+use strongroom_crypto::keys::{FieldKey, RootKey};
+
+use super::media::{MEDIA_ATTEMPTS, MediaJob, MediaWorker};
+use crate::ctx::Ctx;
+use crate::notify::{MAIL_ATTEMPTS, Mail, Notify};
+use crate::{Result, ServiceError};
 
 /// How long a claim holds before another worker may take the job over.
 const LEASE_SECS: i64 = 60;
@@ -296,7 +299,25 @@ pub struct FailedJob {
     pub updated_at: strongroom_domain::Timestamp,
 }
 
-impl Service {
+/// Enqueues jobs, in the caller's transaction; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct JobQueue {
+    ctx: Arc<Ctx>,
+    /// Seals each payload to its job id.
+    jobs_key: Arc<FieldKey>,
+    /// Wakes this node's workers of a lane when a job of the lane is enqueued here.
+    wakers: Arc<Wakers>,
+}
+
+impl JobQueue {
+    pub(crate) fn new(ctx: Arc<Ctx>, root: &RootKey) -> JobQueue {
+        JobQueue {
+            ctx,
+            jobs_key: Arc::new(root.field_key("jobs")),
+            wakers: Arc::default(),
+        }
+    }
+
     /// Adds `job` in the caller's transaction. The payload is sealed to the job's id with a
     /// root-derived key: the queue may hold personal data and secrets (an invitation link).
     pub(crate) async fn enqueue(
@@ -308,7 +329,7 @@ impl Service {
         let id = JobId::generate();
         let plain = job.encode()?;
         let kind = job.kind();
-        let now = self.clock.now();
+        let now = self.ctx.clock.now();
         tx.enqueue_job(
             &NewJob {
                 id: id.clone(),
@@ -322,8 +343,27 @@ impl Service {
             now,
         )
         .await?;
-        self.jobs_ready.of(kind.lane()).notify_one();
+        self.wakers.of(kind.lane()).notify_one();
         Ok(id)
+    }
+}
+
+/// The job queue's workers: they claim due jobs and run them.
+pub struct Jobs {
+    ctx: Arc<Ctx>,
+    queue: JobQueue,
+    media: MediaWorker,
+    notify: Notify,
+}
+
+impl Jobs {
+    pub(crate) fn new(ctx: Arc<Ctx>, queue: JobQueue, media: MediaWorker, notify: Notify) -> Jobs {
+        Jobs {
+            ctx,
+            queue,
+            media,
+            notify,
+        }
     }
 
     /// Runs this node's workers until the task is dropped: [`JobsConfig`] says how many per
@@ -333,8 +373,8 @@ impl Service {
         let mut lanes = std::collections::HashMap::new();
         for lane in Lane::ALL {
             let count = match lane {
-                Lane::Media if self.media.is_none() => 0,
-                _ => lane.workers(&self.config.jobs),
+                Lane::Media if !self.media.enabled() => 0,
+                _ => lane.workers(&self.ctx.config.jobs),
             };
             for _ in 0..count {
                 let task = workers.spawn(Arc::clone(&self).run_lane(lane));
@@ -372,17 +412,18 @@ impl Service {
                     tracing::warn!(lane = lane.name(), error = %e, "job queue: cannot claim a job")
                 }
             }
-            let _ = tokio::time::timeout(POLL, self.jobs_ready.of(lane).notified()).await;
+            let _ = tokio::time::timeout(POLL, self.queue.wakers.of(lane).notified()).await;
         }
     }
 
     /// Claims and runs one due job of `lane` as `worker`; false when none was due.
     pub async fn run_one(&self, lane: Lane, worker: &str) -> Result<bool> {
-        let now = self.clock.now();
+        let now = self.ctx.clock.now();
         let Some(job) = self
+            .ctx
             .store
             .claim_job(
-                &lane.filter(&self.config.jobs),
+                &lane.filter(&self.ctx.config.jobs),
                 worker,
                 now,
                 now.plus_secs(LEASE_SECS),
@@ -395,7 +436,11 @@ impl Service {
         self.discard_outputs(&job.id, None).await;
         // An unknown kind says so before its payload is even opened.
         let decoded = JobKind::known(&job.kind).and_then(|_| {
-            match self.jobs_key.open(job.id.as_str().as_bytes(), &job.payload) {
+            match self
+                .queue
+                .jobs_key
+                .open(job.id.as_str().as_bytes(), &job.payload)
+            {
                 Ok(plain) => Job::decode(&job.kind, &plain),
                 Err(_) => Err(JobFailure::Permanent(
                     "the payload failed its integrity check".into(),
@@ -412,12 +457,12 @@ impl Service {
             Ok(j) => self.run_with_heartbeat(&ctx, j).await,
             Err(failure) => Err(failure.clone()),
         };
-        let now = self.clock.now();
+        let now = self.ctx.clock.now();
         match outcome {
             Ok(()) => {
                 // A media job completes in the transaction that commits its renditions; this
                 // then finds it done already and changes nothing.
-                self.store.finish_job(&job.id, worker, now).await?;
+                self.ctx.store.finish_job(&job.id, worker, now).await?;
                 tracing::info!(job = %job.id, kind = %job.kind, attempts = job.attempts, "job done");
             }
             Err(failure) => {
@@ -434,7 +479,8 @@ impl Service {
                     self.gave_up(&job, decoded.as_ref().ok(), &message).await;
                 }
                 let retry_at = retry.then(|| now.plus_secs(backoff_secs(job.attempts)));
-                self.store
+                self.ctx
+                    .store
                     .fail_job(&job.id, worker, &message, retry_at, now)
                     .await?;
                 tracing::warn!(
@@ -453,7 +499,7 @@ impl Service {
     /// Whether `worker` still holds job `id` (a failure to tell counts as yes: the job's
     /// outcome is then recorded rather than lost).
     async fn holds(&self, id: &JobId, worker: &str) -> bool {
-        match self.store.job(id).await {
+        match self.ctx.store.job(id).await {
             Ok(Some(j)) => {
                 j.status == strongroom_store::JobStatus::Running
                     && j.worker.as_deref() == Some(worker)
@@ -475,7 +521,7 @@ impl Service {
             None => None,
         };
         if let (Some(org_id), Some(asset_id)) = (job.org_id.as_ref(), asset_id) {
-            self.media_gave_up(org_id, &asset_id, reason).await;
+            self.media.media_gave_up(org_id, &asset_id, reason).await;
         }
     }
 
@@ -483,7 +529,7 @@ impl Service {
     /// ends their leases. An object that cannot be removed now is unreferenced once its lease
     /// ends, so the orphan sweep removes it later.
     pub(crate) async fn discard_outputs(&self, id: &JobId, worker: Option<&str>) {
-        let blobs = match self.store.leased_outputs(id, worker).await {
+        let blobs = match self.ctx.store.leased_outputs(id, worker).await {
             Ok(blobs) => blobs,
             Err(e) => {
                 tracing::warn!(job = %id, error = %e, "could not list a job's stored outputs");
@@ -493,8 +539,8 @@ impl Service {
         if blobs.is_empty() {
             return;
         }
-        self.remove_objects(&blobs).await;
-        match self.store.release_outputs(&blobs).await {
+        self.ctx.remove_objects(&blobs).await;
+        match self.ctx.store.release_outputs(&blobs).await {
             Ok(()) => {
                 tracing::info!(job = %id, removed = blobs.len(), "removed a job attempt's outputs")
             }
@@ -518,9 +564,9 @@ impl Service {
             tokio::select! {
                 outcome = &mut work => return outcome,
                 _ = beat.tick() => {
-                    let now = self.clock.now();
+                    let now = self.ctx.clock.now();
                     let progress = ctx.progress.load(Ordering::Relaxed);
-                    match self.store.renew_job(&ctx.id, &ctx.worker, progress, now.plus_secs(LEASE_SECS), now).await {
+                    match self.ctx.store.renew_job(&ctx.id, &ctx.worker, progress, now.plus_secs(LEASE_SECS), now).await {
                         Ok(true) => {}
                         Ok(false) => return Err(JobFailure::Retry("the job's lease was lost to another worker".into())),
                         Err(e) => tracing::warn!(job = %ctx.id, error = %e, "could not renew a job's lease"),
@@ -532,14 +578,15 @@ impl Service {
 
     async fn dispatch(&self, job: &Job, ctx: &JobCtx) -> std::result::Result<(), JobFailure> {
         match job {
-            Job::Mail(mail) => self.deliver_mail(mail).await,
-            Job::Media(media) => self.process_media(media, ctx).await,
+            Job::Mail(mail) => self.notify.deliver_mail(mail).await,
+            Job::Media(media) => self.media.process_media(media, ctx).await,
         }
     }
 
     /// The queue at a glance, for operators: counts per status and the latest failures.
     pub async fn job_report(&self) -> Result<JobReport> {
         let counts = self
+            .ctx
             .store
             .job_counts()
             .await?
@@ -547,6 +594,7 @@ impl Service {
             .map(|(s, n)| (format!("{s:?}").to_ascii_lowercase(), n))
             .collect();
         let recent_failures = self
+            .ctx
             .store
             .failed_jobs(10)
             .await?
@@ -568,8 +616,8 @@ impl Service {
 
     /// Forgets finished jobs a week after they finished.
     pub async fn prune_jobs(&self) -> Result<u64> {
-        let before = self.clock.now().plus_secs(-7 * 24 * 3600);
-        Ok(self.store.prune_jobs(before).await?)
+        let before = self.ctx.clock.now().plus_secs(-7 * 24 * 3600);
+        Ok(self.ctx.store.prune_jobs(before).await?)
     }
 }
 

@@ -10,10 +10,12 @@ use strongroom_crypto::keys::DataKey;
 use strongroom_domain::{AssetId, BlobId, Filename, Name, OrgId, SpaceId, Timestamp};
 use strongroom_store::{AssetRow, BlobRow, Page, SpaceRow};
 
+use super::ContentService;
+use super::renditions::MediaView;
 use crate::audit::Record;
+use crate::authz::principal::SpaceScope;
 use crate::authz::{AssetAuthz, MemberAuthz, OrgAuthz, SpaceAuthz, perm};
-use crate::principal::SpaceScope;
-use crate::{Principal, Result, Service, ServiceError};
+use crate::{Principal, Result, ServiceError};
 
 /// A space as the API shows it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -139,7 +141,7 @@ impl PreparedRead {
     }
 }
 
-impl Service {
+impl ContentService {
     /// Creates a space in the caller's organization.
     pub async fn create_space(
         &self,
@@ -151,15 +153,18 @@ impl Service {
             id: SpaceId::generate(),
             org_id: org_id.clone(),
             name,
-            created_at: self.clock.now(),
+            created_at: self.ctx.clock.now(),
         };
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.ctx.store.begin().await?;
         tx.insert_space(&row).await?;
-        self.audit(
-            &mut tx,
-            Record::by(p, "space.create", &row.id).detail(serde_json::json!({"name": row.name})),
-        )
-        .await?;
+        self.ctx
+            .audit
+            .append(
+                &mut tx,
+                Record::by(p, "space.create", &row.id)
+                    .detail(serde_json::json!({"name": row.name})),
+            )
+            .await?;
         tx.commit().await?;
         Ok(row.into())
     }
@@ -170,14 +175,16 @@ impl Service {
         // read (all of them with an organization-wide space:read, else the granted ones), and
         // may be empty.
         let (p, org_id) = (authz.principal(), authz.org_id());
-        let page = match self.space_scope(p) {
+        let page = match p.space_scope() {
             SpaceScope::All => {
-                self.store
+                self.ctx
+                    .store
                     .spaces(org_id, q.after.as_deref(), q.limit)
                     .await?
             }
             SpaceScope::Only(ids) => {
-                self.store
+                self.ctx
+                    .store
                     .spaces_among(org_id, &ids, q.after.as_deref(), q.limit)
                     .await?
             }
@@ -205,27 +212,28 @@ impl Service {
         // Authorized, with the space resolved, before a single byte is read.
         let (p, space) = (authz.principal(), authz.space().clone());
         // The quota is checked before the first byte, and the stream cut off at what it leaves.
-        let headroom = self.upload_headroom(&p.org_id).await?;
-        let limit = self.config.max_upload_bytes;
+        let headroom = self.ctx.upload_headroom(&p.org_id).await?;
+        let limit = self.ctx.config.max_upload_bytes;
         let quota_binds = headroom.bytes.is_some_and(|left| left < limit);
         let cap = headroom.bytes.map_or(limit, |left| left.min(limit));
         let blob_id = BlobId::generate();
         let dek = DataKey::generate();
         let mut writer =
-            EncryptedWriter::create(self.blobs.as_ref(), blob_id.as_str(), &dek, Some(cap)).await?;
+            EncryptedWriter::create(self.ctx.blobs.as_ref(), blob_id.as_str(), &dek, Some(cap))
+                .await?;
         while let Some(chunk) = body.next().await {
             let chunk = chunk
                 .map_err(|e| ServiceError::Invalid(format!("the upload was interrupted: {e}")))?;
             if let Err(e) = writer.push(&chunk).await {
                 return Err(match e {
-                    BlobError::TooLarge if quota_binds => self.quota_passed(&p.org_id).await,
+                    BlobError::TooLarge if quota_binds => self.ctx.quota_passed(&p.org_id).await,
                     BlobError::TooLarge => ServiceError::TooLarge { limit },
                     other => other.into(),
                 });
             }
         }
         let written = writer.finish().await?;
-        let now = self.clock.now();
+        let now = self.ctx.clock.now();
         let row = AssetRow {
             id: AssetId::generate(),
             org_id: p.org_id.clone(),
@@ -236,12 +244,14 @@ impl Service {
             size: written.size,
             sha256: hex::encode(written.sha256),
             created_at: now,
+            media_status: None,
         };
         // The data key is wrapped at commit time, under the KEK active then: a long upload that
         // overlaps `keys rotate` must not reference a version the rotation has since retired.
         let mut attempts = 0;
         loop {
-            let (wrapped_dek, kek_version) = self.keyring.wrap(&self.store, &blob_id, &dek).await?;
+            let (wrapped_dek, kek_version) =
+                self.keyring.wrap(&self.ctx.store, &blob_id, &dek).await?;
             let blob = BlobRow {
                 id: blob_id.clone(),
                 org_id: p.org_id.clone(),
@@ -257,12 +267,12 @@ impl Service {
             attempts += 1;
             let rotated = self
                 .keyring
-                .active_version(&self.store)
+                .active_version(&self.ctx.store)
                 .await
                 .is_ok_and(|v| v != kek_version);
             if !(rotated && attempts < 3) {
                 // The object is durable but unreferenced: remove it now (the sweep would later).
-                let _ = self.blobs.delete(blob_id.as_str()).await;
+                let _ = self.ctx.blobs.delete(blob_id.as_str()).await;
                 return Err(e);
             }
         }
@@ -274,17 +284,21 @@ impl Service {
     }
 
     async fn commit_upload(&self, p: &Principal, blob: &BlobRow, row: &AssetRow) -> Result<()> {
-        let mut tx = self.store.begin().await?;
-        self.check_quota_in(&mut tx, &row.org_id, row.size).await?;
+        let mut tx = self.ctx.store.begin().await?;
+        self.ctx
+            .check_quota_in(&mut tx, &row.org_id, row.size)
+            .await?;
         tx.insert_blob(blob).await?;
         tx.insert_asset(row).await?;
         self.queue_media(&mut tx, row).await?;
         let detail = serde_json::json!({"space_id": row.space_id, "filename": row.filename, "size": row.size, "sha256": row.sha256});
-        self.audit(
-            &mut tx,
-            Record::by(p, "asset.create", &row.id).detail(detail),
-        )
-        .await?;
+        self.ctx
+            .audit
+            .append(
+                &mut tx,
+                Record::by(p, "asset.create", &row.id).detail(detail),
+            )
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -296,6 +310,7 @@ impl Service {
         q: ListQuery,
     ) -> Result<Page<Asset>> {
         let page = self
+            .ctx
             .store
             .assets(&authz.space().id, q.after.as_deref(), q.limit)
             .await?;
@@ -315,9 +330,16 @@ impl Service {
         &self,
         authz: &AssetAuthz<'_, perm::AssetRead>,
     ) -> Result<AssetDetail> {
-        let asset = self.get_asset(authz);
-        let media = self.media_view(&asset.id).await?;
-        Ok(AssetDetail { asset, media })
+        let row = authz.asset();
+        // An asset never queued for processing has no renditions: nothing more to read.
+        let media = match row.media_status {
+            None => MediaView::unprocessed(),
+            Some(_) => self.media_view(&row.id).await?,
+        };
+        Ok(AssetDetail {
+            asset: row.clone().into(),
+            media,
+        })
     }
 
     /// Opens an asset's content for reading, `range` being `[start, end)` or the whole asset.
@@ -330,14 +352,16 @@ impl Service {
         let p = authz.principal();
         let read = self.prepare_read(authz.asset().clone(), range).await?;
         let detail = read.audit_detail(serde_json::json!({}));
-        self.audit_read(Record::by(p, "asset.read", &read.asset.id).detail(detail))
+        self.ctx
+            .audit
+            .append_read(Record::by(p, "asset.read", &read.asset.id).detail(detail))
             .await?;
         Ok(self.stream(read))
     }
 
     /// Checks a range of an asset and unwraps its data key: everything a read needs before it
     /// is audited, and before any byte is sent. Every way of reading content (the API, links)
-    /// goes through here and [`Service::stream`].
+    /// goes through here and [`ContentService::stream`].
     pub(crate) async fn prepare_read(
         &self,
         asset: AssetRow,
@@ -346,11 +370,12 @@ impl Service {
         // The blob row goes only with its asset row (a foreign key keeps it), in the delete's
         // transaction: missing here, the asset was deleted since it was looked up.
         let blob = self
+            .ctx
             .store
             .blob(&asset.blob_id)
             .await?
             .ok_or(ServiceError::NotFound("asset"))?;
-        let dek = self.keyring.data_key(&self.store, &blob).await?;
+        let dek = self.keyring.data_key(&self.ctx.store, &blob).await?;
         let (start, end) = range.unwrap_or((0, asset.size));
         if start > end || end > asset.size {
             return Err(ServiceError::Invalid("range outside the asset".into()));
@@ -368,7 +393,7 @@ impl Service {
     pub(crate) fn stream(&self, read: PreparedRead) -> Content {
         let (start, end) = read.range;
         let body = read_range(
-            self.blobs.clone(),
+            self.ctx.blobs.clone(),
             read.blob.id.to_string(),
             read.dek,
             read.blob.size,
@@ -387,7 +412,7 @@ impl Service {
     /// then the stored object is removed.
     pub async fn delete_asset(&self, authz: &AssetAuthz<'_, perm::AssetDelete>) -> Result<()> {
         let (p, id) = (authz.principal(), &authz.asset().id);
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.ctx.store.begin().await?;
         // Renditions (and their data keys) go in the same transaction as the asset.
         let renditions = tx.delete_renditions(id).await?;
         let row = tx
@@ -395,15 +420,17 @@ impl Service {
             .await?
             .ok_or(ServiceError::NotFound("asset"))?;
         tx.delete_blob(&row.blob_id).await?;
-        self.audit(
-            &mut tx,
-            Record::by(p, "asset.delete", &row.id)
-                .detail(serde_json::json!({"filename": row.filename, "sha256": row.sha256})),
-        )
-        .await?;
+        self.ctx
+            .audit
+            .append(
+                &mut tx,
+                Record::by(p, "asset.delete", &row.id)
+                    .detail(serde_json::json!({"filename": row.filename, "sha256": row.sha256})),
+            )
+            .await?;
         tx.commit().await?;
-        self.remove_objects(&renditions).await;
-        if let Err(e) = self.blobs.delete(row.blob_id.as_str()).await {
+        self.ctx.remove_objects(&renditions).await;
+        if let Err(e) = self.ctx.blobs.delete(row.blob_id.as_str()).await {
             // The key is already gone; the sweep removes the unreadable object later.
             tracing::warn!(blob = %row.blob_id, error = %e, "could not remove a shredded blob");
         }

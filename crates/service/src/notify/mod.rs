@@ -7,12 +7,14 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use strongroom_domain::{Email, OrgId, UserId};
 use strongroom_store::Tx;
 
-use crate::jobs::{Job, JobFailure};
-use crate::{Result, Service};
+use crate::Result;
+use crate::ctx::Ctx;
+use crate::jobs::queue::{Job, JobFailure, JobQueue};
 
 /// Attempts before a message is given up: about 1.4 hours of retries with backoff.
 pub(crate) const MAIL_ATTEMPTS: u32 = 10;
@@ -123,10 +125,21 @@ fn notice_body(notice: Notice, at: &str, ctx: &NoticeContext<'_>) -> String {
     body
 }
 
-impl Service {
+/// Composes mail and queues it; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Notify {
+    ctx: Arc<Ctx>,
+    queue: JobQueue,
+}
+
+impl Notify {
+    pub(crate) fn new(ctx: Arc<Ctx>, queue: JobQueue) -> Notify {
+        Notify { ctx, queue }
+    }
+
     /// Whether mail can be sent at all.
     pub fn mail_configured(&self) -> bool {
-        self.config.mailer.is_some()
+        self.ctx.config.mailer.is_some()
     }
 
     /// Queues a message in the caller's transaction.
@@ -136,7 +149,7 @@ impl Service {
         org_id: Option<&OrgId>,
         mail: Mail,
     ) -> Result<()> {
-        self.enqueue(tx, org_id, Job::Mail(mail)).await?;
+        self.queue.enqueue(tx, org_id, Job::Mail(mail)).await?;
         Ok(())
     }
 
@@ -153,10 +166,10 @@ impl Service {
         if !self.mail_configured() {
             return Ok(());
         }
-        let Some(email) = self.store.user_email(user_id).await? else {
+        let Some(email) = self.ctx.store.user_email(user_id).await? else {
             return Ok(());
         };
-        let at = self.clock.now().rfc3339();
+        let at = self.ctx.clock.now().rfc3339();
         self.queue_mail(
             tx,
             org_id,
@@ -192,7 +205,7 @@ impl Service {
 
     /// The mail job's handler.
     pub(crate) async fn deliver_mail(&self, mail: &Mail) -> std::result::Result<(), JobFailure> {
-        let Some(mailer) = &self.config.mailer else {
+        let Some(mailer) = &self.ctx.config.mailer else {
             return Err(JobFailure::Retry(
                 "mail is not configured on this node ([mail] smtp_url)".into(),
             ));

@@ -15,10 +15,12 @@ use strongroom_domain::{
 use strongroom_store::{GrantRow, InvitationRow, RoleRow, UserRow};
 use zeroize::Zeroizing;
 
-use crate::admin::{check_password, is_admin_level, last_owner};
+use super::Tenancy;
 use crate::audit::Record;
 use crate::authz::{InvitationAuthz, OrgAuthz, SpaceAuthz, perm};
-use crate::{Principal, RequestMeta, Result, Service, ServiceError};
+use crate::ctx::Ctx;
+use crate::keys::{check_password, is_admin_level, last_owner};
+use crate::{Principal, RequestMeta, Result, ServiceError};
 
 /// The longest permission list a custom role may have is every permission; names are short.
 const MAX_ROLE_NAME: usize = 64;
@@ -142,7 +144,7 @@ fn parse_permissions(names: &[String]) -> Result<PermissionSet> {
     })
 }
 
-impl Service {
+impl Ctx {
     /// The role a name from the outside world means in an organization: a built-in name, a
     /// custom role's name, or a custom role's id.
     pub(crate) async fn role_named(&self, org_id: &OrgId, name: &str) -> Result<RoleRef> {
@@ -172,7 +174,9 @@ impl Service {
                 .collect(),
         ))
     }
+}
 
+impl Tenancy {
     /// Resolves a role name and refuses it unless the caller holds every permission it grants
     /// (in `space`, for a space grant); an admin-level role also needs a recent sign-in.
     async fn assignable(
@@ -181,8 +185,8 @@ impl Service {
         name: &str,
         space: Option<&SpaceId>,
     ) -> Result<(RoleRef, String, PermissionSet)> {
-        let role = self.role_named(&p.org_id, name).await?;
-        let (display, perms) = self.resolve_role(&p.org_id, &role).await?;
+        let role = self.ctx.role_named(&p.org_id, name).await?;
+        let (display, perms) = self.ctx.resolve_role(&p.org_id, &role).await?;
         let own = match space {
             Some(s) => p.permissions_in(s),
             None => p.permissions(),
@@ -193,7 +197,7 @@ impl Service {
             ));
         }
         if is_admin_level(perms) {
-            self.require_recent_auth(p).await?;
+            self.ctx.require_recent_auth(p).await?;
         }
         Ok((role, display, perms))
     }
@@ -209,7 +213,7 @@ impl Service {
             builtin: true,
             permissions: PermissionSet::of(r.permissions()),
         });
-        let custom = self.store.custom_roles(org_id).await?;
+        let custom = self.ctx.store.custom_roles(org_id).await?;
         Ok(builtin
             .chain(custom.into_iter().map(RoleInfo::from))
             .collect())
@@ -235,16 +239,18 @@ impl Service {
             org_id: org_id.clone(),
             name,
             permissions: perms,
-            created_at: self.clock.now(),
+            created_at: self.ctx.clock.now(),
         };
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.ctx.store.begin().await?;
         tx.insert_role(&row).await?;
-        self.audit(
-            &mut tx,
-            Record::by(p, "role.create", &row.id)
-                .detail(serde_json::json!({"name": row.name, "permissions": perms})),
-        )
-        .await?;
+        self.ctx
+            .audit
+            .append(
+                &mut tx,
+                Record::by(p, "role.create", &row.id)
+                    .detail(serde_json::json!({"name": row.name, "permissions": perms})),
+            )
+            .await?;
         tx.commit().await?;
         Ok(row.into())
     }
@@ -258,6 +264,7 @@ impl Service {
     ) -> Result<RoleRow> {
         let p = authz.principal();
         let row = self
+            .ctx
             .store
             .custom_role(&p.org_id, id)
             .await?
@@ -286,16 +293,18 @@ impl Service {
                 "defining a role with permissions you do not have",
             ));
         }
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.ctx.store.begin().await?;
         if !tx.set_role_permissions(&p.org_id, id, perms).await? {
             return Err(ServiceError::NotFound("role"));
         }
-        self.audit(
-            &mut tx,
-            Record::by(p, "role.update", id)
-                .detail(serde_json::json!({"from": row.permissions, "to": perms})),
-        )
-        .await?;
+        self.ctx
+            .audit
+            .append(
+                &mut tx,
+                Record::by(p, "role.update", id)
+                    .detail(serde_json::json!({"from": row.permissions, "to": perms})),
+            )
+            .await?;
         tx.commit().await?;
         row.permissions = perms;
         Ok(row.into())
@@ -310,8 +319,9 @@ impl Service {
         let p = authz.principal();
         let row = self.managed_role(authz, id).await?;
         let holders = self
+            .ctx
             .store
-            .role_holders(&p.org_id, id.as_str(), self.clock.now())
+            .role_holders(&p.org_id, id.as_str(), self.ctx.clock.now())
             .await?;
         if holders > 0 {
             return Err(ServiceError::Conflict(format!(
@@ -320,15 +330,17 @@ impl Service {
                 row.name.as_str()
             )));
         }
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.ctx.store.begin().await?;
         if !tx.delete_role(&p.org_id, id).await? {
             return Err(ServiceError::NotFound("role"));
         }
-        self.audit(
-            &mut tx,
-            Record::by(p, "role.delete", id).detail(serde_json::json!({"name": row.name})),
-        )
-        .await?;
+        self.ctx
+            .audit
+            .append(
+                &mut tx,
+                Record::by(p, "role.delete", id).detail(serde_json::json!({"name": row.name})),
+            )
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -344,11 +356,12 @@ impl Service {
     ) -> Result<RoleRef> {
         let p = authz.principal();
         let current = self
+            .ctx
             .store
             .membership(&p.org_id, user_id)
             .await?
             .ok_or(ServiceError::NotFound("member"))?;
-        let (_, perms) = self.resolve_role(&p.org_id, &current).await?;
+        let (_, perms) = self.ctx.resolve_role(&p.org_id, &current).await?;
         if !perms.is_subset(p.permissions()) {
             return Err(ServiceError::Forbidden(
                 "changing a member whose role is above your own",
@@ -368,8 +381,8 @@ impl Service {
         let (p, org_id) = (authz.principal(), authz.org_id());
         self.managed_member(authz, user_id).await?;
         let (role, display, _) = self.assignable(p, role, None).await?;
-        let names = self.role_names(org_id).await?;
-        let mut tx = self.store.begin().await?;
+        let names = self.ctx.role_names(org_id).await?;
+        let mut tx = self.ctx.store.begin().await?;
         tx.lock_org(org_id).await?;
         let current = tx
             .member_role(org_id, user_id)
@@ -379,12 +392,14 @@ impl Service {
             return Err(last_owner());
         }
         tx.set_member_role(org_id, user_id, &role).await?;
-        self.audit(
-            &mut tx,
-            Record::by(p, "member.set_role", user_id)
-                .detail(serde_json::json!({"from": names.name(&current), "to": display})),
-        )
-        .await?;
+        self.ctx
+            .audit
+            .append(
+                &mut tx,
+                Record::by(p, "member.set_role", user_id)
+                    .detail(serde_json::json!({"from": names.name(&current), "to": display})),
+            )
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -398,8 +413,8 @@ impl Service {
     ) -> Result<()> {
         let (p, org_id) = (authz.principal(), authz.org_id());
         self.managed_member(authz, user_id).await?;
-        let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
+        let now = self.ctx.clock.now();
+        let mut tx = self.ctx.store.begin().await?;
         tx.lock_org(org_id).await?;
         let current = tx
             .member_role(org_id, user_id)
@@ -411,12 +426,14 @@ impl Service {
         tx.remove_member(org_id, user_id, now).await?;
         // What they sent out goes with them: an invitation must not outlive its inviter.
         let withdrawn = tx.revoke_invitations_by(org_id, user_id, now).await?;
-        self.audit(
-            &mut tx,
-            Record::by(p, "member.remove", user_id)
-                .detail(serde_json::json!({"invitations_revoked": withdrawn})),
-        )
-        .await?;
+        self.ctx
+            .audit
+            .append(
+                &mut tx,
+                Record::by(p, "member.remove", user_id)
+                    .detail(serde_json::json!({"invitations_revoked": withdrawn})),
+            )
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -441,23 +458,32 @@ impl Service {
         role: &str,
     ) -> Result<GrantInfo> {
         let (p, space) = (authz.principal(), authz.space());
-        if self.store.membership(&p.org_id, user_id).await?.is_none() {
+        if self
+            .ctx
+            .store
+            .membership(&p.org_id, user_id)
+            .await?
+            .is_none()
+        {
             return Err(ServiceError::NotFound("member"));
         }
         let (role, display, _) = self.assignable(p, role, Some(&space.id)).await?;
-        let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
+        let now = self.ctx.clock.now();
+        let mut tx = self.ctx.store.begin().await?;
         tx.upsert_grant(&p.org_id, &space.id, user_id, &role, now)
             .await?;
-        self.audit(
-            &mut tx,
-            Record::by(p, "space.grant", &space.id)
-                .detail(serde_json::json!({"user_id": user_id, "role": display})),
-        )
-        .await?;
+        self.ctx
+            .audit
+            .append(
+                &mut tx,
+                Record::by(p, "space.grant", &space.id)
+                    .detail(serde_json::json!({"user_id": user_id, "role": display})),
+            )
+            .await?;
         tx.commit().await?;
-        let names = self.role_names(&p.org_id).await?;
-        self.store
+        let names = self.ctx.role_names(&p.org_id).await?;
+        self.ctx
+            .store
             .grants_on(&space.id)
             .await?
             .into_iter()
@@ -472,8 +498,9 @@ impl Service {
         authz: &SpaceAuthz<'_, perm::MemberManage>,
     ) -> Result<Vec<GrantInfo>> {
         let (p, space) = (authz.principal(), authz.space());
-        let names = self.role_names(&p.org_id).await?;
+        let names = self.ctx.role_names(&p.org_id).await?;
         Ok(self
+            .ctx
             .store
             .grants_on(&space.id)
             .await?
@@ -489,16 +516,18 @@ impl Service {
         user_id: &UserId,
     ) -> Result<()> {
         let (p, space) = (authz.principal(), authz.space());
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.ctx.store.begin().await?;
         if !tx.delete_grant(&space.id, user_id).await? {
             return Err(ServiceError::NotFound("grant"));
         }
-        self.audit(
-            &mut tx,
-            Record::by(p, "space.revoke_grant", &space.id)
-                .detail(serde_json::json!({"user_id": user_id})),
-        )
-        .await?;
+        self.ctx
+            .audit
+            .append(
+                &mut tx,
+                Record::by(p, "space.revoke_grant", &space.id)
+                    .detail(serde_json::json!({"user_id": user_id})),
+            )
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -527,15 +556,15 @@ impl Service {
     ) -> Result<InvitationInfo> {
         let (p, org_id) = (authz.principal(), authz.org_id());
         let (role, display, _) = self.assignable(p, role, None).await?;
-        if !self.mail_configured() {
+        if !self.notify.mail_configured() {
             return Err(ServiceError::Unavailable(
                 "mail is not configured, so the invitation could not be delivered: set [mail] \
                  smtp_url in the server's configuration"
                     .into(),
             ));
         }
-        if let Some(user) = self.store.user_by_email(&email).await?
-            && self.store.membership(org_id, &user.id).await?.is_some()
+        if let Some(user) = self.ctx.store.user_by_email(&email).await?
+            && self.ctx.store.membership(org_id, &user.id).await?.is_some()
         {
             return Err(ServiceError::Conflict(format!(
                 "{} is already a member",
@@ -543,12 +572,13 @@ impl Service {
             )));
         }
         let org = self
+            .ctx
             .store
             .org(org_id)
             .await?
             .ok_or(ServiceError::NotFound("organization"))?;
-        let now = self.clock.now();
-        let ttl = i64::try_from(self.config.invitation_ttl.as_secs()).unwrap_or(i64::MAX);
+        let now = self.ctx.clock.now();
+        let ttl = i64::try_from(self.ctx.config.invitation_ttl.as_secs()).unwrap_or(i64::MAX);
         let row = InvitationRow {
             id: InvitationId::generate(),
             org_id: org_id.clone(),
@@ -564,27 +594,29 @@ impl Service {
         let secret = Zeroizing::new(token::random_token(32));
         let link = Zeroizing::new(format!(
             "{}/invite#{}",
-            self.config.public_url.trim_end_matches('/'),
+            self.ctx.config.public_url.trim_end_matches('/'),
             secret.as_str()
         ));
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.ctx.store.begin().await?;
         tx.insert_invitation(&row, &self.invitation_hasher.mac(secret.as_bytes()))
             .await?;
-        let mail = self.invitation_mail(
+        let mail = self.notify.invitation_mail(
             &row.email,
             org.name.as_str(),
             &display,
             &link,
             &row.expires_at.rfc3339(),
         );
-        self.queue_mail(&mut tx, Some(org_id), mail).await?;
-        self.audit(
-            &mut tx,
-            Record::by(p, "member.invite", &row.id).detail(serde_json::json!({
-                "email": row.email, "role": display, "expires_at": row.expires_at,
-            })),
-        )
-        .await?;
+        self.notify.queue_mail(&mut tx, Some(org_id), mail).await?;
+        self.ctx
+            .audit
+            .append(
+                &mut tx,
+                Record::by(p, "member.invite", &row.id).detail(serde_json::json!({
+                    "email": row.email, "role": display, "expires_at": row.expires_at,
+                })),
+            )
+            .await?;
         tx.commit().await?;
         Ok(InvitationInfo {
             status: "pending",
@@ -602,9 +634,10 @@ impl Service {
         authz: &OrgAuthz<'_, perm::MemberInvite>,
     ) -> Result<Vec<InvitationInfo>> {
         let org_id = authz.org_id();
-        let names = self.role_names(org_id).await?;
-        let now = self.clock.now();
+        let names = self.ctx.role_names(org_id).await?;
+        let now = self.ctx.clock.now();
         Ok(self
+            .ctx
             .store
             .invitations(org_id)
             .await?
@@ -616,14 +649,16 @@ impl Service {
     /// Withdraws an open invitation: its link stops working at once.
     pub async fn revoke_invitation(&self, authz: &InvitationAuthz<'_>) -> Result<()> {
         let (p, id) = (authz.principal(), authz.id());
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.ctx.store.begin().await?;
         if !tx
-            .revoke_invitation(&p.org_id, id, self.clock.now())
+            .revoke_invitation(&p.org_id, id, self.ctx.clock.now())
             .await?
         {
             return Err(ServiceError::NotFound("invitation"));
         }
-        self.audit(&mut tx, Record::by(p, "member.invite_revoke", id))
+        self.ctx
+            .audit
+            .append(&mut tx, Record::by(p, "member.invite_revoke", id))
             .await?;
         tx.commit().await?;
         Ok(())
@@ -645,11 +680,12 @@ impl Service {
         }
         let hash = self.invitation_hasher.mac(secret.as_bytes());
         let inv = self
+            .ctx
             .store
             .invitation_by_hash(&hash)
             .await?
             .ok_or_else(gone)?;
-        let now = self.clock.now();
+        let now = self.ctx.clock.now();
         if invitation_status(&inv, now) != "pending" {
             return Err(gone());
         }
@@ -657,10 +693,11 @@ impl Service {
         let Some(vouching_role) = self.inviter_still_may_grant(&inv, now).await? else {
             return Err(gone());
         };
-        let existing = self.store.user_by_email(&inv.email).await?;
+        let existing = self.ctx.store.user_by_email(&inv.email).await?;
         let (user, new_hash) = match existing {
             Some(user) => {
                 if self
+                    .ctx
                     .store
                     .membership(&inv.org_id, &user.id)
                     .await?
@@ -672,13 +709,14 @@ impl Service {
                     )));
                 }
                 // Under the sign-in limits: an invitation link is no way around them.
-                self.check_password_throttled(&user.id, &inv.email, &meta.ip, &password, captcha)
+                self.passwords
+                    .check_password_throttled(&user.id, &inv.email, &meta.ip, &password, captcha)
                     .await?;
                 (user, None)
             }
             None => {
                 check_password(&password, &inv.email)?;
-                let hash = self.hash_password_bounded(password).await?;
+                let hash = self.passwords.hash_password_bounded(password).await?;
                 let user = UserRow {
                     id: UserId::generate(),
                     email: inv.email.clone(),
@@ -687,7 +725,7 @@ impl Service {
                 (user, Some(hash))
             }
         };
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.ctx.store.begin().await?;
         if let Some(h) = &new_hash {
             tx.insert_user(&user, Some(h)).await?;
         }
@@ -716,7 +754,7 @@ impl Service {
                 "invitation_id": inv.id, "email": inv.email, "created_account": new_hash.is_some(),
             }),
         };
-        self.audit(&mut tx, record).await?;
+        self.ctx.audit.append(&mut tx, record).await?;
         tx.commit().await?;
         Ok(Accepted {
             user_id: user.id,
@@ -741,10 +779,11 @@ impl Service {
         let mut vouched = false;
         let mut inviter_role = None;
         if let Some(inviter) = &inv.inviter {
-            let Some(member_role) = self.store.membership(&inv.org_id, inviter).await? else {
+            let Some(member_role) = self.ctx.store.membership(&inv.org_id, inviter).await? else {
                 return Ok(None);
             };
             held = self
+                .ctx
                 .member_access(&inv.org_id, inviter, &member_role)
                 .await?
                 .org;
@@ -755,7 +794,7 @@ impl Service {
             let Ok(key_id) = strongroom_domain::ApiKeyId::parse(key) else {
                 return Ok(None);
             };
-            let Some(d) = self.store.api_key_details(&inv.org_id, &key_id).await? else {
+            let Some(d) = self.ctx.store.api_key_details(&inv.org_id, &key_id).await? else {
                 return Ok(None);
             };
             if d.key.revoked_at.is_some()
@@ -765,13 +804,13 @@ impl Service {
             {
                 return Ok(None);
             }
-            held = held.intersection(self.resolve_role(&inv.org_id, &d.key.role).await?.1);
+            held = held.intersection(self.ctx.resolve_role(&inv.org_id, &d.key.role).await?.1);
             vouched = true;
         }
         if !vouched {
             return Ok(None);
         }
-        let (_, granted) = self.resolve_role(&inv.org_id, &inv.role).await?;
+        let (_, granted) = self.ctx.resolve_role(&inv.org_id, &inv.role).await?;
         Ok(
             (held.contains(Permission::MemberInvite) && granted.is_subset(held))
                 .then_some(inviter_role),

@@ -1,17 +1,24 @@
-//! Organizations, users and API keys: the operator's bootstrap commands and key management.
+//! API keys: creating, listing, rotating and revoking them; and the keyring of key-encryption
+//! keys (`keyring`).
 
 use strongroom_crypto::{password, token};
 use strongroom_domain::{
-    ApiKeyId, Email, Name, OrgId, Permission, PermissionSet, Role, RoleRef, SpaceId, Timestamp,
-    UserId,
+    ApiKeyId, Email, Name, OrgId, Permission, PermissionSet, SpaceId, Timestamp, UserId,
 };
-use strongroom_store::{ApiKeyRow, OrgRow, Page, Tx, UserRow};
+use strongroom_store::{ApiKeyRow, Page, Tx};
 use zeroize::Zeroizing;
 
 use crate::audit::Record;
 use crate::authz::{KeyManageAuthz, KeyOwnerAuthz, OrgAuthz, perm};
-use crate::principal::{API_KEY_PREFIX, SpaceScope};
-use crate::{Actor, ListQuery, RequestMeta, Result, Service, ServiceError};
+use std::sync::Arc;
+
+use strongroom_crypto::keys::{MacKey, RootKey};
+
+use crate::authz::principal::{API_KEY_PREFIX, SpaceScope};
+use crate::ctx::Ctx;
+use crate::{Actor, ListQuery, Result, ServiceError};
+
+pub(crate) mod keyring;
 
 /// The most spaces one API key may be limited to.
 pub const MAX_KEY_SPACES: usize = 100;
@@ -24,20 +31,6 @@ pub const MAX_ROTATION_GRACE_SECS: u64 = 7 * 24 * 60 * 60;
 
 /// Shortest password accepted (NIST 800-63B recommends at least 8; ASVS level 2 asks for 12).
 pub const MIN_PASSWORD_LEN: usize = strongroom_identity::password_policy::MIN_CHARS;
-
-/// What `admin bootstrap` created or reused.
-pub struct Bootstrapped {
-    /// The user (created or reused).
-    pub user_id: UserId,
-    /// The organization (created or reused).
-    pub org_id: OrgId,
-    /// A new owner API key: shown once.
-    pub api_key: Zeroizing<String>,
-    /// The generated password, when the user was created without one.
-    pub password: Option<Zeroizing<String>>,
-    /// A password was given but the user already existed, so it was not used.
-    pub password_ignored: bool,
-}
 
 /// A newly created API key: the secret is shown once and never stored.
 pub struct CreatedKey {
@@ -140,226 +133,42 @@ fn key_info(
     }
 }
 
-fn cli_record<'a>(org_id: &'a OrgId, action: &'static str, target: impl ToString) -> Record<'a> {
-    Record {
-        org_id,
-        actor: Actor::Cli.audit_name(),
-        action,
-        target: target.to_string(),
-        ip: String::new(),
-        detail: serde_json::json!({}),
-    }
+/// API keys: create, list, rotate, revoke.
+pub struct Keys {
+    ctx: Arc<Ctx>,
+    /// Hashes new secrets as [`Authz`](crate::authz::Authz) looks them up.
+    api_key_hasher: MacKey,
 }
 
-impl Service {
+impl Keys {
+    pub(crate) fn new(ctx: Arc<Ctx>, root: &RootKey) -> Keys {
+        Keys {
+            ctx,
+            api_key_hasher: root.derive("api-key"),
+        }
+    }
+
     fn new_secret(&self) -> (Zeroizing<String>, [u8; 32]) {
         let secret = Zeroizing::new(format!("{API_KEY_PREFIX}{}", token::random_token(32)));
         let hash = self.api_key_hasher.mac(secret.as_bytes());
         (secret, hash)
     }
 
-    async fn hash_password(pw: Zeroizing<String>) -> Result<String> {
+    pub(crate) async fn hash_password(pw: Zeroizing<String>) -> Result<String> {
         tokio::task::spawn_blocking(move || password::hash(&pw))
             .await
             .map_err(|e| ServiceError::Internal(e.to_string()))?
             .map_err(|e| ServiceError::Internal(e.to_string()))
     }
 
-    async fn insert_key(&self, tx: &mut Tx, row: &ApiKeyRow) -> Result<Zeroizing<String>> {
+    pub(crate) async fn insert_key(
+        &self,
+        tx: &mut Tx,
+        row: &ApiKeyRow,
+    ) -> Result<Zeroizing<String>> {
         let (secret, hash) = self.new_secret();
         tx.insert_api_key(row, &hash).await?;
         Ok(secret)
-    }
-
-    /// `strongroom admin bootstrap`: the user, the organization with that user as owner, and a
-    /// new owner API key. Idempotent for the user and the organization.
-    pub async fn bootstrap(
-        &self,
-        email: Email,
-        org_name: Name,
-        pw: Option<Zeroizing<String>>,
-    ) -> Result<Bootstrapped> {
-        let now = self.clock.now();
-        let existing_user = self.store.user_by_email(&email).await?;
-        let password_ignored = existing_user.is_some() && pw.is_some();
-        let mut generated = None;
-        let new_hash = match (&existing_user, pw) {
-            (None, Some(pw)) => {
-                check_password(&pw, &email)?;
-                Some(Self::hash_password(pw).await?)
-            }
-            (None, None) => {
-                let pw = Zeroizing::new(token::random_token(18));
-                let h = Self::hash_password(pw.clone()).await?;
-                generated = Some(pw);
-                Some(h)
-            }
-            (Some(_), _) => None,
-        };
-        let existing_org = self.store.org_by_name(&org_name).await?;
-        let mut tx = self.store.begin().await?;
-        let user = match existing_user {
-            Some(u) => u,
-            None => {
-                let u = UserRow {
-                    id: UserId::generate(),
-                    email: email.clone(),
-                    created_at: now,
-                };
-                tx.insert_user(&u, new_hash.as_deref()).await?;
-                u
-            }
-        };
-        let org = match existing_org {
-            Some(o) => o,
-            None => {
-                let o = OrgRow {
-                    id: OrgId::generate(),
-                    name: org_name,
-                    created_at: now,
-                };
-                let (g, mac) = self.audit_genesis(&o.id);
-                tx.insert_org(&o, &g, &mac).await?;
-                self.audit(
-                    &mut tx,
-                    cli_record(&o.id, "org.create", &o.id)
-                        .detail(serde_json::json!({"name": o.name})),
-                )
-                .await?;
-                o
-            }
-        };
-        tx.upsert_membership(&org.id, &user.id, &Role::Owner.into(), now)
-            .await?;
-        self.audit(
-            &mut tx,
-            cli_record(&org.id, "member.set_role", &user.id)
-                .detail(serde_json::json!({"role": "owner"})),
-        )
-        .await?;
-        let key = ApiKeyRow {
-            id: ApiKeyId::generate(),
-            org_id: org.id.clone(),
-            user_id: Some(user.id.clone()),
-            name: Name::parse("bootstrap").map_err(|e| ServiceError::Internal(e.to_string()))?,
-            role: Role::Owner.into(),
-            created_at: now,
-            expires_at: None,
-            revoked_at: None,
-        };
-        let api_key = self.insert_key(&mut tx, &key).await?;
-        self.audit(
-            &mut tx,
-            cli_record(&org.id, "apikey.create", &key.id)
-                .detail(serde_json::json!({"role": "owner", "user_id": user.id})),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Bootstrapped {
-            user_id: user.id,
-            org_id: org.id,
-            api_key,
-            password: generated,
-            password_ignored,
-        })
-    }
-
-    /// `strongroom admin create-user`: adds a member (creating the user if new), or changes an
-    /// existing member's role — never the last owner's.
-    pub async fn create_user(
-        &self,
-        org_id: &OrgId,
-        email: Email,
-        role: Role,
-        pw: Option<Zeroizing<String>>,
-    ) -> Result<UserId> {
-        self.store
-            .org(org_id)
-            .await?
-            .ok_or(ServiceError::NotFound("organization"))?;
-        let existing = self.store.user_by_email(&email).await?;
-        let hash = match (&existing, pw) {
-            (Some(_), Some(_)) => {
-                return Err(ServiceError::Conflict(format!(
-                    "{} already has an account; leave out the password to add them to this organization",
-                    email.as_str()
-                )));
-            }
-            (None, Some(pw)) => {
-                check_password(&pw, &email)?;
-                Some(Self::hash_password(pw).await?)
-            }
-            _ => None,
-        };
-        let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
-        let user_id = match existing {
-            Some(u) => u.id,
-            None => {
-                let u = UserRow {
-                    id: UserId::generate(),
-                    email,
-                    created_at: now,
-                };
-                tx.insert_user(&u, hash.as_deref()).await?;
-                u.id
-            }
-        };
-        tx.lock_org(org_id).await?;
-        let current = tx.member_role(org_id, &user_id).await?;
-        if current.as_ref().is_some_and(RoleRef::is_owner)
-            && role != Role::Owner
-            && tx.owner_count(org_id).await? <= 1
-        {
-            return Err(last_owner());
-        }
-        tx.upsert_membership(org_id, &user_id, &role.into(), now)
-            .await?;
-        self.audit(
-            &mut tx,
-            cli_record(org_id, "member.set_role", &user_id)
-                .detail(serde_json::json!({"role": role})),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(user_id)
-    }
-
-    /// `strongroom admin create-api-key`: a service key (no user) with a role.
-    pub async fn create_service_key(
-        &self,
-        org_id: &OrgId,
-        role: Role,
-        name: Name,
-    ) -> Result<CreatedKey> {
-        self.store
-            .org(org_id)
-            .await?
-            .ok_or(ServiceError::NotFound("organization"))?;
-        let row = ApiKeyRow {
-            id: ApiKeyId::generate(),
-            org_id: org_id.clone(),
-            user_id: None,
-            name,
-            role: role.into(),
-            created_at: self.clock.now(),
-            expires_at: None,
-            revoked_at: None,
-        };
-        let mut tx = self.store.begin().await?;
-        let api_key = self.insert_key(&mut tx, &row).await?;
-        self.audit(
-            &mut tx,
-            cli_record(org_id, "apikey.create", &row.id)
-                .detail(serde_json::json!({"role": role, "name": row.name})),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(CreatedKey {
-            id: row.id,
-            api_key,
-            expires_at: None,
-        })
     }
 
     /// Creates an API key through the API: never more powerful than its creator, in role or in
@@ -374,8 +183,8 @@ impl Service {
         expires_in: Option<u64>,
     ) -> Result<CreatedKey> {
         let (p, org_id) = (authz.principal(), authz.org_id());
-        let role = self.role_named(org_id, role).await?;
-        let (role_name, perms) = self.resolve_role(org_id, &role).await?;
+        let role = self.ctx.role_named(org_id, role).await?;
+        let (role_name, perms) = self.ctx.resolve_role(org_id, &role).await?;
         if !perms.is_subset(p.permissions()) {
             return Err(ServiceError::Forbidden(
                 "creating a key with a role above your own",
@@ -383,9 +192,9 @@ impl Service {
         }
         if is_admin_level(perms) {
             // An admin-level key outlives the session that makes it: confirm it is really them.
-            self.require_recent_auth(p).await?;
+            self.ctx.require_recent_auth(p).await?;
         }
-        let scope = self.space_scope(p);
+        let scope = p.space_scope();
         let spaces = match spaces {
             None if scope != SpaceScope::All => {
                 return Err(ServiceError::Forbidden(
@@ -395,7 +204,7 @@ impl Service {
             None => None,
             Some(ids) => Some(self.key_spaces(org_id, &scope, ids).await?),
         };
-        let now = self.clock.now();
+        let now = self.ctx.clock.now();
         let expires_at = match expires_in {
             Some(0) => {
                 return Err(ServiceError::Invalid(
@@ -420,18 +229,20 @@ impl Service {
             expires_at,
             revoked_at: None,
         };
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.ctx.store.begin().await?;
         let api_key = self.insert_key(&mut tx, &row).await?;
         if let Some(ids) = &spaces {
             tx.limit_api_key_spaces(&row.id, ids).await?;
         }
-        self.audit(
-            &mut tx,
-            Record::by(p, "apikey.create", &row.id).detail(serde_json::json!({
-                "role": role_name, "name": row.name, "spaces": spaces, "expires_at": expires_at,
-            })),
-        )
-        .await?;
+        self.ctx
+            .audit
+            .append(
+                &mut tx,
+                Record::by(p, "apikey.create", &row.id).detail(serde_json::json!({
+                    "role": role_name, "name": row.name, "spaces": spaces, "expires_at": expires_at,
+                })),
+            )
+            .await?;
         tx.commit().await?;
         Ok(CreatedKey {
             id: row.id,
@@ -457,7 +268,7 @@ impl Service {
             )));
         }
         for id in &ids {
-            if !scope.allows(id) || self.store.space(org_id, id).await?.is_none() {
+            if !scope.allows(id) || self.ctx.store.space(org_id, id).await?.is_none() {
                 return Err(ServiceError::Invalid(format!("unknown space {id}")));
             }
         }
@@ -472,12 +283,13 @@ impl Service {
         q: ListQuery,
     ) -> Result<Page<ApiKeyInfo>> {
         let (p, org_id) = (authz.principal(), authz.org_id());
-        let scope = self.space_scope(p);
+        let scope = p.space_scope();
         let page = self
+            .ctx
             .store
             .api_key_details_page(org_id, q.after.as_deref(), q.limit)
             .await?;
-        let names = self.role_names(org_id).await?;
+        let names = self.ctx.role_names(org_id).await?;
         Ok(Page {
             items: page
                 .items
@@ -502,7 +314,7 @@ impl Service {
     /// working for `grace_secs` (default [`DEFAULT_ROTATION_GRACE_SECS`], at most
     /// [`MAX_ROTATION_GRACE_SECS`]; 0 stops it at once), so clients can switch without an
     /// outage. Rotation hands over a working secret that acts as the key's owner, so only the
-    /// owner gets one (see [`Service::authorize_key_owner`]).
+    /// owner gets one (see [`Authz::authorize_key_owner`](crate::authz::Authz::authorize_key_owner)).
     pub async fn rotate_api_key(
         &self,
         authz: &KeyOwnerAuthz<'_>,
@@ -510,6 +322,7 @@ impl Service {
     ) -> Result<RotatedKey> {
         let (p, id) = (authz.principal(), authz.key_id());
         let key = self
+            .ctx
             .store
             .api_key_details(&p.org_id, id)
             .await?
@@ -521,7 +334,7 @@ impl Service {
                 "grace_secs must be between 0 and {MAX_ROTATION_GRACE_SECS}"
             )));
         }
-        let now = self.clock.now();
+        let now = self.ctx.clock.now();
         if key.revoked_at.is_some() {
             return Err(ServiceError::Conflict("the API key is revoked".into()));
         }
@@ -531,18 +344,21 @@ impl Service {
         // `grace` is at most a week, so the conversion cannot fail.
         let until = now.plus_secs(i64::try_from(grace).unwrap_or(0));
         let (secret, hash) = self.new_secret();
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.ctx.store.begin().await?;
         let previous = (grace > 0).then_some(until);
         if !tx.rotate_api_key(&p.org_id, id, &hash, previous).await? {
             // Revoked between the check and the update.
             return Err(ServiceError::Conflict("the API key is revoked".into()));
         }
-        self.audit(
-            &mut tx,
-            Record::by(p, "apikey.rotate", id)
-                .detail(serde_json::json!({"grace_secs": grace, "previous_valid_until": until})),
-        )
-        .await?;
+        self.ctx
+            .audit
+            .append(
+                &mut tx,
+                Record::by(p, "apikey.rotate", id).detail(
+                    serde_json::json!({"grace_secs": grace, "previous_valid_until": until}),
+                ),
+            )
+            .await?;
         tx.commit().await?;
         Ok(RotatedKey {
             id: id.clone(),
@@ -556,18 +372,18 @@ impl Service {
     /// taking power away is always allowed (an admin can stop a leaked owner key).
     pub async fn revoke_api_key(&self, authz: &KeyManageAuthz<'_>) -> Result<()> {
         let (p, id) = (authz.principal(), authz.key_id());
-        let mut tx = self.store.begin().await?;
-        if !tx.revoke_api_key(&p.org_id, id, self.clock.now()).await? {
+        let mut tx = self.ctx.store.begin().await?;
+        if !tx
+            .revoke_api_key(&p.org_id, id, self.ctx.clock.now())
+            .await?
+        {
             return Err(ServiceError::NotFound("API key"));
         }
-        self.audit(&mut tx, Record::by(p, "apikey.revoke", id))
+        self.ctx
+            .audit
+            .append(&mut tx, Record::by(p, "apikey.revoke", id))
             .await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    /// The request metadata for actions the CLI takes.
-    pub fn cli_meta() -> RequestMeta {
-        RequestMeta::default()
     }
 }

@@ -13,11 +13,12 @@ use strongroom_domain::{Email, OrgId, SessionId, Timestamp, UserId};
 use strongroom_store::SessionRow;
 use zeroize::Zeroizing;
 
+use super::throttle::{Factor, Scopes};
+use super::{Identity, Passwords};
 use crate::audit::Record;
 use crate::authz::SelfAuthz;
-use crate::mail::{Notice, NoticeContext};
-use crate::throttle::{Factor, Scopes};
-use crate::{Actor, Principal, RequestMeta, Result, Service, ServiceError};
+use crate::notify::{Notice, NoticeContext};
+use crate::{Actor, Principal, RequestMeta, Result, ServiceError};
 
 /// How long after entering the password a session may do sensitive things (enrol a second
 /// factor, create admin-level keys).
@@ -97,14 +98,14 @@ fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| password::hash(&token::random_token(24)).unwrap_or_default())
 }
 
-impl Service {
+impl Passwords {
     /// A turn on the password-hashing pool (one per core, less one: other requests always keep a
     /// core however many sign-ins arrive, and the hashing threads run at the lowest priority).
     pub(crate) async fn hash_slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
         self.hashing.turn().await
     }
 
-    /// Verifies a password; the caller holds a [`Service::hash_slot`].
+    /// Verifies a password; the caller holds a [`Passwords::hash_slot`].
     pub(crate) async fn verify_in_slot(
         &self,
         pw: &Zeroizing<String>,
@@ -131,37 +132,89 @@ impl Service {
             .map_err(|e| ServiceError::Internal(e.to_string()))
     }
 
+    /// Checks a signed-in user's own password (re-authentication, a password change, turning
+    /// off the second factor) under the sign-in limits: the same counters, captcha and delays
+    /// as the login form, so a stolen session is no password oracle.
+    pub(crate) async fn check_own_password(
+        &self,
+        uid: &UserId,
+        ip: &str,
+        password: &Zeroizing<String>,
+        captcha: Option<&str>,
+    ) -> Result<()> {
+        let email = self
+            .ctx
+            .store
+            .user_email(uid)
+            .await?
+            .ok_or(ServiceError::Unauthenticated)?;
+        self.check_password_throttled(uid, &email, ip, password, captcha)
+            .await
+    }
+
+    /// Checks a known user's password under the sign-in limits for (email, address).
+    pub(crate) async fn check_password_throttled(
+        &self,
+        uid: &UserId,
+        email: &strongroom_domain::Email,
+        ip: &str,
+        password: &Zeroizing<String>,
+        captcha: Option<&str>,
+    ) -> Result<()> {
+        let scopes = Scopes::new(email, ip);
+        let slot = self.hash_slot().await?;
+        self.login_gate(&scopes, ip, Some(uid), captcha, Factor::Password)
+            .await?;
+        let stored = self.ctx.store.password_hash(uid).await?;
+        if !self.verify_in_slot(password, stored).await? {
+            let pair_failures = self.login_failed(&scopes, Factor::Password).await?;
+            drop(slot);
+            self.failure_delay(pair_failures).await;
+            return Err(ServiceError::InvalidCredentials);
+        }
+        Ok(())
+    }
+}
+
+impl Identity {
     /// Checks email and password and opens a session in one of the user's organizations.
     /// Every failure is the same `InvalidCredentials`, whatever was wrong.
     pub async fn login(&self, req: LoginRequest) -> Result<LoggedIn> {
-        let user = self.store.user_by_email(&req.email).await?;
+        let user = self.ctx.store.user_by_email(&req.email).await?;
         let scopes = Scopes::new(&req.email, &req.meta.ip);
         // The limits are checked, the password verified and a failure recorded while holding a
         // hashing turn: concurrent guesses cannot all pass the check before any failure counts.
-        let slot = self.hash_slot().await?;
-        self.login_gate(
-            &scopes,
-            &req.meta.ip,
-            user.as_ref().map(|u| &u.id),
-            req.captcha.as_deref(),
-            Factor::Password,
-        )
-        .await?;
+        let slot = self.passwords.hash_slot().await?;
+        self.passwords
+            .login_gate(
+                &scopes,
+                &req.meta.ip,
+                user.as_ref().map(|u| &u.id),
+                req.captcha.as_deref(),
+                Factor::Password,
+            )
+            .await?;
         let stored = match &user {
-            Some(u) => self.store.password_hash(&u.id).await?,
+            Some(u) => self.ctx.store.password_hash(&u.id).await?,
             None => None,
         };
-        let ok = self.verify_in_slot(&req.password, stored.clone()).await?;
+        let ok = self
+            .passwords
+            .verify_in_slot(&req.password, stored.clone())
+            .await?;
         let user = match (user, ok) {
             (Some(user), true) => user,
             (user, _) => {
-                let pair_failures = self.login_failed(&scopes, Factor::Password).await?;
+                let pair_failures = self
+                    .passwords
+                    .login_failed(&scopes, Factor::Password)
+                    .await?;
                 drop(slot);
                 if let Some(u) = &user {
                     self.audit_login_failure(&u.id, &scopes, &req.meta.ip)
                         .await?;
                 }
-                self.failure_delay(pair_failures).await;
+                self.passwords.failure_delay(pair_failures).await;
                 return Err(ServiceError::InvalidCredentials);
             }
         };
@@ -173,33 +226,39 @@ impl Service {
             req.recovery_code.as_deref().map(String::as_str),
         )
         .await?;
-        let org_id = match req.org_id {
-            Some(o) => o,
-            None => self
-                .store
-                .first_membership(&user.id)
-                .await?
-                .ok_or(ServiceError::Forbidden(
-                    "signing in without an organization",
-                ))?,
-        };
-        if self.store.membership(&org_id, &user.id).await?.is_none() {
+        let org_id =
+            match req.org_id {
+                Some(o) => o,
+                None => self.ctx.store.first_membership(&user.id).await?.ok_or(
+                    ServiceError::Forbidden("signing in without an organization"),
+                )?,
+            };
+        if self
+            .ctx
+            .store
+            .membership(&org_id, &user.id)
+            .await?
+            .is_none()
+        {
             return Err(ServiceError::InvalidCredentials);
         }
         let org = self
+            .ctx
             .store
             .org(&org_id)
             .await?
             .ok_or(ServiceError::InvalidCredentials)?;
         // Migrated (bcrypt) and outdated hashes are replaced now that the password is known.
         let rehash = match &stored {
-            Some(h) if password::needs_rehash(h) => {
-                Some(self.hash_password_bounded(req.password.clone()).await?)
-            }
+            Some(h) if password::needs_rehash(h) => Some(
+                self.passwords
+                    .hash_password_bounded(req.password.clone())
+                    .await?,
+            ),
             _ => None,
         };
-        let now = self.clock.now();
-        let absolute = self.store.session_policy(&org.id).await?.1;
+        let now = self.ctx.clock.now();
+        let absolute = self.ctx.store.session_policy(&org.id).await?.1;
         let cookie_secret = Zeroizing::new(token::random_token(32));
         let csrf_token = Zeroizing::new(token::random_token(32));
         let row = SessionRow {
@@ -217,7 +276,7 @@ impl Service {
         let (device_cookie, new_device) = self
             .recognise_device(&user.id, req.device.as_deref())
             .await?;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.ctx.store.begin().await?;
         if let Some(h) = &rehash {
             tx.set_password_hash(&user.id, h).await?;
         }
@@ -230,7 +289,7 @@ impl Service {
         let p = Principal {
             org_id: org.id.clone(),
             role: String::new(),
-            access: crate::principal::Access::default(),
+            access: crate::authz::principal::Access::default(),
             actor: Actor::Session {
                 session_id: row.id.clone(),
                 user_id: user.id.clone(),
@@ -239,23 +298,28 @@ impl Service {
             mfa_enrolment_required: false,
             space_limit: None,
         };
-        self.audit(
-            &mut tx,
-            Record::by(&p, "auth.login", &user.id).detail(serde_json::json!({
-                "session_id": row.id, "rehashed": rehash.is_some(), "new_device": new_device,
-            })),
-        )
-        .await?;
+        self.ctx
+            .audit
+            .append(
+                &mut tx,
+                Record::by(&p, "auth.login", &user.id).detail(serde_json::json!({
+                    "session_id": row.id, "rehashed": rehash.is_some(), "new_device": new_device,
+                })),
+            )
+            .await?;
         if new_device {
             let ctx = NoticeContext {
                 ip: &p.meta.ip,
                 user_agent: Some(&row.user_agent),
             };
-            self.queue_notice(&mut tx, Some(&org.id), &user.id, Notice::NewDevice, ctx)
+            self.notify
+                .queue_notice(&mut tx, Some(&org.id), &user.id, Notice::NewDevice, ctx)
                 .await?;
         }
         tx.commit().await?;
-        self.login_succeeded(&scopes, &user.id, &p.meta.ip).await?;
+        self.passwords
+            .login_succeeded(&scopes, &user.id, &p.meta.ip)
+            .await?;
         Ok(LoggedIn {
             user_id: user.id,
             org_id: org.id,
@@ -284,79 +348,25 @@ impl Service {
             }
         };
         let hash = self.device_hasher.mac(secret.as_bytes());
-        let (known, any) = self.store.device_seen(user, &hash).await?;
-        self.store
-            .remember_device(user, &hash, self.clock.now())
+        let (known, any) = self.ctx.store.device_seen(user, &hash).await?;
+        self.ctx
+            .store
+            .remember_device(user, &hash, self.ctx.clock.now())
             .await?;
         Ok((fresh, any && !known))
-    }
-
-    /// Resolves a session cookie into a principal. Unknown, revoked, idle-expired and
-    /// absolutely-expired sessions, and users no longer in the organization, are
-    /// `Unauthenticated`; a state-changing request without the session's CSRF token is
-    /// `CsrfRejected`.
-    pub async fn authenticate_session(
-        &self,
-        creds: SessionCredentials<'_>,
-        meta: RequestMeta,
-    ) -> Result<Principal> {
-        if creds.secret.is_empty() || creds.secret.len() > 100 {
-            return Err(ServiceError::Unauthenticated);
-        }
-        let hash = self.session_hasher.mac(creds.secret.as_bytes());
-        let Some(found) = self.store.session_by_hash(&hash).await? else {
-            return Err(ServiceError::Unauthenticated);
-        };
-        if !token::ct_eq(&found.secret_hash, &hash) {
-            return Err(ServiceError::Unauthenticated);
-        }
-        let s = &found.session;
-        let now = self.clock.now();
-        let idle_deadline = s.last_seen_at.plus_secs(found.idle_secs);
-        let absolute_deadline = s.created_at.plus_secs(found.absolute_secs);
-        if s.revoked_at.is_some() || now >= idle_deadline || now >= absolute_deadline {
-            return Err(ServiceError::Unauthenticated);
-        }
-        let Some(role) = found.role else {
-            return Err(ServiceError::Unauthenticated);
-        };
-        if creds.unsafe_method {
-            let presented = creds.csrf.map(|t| self.csrf_hasher.mac(t.as_bytes()));
-            if !presented.is_some_and(|h| token::ct_eq(&h, &found.csrf_hash)) {
-                return Err(ServiceError::CsrfRejected);
-            }
-        }
-        // Idle time is counted in whole minutes at most: no write on every request.
-        if now.millis() - s.last_seen_at.millis() > 30_000
-            && let Err(e) = self.store.touch_session(&s.id, now).await
-        {
-            tracing::warn!(error = %e, "could not record session use");
-        }
-        let mfa_enrolment_required = self.mfa_enrolment_pending(&s.org_id, &s.user_id).await?;
-        let access = self.member_access(&s.org_id, &s.user_id, &role).await?;
-        let (role, _) = self.resolve_role(&s.org_id, &role).await?;
-        Ok(Principal {
-            org_id: s.org_id.clone(),
-            role,
-            access,
-            actor: Actor::Session {
-                session_id: s.id.clone(),
-                user_id: s.user_id.clone(),
-            },
-            meta,
-            mfa_enrolment_required,
-            space_limit: None,
-        })
     }
 
     /// Audits a failed password check in the user's first organization, and once more when the
     /// failure brings the account to its hourly limit.
     async fn audit_login_failure(&self, user_id: &UserId, scopes: &Scopes, ip: &str) -> Result<()> {
-        let Some(org_id) = self.store.first_membership(user_id).await? else {
+        let Some(org_id) = self.ctx.store.first_membership(user_id).await? else {
             return Ok(());
         };
-        let locked = self.account_just_locked(scopes, Factor::Password).await?;
-        let mut tx = self.store.begin().await?;
+        let locked = self
+            .passwords
+            .account_just_locked(scopes, Factor::Password)
+            .await?;
+        let mut tx = self.ctx.store.begin().await?;
         let record = |action| Record {
             org_id: &org_id,
             actor: "anonymous".to_owned(),
@@ -365,40 +375,30 @@ impl Service {
             ip: ip.to_owned(),
             detail: serde_json::json!({"factor": "password"}),
         };
-        self.audit(&mut tx, record("auth.login_failed")).await?;
+        self.ctx
+            .audit
+            .append(&mut tx, record("auth.login_failed"))
+            .await?;
         if locked {
-            self.audit(&mut tx, record("auth.login_throttled")).await?;
+            self.ctx
+                .audit
+                .append(&mut tx, record("auth.login_throttled"))
+                .await?;
             let ctx = NoticeContext {
                 ip,
                 user_agent: None,
             };
-            self.queue_notice(
-                &mut tx,
-                Some(&org_id),
-                user_id,
-                Notice::AccountThrottled,
-                ctx,
-            )
-            .await?;
+            self.notify
+                .queue_notice(
+                    &mut tx,
+                    Some(&org_id),
+                    user_id,
+                    Notice::AccountThrottled,
+                    ctx,
+                )
+                .await?;
         }
         tx.commit().await?;
-        Ok(())
-    }
-
-    /// Refuses a sensitive action unless the session's password was entered in the last
-    /// [`REAUTH_WINDOW_SECS`]. API keys are not sessions: what they may do is fixed by their role.
-    pub(crate) async fn require_recent_auth(&self, p: &Principal) -> Result<()> {
-        let Actor::Session { session_id, .. } = &p.actor else {
-            return Ok(());
-        };
-        let at = self
-            .store
-            .session_reauth_at(session_id)
-            .await?
-            .ok_or(ServiceError::Unauthenticated)?;
-        if self.clock.now() > at.plus_secs(REAUTH_WINDOW_SECS) {
-            return Err(ServiceError::ReauthRequired);
-        }
         Ok(())
     }
 
@@ -411,60 +411,24 @@ impl Service {
         captcha: Option<&str>,
     ) -> Result<()> {
         let (p, sid, uid) = (authz.principal(), authz.session_id(), authz.user_id());
-        self.check_own_password(uid, &p.meta.ip, &password, captcha)
+        self.passwords
+            .check_own_password(uid, &p.meta.ip, &password, captcha)
             .await?;
-        self.store.set_session_reauth(sid, self.clock.now()).await?;
-        Ok(())
-    }
-
-    /// Checks a signed-in user's own password (re-authentication, a password change, turning
-    /// off the second factor) under the sign-in limits: the same counters, captcha and delays
-    /// as the login form, so a stolen session is no password oracle.
-    pub(crate) async fn check_own_password(
-        &self,
-        uid: &UserId,
-        ip: &str,
-        password: &Zeroizing<String>,
-        captcha: Option<&str>,
-    ) -> Result<()> {
-        let email = self
+        self.ctx
             .store
-            .user_email(uid)
-            .await?
-            .ok_or(ServiceError::Unauthenticated)?;
-        self.check_password_throttled(uid, &email, ip, password, captcha)
-            .await
-    }
-
-    /// Checks a known user's password under the sign-in limits for (email, address).
-    pub(crate) async fn check_password_throttled(
-        &self,
-        uid: &UserId,
-        email: &strongroom_domain::Email,
-        ip: &str,
-        password: &Zeroizing<String>,
-        captcha: Option<&str>,
-    ) -> Result<()> {
-        let scopes = Scopes::new(email, ip);
-        let slot = self.hash_slot().await?;
-        self.login_gate(&scopes, ip, Some(uid), captcha, Factor::Password)
+            .set_session_reauth(sid, self.ctx.clock.now())
             .await?;
-        let stored = self.store.password_hash(uid).await?;
-        if !self.verify_in_slot(password, stored).await? {
-            let pair_failures = self.login_failed(&scopes, Factor::Password).await?;
-            drop(slot);
-            self.failure_delay(pair_failures).await;
-            return Err(ServiceError::InvalidCredentials);
-        }
         Ok(())
     }
 
     /// Ends the caller's session.
     pub async fn logout(&self, authz: &SelfAuthz<'_>) -> Result<()> {
         let (p, sid, uid) = (authz.principal(), authz.session_id(), authz.user_id());
-        let mut tx = self.store.begin().await?;
-        tx.revoke_session(uid, sid, self.clock.now()).await?;
-        self.audit(&mut tx, Record::by(p, "auth.logout", sid))
+        let mut tx = self.ctx.store.begin().await?;
+        tx.revoke_session(uid, sid, self.ctx.clock.now()).await?;
+        self.ctx
+            .audit
+            .append(&mut tx, Record::by(p, "auth.logout", sid))
             .await?;
         tx.commit().await?;
         Ok(())
@@ -473,9 +437,10 @@ impl Service {
     /// The caller's live sessions.
     pub async fn list_sessions(&self, authz: &SelfAuthz<'_>) -> Result<Vec<SessionInfo>> {
         let (p, sid, uid) = (authz.principal(), authz.session_id(), authz.user_id());
-        let now = self.clock.now();
-        let (idle, absolute) = self.store.session_policy(&p.org_id).await?;
+        let now = self.ctx.clock.now();
+        let (idle, absolute) = self.ctx.store.session_policy(&p.org_id).await?;
         Ok(self
+            .ctx
             .store
             .sessions_of(uid)
             .await?
@@ -497,11 +462,13 @@ impl Service {
     /// Revokes one of the caller's sessions (another user's id is not found).
     pub async fn revoke_session(&self, authz: &SelfAuthz<'_>, id: &SessionId) -> Result<()> {
         let (p, uid) = (authz.principal(), authz.user_id());
-        let mut tx = self.store.begin().await?;
-        if !tx.revoke_session(uid, id, self.clock.now()).await? {
+        let mut tx = self.ctx.store.begin().await?;
+        if !tx.revoke_session(uid, id, self.ctx.clock.now()).await? {
             return Err(ServiceError::NotFound("session"));
         }
-        self.audit(&mut tx, Record::by(p, "auth.session_revoke", id))
+        self.ctx
+            .audit
+            .append(&mut tx, Record::by(p, "auth.session_revoke", id))
             .await?;
         tx.commit().await?;
         Ok(())
@@ -517,34 +484,39 @@ impl Service {
         captcha: Option<&str>,
     ) -> Result<()> {
         let (p, sid, uid) = (authz.principal(), authz.session_id(), authz.user_id());
-        self.check_own_password(uid, &p.meta.ip, &current, captcha)
+        self.passwords
+            .check_own_password(uid, &p.meta.ip, &current, captcha)
             .await?;
         let email = self
+            .ctx
             .store
             .user_email(uid)
             .await?
             .ok_or(ServiceError::Unauthenticated)?;
-        crate::admin::check_password(&new, &email)?;
-        let hash = self.hash_password_bounded(new).await?;
-        let mut tx = self.store.begin().await?;
+        crate::keys::check_password(&new, &email)?;
+        let hash = self.passwords.hash_password_bounded(new).await?;
+        let mut tx = self.ctx.store.begin().await?;
         tx.set_password_hash(uid, &hash).await?;
         let revoked = tx
-            .revoke_other_sessions(uid, Some(sid), self.clock.now())
+            .revoke_other_sessions(uid, Some(sid), self.ctx.clock.now())
             .await?;
-        self.audit(
-            &mut tx,
-            Record::by(p, "user.password_change", uid)
-                .detail(serde_json::json!({"other_sessions_revoked": revoked})),
-        )
-        .await?;
-        self.queue_notice(
-            &mut tx,
-            Some(&p.org_id),
-            uid,
-            Notice::PasswordChanged,
-            p.notice_context(),
-        )
-        .await?;
+        self.ctx
+            .audit
+            .append(
+                &mut tx,
+                Record::by(p, "user.password_change", uid)
+                    .detail(serde_json::json!({"other_sessions_revoked": revoked})),
+            )
+            .await?;
+        self.notify
+            .queue_notice(
+                &mut tx,
+                Some(&p.org_id),
+                uid,
+                Notice::PasswordChanged,
+                p.notice_context(),
+            )
+            .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -11,7 +11,8 @@ use strongroom_crypto::keys::{DataKey, Kek, RootKey};
 use strongroom_domain::{BlobId, Timestamp};
 use strongroom_store::{BlobRow, KekRow, Store};
 
-use crate::{Result, Service, ServiceError};
+use crate::ctx::Ctx;
+use crate::{Result, ServiceError};
 
 /// The root key and the unwrapped KEKs.
 pub struct Keyring {
@@ -150,11 +151,11 @@ impl Keyring {
     }
 }
 
-impl Service {
+impl Keyring {
     /// Which KEK is active and how many data keys each version wraps.
-    pub async fn key_status(&self) -> Result<KeyStatus> {
-        let active_version = self.keyring.active(&self.store).await?;
-        let data_keys = self
+    pub(crate) async fn status(&self, ctx: &Ctx) -> Result<KeyStatus> {
+        let active_version = self.active(&ctx.store).await?;
+        let data_keys = ctx
             .store
             .blob_counts_by_kek()
             .await?
@@ -170,25 +171,29 @@ impl Service {
     /// Creates a new KEK version and rewraps every data key under it, in batches, reporting
     /// `(done, total)` after each batch. Blob contents are not touched: cost grows with the number
     /// of objects, not their size. Versions nothing uses any more are deleted at the end.
-    pub async fn rotate_keys(&self, mut progress: impl FnMut(u64, u64)) -> Result<RotationReport> {
+    pub(crate) async fn rotate(
+        &self,
+        ctx: &Ctx,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<RotationReport> {
         const BATCH: u32 = 2000;
-        let ring = &self.keyring;
-        let previous = ring.active(&self.store).await?;
+        let ring = self;
+        let previous = ring.active(&ctx.store).await?;
         let version = previous + 1;
         let kek = Kek::generate(version);
-        let mut tx = self.store.begin().await?;
+        let mut tx = ctx.store.begin().await?;
         tx.insert_kek(
             &KekRow {
                 version,
                 wrapped: ring.root.wrap_kek(&kek),
             },
-            self.clock.now(),
+            ctx.clock.now(),
         )
         .await?;
         tx.commit().await?;
-        ring.reload(&self.store).await?;
+        ring.reload(&ctx.store).await?;
 
-        let total: u64 = self
+        let total: u64 = ctx
             .store
             .blob_counts_by_kek()
             .await?
@@ -199,7 +204,7 @@ impl Service {
         let mut done = 0_u64;
         progress(done, total);
         loop {
-            let batch = self.store.blobs_not_under(version, BATCH).await?;
+            let batch = ctx.store.blobs_not_under(version, BATCH).await?;
             if batch.is_empty() {
                 break;
             }
@@ -221,7 +226,7 @@ impl Service {
                     rewrapped.push(new.wrap_dek(blob.id.as_str(), &dek));
                 }
             }
-            let mut tx = self.store.begin().await?;
+            let mut tx = ctx.store.begin().await?;
             for (blob, wrapped) in batch.iter().zip(&rewrapped) {
                 tx.rewrap_blob(&blob.id, blob.kek_version, version, wrapped)
                     .await?;
@@ -230,10 +235,10 @@ impl Service {
             done += batch.len() as u64;
             progress(done, total.max(done));
         }
-        let mut tx = self.store.begin().await?;
+        let mut tx = ctx.store.begin().await?;
         let retired_versions = tx.retire_unused_keks(version).await?;
         tx.commit().await?;
-        ring.reload(&self.store).await?;
+        ring.reload(&ctx.store).await?;
         tracing::info!(
             active_version = version,
             rewrapped = done,

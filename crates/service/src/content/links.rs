@@ -16,9 +16,10 @@ use strongroom_domain::{AssetId, LinkId, Permission, Timestamp};
 use strongroom_store::{AssetRow, LinkRow, Page};
 use zeroize::Zeroizing;
 
+use super::ContentService;
 use crate::audit::Record;
 use crate::authz::{AssetAuthz, LinkAuthz, perm};
-use crate::{Asset, Content, ListQuery, RequestMeta, Result, Service, ServiceError};
+use crate::{Asset, Content, ListQuery, RequestMeta, Result, ServiceError};
 
 /// Random bytes in a link token (256 bits; encoded as 43 base64url characters).
 pub const LINK_TOKEN_BYTES: usize = 32;
@@ -99,8 +100,9 @@ impl From<LinkRow> for LinkInfo {
 }
 
 /// A link that was valid when presented, with its asset: what a download through it may show
-/// before any content is read. Only [`Service::open_link`] makes one, and only
-/// [`Service::read_link`] turns it into content, re-checking the link as it records the use.
+/// before any content is read. Only [`ContentService::open_link`] makes one, and only
+/// [`ContentService::read_link`] turns it into content, re-checking the link as it records the
+/// use.
 pub struct LinkGrant {
     link: LinkRow,
     asset: AssetRow,
@@ -148,7 +150,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
     ip.to_canonical()
 }
 
-impl Service {
+impl ContentService {
     /// Makes a link to an asset the caller may read and share. Refused as not found when the
     /// asset is in another organization or beyond the caller's spaces.
     pub async fn create_link(
@@ -171,13 +173,13 @@ impl Service {
                 "the asset has no rendition {name:?}: see its \"renditions\""
             )));
         }
-        let max = self.config.max_link_lifetime.as_secs();
+        let max = self.ctx.config.max_link_lifetime.as_secs();
         if new.expires_in == 0 || new.expires_in > max {
             return Err(ServiceError::Invalid(format!(
                 "expires_in must be between 1 and {max} seconds"
             )));
         }
-        let now = self.clock.now();
+        let now = self.ctx.clock.now();
         let token = Zeroizing::new(token::random_token(LINK_TOKEN_BYTES));
         let row = LinkRow {
             id: LinkId::generate(),
@@ -195,19 +197,21 @@ impl Service {
             use_count: 0,
             last_used_at: None,
         };
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.ctx.store.begin().await?;
         tx.insert_link(&row, &self.link_hasher.mac(token.as_bytes()))
             .await?;
-        self.audit(
-            &mut tx,
-            Record::by(p, "link.create", &row.id).detail(serde_json::json!({
-                "asset_id": row.asset_id,
-                "expires_at": row.expires_at,
-                "single_use": row.single_use,
-                "ip": row.ip,
-            })),
-        )
-        .await?;
+        self.ctx
+            .audit
+            .append(
+                &mut tx,
+                Record::by(p, "link.create", &row.id).detail(serde_json::json!({
+                    "asset_id": row.asset_id,
+                    "expires_at": row.expires_at,
+                    "single_use": row.single_use,
+                    "ip": row.ip,
+                })),
+            )
+            .await?;
         tx.commit().await?;
         Ok(CreatedLink {
             link: row.into(),
@@ -223,6 +227,7 @@ impl Service {
     ) -> Result<Page<LinkInfo>> {
         let (p, asset) = (authz.principal(), authz.asset());
         let page = self
+            .ctx
             .store
             .links_of_asset(&p.org_id, &asset.id, q.after.as_deref(), q.limit)
             .await?;
@@ -237,36 +242,39 @@ impl Service {
     pub async fn revoke_link(&self, authz: &LinkAuthz<'_>) -> Result<()> {
         let (p, link) = (authz.principal(), authz.link());
         let id = &link.id;
-        let mut tx = self.store.begin().await?;
-        if !tx.revoke_link(&p.org_id, id, self.clock.now()).await? {
+        let mut tx = self.ctx.store.begin().await?;
+        if !tx.revoke_link(&p.org_id, id, self.ctx.clock.now()).await? {
             return Err(ServiceError::NotFound("link"));
         }
-        self.audit(
-            &mut tx,
-            Record::by(p, "link.revoke", id).detail(serde_json::json!({"asset_id": link.asset_id})),
-        )
-        .await?;
+        self.ctx
+            .audit
+            .append(
+                &mut tx,
+                Record::by(p, "link.revoke", id)
+                    .detail(serde_json::json!({"asset_id": link.asset_id})),
+            )
+            .await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Checks a presented token: it must be one of ours, not revoked, expired or used up, and
     /// presented from the address it is bound to, if any. Every refusal is the same
-    /// `NotFound("link")`. Nothing is recorded yet: [`Service::read_link`] does that, and a
+    /// `NotFound("link")`. Nothing is recorded yet: [`ContentService::read_link`] does that, and a
     /// request that reads nothing (HEAD, a 304) does not use the link up.
     pub async fn open_link(&self, token: &str, meta: RequestMeta) -> Result<LinkGrant> {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Err(refused());
         }
         let hash = self.link_hasher.mac(token.as_bytes());
-        let Some((link, stored)) = self.store.link_by_token_hash(&hash).await? else {
+        let Some((link, stored)) = self.ctx.store.link_by_token_hash(&hash).await? else {
             return Err(refused());
         };
         // The index lookup was by hash; the constant-time comparison is what decides.
         if !token::ct_eq(&stored, &hash) {
             return Err(refused());
         }
-        let now = self.clock.now();
+        let now = self.ctx.clock.now();
         if link.revoked_at.is_some()
             || now >= link.expires_at
             || (link.single_use && link.used_at.is_some())
@@ -278,24 +286,27 @@ impl Service {
             if bound.parse::<IpAddr>().ok().map(canonical) != from || from.is_none() {
                 // Someone holds the token but is not where it was meant to be used: worth a
                 // line in the trail (the link's owners see it; the caller sees "not found").
-                let mut tx = self.store.begin().await?;
-                self.audit(
-                    &mut tx,
-                    Record {
-                        org_id: &link.org_id,
-                        actor: format!("link:{}", link.id),
-                        action: "link.refused",
-                        target: link.asset_id.to_string(),
-                        ip: meta.ip.clone(),
-                        detail: serde_json::json!({"reason": "address", "bound_to": bound}),
-                    },
-                )
-                .await?;
+                let mut tx = self.ctx.store.begin().await?;
+                self.ctx
+                    .audit
+                    .append(
+                        &mut tx,
+                        Record {
+                            org_id: &link.org_id,
+                            actor: format!("link:{}", link.id),
+                            action: "link.refused",
+                            target: link.asset_id.to_string(),
+                            ip: meta.ip.clone(),
+                            detail: serde_json::json!({"reason": "address", "bound_to": bound}),
+                        },
+                    )
+                    .await?;
                 tx.commit().await?;
                 return Err(refused());
             }
         }
         let mut asset = self
+            .ctx
             .store
             .asset(&link.org_id, &link.asset_id)
             .await?
@@ -316,7 +327,7 @@ impl Service {
         })
     }
 
-    /// Downloads through a link checked by [`Service::open_link`]: the whole asset or
+    /// Downloads through a link checked by [`ContentService::open_link`]: the whole asset or
     /// `[start, end)`. In one transaction the link is checked again and its use recorded (a
     /// single-use link is consumed) with the audit event, before any byte is sent; a link
     /// revoked, expired or used up since it was opened is refused here.
@@ -328,23 +339,25 @@ impl Service {
             ServiceError::NotFound(_) => refused(),
             other => other,
         })?;
-        let mut tx = self.store.begin().await?;
-        if !tx.use_link(&link.id, self.clock.now()).await? {
+        let mut tx = self.ctx.store.begin().await?;
+        if !tx.use_link(&link.id, self.ctx.clock.now()).await? {
             return Err(refused());
         }
         let detail = read.audit_detail(serde_json::json!({"single_use": link.single_use}));
-        self.audit(
-            &mut tx,
-            Record {
-                org_id: &link.org_id,
-                actor: format!("link:{}", link.id),
-                action: "link.use",
-                target: read.asset.id.to_string(),
-                ip: meta.ip,
-                detail,
-            },
-        )
-        .await?;
+        self.ctx
+            .audit
+            .append(
+                &mut tx,
+                Record {
+                    org_id: &link.org_id,
+                    actor: format!("link:{}", link.id),
+                    action: "link.use",
+                    target: read.asset.id.to_string(),
+                    ip: meta.ip,
+                    detail,
+                },
+            )
+            .await?;
         tx.commit().await?;
         Ok(self.stream(read))
     }

@@ -8,33 +8,35 @@
 
 use std::time::SystemTime;
 
-use crate::{Result, Service};
+use super::Ops;
+use crate::Result;
 
 /// Abandoned leases handled per sweep; the next sweep takes the rest.
 const ABANDONED_BATCH: u32 = 10_000;
 
-impl Service {
+impl Ops {
     /// Removes the outputs of job attempts that are over, then unreferenced stored objects older
     /// than the grace period; returns how many objects were removed.
     pub async fn sweep_orphans(&self) -> Result<usize> {
         let mut removed = 0;
-        for id in self.store.abandoned_outputs(ABANDONED_BATCH).await? {
+        for id in self.ctx.store.abandoned_outputs(ABANDONED_BATCH).await? {
             // Never the object of a committed blob (a lease always ends as its row appears, but
             // a stored blob is not the sweep's to judge).
-            if !self.store.blob_exists(id.as_str()).await? {
-                self.blobs.delete(id.as_str()).await?;
+            if !self.ctx.store.blob_exists(id.as_str()).await? {
+                self.ctx.blobs.delete(id.as_str()).await?;
                 removed += 1;
             }
-            self.store
+            self.ctx
+                .store
                 .release_outputs(std::slice::from_ref(&id))
                 .await?;
         }
         let cutoff = SystemTime::now()
-            .checked_sub(self.config.orphan_grace)
+            .checked_sub(self.ctx.config.orphan_grace)
             .unwrap_or(SystemTime::UNIX_EPOCH);
-        for id in self.blobs.list_older_than(cutoff).await? {
-            if !self.store.object_referenced(&id).await? {
-                self.blobs.delete(&id).await?;
+        for id in self.ctx.blobs.list_older_than(cutoff).await? {
+            if !self.ctx.store.object_referenced(&id).await? {
+                self.ctx.blobs.delete(&id).await?;
                 removed += 1;
             }
         }

@@ -22,7 +22,8 @@ use strongroom_blob::{BlobError, MAX_CHECKPOINT_LEN};
 use strongroom_crypto::keys::MacKey;
 use strongroom_domain::{OrgId, Timestamp};
 
-use crate::{Result, Service, ServiceError};
+use super::Audit;
+use crate::{Result, ServiceError};
 
 /// Value of the `format` field. Frozen: readers recognize checkpoints by it.
 pub(crate) const FORMAT: &str = "strongroom-audit-checkpoint";
@@ -168,10 +169,10 @@ pub struct CheckpointRound {
     pub refused: Vec<OrgId>,
 }
 
-impl Service {
+impl Audit {
     /// Reads checkpoint `seq` of `org_id` and checks it.
     pub(crate) async fn read_checkpoint(&self, org_id: &OrgId, seq: u64) -> Result<Read> {
-        match self.blobs.get_checkpoint(org_id.as_str(), seq).await {
+        match self.ctx.blobs.get_checkpoint(org_id.as_str(), seq).await {
             Ok(bytes) => Ok(match self.checkpoints.open(org_id, seq, &bytes) {
                 Ok(cp) => Read::Authentic(cp),
                 Err(why) => Read::Invalid(why),
@@ -183,7 +184,7 @@ impl Service {
 
     /// The latest authentic checkpoint of an organization, searching back past invalid ones.
     async fn latest_checkpoint(&self, org_id: &OrgId) -> Result<Option<Checkpoint>> {
-        let seqs = self.blobs.checkpoint_seqs(org_id.as_str()).await?;
+        let seqs = self.ctx.blobs.checkpoint_seqs(org_id.as_str()).await?;
         for seq in seqs.into_iter().rev() {
             if let Read::Authentic(cp) = self.read_checkpoint(org_id, seq).await? {
                 return Ok(Some(cp));
@@ -198,7 +199,7 @@ impl Service {
     pub async fn write_audit_checkpoints(&self) -> Result<CheckpointRound> {
         let mut last = self.checkpoints.last.lock().await;
         let mut round = CheckpointRound::default();
-        for (org_id, head) in self.store.audit_heads().await? {
+        for (org_id, head) in self.ctx.store.audit_heads().await? {
             let prev = match last.get(&org_id) {
                 Some(p) => Some(p.clone()),
                 None => self
@@ -215,7 +216,7 @@ impl Service {
             let refuse = |why: String| {
                 tracing::error!(org = %org_id, head_seq = head.seq, "audit chain not checkpointed: {why}");
             };
-            if !self.audit_head_authentic(&org_id, &head) {
+            if !self.ctx.audit.head_authentic(&org_id, &head) {
                 refuse("the head's MAC does not verify: the trail was rewritten".into());
                 round.refused.push(org_id);
                 continue;
@@ -233,7 +234,8 @@ impl Service {
                 let at_seq = if head.seq == *seq {
                     Some(head.hash.clone())
                 } else {
-                    self.store
+                    self.ctx
+                        .store
                         .audit_events(&org_id, seq - 1, 1)
                         .await?
                         .into_iter()
@@ -256,12 +258,13 @@ impl Service {
                 org_id: org_id.clone(),
                 seq: head.seq,
                 head: head.hash.clone(),
-                at: self.clock.now(),
+                at: self.ctx.clock.now(),
             };
             let bytes = self.checkpoints.seal(&cp)?;
             let seq = u64::try_from(cp.seq)
                 .map_err(|_| ServiceError::Internal(format!("negative audit seq {}", cp.seq)))?;
-            self.blobs
+            self.ctx
+                .blobs
                 .put_checkpoint(org_id.as_str(), seq, bytes.into())
                 .await?;
             last.insert(org_id, (cp.seq, cp.head));
@@ -272,7 +275,7 @@ impl Service {
 
     /// Writes checkpoints every `audit_checkpoint_interval`, until the task is dropped.
     pub async fn run_audit_checkpoints(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(self.config.audit_checkpoint_interval);
+        let mut tick = tokio::time::interval(self.ctx.config.audit_checkpoint_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The first tick is immediate: the start-up round already ran before serving.
         tick.tick().await;

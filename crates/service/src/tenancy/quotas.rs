@@ -7,9 +7,10 @@
 use strongroom_domain::OrgId;
 use strongroom_store::{QuotaRow, Tx, Usage};
 
-use crate::audit::Record;
+use super::Tenancy;
 use crate::authz::{OrgAuthz, perm};
-use crate::{Actor, Quota, Result, Service, ServiceError};
+use crate::ctx::Ctx;
+use crate::{Quota, Result, ServiceError};
 
 /// An organization's usage and limits, as members see them.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -44,7 +45,7 @@ fn over_bytes(max: u64) -> ServiceError {
     ))
 }
 
-impl Service {
+impl Ctx {
     /// The limits in force for an organization: its own, else the server's default.
     pub(crate) async fn quota_of(&self, org_id: &OrgId) -> Result<Quota> {
         let own = self.store.quota(org_id).await?.unwrap_or_default();
@@ -113,44 +114,19 @@ impl Service {
         }
         Ok(())
     }
+}
 
+impl Tenancy {
     /// What the caller's organization stores, and its limits.
     pub async fn usage(&self, authz: &OrgAuthz<'_, perm::OrgRead>) -> Result<UsageInfo> {
         let org = authz.org_id();
-        let used = self.store.usage(org).await?;
-        let quota = self.quota_of(org).await?;
+        let used = self.ctx.store.usage(org).await?;
+        let quota = self.ctx.quota_of(org).await?;
         Ok(UsageInfo {
             bytes: used.bytes,
             assets: used.assets,
             max_bytes: quota.max_bytes,
             max_assets: quota.max_assets,
         })
-    }
-
-    /// `strongroom admin set-quota`: sets an organization's own limits (`None` clears one, so
-    /// the server's default applies). Audited as the operator's action.
-    pub async fn set_quota(&self, org_id: &OrgId, quota: Quota) -> Result<Quota> {
-        let mut tx = self.store.begin().await?;
-        let row = QuotaRow {
-            max_bytes: quota.max_bytes,
-            max_assets: quota.max_assets,
-        };
-        if !tx.set_quota(org_id, row).await? {
-            return Err(ServiceError::NotFound("organization"));
-        }
-        self.audit(
-            &mut tx,
-            Record {
-                org_id,
-                actor: Actor::Cli.audit_name(),
-                action: "org.quota_change",
-                target: org_id.to_string(),
-                ip: String::new(),
-                detail: serde_json::json!({"max_bytes": quota.max_bytes, "max_assets": quota.max_assets}),
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        self.quota_of(org_id).await
     }
 }

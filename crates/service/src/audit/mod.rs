@@ -21,11 +21,35 @@ use futures_util::Stream;
 
 use strongroom_crypto::digest::{Sha256, sha256};
 use strongroom_domain::{OrgId, Timestamp};
-use strongroom_store::{AuditEventRow, AuditHead, NewAuditEvent, Tx};
+use strongroom_store::{AuditEventRow, AuditHead, NewAuditEvent};
+
+use strongroom_crypto::keys::RootKey;
 
 use crate::authz::{OrgAuthz, perm};
-use crate::checkpoint::{Checkpoint, Read};
-use crate::{Principal, Result, Service, ServiceError};
+use crate::ctx::Ctx;
+use crate::{Result, ServiceError};
+use checkpoint::{Checkpoint, Checkpoints, Read};
+
+pub(crate) mod checkpoint;
+pub(crate) mod log;
+
+pub(crate) use log::Record;
+
+/// The audit trail: listing, exporting and verifying each organization's chain, and writing
+/// the signed checkpoints of its heads. Appending is the shared `AuditLog`'s.
+pub struct Audit {
+    ctx: Arc<Ctx>,
+    checkpoints: Checkpoints,
+}
+
+impl Audit {
+    pub(crate) fn new(ctx: Arc<Ctx>, root: &RootKey) -> Audit {
+        Audit {
+            ctx,
+            checkpoints: Checkpoints::new(root.derive(checkpoint::KEY_PURPOSE)),
+        }
+    }
+}
 
 /// An audit event as the API shows it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -118,13 +142,18 @@ struct Canonical<'a> {
     detail: &'a str,
 }
 
-fn genesis(org_id: &OrgId) -> [u8; 32] {
+pub(crate) fn genesis(org_id: &OrgId) -> [u8; 32] {
     let mut input = b"strongroom audit genesis v1\0".to_vec();
     input.extend_from_slice(org_id.as_str().as_bytes());
     sha256(&input)
 }
 
-fn event_hash(org_id: &OrgId, seq: i64, ev: &NewAuditEvent, prev: &[u8]) -> Result<[u8; 32]> {
+pub(crate) fn event_hash(
+    org_id: &OrgId,
+    seq: i64,
+    ev: &NewAuditEvent,
+    prev: &[u8],
+) -> Result<[u8; 32]> {
     let canonical = serde_json::to_vec(&Canonical {
         org: org_id.as_str(),
         seq,
@@ -142,7 +171,7 @@ fn event_hash(org_id: &OrgId, seq: i64, ev: &NewAuditEvent, prev: &[u8]) -> Resu
     Ok(h.finish())
 }
 
-fn head_input(org_id: &OrgId, seq: i64, hash: &[u8]) -> Vec<u8> {
+pub(crate) fn head_input(org_id: &OrgId, seq: i64, hash: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(96);
     v.extend_from_slice(b"strongroom audit head v1\0");
     v.extend_from_slice(org_id.as_str().as_bytes());
@@ -152,67 +181,7 @@ fn head_input(org_id: &OrgId, seq: i64, hash: &[u8]) -> Vec<u8> {
     v
 }
 
-/// An event about to be recorded, built by a use case.
-pub(crate) struct Record<'a> {
-    pub org_id: &'a OrgId,
-    pub actor: String,
-    pub action: &'static str,
-    pub target: String,
-    pub ip: String,
-    pub detail: serde_json::Value,
-}
-
-impl<'a> Record<'a> {
-    /// An event done by `p` in its organization.
-    pub(crate) fn by(p: &'a Principal, action: &'static str, target: impl ToString) -> Self {
-        Record {
-            org_id: &p.org_id,
-            actor: p.actor.audit_name(),
-            action,
-            target: target.to_string(),
-            ip: p.meta.ip.clone(),
-            detail: serde_json::Value::Object(Default::default()),
-        }
-    }
-
-    /// Adds facts to the event.
-    pub(crate) fn detail(mut self, detail: serde_json::Value) -> Self {
-        self.detail = detail;
-        self
-    }
-}
-
-impl Service {
-    /// The genesis hash and its head MAC for a new organization.
-    pub(crate) fn audit_genesis(&self, org_id: &OrgId) -> ([u8; 32], [u8; 32]) {
-        let g = genesis(org_id);
-        (g, self.audit_key.mac(&head_input(org_id, 0, &g)))
-    }
-
-    /// Appends an event inside `tx`: committed with the change it records, or not at all.
-    pub(crate) async fn audit(&self, tx: &mut Tx, rec: Record<'_>) -> Result<()> {
-        let (seq, prev) = tx.lock_audit_head(rec.org_id).await?;
-        let ev = NewAuditEvent {
-            at: self.clock.now(),
-            actor: rec.actor,
-            action: rec.action.to_owned(),
-            target: rec.target,
-            ip: rec.ip,
-            detail: rec.detail.to_string(),
-        };
-        let hash = event_hash(rec.org_id, seq, &ev, &prev)?;
-        let mac = self.audit_key.mac(&head_input(rec.org_id, seq, &hash));
-        tx.append_audit(rec.org_id, seq, &ev, &prev, &hash, &mac)
-            .await?;
-        Ok(())
-    }
-
-    /// Whether a head's MAC verifies under the audit key.
-    pub(crate) fn audit_head_authentic(&self, org_id: &OrgId, head: &AuditHead) -> bool {
-        self.audit_key
-            .verify(&head_input(org_id, head.seq, &head.hash), &head.mac)
-    }
-
+impl Audit {
     /// Lists an organization's events after `after` (a sequence number), oldest first.
     pub async fn list_audit(
         &self,
@@ -223,7 +192,11 @@ impl Service {
         // The trail covers every space (file names included): the proof is never given to a
         // key limited to some spaces.
         let org_id = authz.org_id();
-        let rows = self.store.audit_events(org_id, after, limit + 1).await?;
+        let rows = self
+            .ctx
+            .store
+            .audit_events(org_id, after, limit + 1)
+            .await?;
         let more = rows.len() > limit as usize;
         let items: Vec<AuditEvent> = rows.into_iter().take(limit as usize).map(render).collect();
         let next = if more {
@@ -245,12 +218,17 @@ impl Service {
         // The trail covers every space: the proof is never given to a space-limited key.
         let org_id = authz.org_id();
         // Listed before the head is read, as in `verify_audit`: none then lies past the head.
-        let checkpoints = self.blobs.checkpoint_seqs(org_id.as_str()).await?.into();
-        let Some(head) = self.store.audit_head(org_id).await? else {
+        let checkpoints = self
+            .ctx
+            .blobs
+            .checkpoint_seqs(org_id.as_str())
+            .await?
+            .into();
+        let Some(head) = self.ctx.store.audit_head(org_id).await? else {
             return Err(ServiceError::NotFound("organization"));
         };
         let export = Export {
-            svc: Arc::clone(self),
+            audit: Arc::clone(self),
             org_id: org_id.clone(),
             head_seq: head.seq,
             checkpoints,
@@ -278,15 +256,15 @@ impl Service {
     pub async fn verify_audit(&self, org: Option<&OrgId>) -> Result<Vec<ChainReport>> {
         let orgs = match org {
             Some(o) => vec![o.clone()],
-            None => self.store.org_ids().await?,
+            None => self.ctx.store.org_ids().await?,
         };
         let mut reports = Vec::with_capacity(orgs.len());
         for org_id in orgs {
             // Checkpoints are listed before the head is read. Each was written from a head
             // committed before it, so in a healthy database none lies past the head read next,
             // however fast live traffic and the checkpoint writer move.
-            let checkpoints = self.blobs.checkpoint_seqs(org_id.as_str()).await?;
-            let Some(head) = self.store.audit_head(&org_id).await? else {
+            let checkpoints = self.ctx.blobs.checkpoint_seqs(org_id.as_str()).await?;
+            let Some(head) = self.ctx.store.audit_head(&org_id).await? else {
                 return Err(ServiceError::NotFound("organization"));
             };
             reports.push(self.verify_chain(&org_id, &head, &checkpoints).await?);
@@ -355,7 +333,7 @@ impl Service {
         // together, so those are all present, and events appended by live traffic during the
         // scan are not mistaken for a chain longer than its head.
         'scan: loop {
-            let rows = self.store.audit_events(org_id, after, 1000).await?;
+            let rows = self.ctx.store.audit_events(org_id, after, 1000).await?;
             if rows.is_empty() {
                 break;
             }
@@ -424,7 +402,7 @@ impl Service {
                 ),
             ));
         }
-        if !self.audit_head_authentic(org_id, head) {
+        if !self.ctx.audit.head_authentic(org_id, head) {
             return Ok(report.broken(
                 "chain",
                 head.seq,
@@ -434,8 +412,19 @@ impl Service {
         }
         // Events past the head were not appended through the chain (live appends move the head
         // in the same transaction), unless the head moved since: read it again to tell apart.
-        if let Some(extra) = self.store.audit_events(org_id, head.seq, 1).await?.first() {
-            let now = self.store.audit_head(org_id).await?.map_or(0, |h| h.seq);
+        if let Some(extra) = self
+            .ctx
+            .store
+            .audit_events(org_id, head.seq, 1)
+            .await?
+            .first()
+        {
+            let now = self
+                .ctx
+                .store
+                .audit_head(org_id)
+                .await?
+                .map_or(0, |h| h.seq);
             if extra.seq > now {
                 return Ok(report.broken(
                     "chain",
@@ -518,7 +507,7 @@ enum Phase {
 
 /// The state of one export stream.
 struct Export {
-    svc: Arc<Service>,
+    audit: Arc<Audit>,
     org_id: OrgId,
     head_seq: i64,
     checkpoints: VecDeque<u64>,
@@ -549,14 +538,15 @@ impl Export {
                             "org_id": self.org_id,
                             "genesis": hex::encode(genesis(&self.org_id)),
                             "head_seq": self.head_seq,
-                            "exported_at": self.svc.clock.now(),
+                            "exported_at": self.audit.ctx.clock.now(),
                         }),
                     );
                     self.phase = Phase::Events;
                 }
                 Phase::Events => {
                     let rows = self
-                        .svc
+                        .audit
+                        .ctx
                         .store
                         .audit_events(&self.org_id, self.after, EXPORT_PAGE)
                         .await?;
@@ -608,7 +598,7 @@ impl Export {
     }
 
     async fn push_checkpoint(&mut self, out: &mut Vec<u8>, seq: u64) -> Result<()> {
-        let line = match self.svc.read_checkpoint(&self.org_id, seq).await? {
+        let line = match self.audit.read_checkpoint(&self.org_id, seq).await? {
             Read::Authentic(cp) => serde_json::json!({
                 "type": "checkpoint",
                 "seq": cp.seq,

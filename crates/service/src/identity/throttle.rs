@@ -21,7 +21,8 @@ use base64::Engine as _;
 use strongroom_crypto::{pow, token};
 use strongroom_domain::{Email, Timestamp, UserId};
 
-use crate::{Result, Service, ServiceError};
+use super::Passwords;
+use crate::{Result, ServiceError};
 
 const SHORT_WINDOW_SECS: i64 = 15 * 60;
 const LONG_WINDOW_SECS: i64 = 60 * 60;
@@ -69,7 +70,7 @@ impl Scopes {
     }
 }
 
-impl Service {
+impl Passwords {
     /// Decides whether a sign-in attempt may check its password at all.
     pub(crate) async fn login_gate(
         &self,
@@ -79,25 +80,35 @@ impl Service {
         captcha: Option<&str>,
         factor: Factor,
     ) -> Result<()> {
-        let now = self.clock.now();
+        let now = self.ctx.clock.now();
         let short = now.plus_secs(-SHORT_WINDOW_SECS);
         let long = now.plus_secs(-LONG_WINDOW_SECS);
         let kind = factor.as_str();
-        let address = self.store.failures_since(&scopes.ip, kind, short).await?;
-        let pair = self.store.failures_since(&scopes.pair, kind, short).await?;
+        let address = self
+            .ctx
+            .store
+            .failures_since(&scopes.ip, kind, short)
+            .await?;
+        let pair = self
+            .ctx
+            .store
+            .failures_since(&scopes.pair, kind, short)
+            .await?;
         if address >= ADDRESS_BLOCK || pair >= PAIR_BLOCK {
             return Err(ServiceError::RateLimited {
                 retry_after_secs: SHORT_WINDOW_SECS as u64,
             });
         }
         let account = self
+            .ctx
             .store
             .failures_since(&scopes.account, kind, long)
             .await?;
         if account >= ACCOUNT_BLOCK {
             let known = match user {
                 Some(u) => {
-                    self.store
+                    self.ctx
+                        .store
                         .known_address(u, ip, now.plus_secs(-KNOWN_ADDRESS_SECS))
                         .await?
                 }
@@ -117,16 +128,18 @@ impl Service {
 
     /// Records a failed check; returns the pair's failures so far, for the delay.
     pub(crate) async fn login_failed(&self, scopes: &Scopes, factor: Factor) -> Result<u64> {
-        let now = self.clock.now();
+        let now = self.ctx.clock.now();
         let scopes_list = [
             scopes.ip.clone(),
             scopes.account.clone(),
             scopes.pair.clone(),
         ];
-        self.store
+        self.ctx
+            .store
             .record_failure(&scopes_list, factor.as_str(), now)
             .await?;
         let pair = self
+            .ctx
             .store
             .failures_since(
                 &scopes.pair,
@@ -143,8 +156,9 @@ impl Service {
         scopes: &Scopes,
         factor: Factor,
     ) -> Result<bool> {
-        let now = self.clock.now();
+        let now = self.ctx.clock.now();
         let n = self
+            .ctx
             .store
             .failures_since(
                 &scopes.account,
@@ -157,7 +171,7 @@ impl Service {
 
     /// Waits longer after each recent failure of the same pair (capped).
     pub(crate) async fn failure_delay(&self, pair_failures: u64) {
-        let base = self.config.failure_delay;
+        let base = self.ctx.config.failure_delay;
         let factor = 1u32 << pair_failures.min(4);
         tokio::time::sleep((base * factor).min(Duration::from_secs(2))).await;
     }
@@ -169,18 +183,19 @@ impl Service {
         user: &UserId,
         ip: &str,
     ) -> Result<()> {
-        self.store
-            .record_login_success(user, ip, self.clock.now())
+        self.ctx
+            .store
+            .record_login_success(user, ip, self.ctx.clock.now())
             .await?;
-        self.store.clear_failures(&scopes.pair).await?;
+        self.ctx.store.clear_failures(&scopes.pair).await?;
         Ok(())
     }
 
     /// A new signed challenge: `v1.<expires ms>.<salt>.<bits>.<mac>`.
     fn new_challenge(&self) -> String {
-        let expires = self.clock.now().plus_secs(CHALLENGE_TTL_SECS).millis();
+        let expires = self.ctx.clock.now().plus_secs(CHALLENGE_TTL_SECS).millis();
         let salt = token::random_token(16);
-        let body = format!("v1.{expires}.{salt}.{}", self.config.captcha_bits);
+        let body = format!("v1.{expires}.{salt}.{}", self.ctx.config.captcha_bits);
         let mac = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(self.captcha_key.mac(body.as_bytes()));
         format!("{body}.{mac}")
@@ -208,11 +223,12 @@ impl Service {
         };
         let valid = *version == "v1"
             && self.captcha_key.verify(body.as_bytes(), &mac)
-            && expires > self.clock.now().millis()
-            && bits >= self.config.captcha_bits
+            && expires > self.ctx.clock.now().millis()
+            && bits >= self.ctx.config.captcha_bits
             && pow::check(challenge, nonce, bits);
         if !valid
             || !self
+                .ctx
                 .store
                 .spend_challenge(salt, Timestamp::from_millis(expires))
                 .await?
@@ -225,17 +241,19 @@ impl Service {
     /// Whether second-factor failures reached their limit (5 per pair in 15 min, 20 per account
     /// in an hour): codes are six digits, so they get far fewer tries than passwords.
     pub(crate) async fn otp_failures(&self, scopes: &Scopes) -> Result<bool> {
-        let now = self.clock.now();
+        let now = self.ctx.clock.now();
         let kind = Factor::Otp.as_str();
         let pair = self
+            .ctx
             .store
             .failures_since(&scopes.pair, kind, now.plus_secs(-SHORT_WINDOW_SECS))
             .await?;
         let account = self
+            .ctx
             .store
             .failures_since(&scopes.account, kind, now.plus_secs(-LONG_WINDOW_SECS))
             .await?;
-        Ok(pair >= crate::mfa::OTP_PAIR_LIMIT || account >= crate::mfa::OTP_ACCOUNT_LIMIT)
+        Ok(pair >= super::mfa::OTP_PAIR_LIMIT || account >= super::mfa::OTP_ACCOUNT_LIMIT)
     }
 
     /// Records a failed second-factor check.
@@ -245,8 +263,9 @@ impl Service {
 
     /// Deletes failure records past the longest window and expired challenges.
     pub async fn prune_login_records(&self) -> Result<()> {
-        let now = self.clock.now();
-        self.store
+        let now = self.ctx.clock.now();
+        self.ctx
+            .store
             .prune_login_records(now.plus_secs(-LONG_WINDOW_SECS), now)
             .await?;
         Ok(())

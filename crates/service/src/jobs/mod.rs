@@ -1,0 +1,7 @@
+//! Background work: the durable job queue (`queue`), its workers per lane, and the media
+//! pipeline they run (`media`).
+
+pub(crate) mod media;
+pub(crate) mod queue;
+
+pub use queue::Jobs;
