@@ -190,14 +190,48 @@ impl EncryptedWriter {
     }
 }
 
-/// Reads the header and prepares to decrypt blob `id`.
+/// Reads the header and prepares to decrypt blob `id`, from the first copy whose header is
+/// intact (every copy of a blob is the same ciphertext, so any copy's chunks follow it).
 async fn open_blob(
     store: &dyn BlobStore,
     id: &str,
     dek: &DataKey,
 ) -> Result<BlobOpener, BlobError> {
-    let header = store.read_at(id, 0, HEADER_LEN).await?;
-    Ok(BlobOpener::new(dek, id, &header)?)
+    let mut worst: Option<BlobError> = None;
+    for copy in 0..store.copies() {
+        let opened = match store.read_copy_at(id, copy, 0, HEADER_LEN).await {
+            Ok(header) => BlobOpener::new(dek, id, &header).map_err(BlobError::from),
+            Err(e) => Err(e),
+        };
+        match opened {
+            Ok(opener) => return Ok(opener),
+            Err(e) => worst = Some(fell_back(id, copy, store.copies(), e, worst)),
+        }
+    }
+    Err(worst.unwrap_or(BlobError::NotFound))
+}
+
+/// Notes that copy `copy` of blob `id` could not be used, and keeps the error that says most
+/// about the blob: a failed integrity check over an I/O failure over a missing copy.
+fn fell_back(
+    id: &str,
+    copy: usize,
+    copies: usize,
+    e: BlobError,
+    worst: Option<BlobError>,
+) -> BlobError {
+    if copy + 1 < copies {
+        tracing::warn!(blob = %id, copy, error = %e, "a copy of a blob is missing or damaged: reading another");
+    }
+    let rank = |e: &BlobError| match e {
+        BlobError::Crypto(_) => 2,
+        BlobError::NotFound => 0,
+        _ => 1,
+    };
+    match worst {
+        Some(w) if rank(&w) >= rank(&e) => w,
+        _ => e,
+    }
 }
 
 /// Reads chunks `chunks` of a blob of `size` plaintext bytes, authenticates all of them, and only
@@ -215,30 +249,41 @@ async fn read_batch(
         .clone()
         .map(|i| chunk_plaintext_len(size, i) + TAG_LEN)
         .sum();
-    let data = store
-        .read_at(id, chunk_offset(chunks.start), ct_len)
-        .await?;
-    if data.len() < ct_len {
-        return Err(CryptoError::Truncated.into());
-    }
-    // Zero-copy when the store handed us a uniquely owned buffer.
-    let mut buf = Vec::from(data);
-    let mut keep = Vec::with_capacity(chunks.clone().count());
-    let mut pos = 0usize;
-    for i in chunks {
-        let clen = chunk_plaintext_len(size, i) + TAG_LEN;
-        let got = opener.open_chunk(i, i + 1 == total, &mut buf[pos..pos + clen])?;
-        let pstart = i * CHUNK_SIZE as u64;
-        let lo = want.start.max(pstart);
-        let hi = want.end.min(pstart + got as u64);
-        if lo < hi {
-            // Both offsets are within this chunk, so below CHUNK_SIZE.
-            keep.push(pos + (lo - pstart) as usize..pos + (hi - pstart) as usize);
+    let mut worst: Option<BlobError> = None;
+    // The first copy whose chunks all authenticate; the client never sees a damaged copy.
+    for copy in 0..store.copies() {
+        let read = async {
+            let data = store
+                .read_copy_at(id, copy, chunk_offset(chunks.start), ct_len)
+                .await?;
+            if data.len() < ct_len {
+                return Err(CryptoError::Truncated.into());
+            }
+            // Zero-copy when the store handed us a uniquely owned buffer.
+            let mut buf = Vec::from(data);
+            let mut keep = Vec::with_capacity(chunks.clone().count());
+            let mut pos = 0usize;
+            for i in chunks.clone() {
+                let clen = chunk_plaintext_len(size, i) + TAG_LEN;
+                let got = opener.open_chunk(i, i + 1 == total, &mut buf[pos..pos + clen])?;
+                let pstart = i * CHUNK_SIZE as u64;
+                let lo = want.start.max(pstart);
+                let hi = want.end.min(pstart + got as u64);
+                if lo < hi {
+                    // Both offsets are within this chunk, so below CHUNK_SIZE.
+                    keep.push(pos + (lo - pstart) as usize..pos + (hi - pstart) as usize);
+                }
+                pos += clen;
+            }
+            let shared = Bytes::from(buf);
+            Ok::<_, BlobError>(keep.into_iter().map(|r| shared.slice(r)).collect())
+        };
+        match read.await {
+            Ok(parts) => return Ok(parts),
+            Err(e) => worst = Some(fell_back(id, copy, store.copies(), e, worst)),
         }
-        pos += clen;
     }
-    let shared = Bytes::from(buf);
-    Ok(keep.into_iter().map(|r| shared.slice(r)).collect())
+    Err(worst.unwrap_or(BlobError::NotFound))
 }
 
 /// State of a [`read_range`] stream between items.

@@ -16,6 +16,7 @@
 
 mod encrypted;
 mod fs;
+mod replicated;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,6 +26,7 @@ use strongroom_crypto::CryptoError;
 
 pub use encrypted::{BlobReader, EncryptedWriter, WrittenBlob, read_all, read_range};
 pub use fs::{CHECKPOINTS_DIR, FsBlobStore};
+pub use replicated::{Member, Replicated};
 
 /// A boxed, sendable future: lets the storage traits be object-safe (`Arc<dyn BlobStore>`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -51,6 +53,10 @@ pub enum BlobError {
     /// The blob id is not `[A-Za-z0-9_-]{1,100}`; refused before touching storage.
     #[error("invalid blob id")]
     InvalidId,
+    /// Not enough storage backends answered to do this safely (an upload needs `copies` of
+    /// them): the message names each failing backend. Nothing was acknowledged.
+    #[error("{0}")]
+    Unavailable(String),
     /// A requested plaintext range is inverted or runs past the end of the blob.
     #[error("invalid byte range {start}..{end} for a blob of {size} bytes")]
     InvalidRange {
@@ -94,6 +100,26 @@ pub trait BlobStore: Send + Sync + 'static {
         offset: u64,
         len: usize,
     ) -> BoxFuture<'a, Result<bytes::Bytes, BlobError>>;
+    /// How many copies of each blob this store keeps, each readable by its index with
+    /// [`BlobStore::read_copy_at`]: 1 for a single backend.
+    fn copies(&self) -> usize {
+        1
+    }
+    /// Reads like [`BlobStore::read_at`], from copy `copy` (below [`BlobStore::copies`]) alone:
+    /// the encryption layer reads another copy when one is missing or fails its check.
+    fn read_copy_at<'a>(
+        &'a self,
+        id: &'a str,
+        copy: usize,
+        offset: u64,
+        len: usize,
+    ) -> BoxFuture<'a, Result<bytes::Bytes, BlobError>> {
+        if copy == 0 {
+            self.read_at(id, offset, len)
+        } else {
+            Box::pin(async { Err(BlobError::NotFound) })
+        }
+    }
     /// Stored size of a blob.
     fn len<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<u64, BlobError>>;
     /// Deletes a blob; deleting a missing blob succeeds (idempotent, so retries are safe).

@@ -164,6 +164,7 @@ impl From<BlobError> for ServiceError {
     fn from(e: BlobError) -> Self {
         match e {
             BlobError::Crypto(_) => ServiceError::Integrity(e),
+            BlobError::Unavailable(why) => ServiceError::Unavailable(why),
             other => ServiceError::Blob(other),
         }
     }
