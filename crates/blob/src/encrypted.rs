@@ -197,8 +197,18 @@ async fn open_blob(
     id: &str,
     dek: &DataKey,
 ) -> Result<BlobOpener, BlobError> {
+    open_blob_from(store, id, dek, 0..store.copies()).await
+}
+
+/// [`open_blob`] from the copies `copies` only.
+async fn open_blob_from(
+    store: &dyn BlobStore,
+    id: &str,
+    dek: &DataKey,
+    copies: Range<usize>,
+) -> Result<BlobOpener, BlobError> {
     let mut worst: Option<BlobError> = None;
-    for copy in 0..store.copies() {
+    for copy in copies {
         let opened = match store.read_copy_at(id, copy, 0, HEADER_LEN).await {
             Ok(header) => BlobOpener::new(dek, id, &header).map_err(BlobError::from),
             Err(e) => Err(e),
@@ -244,6 +254,19 @@ async fn read_batch(
     chunks: Range<u64>,
     want: Range<u64>,
 ) -> Result<Vec<Bytes>, BlobError> {
+    read_batch_from(store, id, opener, size, chunks, want, 0..store.copies()).await
+}
+
+/// [`read_batch`] from the copies `copies` only.
+async fn read_batch_from(
+    store: &dyn BlobStore,
+    id: &str,
+    opener: &BlobOpener,
+    size: u64,
+    chunks: Range<u64>,
+    want: Range<u64>,
+    copies: Range<usize>,
+) -> Result<Vec<Bytes>, BlobError> {
     let total = chunk_count(size);
     let ct_len: usize = chunks
         .clone()
@@ -251,7 +274,7 @@ async fn read_batch(
         .sum();
     let mut worst: Option<BlobError> = None;
     // The first copy whose chunks all authenticate; the client never sees a damaged copy.
-    for copy in 0..store.copies() {
+    for copy in copies {
         let read = async {
             let data = store
                 .read_copy_at(id, copy, chunk_offset(chunks.start), ct_len)
@@ -429,6 +452,38 @@ impl BlobReader {
             _ => Bytes::from(parts.concat()),
         })
     }
+}
+
+/// Checks one copy of a blob (`copy` below [`BlobStore::copies`]) end to end: the header and every
+/// chunk's tag, under the blob's data key, reading nothing from the other copies. `Ok` means that
+/// copy alone can serve every byte; [`BlobError::NotFound`] that it is missing;
+/// [`BlobError::Crypto`] that it is damaged (tampered, truncated or not this blob).
+pub async fn verify_copy(
+    store: &dyn BlobStore,
+    id: &str,
+    copy: usize,
+    dek: &DataKey,
+    plaintext_size: u64,
+) -> Result<(), BlobError> {
+    let one = copy..copy + 1;
+    let opener = open_blob_from(store, id, dek, one.clone()).await?;
+    let total = chunk_count(plaintext_size);
+    let mut next = 0;
+    while next < total {
+        let batch_end = (next + BATCH_CHUNKS as u64).min(total);
+        read_batch_from(
+            store,
+            id,
+            &opener,
+            plaintext_size,
+            next..batch_end,
+            0..0,
+            one.clone(),
+        )
+        .await?;
+        next = batch_end;
+    }
+    Ok(())
 }
 
 /// The whole plaintext of a blob in memory, authenticated. A convenience for small blobs and

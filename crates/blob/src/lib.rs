@@ -24,9 +24,9 @@ use std::time::SystemTime;
 
 use strongroom_crypto::CryptoError;
 
-pub use encrypted::{BlobReader, EncryptedWriter, WrittenBlob, read_all, read_range};
+pub use encrypted::{BlobReader, EncryptedWriter, WrittenBlob, read_all, read_range, verify_copy};
 pub use fs::{CHECKPOINTS_DIR, FsBlobStore};
-pub use replicated::{Member, Replicated};
+pub use replicated::{Member, Replicated, rewrite_copy};
 
 /// A boxed, sendable future: lets the storage traits be object-safe (`Arc<dyn BlobStore>`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -116,6 +116,19 @@ pub trait BlobStore: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<bytes::Bytes, BlobError>> {
         if copy == 0 {
             self.read_at(id, offset, len)
+        } else {
+            Box::pin(async { Err(BlobError::NotFound) })
+        }
+    }
+    /// Starts writing copy `copy` of blob `id` alone, to replace a missing or damaged one (the
+    /// scrub's repair); visible on [`BlobWriter::commit`] like [`BlobStore::create`].
+    fn create_copy<'a>(
+        &'a self,
+        id: &'a str,
+        copy: usize,
+    ) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>> {
+        if copy == 0 {
+            self.create(id)
         } else {
             Box::pin(async { Err(BlobError::NotFound) })
         }

@@ -69,6 +69,33 @@ impl Replicated {
     }
 }
 
+/// How much of a copy is moved per read when one copy is rewritten from another.
+const REWRITE_PIECE: usize = 1 << 20;
+
+/// Rewrites copy `to` of blob `id` from copy `from`, byte for byte (`stored_len` bytes of
+/// ciphertext: nothing is decrypted here). The caller verified copy `from` first; the new copy
+/// becomes visible only once complete and durable.
+pub async fn rewrite_copy(
+    store: &dyn BlobStore,
+    id: &str,
+    from: usize,
+    to: usize,
+    stored_len: u64,
+) -> Result<(), BlobError> {
+    let mut w = store.create_copy(id, to).await?;
+    let mut at = 0u64;
+    while at < stored_len {
+        let want = usize::try_from(stored_len - at).map_or(REWRITE_PIECE, |n| n.min(REWRITE_PIECE));
+        let piece = store.read_copy_at(id, from, at, want).await?;
+        if piece.is_empty() {
+            return Err(strongroom_crypto::CryptoError::Truncated.into());
+        }
+        at += piece.len() as u64;
+        w.write(piece).await?;
+    }
+    w.commit().await
+}
+
 /// Reads from each member in turn until one answers; a missing blob on one is not final.
 async fn first_answer<'a, T, F>(members: &'a [Member], mut op: F) -> Result<T, BlobError>
 where
@@ -151,6 +178,17 @@ impl BlobStore for Replicated {
     ) -> BoxFuture<'a, Result<Bytes, BlobError>> {
         match self.members.get(copy) {
             Some(m) => m.store.read_at(id, offset, len),
+            None => Box::pin(async { Err(BlobError::NotFound) }),
+        }
+    }
+
+    fn create_copy<'a>(
+        &'a self,
+        id: &'a str,
+        copy: usize,
+    ) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>> {
+        match self.members.get(copy) {
+            Some(m) => m.store.create(id),
             None => Box::pin(async { Err(BlobError::NotFound) }),
         }
     }
@@ -727,6 +765,44 @@ mod tests {
         s.backends[1].down.store(false, Ordering::SeqCst);
         s.store.delete("gone").await.unwrap();
         assert!(!s.path(0, "gone").exists() && !s.path(1, "gone").exists());
+    }
+
+    #[tokio::test]
+    async fn each_copy_is_checked_alone_and_a_bad_one_is_rewritten_from_a_good_one() {
+        let s = Setup::new(3, 2);
+        let dek = DataKey::generate();
+        let plain = data(500_000);
+        s.put("s", &dek, &plain).await.unwrap();
+        let stored = std::fs::metadata(s.path(0, "s")).unwrap().len();
+        let p = s.path(1, "s");
+        let mut bytes = std::fs::read(&p).unwrap();
+        bytes[300_000] ^= 0x04;
+        std::fs::write(&p, bytes).unwrap();
+        std::fs::remove_file(s.path(2, "s")).unwrap();
+        let store = s.store.as_ref();
+        assert!(
+            crate::verify_copy(store, "s", 0, &dek, 500_000)
+                .await
+                .is_ok()
+        );
+        let bad = crate::verify_copy(store, "s", 1, &dek, 500_000)
+            .await
+            .unwrap_err();
+        assert!(matches!(bad, BlobError::Crypto(_)), "{bad:?}");
+        let gone = crate::verify_copy(store, "s", 2, &dek, 500_000)
+            .await
+            .unwrap_err();
+        assert!(matches!(gone, BlobError::NotFound), "{gone:?}");
+        for to in [1, 2] {
+            rewrite_copy(store, "s", 0, to, stored).await.unwrap();
+            crate::verify_copy(store, "s", to, &dek, 500_000)
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            std::fs::read(s.path(1, "s")).unwrap(),
+            std::fs::read(s.path(0, "s")).unwrap()
+        );
     }
 
     #[test]
