@@ -120,6 +120,23 @@ pub trait BlobStore: Send + Sync + 'static {
             Box::pin(async { Err(BlobError::NotFound) })
         }
     }
+    /// How many copies must be durable before a blob is acknowledged: 1 for a single backend.
+    fn required_copies(&self) -> usize {
+        1
+    }
+    /// The name of the backend holding copy `copy` (for status and audit records).
+    fn copy_name(&self, copy: usize) -> String {
+        let _ = copy;
+        "default".into()
+    }
+    /// Readiness of the backend holding copy `copy` alone.
+    fn check_copy<'a>(&'a self, copy: usize) -> BoxFuture<'a, Result<(), BlobError>> {
+        if copy == 0 {
+            self.check()
+        } else {
+            Box::pin(async { Err(BlobError::NotFound) })
+        }
+    }
     /// Starts writing copy `copy` of blob `id` alone, to replace a missing or damaged one (the
     /// scrub's repair); visible on [`BlobWriter::commit`] like [`BlobStore::create`].
     fn create_copy<'a>(

@@ -54,11 +54,6 @@ impl Replicated {
         &self.members
     }
 
-    /// How many backends must hold a blob before it is acknowledged.
-    pub fn required_copies(&self) -> usize {
-        self.copies
-    }
-
     fn too_few(&self, what: &str, ok: usize, failures: &[String]) -> BlobError {
         BlobError::Unavailable(format!(
             "{what} needs {} of {} storage backends, but only {ok} answered: {}",
@@ -178,6 +173,23 @@ impl BlobStore for Replicated {
     ) -> BoxFuture<'a, Result<Bytes, BlobError>> {
         match self.members.get(copy) {
             Some(m) => m.store.read_at(id, offset, len),
+            None => Box::pin(async { Err(BlobError::NotFound) }),
+        }
+    }
+
+    fn required_copies(&self) -> usize {
+        self.copies
+    }
+
+    fn copy_name(&self, copy: usize) -> String {
+        self.members
+            .get(copy)
+            .map_or_else(|| format!("copy {copy}"), |m| m.name.clone())
+    }
+
+    fn check_copy<'a>(&'a self, copy: usize) -> BoxFuture<'a, Result<(), BlobError>> {
+        match self.members.get(copy) {
+            Some(m) => m.store.check(),
             None => Box::pin(async { Err(BlobError::NotFound) }),
         }
     }

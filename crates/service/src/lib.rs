@@ -60,6 +60,7 @@ pub use keys::keyring::{KeyStatus, Keyring, RotationReport};
 pub use keys::{ApiKeyInfo, CreatedKey, MIN_PASSWORD_LEN, RotatedKey};
 pub use notify::{Mail, MailError, Mailer};
 pub use ops::Bootstrapped;
+pub use ops::storage::{BackendScrub, BackendStatus, ScrubReport, StorageStatus};
 pub use strongroom_store::MemberRow;
 pub use strongroom_store::Page;
 pub use tenancy::access::{Accepted, GrantInfo, InvitationInfo, RoleInfo};

@@ -477,6 +477,44 @@ impl Store {
         Ok(n.is_some())
     }
 
+    /// Up to `limit` blobs with ids after `after` (from the first when `None`), by id: every
+    /// stored object with a data key, originals and renditions, for the scrub.
+    pub async fn blobs_after(&self, after: Option<&str>, limit: u32) -> Result<Vec<BlobRow>> {
+        let sql = format!("SELECT {BLOB_COLUMNS} FROM blobs WHERE id > $1 ORDER BY id LIMIT $2");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(blob).collect()
+    }
+
+    /// Records a finished scrub's report (JSON).
+    pub async fn record_scrub(&self, finished_at: Timestamp, report: &str) -> Result<()> {
+        sqlx::query("INSERT INTO storage_scrubs (finished_at, report) VALUES ($1, $2)")
+            .bind(finished_at.millis())
+            .bind(report)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// The latest scrub's finish time and report, if any ran.
+    pub async fn last_scrub(&self) -> Result<Option<(Timestamp, String)>> {
+        let row = sqlx::query(
+            "SELECT finished_at, report FROM storage_scrubs ORDER BY finished_at DESC LIMIT 1",
+        )
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok((
+                Timestamp::from_millis(r.try_get("finished_at")?),
+                r.try_get("report")?,
+            ))
+        })
+        .transpose()
+    }
+
     /// Up to `limit` blobs whose data key is wrapped by a KEK older than `active`, by id.
     pub async fn blobs_not_under(&self, active: u32, limit: u32) -> Result<Vec<BlobRow>> {
         let sql =

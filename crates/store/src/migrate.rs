@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../migrations/0009_invitation_inviter.sql")),
     (10, include_str!("../migrations/0010_quotas.sql")),
     (11, include_str!("../migrations/0011_job_lanes_outputs.sql")),
+    (12, include_str!("../migrations/0012_storage_scrubs.sql")),
 ];
 
 /// The schema version a fully migrated database has: the last migration's. Versions increase

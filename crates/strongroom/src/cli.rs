@@ -55,6 +55,33 @@ pub enum Command {
     /// The background job queue (mail, media processing).
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Blob storage: its backends and the scrub that checks and repairs every copy.
+    #[command(subcommand)]
+    Storage(StorageCommand),
+}
+
+/// `strongroom storage ...`.
+#[derive(Debug, Subcommand)]
+pub enum StorageCommand {
+    /// Each backend (does it answer?), and what the last scrub found on it.
+    Status {
+        /// Instance settings.
+        #[command(flatten)]
+        instance: InstanceArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every copy of every blob by its tags and rewrite a missing or damaged copy from a
+    /// good one; exits 1 when a blob has no good copy left.
+    Scrub {
+        /// Instance settings.
+        #[command(flatten)]
+        instance: InstanceArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `strongroom jobs ...`.

@@ -9,7 +9,9 @@ use strongroom_service::{ServiceConfig, parse_role};
 use zeroize::Zeroizing;
 
 use crate::boot::{self, Create, Instance};
-use crate::cli::{AdminCommand, AuditCommand, InstanceArgs, JobsCommand, KeysCommand};
+use crate::cli::{
+    AdminCommand, AuditCommand, InstanceArgs, JobsCommand, KeysCommand, StorageCommand,
+};
 use crate::serve::{file_config, instance_settings};
 
 async fn open(args: &InstanceArgs, create: Create) -> anyhow::Result<Instance> {
@@ -298,4 +300,83 @@ pub async fn jobs(cmd: JobsCommand) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `strongroom storage ...`: `Ok(false)` (exit status 1) when the scrub left a blob with no good
+/// copy.
+pub async fn storage(cmd: StorageCommand) -> anyhow::Result<bool> {
+    match cmd {
+        StorageCommand::Status { instance, json } => {
+            let inst = open(&instance, Create::Never).await?;
+            let status = inst.service.ops.storage_status().await?;
+            if json {
+                print_json(serde_json::to_value(&status)?);
+                return Ok(true);
+            }
+            println!(
+                "an upload is acknowledged once {} backend(s) hold it",
+                status.copies_required
+            );
+            for b in &status.backends {
+                let state = match &b.error {
+                    None => "up".to_owned(),
+                    Some(e) => format!("DOWN ({e})"),
+                };
+                println!(
+                    "{:<16} {state}; last scrub: {} objects, {} bytes, {} missing, {} corrupt",
+                    b.name, b.objects, b.bytes, b.missing, b.corrupt
+                );
+            }
+            match &status.last_scrub {
+                Some(r) => println!(
+                    "last scrub {}: {} blobs checked, {} copies repaired, {} unrecoverable",
+                    r.finished_at.as_deref().unwrap_or("?"),
+                    r.checked,
+                    r.repaired,
+                    r.unrecoverable
+                ),
+                None => println!("no scrub has run yet (strongroom storage scrub)"),
+            }
+            Ok(true)
+        }
+        StorageCommand::Scrub { instance, json } => {
+            let inst = open(&instance, Create::Never).await?;
+            let tty = std::io::stderr().is_terminal();
+            let mut last_line = 0u64;
+            let report = inst
+                .service
+                .ops
+                .scrub(|done, total| {
+                    let mut err = std::io::stderr();
+                    if tty {
+                        let _ = write!(err, "\rchecking blobs: {done}/{total}");
+                    } else if done == total || done >= last_line + 1000 {
+                        last_line = done;
+                        let _ = writeln!(err, "checking blobs: {done}/{total}");
+                    }
+                })
+                .await?;
+            if tty {
+                eprintln!();
+            }
+            if json {
+                print_json(serde_json::json!({
+                    "checked": report.checked,
+                    "repaired": report.repaired,
+                    "unrecoverable": report.unrecoverable,
+                    "unrecoverable_blobs": report.unrecoverable_blobs,
+                    "backends": report.backends,
+                }));
+            } else {
+                println!(
+                    "{} blobs checked, {} copies repaired, {} unrecoverable",
+                    report.checked, report.repaired, report.unrecoverable
+                );
+                for id in &report.unrecoverable_blobs {
+                    println!("no good copy left of blob {id}: restore it from a backup");
+                }
+            }
+            Ok(report.unrecoverable == 0)
+        }
+    }
 }

@@ -39,6 +39,14 @@ async fn main() -> ExitCode {
             init_logging(false);
             strongroom::commands::jobs(cmd).await
         }
+        Command::Storage(cmd) => {
+            init_logging(false);
+            match strongroom::commands::storage(cmd).await {
+                Ok(true) => Ok(()),
+                Ok(false) => return ExitCode::from(1),
+                Err(e) => Err(e),
+            }
+        }
         Command::Audit(cmd) => {
             init_logging(false);
             match strongroom::commands::audit(cmd).await {

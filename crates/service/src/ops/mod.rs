@@ -15,6 +15,7 @@ use crate::keys::keyring::{KeyStatus, Keyring, RotationReport};
 use crate::keys::{CreatedKey, Keys, check_password, last_owner};
 use crate::{Actor, Quota, Result, ServiceError};
 
+pub(crate) mod storage;
 pub(crate) mod sweep;
 
 /// What `admin bootstrap` created or reused.

@@ -26,4 +26,5 @@ mod mfa;
 mod quotas;
 mod sessions;
 mod signals;
+mod storage;
 mod video;

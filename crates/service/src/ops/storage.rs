@@ -1,0 +1,274 @@
+//! The storage scrub and status: every copy of every blob checked by its tags, a missing or
+//! damaged copy rewritten from a good one, and what was found kept for `storage status`.
+//!
+//! The scrub walks the blob rows (originals and renditions) in id order. For each, it unwraps
+//! the data key and checks each copy alone ([`strongroom_blob::verify_copy`]): header and every
+//! chunk's tag. A copy that is missing (a backend that was down during the upload, or added
+//! since) or damaged is rewritten byte for byte from a copy that passed, and the repair is
+//! recorded in the organization's audit trail. A blob with no good copy left is recorded as
+//! unrecoverable: the scrub cannot make one up, so the operator must restore it from a backup.
+//! A backend that does not answer is counted as unreachable for that blob and left alone.
+
+use serde::Serialize;
+use strongroom_blob::{BlobError, rewrite_copy, verify_copy};
+use strongroom_store::BlobRow;
+
+use super::Ops;
+use crate::audit::Record;
+use crate::{Result, ServiceError};
+
+/// Blob rows read per page.
+const PAGE: u32 = 500;
+
+/// What a scrub found and did, per backend and in all.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+pub struct ScrubReport {
+    /// When it finished (RFC 3339).
+    pub finished_at: Option<String>,
+    /// Blobs checked.
+    pub checked: u64,
+    /// Copies rewritten from a good one.
+    pub repaired: u64,
+    /// Blobs with no good copy left.
+    pub unrecoverable: u64,
+    /// The ids of those blobs (at most 100 listed).
+    pub unrecoverable_blobs: Vec<String>,
+    /// Per backend, in the configured order.
+    pub backends: Vec<BackendScrub>,
+}
+
+/// One backend's share of a scrub.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+pub struct BackendScrub {
+    /// The backend's name.
+    pub name: String,
+    /// Copies it holds that passed (after repairs).
+    pub objects: u64,
+    /// Their stored (ciphertext) bytes.
+    pub bytes: u64,
+    /// Copies it lacked.
+    pub missing: u64,
+    /// Copies it held that failed their check.
+    pub corrupt: u64,
+    /// Blobs it did not answer for.
+    pub unreachable: u64,
+}
+
+/// `strongroom storage status`: each backend now, and the last scrub's findings.
+#[derive(Debug, Clone, Serialize)]
+pub struct StorageStatus {
+    /// Every backend, in the configured order.
+    pub backends: Vec<BackendStatus>,
+    /// How many backends must hold a blob before an upload is acknowledged.
+    pub copies_required: usize,
+    /// The last scrub, if one ran.
+    pub last_scrub: Option<ScrubReport>,
+}
+
+/// One backend as `storage status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackendStatus {
+    /// Its name.
+    pub name: String,
+    /// Whether it answers now.
+    pub up: bool,
+    /// Why not, when it does not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// From the last scrub: good copies it held, their bytes, and what it lacked or had damaged.
+    pub objects: u64,
+    /// See `objects`.
+    pub bytes: u64,
+    /// See `objects`.
+    pub missing: u64,
+    /// See `objects`.
+    pub corrupt: u64,
+}
+
+/// How one copy of a blob fared.
+enum CopyState {
+    Good,
+    Missing,
+    Corrupt,
+    Unreachable(String),
+}
+
+impl Ops {
+    /// Checks every copy of every blob and repairs what it can; `progress(done, total)` after
+    /// each blob. The report is kept for `storage status`.
+    pub async fn scrub(&self, mut progress: impl FnMut(u64, u64)) -> Result<ScrubReport> {
+        let blobs = self.ctx.blobs.as_ref();
+        let copies = blobs.copies();
+        let total: u64 = self
+            .ctx
+            .store
+            .blob_counts_by_kek()
+            .await?
+            .into_iter()
+            .map(|(_, n)| n)
+            .sum();
+        let mut report = ScrubReport {
+            backends: (0..copies)
+                .map(|c| BackendScrub {
+                    name: blobs.copy_name(c),
+                    ..BackendScrub::default()
+                })
+                .collect(),
+            ..ScrubReport::default()
+        };
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.ctx.store.blobs_after(after.as_deref(), PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.to_string());
+            for blob in &page {
+                self.scrub_blob(blob, &mut report).await?;
+                report.checked += 1;
+                progress(report.checked, total.max(report.checked));
+            }
+        }
+        let now = self.ctx.clock.now();
+        report.finished_at = Some(now.rfc3339());
+        let json =
+            serde_json::to_string(&report).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        self.ctx.store.record_scrub(now, &json).await?;
+        Ok(report)
+    }
+
+    async fn scrub_blob(&self, blob: &BlobRow, report: &mut ScrubReport) -> Result<()> {
+        let blobs = self.ctx.blobs.as_ref();
+        let id = blob.id.as_str();
+        let dek = self.keyring.data_key(&self.ctx.store, blob).await?;
+        let mut states = Vec::with_capacity(report.backends.len());
+        for copy in 0..report.backends.len() {
+            states.push(match verify_copy(blobs, id, copy, &dek, blob.size).await {
+                Ok(()) => CopyState::Good,
+                Err(BlobError::NotFound) => CopyState::Missing,
+                Err(BlobError::Crypto(_)) => CopyState::Corrupt,
+                Err(e) => CopyState::Unreachable(e.to_string()),
+            });
+        }
+        let good = states.iter().position(|s| matches!(s, CopyState::Good));
+        let mut repaired = Vec::new();
+        for (copy, state) in states.iter().enumerate() {
+            let b = &mut report.backends[copy];
+            match state {
+                CopyState::Good => {
+                    b.objects += 1;
+                    b.bytes += blob.stored_size;
+                }
+                CopyState::Unreachable(why) => {
+                    b.unreachable += 1;
+                    tracing::warn!(blob = %id, backend = %b.name, error = %why, "scrub: backend did not answer");
+                }
+                CopyState::Missing | CopyState::Corrupt => {
+                    if matches!(state, CopyState::Missing) {
+                        b.missing += 1;
+                    } else {
+                        b.corrupt += 1;
+                    }
+                    let Some(from) = good else { continue };
+                    match rewrite_copy(blobs, id, from, copy, blob.stored_size).await {
+                        Ok(()) => match verify_copy(blobs, id, copy, &dek, blob.size).await {
+                            Ok(()) => {
+                                b.objects += 1;
+                                b.bytes += blob.stored_size;
+                                repaired.push(b.name.clone());
+                            }
+                            Err(e) => {
+                                tracing::error!(blob = %id, backend = %b.name, error = %e, "scrub: a rewritten copy does not verify");
+                            }
+                        },
+                        Err(e) => {
+                            tracing::warn!(blob = %id, backend = %b.name, error = %e, "scrub: could not rewrite a copy");
+                        }
+                    }
+                }
+            }
+        }
+        if good.is_none()
+            && states
+                .iter()
+                .any(|s| !matches!(s, CopyState::Unreachable(_)))
+        {
+            report.unrecoverable += 1;
+            if report.unrecoverable_blobs.len() < 100 {
+                report.unrecoverable_blobs.push(id.to_owned());
+            }
+            tracing::error!(blob = %id, "scrub: no good copy of this blob is left; restore it from a backup");
+            self.record(blob, "storage.unrecoverable", serde_json::json!({}))
+                .await?;
+        }
+        if !repaired.is_empty() {
+            report.repaired += repaired.len() as u64;
+            self.record(
+                blob,
+                "storage.repaired",
+                serde_json::json!({"backends": repaired}),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Records a scrub's finding about a blob in its organization's trail.
+    async fn record(
+        &self,
+        blob: &BlobRow,
+        action: &'static str,
+        detail: serde_json::Value,
+    ) -> Result<()> {
+        let mut tx = self.ctx.store.begin().await?;
+        self.ctx
+            .audit
+            .append(
+                &mut tx,
+                Record {
+                    org_id: &blob.org_id,
+                    actor: "system".into(),
+                    action,
+                    target: blob.id.to_string(),
+                    ip: String::new(),
+                    detail,
+                },
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Each backend now (does it answer?) and the last scrub's findings.
+    pub async fn storage_status(&self) -> Result<StorageStatus> {
+        let blobs = self.ctx.blobs.as_ref();
+        let last_scrub = match self.ctx.store.last_scrub().await? {
+            Some((_, json)) => Some(serde_json::from_str::<ScrubReport>(&json).map_err(|e| {
+                ServiceError::Internal(format!("a stored scrub report does not parse: {e}"))
+            })?),
+            None => None,
+        };
+        let mut backends = Vec::with_capacity(blobs.copies());
+        for copy in 0..blobs.copies() {
+            let name = blobs.copy_name(copy);
+            let seen = last_scrub
+                .as_ref()
+                .and_then(|r| r.backends.iter().find(|b| b.name == name))
+                .cloned()
+                .unwrap_or_default();
+            let check = blobs.check_copy(copy).await;
+            backends.push(BackendStatus {
+                up: check.is_ok(),
+                error: check.err().map(|e| e.to_string()),
+                name,
+                objects: seen.objects,
+                bytes: seen.bytes,
+                missing: seen.missing,
+                corrupt: seen.corrupt,
+            });
+        }
+        Ok(StorageStatus {
+            backends,
+            copies_required: blobs.required_copies(),
+            last_scrub,
+        })
+    }
+}
