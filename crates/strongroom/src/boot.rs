@@ -7,11 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use strongroom_blob::FsBlobStore;
+use strongroom_blob::BlobStore;
 use strongroom_crypto::keys::RootKey;
 use strongroom_domain::SystemClock;
 use strongroom_service::{Service, ServiceConfig};
 use strongroom_store::Store;
+
+use crate::config::{Storage, StorageFile};
 
 /// Where an instance keeps things, resolved from settings.
 #[derive(Clone)]
@@ -24,6 +26,8 @@ pub struct InstanceSettings {
     pub master_key_file: Option<PathBuf>,
     /// Root key as hex (from `STRONGROOM_MASTER_KEY`), instead of a file.
     pub master_key_hex: Option<zeroize::Zeroizing<String>>,
+    /// `[storage]` as configured; checked (and defaulted) when the instance is opened.
+    pub storage: StorageFile,
     /// Use-case limits.
     pub service: ServiceConfig,
 }
@@ -42,6 +46,7 @@ impl std::fmt::Debug for InstanceSettings {
                 "master_key_hex",
                 &self.master_key_hex.as_ref().map(|_| "<redacted>"),
             )
+            .field("storage", &self.storage)
             .finish()
     }
 }
@@ -129,10 +134,11 @@ pub async fn open(settings: &InstanceSettings, create: Create) -> anyhow::Result
             }
         }
     }
-    let blobs = FsBlobStore::open(data.join("blobs")).context("cannot open the blob store")?;
+    let storage = settings.storage.resolve(data)?;
+    let blobs = open_storage(&storage).await?;
     let service = Service::new(
         store,
-        Arc::new(blobs),
+        blobs,
         root,
         Arc::new(SystemClock),
         settings.service.clone(),
@@ -146,6 +152,28 @@ pub async fn open(settings: &InstanceSettings, create: Create) -> anyhow::Result
         master_key_fingerprint: fingerprint,
         database,
     })
+}
+
+/// Said when `[storage]` asks for what the server cannot do yet.
+const ONE_BACKEND_ONLY: &str = "copies and several backends are not available yet: configure one [[storage.backends]] entry (or none, for the default disk) and copies = 1";
+
+/// Opens the blob backend and checks it is reachable and writable, so a wrong URL, credential
+/// or permission stops the start instead of the first upload. One backend for now.
+async fn open_storage(storage: &Storage) -> anyhow::Result<Arc<dyn BlobStore>> {
+    let [backend] = storage.backends.as_slice() else {
+        bail!(ONE_BACKEND_ONLY);
+    };
+    if storage.copies != 1 {
+        bail!(ONE_BACKEND_ONLY);
+    }
+    let name = &backend.spec.name;
+    let blobs = strongroom_blob::open_backend(&backend.spec)
+        .with_context(|| format!("cannot open storage backend '{name}'"))?;
+    blobs
+        .check()
+        .await
+        .with_context(|| format!("storage backend '{name}' is not usable"))?;
+    Ok(blobs)
 }
 
 fn load_root_key(
@@ -220,5 +248,59 @@ pub fn tls_files(
             fs::write(&c, cert_pem).with_context(|| format!("cannot write {}", c.display()))?;
             Ok((c, k, true))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn storage(toml_text: &str) -> Storage {
+        let file: crate::config::FileConfig = toml::from_str(toml_text).unwrap();
+        file.storage.resolve(Path::new("/srv")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn one_backend_only_for_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let two = format!(
+            "[[storage.backends]]\nname = \"a\"\nurl = \"fs://{}\"\n\
+             [[storage.backends]]\nname = \"b\"\nurl = \"fs://{}\"\n",
+            a.display(),
+            b.display()
+        );
+        for text in [two.clone(), format!("[storage]\ncopies = 2\n{two}")] {
+            let err = open_storage(&storage(&text)).await.err().unwrap();
+            assert_eq!(err.to_string(), ONE_BACKEND_ONLY);
+        }
+        assert!(!a.exists() && !b.exists(), "nothing opened");
+        let one = format!(
+            "[[storage.backends]]\nname = \"a\"\nurl = \"fs://{}\"\n",
+            a.display()
+        );
+        let blobs = open_storage(&storage(&one)).await.unwrap();
+        blobs.check().await.unwrap();
+        assert!(a.join("objects").is_dir());
+    }
+
+    #[tokio::test]
+    async fn an_unusable_backend_stops_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("blobs");
+        let text = format!(
+            "[[storage.backends]]\nname = \"local\"\nurl = \"fs://{}\"\n",
+            root.display()
+        );
+        let s = storage(&text);
+        open_storage(&s).await.unwrap();
+        // Its temp folder replaced by a file: the store cannot be opened, and says which.
+        std::fs::remove_dir_all(root.join("tmp")).unwrap();
+        std::fs::write(root.join("tmp"), b"not a folder").unwrap();
+        let err = open_storage(&s).await.err().unwrap();
+        assert!(
+            format!("{err:#}").starts_with("cannot open storage backend 'local': "),
+            "{err:#}"
+        );
     }
 }
