@@ -103,7 +103,7 @@ start() {
     if running; then
         return 0
     fi
-    local port attempt i bin
+    local port attempt bin
     bin=$(s3s_fs)
     for attempt in 1 2 3; do
         port=$(find_free_port 54330)
@@ -114,7 +114,7 @@ start() {
             --access-key "$(cat "${S3_DIR}/access-key")" --secret-key "$(cat "${S3_DIR}/secret-key")" \
             "${S3_ROOT}" >"${LOG}" 2>&1 &
         echo $! >"${PID_FILE}"
-        for i in $(seq 1 100); do
+        for _ in $(seq 1 100); do
             if ! port_is_free "${port}"; then
                 create_bucket
                 note "s3s-fs ${S3S_FS_VERSION} on $(endpoint), bucket ${BUCKET}, files in ${S3_ROOT}"
@@ -132,10 +132,10 @@ start() {
 
 stop() {
     if running; then
-        local pid i
+        local pid
         pid=$(cat "${PID_FILE}")
         kill "${pid}" 2>/dev/null || true
-        for i in $(seq 1 50); do
+        for _ in $(seq 1 50); do
             kill -0 "${pid}" 2>/dev/null || break
             sleep 0.1
         done
