@@ -12,6 +12,8 @@
 #   STRONGROOM_TEST_DATABASE_URL=...  use this PostgreSQL instead of starting scripts/postgres.sh
 #   STRONGROOM_TEST_SMTP_URL=... and STRONGROOM_TEST_MAILDIR=...
 #                                     use this SMTP sink instead of starting scripts/mailsink.sh
+#   STRONGROOM_TEST_S3_URL=... (with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, STRONGROOM_TEST_S3_ROOT)
+#                                     use this S3 server instead of starting scripts/s3.sh
 #   STRONGROOM_REQUIRE_ADVISORIES=1   fail, instead of warning, when the advisory DB is unreachable
 #   CI=true                           set by CI: no fail-fast, no incremental builds
 # Arguments are passed to the test runner (e.g. a test name filter).
@@ -172,6 +174,17 @@ else
     note "SMTP sink at ${STRONGROOM_TEST_SMTP_URL}, mail in ${STRONGROOM_TEST_MAILDIR}/new"
 fi
 lap "smtp sink"
+
+step "S3 server for the tests"
+if [[ -n "${STRONGROOM_TEST_S3_URL:-}" ]]; then
+    note "using STRONGROOM_TEST_S3_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and STRONGROOM_TEST_S3_ROOT from the environment"
+else
+    scripts/s3.sh status || CLEANUP+=("scripts/s3.sh stop")
+    scripts/s3.sh start
+    eval "$(scripts/s3.sh env)"
+    note "S3 (s3s-fs) at ${STRONGROOM_TEST_S3_URL}, files in ${STRONGROOM_TEST_S3_ROOT}"
+fi
+lap "s3 server"
 
 step "Test runner"
 runner=cargo-test

@@ -95,13 +95,13 @@ fn object_path_in(objects: &Path, id: &str) -> PathBuf {
 }
 
 /// `<seq>.json` with 20 digits, so names sort like the numbers (and every u64 fits).
-fn checkpoint_name(seq: u64) -> String {
+pub(crate) fn checkpoint_name(seq: u64) -> String {
     format!("{seq:020}.json")
 }
 
 /// The sequence number of a checkpoint file name, if it is one exactly as [`checkpoint_name`]
 /// writes it: other files in the folder are not checkpoints.
-fn parse_checkpoint_name(name: &str) -> Option<u64> {
+pub(crate) fn parse_checkpoint_name(name: &str) -> Option<u64> {
     let digits = name.strip_suffix(".json")?;
     let seq = digits.parse::<u64>().ok()?;
     (checkpoint_name(seq) == name).then_some(seq)

@@ -1,22 +1,31 @@
 //! Blob storage for Strongroom: where ciphertext lives, and the streaming encryption layer on top.
 //!
-//! [`BlobStore`] is the storage seam (the filesystem backend is [`FsBlobStore`]; object stores
-//! plug in behind the same trait). It only ever sees ciphertext. [`EncryptedWriter`],
+//! [`BlobStore`] is the storage seam: the filesystem backend is [`FsBlobStore`], the S3 one
+//! [`S3BlobStore`]; [`open_backend`] opens either from its URL (`fs:///path`, `s3://bucket/...`).
+//! A store only ever sees ciphertext. [`EncryptedWriter`],
 //! [`read_range`] and [`read_all`] turn plaintext streams into the chunked format of
 //! [`strongroom_crypto::blobfmt`] and back, with bounded memory whatever the blob size.
 //!
 //! What this crate must never do:
 //! - write plaintext to storage, or hand out plaintext that has not been authenticated;
-//! - make a blob visible before it is durable (temp file, fsync, rename, fsync directory);
+//! - make a blob visible before it is durable (temp file, fsync, rename, fsync directory; on S3,
+//!   the PUT or the multipart completion);
 //! - touch the database or decide who may read what: data keys arrive already unwrapped, and
 //!   authorization happened in the service layer;
-//! - name a cryptography crate: all crypto goes through `strongroom-crypto`.
+//! - name a cryptography crate: all crypto goes through `strongroom-crypto` (the S3 client,
+//!   `object_store`, signs its requests itself: transport authentication, not our encryption);
+//! - put a credential in an error, a log line or a `Debug` output.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod backend;
 mod encrypted;
 mod fs;
 mod replicated;
+mod s3;
+
+#[cfg(test)]
+mod conformance;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -24,9 +33,11 @@ use std::time::SystemTime;
 
 use strongroom_crypto::CryptoError;
 
+pub use backend::{BackendSpec, open_backend};
 pub use encrypted::{BlobReader, EncryptedWriter, WrittenBlob, read_all, read_range, verify_copy};
 pub use fs::{CHECKPOINTS_DIR, FsBlobStore};
 pub use replicated::{Member, Replicated, rewrite_copy};
+pub use s3::{PART_SIZE, S3BlobStore};
 
 /// A boxed, sendable future: lets the storage traits be object-safe (`Arc<dyn BlobStore>`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -57,6 +68,25 @@ pub enum BlobError {
     /// them): the message names each failing backend. Nothing was acknowledged.
     #[error("{0}")]
     Unavailable(String),
+    /// A remote backend failed (unreachable after its retries, refused the credentials or the
+    /// signature, answered an error). The message comes from the backend's client with every
+    /// credential scrubbed out. A server-side problem: log it and report it as internal.
+    #[error("storage backend '{backend}' failed: {message}")]
+    Backend {
+        /// The backend's configured name.
+        backend: String,
+        /// What failed, credentials removed.
+        message: String,
+    },
+    /// A backend's settings are unusable (bad URL, missing or unreadable credentials); nothing
+    /// was opened. The reason says what to fix and never repeats a credential or the URL.
+    #[error("storage backend '{backend}' is misconfigured: {reason}")]
+    Config {
+        /// The backend's configured name.
+        backend: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A requested plaintext range is inverted or runs past the end of the blob.
     #[error("invalid byte range {start}..{end} for a blob of {size} bytes")]
     InvalidRange {

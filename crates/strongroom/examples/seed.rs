@@ -26,6 +26,7 @@ async fn main() -> anyhow::Result<()> {
         database_url: std::env::var("STRONGROOM_DATABASE_URL").ok(),
         master_key_file: None,
         master_key_hex: None,
+        storage: Default::default(),
         service: ServiceConfig::default(),
     };
     let inst = boot::open(&settings, Create::IfMissing).await?;

@@ -7,11 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use strongroom_blob::FsBlobStore;
+use strongroom_blob::BlobStore;
+use strongroom_blob::{Member, Replicated};
 use strongroom_crypto::keys::RootKey;
 use strongroom_domain::SystemClock;
 use strongroom_service::{Service, ServiceConfig};
 use strongroom_store::Store;
+
+use crate::config::{Storage, StorageFile};
 
 /// Where an instance keeps things, resolved from settings.
 #[derive(Clone)]
@@ -24,6 +27,8 @@ pub struct InstanceSettings {
     pub master_key_file: Option<PathBuf>,
     /// Root key as hex (from `STRONGROOM_MASTER_KEY`), instead of a file.
     pub master_key_hex: Option<zeroize::Zeroizing<String>>,
+    /// `[storage]` as configured; checked (and defaulted) when the instance is opened.
+    pub storage: StorageFile,
     /// Use-case limits.
     pub service: ServiceConfig,
 }
@@ -42,6 +47,7 @@ impl std::fmt::Debug for InstanceSettings {
                 "master_key_hex",
                 &self.master_key_hex.as_ref().map(|_| "<redacted>"),
             )
+            .field("storage", &self.storage)
             .finish()
     }
 }
@@ -129,10 +135,11 @@ pub async fn open(settings: &InstanceSettings, create: Create) -> anyhow::Result
             }
         }
     }
-    let blobs = FsBlobStore::open(data.join("blobs")).context("cannot open the blob store")?;
+    let storage = settings.storage.resolve(data)?;
+    let blobs = open_storage(&storage).await?;
     let service = Service::new(
         store,
-        Arc::new(blobs),
+        blobs,
         root,
         Arc::new(SystemClock),
         settings.service.clone(),
@@ -146,6 +153,51 @@ pub async fn open(settings: &InstanceSettings, create: Create) -> anyhow::Result
         master_key_fingerprint: fingerprint,
         database,
     })
+}
+
+/// Opens every blob backend and checks which answer, so a wrong URL, credential or permission
+/// stops the start instead of the first upload. Every backend gets a copy of every blob
+/// (`strongroom_blob::Replicated`); the start goes on with some backends down as long as
+/// `copies` of them answer (uploads need that many), and says which are down.
+async fn open_storage(storage: &Storage) -> anyhow::Result<Arc<dyn BlobStore>> {
+    let mut regions: Vec<&str> = storage.backends.iter().map(|b| b.region.as_str()).collect();
+    regions.sort_unstable();
+    regions.dedup();
+    if regions.len() > 1 {
+        bail!(
+            "backends in several regions ({}) need data residency, which this version does not have yet: give every [[storage.backends]] entry the same region",
+            regions.join(", ")
+        );
+    }
+    let mut members = Vec::with_capacity(storage.backends.len());
+    let mut down = Vec::new();
+    for backend in &storage.backends {
+        let name = &backend.spec.name;
+        let blobs = strongroom_blob::open_backend(&backend.spec)
+            .with_context(|| format!("cannot open storage backend '{name}'"))?;
+        if let Err(e) = blobs.check().await {
+            down.push(format!("'{name}': {e}"));
+        }
+        members.push(Member {
+            name: name.clone(),
+            store: blobs,
+        });
+    }
+    let copies = usize::try_from(storage.copies).unwrap_or(usize::MAX);
+    let up = members.len() - down.len();
+    if up < copies {
+        bail!(
+            "storage is not usable: uploads need {copies} backend(s) but only {up} answer ({})",
+            down.join("; ")
+        );
+    }
+    for d in &down {
+        tracing::warn!(
+            "storage backend {d} does not answer: uploads and reads use the others, and the scrub fills it in once it is back"
+        );
+    }
+    let replicated = Replicated::new(members, copies).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(Arc::new(replicated))
 }
 
 fn load_root_key(
@@ -220,5 +272,65 @@ pub fn tls_files(
             fs::write(&c, cert_pem).with_context(|| format!("cannot write {}", c.display()))?;
             Ok((c, k, true))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn storage(toml_text: &str) -> Storage {
+        let file: crate::config::FileConfig = toml::from_str(toml_text).unwrap();
+        file.storage.resolve(Path::new("/srv")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn several_backends_each_hold_a_copy_within_one_region() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let two = format!(
+            "[storage]\ncopies = 2\n[[storage.backends]]\nname = \"a\"\nurl = \"fs://{}\"\n\
+             [[storage.backends]]\nname = \"b\"\nurl = \"fs://{}\"\n",
+            a.display(),
+            b.display()
+        );
+        let blobs = open_storage(&storage(&two)).await.unwrap();
+        assert_eq!((blobs.copies(), blobs.required_copies()), (2, 2));
+        assert_eq!(
+            (blobs.copy_name(0), blobs.copy_name(1)),
+            ("a".into(), "b".into())
+        );
+        assert!(a.join("objects").is_dir() && b.join("objects").is_dir());
+        let regions = format!(
+            "[[storage.backends]]\nname = \"a\"\nurl = \"fs://{}\"\nregion = \"eu\"\n\
+             [[storage.backends]]\nname = \"b\"\nurl = \"fs://{}\"\nregion = \"us\"\n",
+            a.display(),
+            b.display()
+        );
+        let err = open_storage(&storage(&regions)).await.err().unwrap();
+        assert!(
+            err.to_string().contains("several regions (eu, us)"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unusable_backend_stops_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("blobs");
+        let text = format!(
+            "[[storage.backends]]\nname = \"local\"\nurl = \"fs://{}\"\n",
+            root.display()
+        );
+        let s = storage(&text);
+        open_storage(&s).await.unwrap();
+        // Its temp folder replaced by a file: the store cannot be opened, and says which.
+        std::fs::remove_dir_all(root.join("tmp")).unwrap();
+        std::fs::write(root.join("tmp"), b"not a folder").unwrap();
+        let err = open_storage(&s).await.err().unwrap();
+        assert!(
+            format!("{err:#}").starts_with("cannot open storage backend 'local': "),
+            "{err:#}"
+        );
     }
 }

@@ -3,11 +3,13 @@
 //! clap resolves flags and environment variables together (a flag wins over its variable); the
 //! file fills whatever neither gave. Every setting is listed in `docs/configuration.md`.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use serde::Deserialize;
+use strongroom_blob::BackendSpec;
 
 /// The TOML configuration file.
 #[derive(Debug, Default, Deserialize)]
@@ -51,6 +53,151 @@ pub struct FileConfig {
     /// Background job workers.
     #[serde(default)]
     pub jobs: JobsFile,
+    /// Where blobs are stored.
+    #[serde(default)]
+    pub storage: StorageFile,
+}
+
+/// `[storage]`: the blob backends (`../shared/API.md`, `docs/configuration.md`).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageFile {
+    /// How many backends hold a blob before its upload is acknowledged (default 1).
+    pub copies: Option<u32>,
+    /// `[[storage.backends]]`; none means one fs backend `disk` at `<data>/blobs`.
+    #[serde(default)]
+    pub backends: Vec<BackendFile>,
+}
+
+/// One `[[storage.backends]]` entry.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendFile {
+    /// Unique, `[a-z0-9-]`: shown in logs, errors and `storage status`.
+    pub name: String,
+    /// `fs:///absolute/path` or `s3://bucket[/prefix]?endpoint=URL&region=NAME`.
+    pub url: String,
+    /// The data-residency region the backend belongs to (default `default`); not the S3
+    /// signing region, which is the URL's `region=`.
+    pub region: Option<String>,
+    /// S3: the access key id, with `secret_access_key_file` (else `AWS_*` from the environment).
+    pub access_key_id: Option<String>,
+    /// S3: a file (mode 0600) holding the secret access key.
+    pub secret_access_key_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for BackendFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Credentials stay out of debug output, the key id included.
+        f.debug_struct("BackendFile")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("region", &self.region)
+            .field(
+                "access_key_id",
+                &self.access_key_id.as_ref().map(|_| "<redacted>"),
+            )
+            .field("secret_access_key_file", &self.secret_access_key_file)
+            .finish()
+    }
+}
+
+/// `[storage]`, checked: names, regions and URLs valid, copies possible.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    /// Backends that must hold each blob.
+    pub copies: u32,
+    /// The backends, in configuration order.
+    pub backends: Vec<StorageBackend>,
+}
+
+/// One checked backend.
+#[derive(Debug, Clone)]
+pub struct StorageBackend {
+    /// Its data-residency region.
+    pub region: String,
+    /// What opens it.
+    pub spec: BackendSpec,
+}
+
+/// The default backend's name, and region of any backend that names none.
+const DEFAULT_BACKEND: &str = "disk";
+const DEFAULT_REGION: &str = "default";
+
+impl StorageFile {
+    /// Checks `[storage]` and fills in the default (one fs backend `disk` at `<data>/blobs`).
+    pub fn resolve(&self, data_dir: &Path) -> anyhow::Result<Storage> {
+        let copies = self.copies.unwrap_or(1);
+        if copies == 0 {
+            bail!("storage.copies must be at least 1");
+        }
+        if self.backends.is_empty() {
+            if copies != 1 {
+                bail!(
+                    "storage.copies = {copies} needs as many [[storage.backends]] entries, and none is configured"
+                );
+            }
+            let root = std::path::absolute(data_dir.join("blobs"))
+                .with_context(|| format!("cannot resolve {}", data_dir.display()))?;
+            return Ok(Storage {
+                copies,
+                backends: vec![StorageBackend {
+                    region: DEFAULT_REGION.into(),
+                    spec: BackendSpec {
+                        name: DEFAULT_BACKEND.into(),
+                        url: format!("fs://{}", root.display()),
+                        access_key_id: None,
+                        secret_access_key_file: None,
+                    },
+                }],
+            });
+        }
+        let mut names = HashSet::new();
+        let mut backends = Vec::with_capacity(self.backends.len());
+        for b in &self.backends {
+            if !is_label(&b.name) {
+                bail!(
+                    "storage backend name {:?} is not valid: use 1 to 63 lowercase letters, digits and '-'",
+                    b.name
+                );
+            }
+            if !names.insert(b.name.as_str()) {
+                bail!(
+                    "two [[storage.backends]] entries are named '{}': names must be unique",
+                    b.name
+                );
+            }
+            let region = b.region.clone().unwrap_or_else(|| DEFAULT_REGION.into());
+            if !is_label(&region) {
+                bail!(
+                    "the region {region:?} of storage backend '{}' is not valid: use 1 to 63 lowercase letters, digits and '-'",
+                    b.name
+                );
+            }
+            let spec = BackendSpec {
+                name: b.name.clone(),
+                url: b.url.clone(),
+                access_key_id: b.access_key_id.clone(),
+                secret_access_key_file: b.secret_access_key_file.clone(),
+            };
+            spec.validate()?;
+            backends.push(StorageBackend { region, spec });
+        }
+        if copies as usize > backends.len() {
+            bail!(
+                "storage.copies = {copies} but only {} [[storage.backends]] are configured",
+                backends.len()
+            );
+        }
+        Ok(Storage { copies, backends })
+    }
+}
+
+/// `[a-z0-9-]{1,63}`: backend names and regions.
+fn is_label(s: &str) -> bool {
+    (1..=63).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// `[audit]`.
@@ -331,6 +478,120 @@ mod tests {
             assert!(format!("{err:#}").contains("bad.toml"), "{err:#}");
         }
         assert!(FileConfig::load(&dir.path().join("missing.toml")).is_err());
+    }
+
+    #[test]
+    fn storage_defaults_to_one_disk_backend_in_the_data_dir() {
+        let storage = StorageFile::default()
+            .resolve(Path::new("/srv/sr"))
+            .unwrap();
+        assert_eq!(storage.copies, 1);
+        assert_eq!(storage.backends.len(), 1);
+        let disk = &storage.backends[0];
+        assert_eq!(
+            (
+                disk.spec.name.as_str(),
+                disk.spec.url.as_str(),
+                disk.region.as_str()
+            ),
+            ("disk", "fs:///srv/sr/blobs", "default")
+        );
+        // A relative data dir becomes absolute.
+        let rel = StorageFile::default()
+            .resolve(Path::new("strongroom-data"))
+            .unwrap();
+        assert!(rel.backends[0].spec.url.starts_with("fs:///"));
+        assert!(rel.backends[0].spec.url.ends_with("/strongroom-data/blobs"));
+    }
+
+    #[test]
+    fn storage_section_is_parsed_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("storage.toml");
+        std::fs::write(
+            &path,
+            r#"
+[storage]
+copies = 2
+[[storage.backends]]
+name = "disk"
+url = "fs:///var/lib/strongroom/blobs"
+region = "eu"
+[[storage.backends]]
+name = "s3-eu"
+url = "s3://bucket/prefix?endpoint=http://127.0.0.1:3900&region=garage"
+region = "eu"
+access_key_id = "GK0123456789"
+secret_access_key_file = "/etc/strongroom/s3.secret"
+"#,
+        )
+        .unwrap();
+        let file = FileConfig::load(&path).unwrap();
+        assert!(
+            !format!("{file:?}").contains("GK0123456789"),
+            "key id in Debug"
+        );
+        let storage = file.storage.resolve(Path::new("/srv")).unwrap();
+        assert_eq!(storage.copies, 2);
+        let names: Vec<_> = storage
+            .backends
+            .iter()
+            .map(|b| b.spec.name.as_str())
+            .collect();
+        assert_eq!(names, ["disk", "s3-eu"]);
+        assert_eq!(storage.backends[1].region, "eu");
+        assert_eq!(
+            storage.backends[1].spec.access_key_id.as_deref(),
+            Some("GK0123456789")
+        );
+
+        let backend = |name: &str, url: &str, extra: &str| {
+            format!("[[storage.backends]]\nname = \"{name}\"\nurl = \"{url}\"\n{extra}\n")
+        };
+        let fs = "fs:///srv/blobs";
+        for (bad, says) in [
+            ("[storage]\ncopies = 0\n".to_string(), "at least 1"),
+            ("[storage]\ncopies = 2\n".to_string(), "none is configured"),
+            (
+                format!("[storage]\ncopies = 2\n{}", backend("a", fs, "")),
+                "only 1",
+            ),
+            (backend("S3_EU", fs, ""), "name \"S3_EU\" is not valid"),
+            (backend("", fs, ""), "name \"\" is not valid"),
+            (
+                format!(
+                    "{}{}",
+                    backend("a", fs, ""),
+                    backend("a", "fs:///srv/other", "")
+                ),
+                "named 'a'",
+            ),
+            (
+                backend("a", fs, "region = \"EU West\""),
+                "region \"EU West\" of storage backend 'a'",
+            ),
+            (
+                backend("a", "gs://bucket", ""),
+                "storage backend 'a' is misconfigured: unsupported",
+            ),
+            (
+                backend("a", "s3://bucket?endpoint=http://10.1.2.3:9000", ""),
+                "storage backend 'a' is misconfigured: plain http://",
+            ),
+            (
+                backend("a", "s3://bucket", "access_key_id = \"GK1\""),
+                "set both access_key_id and secret_access_key_file",
+            ),
+        ] {
+            std::fs::write(&path, &bad).unwrap();
+            let err = FileConfig::load(&path)
+                .and_then(|f| f.storage.resolve(Path::new("/srv")))
+                .unwrap_err();
+            assert!(format!("{err:#}").contains(says), "{bad}\n-> {err:#}");
+        }
+        // Unknown keys are refused like everywhere else.
+        std::fs::write(&path, backend("a", fs, "secret_access_key = \"x\"")).unwrap();
+        assert!(FileConfig::load(&path).is_err());
     }
 
     #[test]

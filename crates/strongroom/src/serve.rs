@@ -70,6 +70,7 @@ pub fn instance_settings(
         master_key_hex: std::env::var("STRONGROOM_MASTER_KEY")
             .ok()
             .map(zeroize::Zeroizing::new),
+        storage: file.storage.clone(),
         service,
     }
 }

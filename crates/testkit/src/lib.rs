@@ -5,10 +5,14 @@
 //! PostgreSQL tests need `STRONGROOM_TEST_DATABASE_URL` (a superuser URL; `scripts/test.sh`
 //! starts a private PostgreSQL on 127.0.0.1 and sets it). Without it, PostgreSQL tests fail with
 //! a message saying so, unless `STRONGROOM_TEST_SKIP_POSTGRES=1` says to skip them on purpose.
+//!
+//! S3 tests need `STRONGROOM_TEST_S3_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
+//! `STRONGROOM_TEST_S3_ROOT` (`scripts/test.sh` starts s3s-fs with `scripts/s3.sh` and exports
+//! them). The same rule applies: missing is a failure, unless `STRONGROOM_TEST_SKIP_S3=1`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sqlx::Connection;
 
@@ -126,6 +130,90 @@ impl Drop for TestDb {
     }
 }
 
+/// The S3 test server (`scripts/s3.sh`): a bucket on s3s-fs, which checks SigV4 signatures and
+/// keeps each object as a plain file under `root/<bucket>/<key>`.
+pub struct TestS3 {
+    /// `s3://bucket?endpoint=http://127.0.0.1:PORT&region=...`.
+    pub url: String,
+    /// The access key id.
+    pub access_key_id: String,
+    /// The secret access key.
+    pub secret_access_key: String,
+    /// The folder s3s-fs stores everything in (all buckets, and uploads in progress).
+    pub root: PathBuf,
+}
+
+impl TestS3 {
+    /// The test server from the environment, or `None` when S3 tests are explicitly skipped.
+    pub fn from_env() -> Option<TestS3> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let Some(url) = var("STRONGROOM_TEST_S3_URL") else {
+            if var("STRONGROOM_TEST_SKIP_S3").as_deref() == Some("1") {
+                eprintln!("S3 test skipped (STRONGROOM_TEST_SKIP_S3=1)");
+                return None;
+            }
+            panic!(
+                "STRONGROOM_TEST_S3_URL is not set: run ./scripts/test.sh (it starts an S3 server, \
+                 scripts/s3.sh), or `scripts/s3.sh start` and `eval \"$(scripts/s3.sh env)\"`, \
+                 or set STRONGROOM_TEST_SKIP_S3=1 to skip S3 tests"
+            );
+        };
+        let need = |name: &str| {
+            var(name).unwrap_or_else(|| {
+                panic!(
+                    "{name} is not set: `scripts/s3.sh env` prints it with STRONGROOM_TEST_S3_URL"
+                )
+            })
+        };
+        Some(TestS3 {
+            url,
+            access_key_id: need("AWS_ACCESS_KEY_ID"),
+            secret_access_key: need("AWS_SECRET_ACCESS_KEY"),
+            root: PathBuf::from(need("STRONGROOM_TEST_S3_ROOT")),
+        })
+    }
+
+    /// The bucket of [`TestS3::url`].
+    pub fn bucket(&self) -> &str {
+        let rest = self.url.strip_prefix("s3://").unwrap_or(&self.url);
+        let place = rest.split('?').next().unwrap_or(rest);
+        place.split('/').next().unwrap_or(place)
+    }
+
+    /// [`TestS3::url`] with `prefix` appended to its key prefix, so that each test has its own
+    /// corner of the bucket.
+    pub fn url_with_prefix(&self, prefix: &str) -> String {
+        let (place, query) = self.url.split_once('?').unwrap_or((&self.url, ""));
+        let place = place.trim_end_matches('/');
+        match query {
+            "" => format!("{place}/{prefix}"),
+            q => format!("{place}/{prefix}?{q}"),
+        }
+    }
+
+    /// The folder holding the files of the objects whose keys start with `key_prefix/`.
+    pub fn dir_of(&self, key_prefix: &str) -> PathBuf {
+        self.root.join(self.bucket()).join(key_prefix)
+    }
+}
+
+/// Every regular file under `dir`, recursively; files removed while walking are skipped.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => walk(&p, out),
+                Ok(t) if t.is_file() => out.push(p),
+                _ => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    out
+}
+
 /// An HTTPS client that trusts exactly the PEM certificate at `ca`, with no cookies or
 /// redirects, speaking whatever ALPN the server picks.
 pub fn https_client(ca: &Path) -> reqwest::Client {
@@ -145,6 +233,30 @@ pub fn https_client_builder(ca: &Path) -> reqwest::ClientBuilder {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn s3_urls_get_a_prefix_per_test() {
+        let s3 = super::TestS3 {
+            url: "s3://strongroom-test?endpoint=http://127.0.0.1:54330&region=us-east-1".into(),
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            root: "/tmp/s3".into(),
+        };
+        assert_eq!(s3.bucket(), "strongroom-test");
+        assert_eq!(
+            s3.url_with_prefix("t-1"),
+            "s3://strongroom-test/t-1?endpoint=http://127.0.0.1:54330&region=us-east-1"
+        );
+        assert_eq!(
+            s3.dir_of("t-1/objects"),
+            std::path::Path::new("/tmp/s3/strongroom-test/t-1/objects")
+        );
+        let plain = super::TestS3 {
+            url: "s3://bkt/base/".into(),
+            ..s3
+        };
+        assert_eq!(plain.url_with_prefix("t-2"), "s3://bkt/base/t-2");
+    }
+
     #[test]
     fn replaces_the_database_name() {
         assert_eq!(

@@ -24,6 +24,7 @@ mod links;
 mod mail;
 mod mfa;
 mod quotas;
+mod s3;
 mod sessions;
 mod signals;
 mod storage;

@@ -59,4 +59,114 @@ both_backends! {
         assert_eq!(status["last_scrub"]["unrecoverable"], 2);
         assert_eq!(status["copies_required"], 1);
     }
+
+    async fn two_copies_serve_every_byte_through_damage_and_the_scrub_repairs_them(b: Backend) {
+        let disks = tempfile::tempdir().unwrap();
+        let (a_dir, b_dir) = (disks.path().join("a"), disks.path().join("b"));
+        let toml = format!(
+            "[storage]\ncopies = 2\n\
+             [[storage.backends]]\nname = \"disk-a\"\nurl = \"fs://{}\"\n\
+             [[storage.backends]]\nname = \"disk-b\"\nurl = \"fs://{}\"\n",
+            a_dir.display(),
+            b_dir.display()
+        );
+        let Some(srv) = TestServer::start_with_config(b, &toml).await else { return };
+        let boot = srv.bootstrap("owner@example.com", "acme");
+        let space = srv.create_space(&boot.api_key, &boot.org_id, "site").await;
+        let objects = |dir: &std::path::Path| {
+            let mut files: Vec<_> = walkdir(dir.join("objects"));
+            files.sort();
+            files
+        };
+        let mut assets = Vec::new();
+        for i in 0..2u64 {
+            let body = pattern(300_000, i);
+            let a = srv.upload(&boot.api_key, &space, &format!("f{i}.bin"), body.clone()).await;
+            assets.push((a["id"].as_str().unwrap().to_owned(), body));
+        }
+        let (in_a, in_b) = (objects(&a_dir), objects(&b_dir));
+        assert_eq!(in_a.len(), 2, "every backend holds every blob");
+        assert_eq!(in_b.len(), 2);
+        for (x, y) in in_a.iter().zip(&in_b) {
+            assert_eq!(std::fs::read(x).unwrap(), std::fs::read(y).unwrap(), "identical copies");
+        }
+
+        // Copy a of the first blob damaged, copy b of the second gone: the client notices nothing.
+        let mut bytes = std::fs::read(&in_a[0]).unwrap();
+        bytes[200_000] ^= 0x01;
+        std::fs::write(&in_a[0], bytes).unwrap();
+        std::fs::remove_file(&in_b[1]).unwrap();
+        for (id, body) in &assets {
+            let res = srv.req(Method::GET, &format!("/api/v1/assets/{id}/content"), Some(&boot.api_key)).send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            assert_eq!(res.bytes().await.unwrap().as_ref(), body.as_slice(), "byte-identical");
+            let res = srv.req(Method::GET, &format!("/api/v1/assets/{id}/content"), Some(&boot.api_key)).header("Range", "bytes=199000-201999").send().await.unwrap();
+            assert_eq!(res.status(), 206);
+            assert_eq!(res.bytes().await.unwrap().as_ref(), &body[199_000..202_000]);
+        }
+
+        // The scrub rewrites both bad copies from the good ones, and says so in the trail.
+        let report = srv.run_json(&["storage", "scrub", "--json"]);
+        assert_eq!(report["checked"], 2, "{report}");
+        assert_eq!(report["repaired"], 2, "{report}");
+        assert_eq!(report["unrecoverable"], 0);
+        assert_eq!(report["backends"][0]["corrupt"], 1);
+        assert_eq!(report["backends"][1]["missing"], 1);
+        let (in_a, in_b) = (objects(&a_dir), objects(&b_dir));
+        assert_eq!(in_b.len(), 2);
+        for (x, y) in in_a.iter().zip(&in_b) {
+            assert_eq!(std::fs::read(x).unwrap(), std::fs::read(y).unwrap(), "repaired copies match");
+        }
+        let again = srv.run_json(&["storage", "scrub", "--json"]);
+        assert_eq!((again["repaired"].as_u64(), again["backends"][0]["objects"].as_u64(), again["backends"][1]["objects"].as_u64()), (Some(0), Some(2), Some(2)), "{again}");
+        let audit = get_json(srv.req(Method::GET, &format!("/api/v1/orgs/{}/audit?limit=1000", boot.org_id), Some(&boot.api_key))).await;
+        let repairs = audit["items"].as_array().unwrap().iter().filter(|e| e["action"] == "storage.repaired").count();
+        assert_eq!(repairs, 2, "{audit}");
+
+        // Backend b fails (its folder gone): uploads, which need both copies, are refused with a
+        // clear 503 naming it; downloads go on from a; readiness says so.
+        std::fs::rename(&b_dir, disks.path().join("b-gone")).unwrap();
+        let res = srv.req(Method::POST, &format!("/api/v1/spaces/{space}/assets?filename=late.bin"), Some(&boot.api_key)).body(pattern(1000, 9)).send().await.unwrap();
+        assert_eq!(res.status(), 503);
+        let problem: serde_json::Value = res.json().await.unwrap();
+        assert!(problem["detail"].as_str().unwrap().contains("disk-b"), "{problem}");
+        let listed = get_json(srv.req(Method::GET, &format!("/api/v1/spaces/{space}/assets"), Some(&boot.api_key))).await;
+        assert_eq!(listed["items"].as_array().unwrap().len(), 2, "the refused upload left no asset");
+        for (id, body) in &assets {
+            let res = srv.req(Method::GET, &format!("/api/v1/assets/{id}/content"), Some(&boot.api_key)).send().await.unwrap();
+            assert_eq!(res.bytes().await.unwrap().as_ref(), body.as_slice());
+        }
+        let ready = srv.req(Method::GET, "/readyz", None).send().await.unwrap();
+        assert_eq!(ready.status(), 503);
+        // (The running server's view: a new CLI process would open, and so recreate, the folder.)
+        let status = srv.service.ops.storage_status().await.unwrap();
+        assert!(status.backends[0].up, "{status:?}");
+        assert!(!status.backends[1].up, "{status:?}");
+        assert!(status.backends[1].error.as_deref().is_some_and(|e| !e.is_empty()));
+
+        // Back again: uploads work.
+        std::fs::rename(disks.path().join("b-gone"), &b_dir).unwrap();
+        let res = srv.req(Method::POST, &format!("/api/v1/spaces/{space}/assets?filename=late.bin"), Some(&boot.api_key)).body(pattern(1000, 9)).send().await.unwrap();
+        assert_eq!(res.status(), 201);
+    }
+}
+
+/// Every file under `dir`, recursively.
+fn walkdir(dir: std::path::PathBuf) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
 }

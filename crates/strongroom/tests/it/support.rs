@@ -45,6 +45,8 @@ pub struct TestServer {
     pub db: TestDb,
     /// The service behind the server.
     pub service: std::sync::Arc<strongroom_service::Service>,
+    /// The config file the server and [`TestServer::cli`] read, if the test gave one.
+    pub config: Option<PathBuf>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -60,9 +62,18 @@ pub struct Boot {
 
 /// Settings for a test instance: defaults plus short timeouts.
 pub fn settings(data_dir: &Path, db: &TestDb) -> ServeSettings {
+    settings_with_config(data_dir, db, None).unwrap()
+}
+
+/// [`settings`] reading a config file too, as `--config FILE` does; an invalid file is an error.
+pub fn settings_with_config(
+    data_dir: &Path,
+    db: &TestDb,
+    config: Option<&Path>,
+) -> anyhow::Result<ServeSettings> {
     let args = strongroom::cli::ServeArgs {
         instance: strongroom::cli::InstanceArgs {
-            config: None,
+            config: config.map(Path::to_owned),
             data_dir: Some(data_dir.to_owned()),
             database_url: db.url.clone(),
             master_key_file: None,
@@ -78,12 +89,12 @@ pub fn settings(data_dir: &Path, db: &TestDb) -> ServeSettings {
         log_format: "text".into(),
         edge: Default::default(),
     };
-    let mut s = ServeSettings::resolve(&args).unwrap();
+    let mut s = ServeSettings::resolve(&args)?;
     s.timeouts = Timeouts {
         header_read: Duration::from_secs(2),
         ..s.timeouts
     };
-    s
+    Ok(s)
 }
 
 impl TestServer {
@@ -97,10 +108,29 @@ impl TestServer {
         backend: Backend,
         tweak: impl FnOnce(&mut ServeSettings),
     ) -> Option<TestServer> {
+        Self::start_configured(backend, None, tweak).await
+    }
+
+    /// Starts an instance whose config file holds `toml` (`--config FILE`); the binary run
+    /// through [`TestServer::cli`] reads the same file, and [`TestServer::restart`] too.
+    pub async fn start_with_config(backend: Backend, toml: &str) -> Option<TestServer> {
+        Self::start_configured(backend, Some(toml), |_| {}).await
+    }
+
+    async fn start_configured(
+        backend: Backend,
+        toml: Option<&str>,
+        tweak: impl FnOnce(&mut ServeSettings),
+    ) -> Option<TestServer> {
         let db = TestDb::new(backend).await?;
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().join("data");
-        let mut s = settings(&data_dir, &db);
+        let config = toml.map(|text| {
+            let path = dir.path().join("strongroom.toml");
+            std::fs::write(&path, text).unwrap();
+            path
+        });
+        let mut s = settings_with_config(&data_dir, &db, config.as_deref()).unwrap();
         tweak(&mut s);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let running = strongroom::serve::start(s, async {
@@ -117,10 +147,35 @@ impl TestServer {
             cert: running.cert_path,
             db,
             service: running.service,
+            config,
             shutdown: Some(tx),
             done: Some(running.done),
             _dir: dir,
         })
+    }
+
+    /// Stops the server gracefully and starts it again on the same data dir, database and
+    /// config file (a new port: [`TestServer::base`] and the client follow).
+    pub async fn restart(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(done) = self.done.take() {
+            done.await.unwrap().unwrap();
+        }
+        let s = settings_with_config(&self.data_dir, &self.db, self.config.as_deref()).unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let running = strongroom::serve::start(s, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+        self.base = format!("https://{}", running.addr);
+        self.client = https_client(&running.cert_path);
+        self.cert = running.cert_path;
+        self.service = running.service;
+        self.shutdown = Some(tx);
+        self.done = Some(running.done);
     }
 
     /// Full URL of a path.
@@ -145,6 +200,9 @@ impl TestServer {
             .env("STRONGROOM_LOG", "warn");
         if let Some(url) = &self.db.url {
             c.env("STRONGROOM_DATABASE_URL", url);
+        }
+        if let Some(config) = &self.config {
+            c.env("STRONGROOM_CONFIG", config);
         }
         c
     }

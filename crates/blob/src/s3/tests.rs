@@ -1,0 +1,248 @@
+//! What only the S3 backend does: multipart bookkeeping, aborts, the server's signature check,
+//! bounded retries, redaction. The behaviour every backend shares is in `conformance.rs`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::*;
+use crate::conformance::{fresh_s3, pattern, s3_test_target};
+
+/// A store whose endpoint refuses connections (a port just freed), with credentials that are
+/// easy to look for in messages.
+fn dead_store(retry_timeout: Duration) -> S3BlobStore {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let location = S3Location {
+        bucket: "strongroom-test".into(),
+        prefix: "p".into(),
+        endpoint: Some(format!("http://127.0.0.1:{port}")),
+        region: "us-east-1".into(),
+        allow_http: true,
+    };
+    let credentials = Credentials {
+        access_key_id: Zeroizing::new("AKIDDEADBEEF0000".into()),
+        secret_access_key: Zeroizing::new("SECRETDEADBEEF0000".into()),
+        session_token: None,
+    };
+    let options = S3Options {
+        retry_timeout,
+        ..S3Options::default()
+    };
+    S3BlobStore::open("dead", location, credentials, options).unwrap()
+}
+
+/// `STRONGROOM_TEST_S3_ROOT`: where the test server (s3s-fs) keeps its files.
+fn s3_root() -> PathBuf {
+    std::env::var("STRONGROOM_TEST_S3_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            panic!(
+                "STRONGROOM_TEST_S3_ROOT is not set: run ./scripts/test.sh (scripts/s3.sh env \
+                 prints it next to STRONGROOM_TEST_S3_URL)"
+            )
+        })
+}
+
+/// s3s-fs's files for one multipart upload (its parts and its record), in the root folder.
+fn upload_files(root: &std::path::Path, upload_id: &str) -> Vec<String> {
+    std::fs::read_dir(root)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.contains(upload_id))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multipart_upload_buffers_one_part_at_most() {
+    let Some(s3) = fresh_s3(S3Options::default()) else {
+        return;
+    };
+    let data = pattern(2 * PART_SIZE + PART_SIZE / 2, 11);
+    let mut w = s3.writer("multi");
+    for (i, piece) in data.chunks(1 << 20).enumerate() {
+        w.write(Bytes::copy_from_slice(piece)).await.unwrap();
+        assert!(w.buffered() <= PART_SIZE, "buffered {} bytes", w.buffered());
+        // The upload starts with the first byte past one part, not before.
+        let sent_past_one_part = (i + 1) << 20 > PART_SIZE;
+        assert_eq!(
+            w.upload_id().is_some(),
+            sent_past_one_part,
+            "after piece {i}"
+        );
+    }
+    Box::new(w).commit().await.unwrap();
+    assert_eq!(s3.len("multi").await.unwrap(), data.len() as u64);
+    assert!(s3.read_at("multi", 0, data.len()).await.unwrap()[..] == data[..]);
+
+    // Exactly one part is one PUT: no multipart upload is started.
+    let mut w = s3.writer("single");
+    w.write(Bytes::from(pattern(PART_SIZE, 12))).await.unwrap();
+    assert!(w.upload_id().is_none());
+    Box::new(w).commit().await.unwrap();
+    assert_eq!(s3.len("single").await.unwrap(), PART_SIZE as u64);
+    s3.remove_everything().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_writer_aborts_its_multipart_upload() {
+    let Some(s3) = fresh_s3(S3Options::default()) else {
+        return;
+    };
+    let root = s3_root();
+    let mut w = s3.writer("abandoned");
+    w.write(Bytes::from(pattern(PART_SIZE + 1, 13)))
+        .await
+        .unwrap();
+    let id = w
+        .upload_id()
+        .expect("a multipart upload started")
+        .to_owned();
+    // Not vacuous: the server holds the upload's part before the drop.
+    assert!(
+        !upload_files(&root, &id).is_empty(),
+        "no file of upload {id} in {}: has s3s-fs changed its layout?",
+        root.display()
+    );
+    drop(w);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !upload_files(&root, &id).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "upload {id} not aborted: {:?}",
+            upload_files(&root, &id)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(matches!(
+        s3.len("abandoned").await,
+        Err(BlobError::NotFound)
+    ));
+    s3.remove_everything().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_secret_is_refused_by_the_server_and_named() {
+    let Some((location, credentials)) = s3_test_target() else {
+        return;
+    };
+    let good = S3BlobStore::open(
+        "s3-test",
+        location.clone(),
+        Credentials {
+            access_key_id: credentials.access_key_id.clone(),
+            secret_access_key: credentials.secret_access_key.clone(),
+            session_token: None,
+        },
+        S3Options::default(),
+    )
+    .unwrap();
+    good.check().await.unwrap();
+    let access_key_id = credentials.access_key_id.to_string();
+    let wrong_secret = "wrong-secret-0123456789abcdef";
+    let bad = S3BlobStore::open(
+        "s3-eu",
+        location,
+        Credentials {
+            access_key_id: credentials.access_key_id,
+            secret_access_key: Zeroizing::new(wrong_secret.into()),
+            session_token: None,
+        },
+        S3Options::default(),
+    )
+    .unwrap();
+    let mut w = bad.writer("forged");
+    w.write(Bytes::from_static(b"not allowed")).await.unwrap();
+    for err in [
+        bad.check().await.unwrap_err(),
+        Box::new(w).commit().await.unwrap_err(),
+        bad.len("anything").await.unwrap_err(),
+        bad.list_older_than(SystemTime::now()).await.unwrap_err(),
+    ] {
+        let shown = err.to_string();
+        assert!(matches!(err, BlobError::Backend { .. }), "{err:?}");
+        assert!(
+            shown.starts_with("storage backend 's3-eu' failed: "),
+            "{shown}"
+        );
+        // The server checked the signature and said no.
+        assert!(shown.contains("403"), "{shown}");
+        assert!(!shown.contains(wrong_secret), "{shown}");
+        assert!(!shown.contains(&access_key_id), "{shown}");
+        assert!(!format!("{err:?}").contains(wrong_secret));
+    }
+    // Nothing was written.
+    assert!(matches!(good.len("forged").await, Err(BlobError::NotFound)));
+    good.remove_everything().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_fails_after_bounded_retries() {
+    let s3 = dead_store(Duration::from_millis(1500));
+    let started = Instant::now();
+    let err = s3.check().await.unwrap_err();
+    let took = started.elapsed();
+    let shown = err.to_string();
+    assert!(
+        shown.starts_with("storage backend 'dead' failed: "),
+        "{shown}"
+    );
+    assert!(shown.contains("retries"), "not retried: {shown}");
+    // Backed off for about the retry budget, and then gave up.
+    assert!(took >= Duration::from_millis(700), "gave up after {took:?}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(
+        !shown.contains("SECRETDEADBEEF") && !shown.contains("AKIDDEADBEEF"),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn ids_are_refused_before_any_request() {
+    // Any request would take the whole retry budget (30 s) against this endpoint.
+    let s3 = dead_store(Duration::from_secs(30));
+    let started = Instant::now();
+    for id in ["", "../x", "a/b", "x.json"] {
+        assert!(matches!(s3.create(id).await, Err(BlobError::InvalidId)));
+        assert!(matches!(
+            s3.read_at(id, 0, 1).await,
+            Err(BlobError::InvalidId)
+        ));
+        assert!(matches!(s3.len(id).await, Err(BlobError::InvalidId)));
+        assert!(matches!(s3.delete(id).await, Err(BlobError::InvalidId)));
+        assert!(matches!(
+            s3.put_checkpoint(id, 1, Bytes::new()).await,
+            Err(BlobError::InvalidId)
+        ));
+        assert!(matches!(
+            s3.checkpoint_seqs(id).await,
+            Err(BlobError::InvalidId)
+        ));
+        assert!(matches!(
+            s3.get_checkpoint(id, 1).await,
+            Err(BlobError::InvalidId)
+        ));
+    }
+    let big = Bytes::from(vec![0; MAX_CHECKPOINT_LEN + 1]);
+    assert!(matches!(
+        s3.put_checkpoint("org_1", 1, big).await,
+        Err(BlobError::TooLarge)
+    ));
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn debug_shows_no_credentials() {
+    let s3 = dead_store(Duration::from_secs(1));
+    let shown = format!("{s3:?}");
+    assert!(
+        shown.contains("strongroom-test") && shown.contains("dead"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("SECRETDEADBEEF") && !shown.contains("AKIDDEADBEEF"),
+        "{shown}"
+    );
+}
