@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
@@ -67,6 +68,19 @@ pub struct StorageFile {
     /// `[[storage.backends]]`; none means one fs backend `disk` at `<data>/blobs`.
     #[serde(default)]
     pub backends: Vec<BackendFile>,
+    /// How often the server scrubs every copy (hours, default 24; 0: never, run
+    /// `strongroom storage scrub` yourself).
+    pub scrub_interval_hours: Option<u64>,
+}
+
+impl StorageFile {
+    /// The interval of the scheduled scrub; `None`: off.
+    pub fn scrub_interval(&self) -> Option<Duration> {
+        match self.scrub_interval_hours.unwrap_or(24) {
+            0 => None,
+            h => Some(Duration::from_secs(h.saturating_mul(3600))),
+        }
+    }
 }
 
 /// One `[[storage.backends]]` entry.

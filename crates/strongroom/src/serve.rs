@@ -395,6 +395,32 @@ pub async fn start(
             }
         }
     });
+    let scrubber = settings.instance.storage.scrub_interval().map(|interval| {
+        let service = inst.service.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(600));
+            // The first check ten minutes after the start, then every ten minutes.
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match service.ops.scrub_if_due(interval).await {
+                    Ok(Some(r)) if r.unrecoverable > 0 => tracing::error!(
+                        checked = r.checked,
+                        repaired = r.repaired,
+                        unrecoverable = r.unrecoverable,
+                        "scheduled scrub: blobs with no good copy left; restore them from a backup"
+                    ),
+                    Ok(Some(r)) => tracing::info!(
+                        checked = r.checked,
+                        repaired = r.repaired,
+                        "scheduled scrub finished"
+                    ),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "scheduled scrub failed"),
+                }
+            }
+        })
+    });
     match &settings.instance.service.mailer {
         Some(m) => tracing::info!(mailer = ?m, "mail: invitations and security notices are sent"),
         None => tracing::info!(
@@ -427,6 +453,9 @@ pub async fn start(
         let result =
             strongroom_http::serve(listener, tls, certs, app, timeouts, limits, shutdown).await;
         sweeper.abort();
+        if let Some(s) = &scrubber {
+            s.abort();
+        }
         worker.abort();
         checkpointer.abort();
         let _ = checkpointer.await;

@@ -237,6 +237,20 @@ impl Ops {
         Ok(())
     }
 
+    /// Runs a scrub when none has finished within `interval` (on any node: the last one is
+    /// read from the database), for the server's schedule. Two nodes that find it due at once
+    /// both scrub; the second only checks again what the first repaired.
+    pub async fn scrub_if_due(&self, interval: std::time::Duration) -> Result<Option<ScrubReport>> {
+        let now = self.ctx.clock.now();
+        let secs = i64::try_from(interval.as_secs()).unwrap_or(i64::MAX);
+        if let Some((at, _)) = self.ctx.store.last_scrub().await?
+            && now < at.plus_secs(secs)
+        {
+            return Ok(None);
+        }
+        self.scrub(|_, _| {}).await.map(Some)
+    }
+
     /// Each backend now (does it answer?) and the last scrub's findings.
     pub async fn storage_status(&self) -> Result<StorageStatus> {
         let blobs = self.ctx.blobs.as_ref();

@@ -149,6 +149,30 @@ both_backends! {
         let res = srv.req(Method::POST, &format!("/api/v1/spaces/{space}/assets?filename=late.bin"), Some(&boot.api_key)).body(pattern(1000, 9)).send().await.unwrap();
         assert_eq!(res.status(), 201);
     }
+
+    async fn a_scrub_runs_when_due_and_repairs(b: Backend) {
+        let disks = tempfile::tempdir().unwrap();
+        let (a_dir, b_dir) = (disks.path().join("a"), disks.path().join("b"));
+        let toml = format!(
+            "[storage]\ncopies = 1\nscrub_interval_hours = 1\n\
+             [[storage.backends]]\nname = \"disk-a\"\nurl = \"fs://{}\"\n\
+             [[storage.backends]]\nname = \"disk-b\"\nurl = \"fs://{}\"\n",
+            a_dir.display(),
+            b_dir.display()
+        );
+        let Some(srv) = TestServer::start_with_config(b, &toml).await else { return };
+        let boot = srv.bootstrap("owner@example.com", "acme");
+        let space = srv.create_space(&boot.api_key, &boot.org_id, "site").await;
+        srv.upload(&boot.api_key, &space, "f.bin", pattern(5000, 3)).await;
+        let lost = walkdir(b_dir.join("objects"));
+        assert_eq!(lost.len(), 1);
+        std::fs::remove_file(&lost[0]).unwrap();
+        let hour = std::time::Duration::from_secs(3600);
+        let first = srv.service.ops.scrub_if_due(hour).await.unwrap().expect("no scrub ran yet: due");
+        assert_eq!((first.checked, first.repaired), (1, 1));
+        assert!(lost[0].exists(), "the missing copy is written back");
+        assert!(srv.service.ops.scrub_if_due(hour).await.unwrap().is_none(), "not due again within the hour");
+    }
 }
 
 /// Every file under `dir`, recursively.
