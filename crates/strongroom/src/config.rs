@@ -51,6 +51,23 @@ pub struct FileConfig {
     /// Background job workers.
     #[serde(default)]
     pub jobs: JobsFile,
+    /// The Prometheus metrics listener.
+    #[serde(default)]
+    pub metrics: MetricsFile,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsFile {
+    /// Serve `/metrics` (default true).
+    pub enabled: Option<bool>,
+    /// Where (default `127.0.0.1:9464`; env `STRONGROOM_METRICS_LISTEN`). Plain HTTP, no
+    /// authentication: a loopback address unless `allow_public`.
+    pub listen: Option<SocketAddr>,
+    /// Accept a `listen` address that is not loopback (default false): only behind a firewall
+    /// or on a private network the scraper alone can reach.
+    pub allow_public: Option<bool>,
 }
 
 /// `[audit]`.
@@ -331,6 +348,48 @@ mod tests {
             assert!(format!("{err:#}").contains("bad.toml"), "{err:#}");
         }
         assert!(FileConfig::load(&dir.path().join("missing.toml")).is_err());
+    }
+
+    #[test]
+    fn metrics_stay_on_loopback_unless_allowed_off_it() {
+        let s = ServeSettings::resolve(&serve_args(&["--listen", "127.0.0.1:8443"])).unwrap();
+        assert_eq!(
+            s.metrics_listen.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:9464")
+        );
+        // An ephemeral public port (tests, throwaway instances): an ephemeral metrics port.
+        let s = ServeSettings::resolve(&serve_args(&["--listen", "127.0.0.1:0"])).unwrap();
+        assert_eq!(
+            s.metrics_listen.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:0")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.toml");
+        let p = path.to_str().unwrap();
+        let with = |toml: &str| {
+            std::fs::write(&path, toml).unwrap();
+            ServeSettings::resolve(&serve_args(&["--config", p]))
+        };
+        let err = with("[metrics]\nlisten = \"0.0.0.0:9464\"\n").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("0.0.0.0:9464 is not a loopback address"),
+            "{err:#}"
+        );
+        let s = with("[metrics]\nlisten = \"0.0.0.0:9464\"\nallow_public = true\n").unwrap();
+        assert_eq!(
+            s.metrics_listen.map(|a| a.to_string()).as_deref(),
+            Some("0.0.0.0:9464")
+        );
+        let s = with("[metrics]\nlisten = \"[::1]:9100\"\n").unwrap();
+        assert_eq!(
+            s.metrics_listen.map(|a| a.to_string()).as_deref(),
+            Some("[::1]:9100")
+        );
+        assert_eq!(
+            with("[metrics]\nenabled = false\n").unwrap().metrics_listen,
+            None
+        );
+        assert!(with("[metrics]\nport = 1\n").is_err());
     }
 
     #[test]
