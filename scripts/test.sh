@@ -57,8 +57,9 @@ step "System packages (postgresql, ffmpeg, SMTP sink, openssl, curl, C toolchain
 # tests. python3-aiosmtpd: the SMTP sink that receives the mail the tests cause (scripts/mailsink.sh).
 # chromium: plays the HLS stream in a real browser. nginx: the peer of the segment-serving
 # benchmark. python3-cryptography: the independent implementation the crypto vectors are checked
-# against (crates/crypto/tests/independent_vectors.py).
-apt_ensure postgresql openssl curl ca-certificates gcc libc6-dev oathtool ffmpeg python3-aiosmtpd chromium nginx python3-cryptography
+# against (crates/crypto/tests/independent_vectors.py). prometheus: its promtool checks the format
+# of a metrics scrape (tests/it/metrics.rs).
+apt_ensure postgresql openssl curl ca-certificates gcc libc6-dev oathtool ffmpeg python3-aiosmtpd chromium nginx python3-cryptography prometheus
 lap "system packages"
 
 ensure_component() {

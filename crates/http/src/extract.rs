@@ -57,6 +57,7 @@ where
                 .authz
                 .authenticate_api_key(secret, meta)
                 .await?;
+            crate::layers::note_org(&parts.extensions, &principal.org_id);
             return Ok(Auth(principal));
         }
         let secret = session_cookie(&parts.headers).ok_or_else(unauthenticated)?;
@@ -73,6 +74,7 @@ where
             .authz
             .authenticate_session(creds, meta)
             .await?;
+        crate::layers::note_org(&parts.extensions, &principal.org_id);
         Ok(Auth(principal))
     }
 }

@@ -1,7 +1,9 @@
-//! Middleware every response passes through: request id, access log, security headers, a 408
-//! for a body cut off as too slow, and turning any bare error (from axum itself or a layer) into
-//! a problem body; and the deadline of non-streaming requests.
+//! Middleware every response passes through: request id, access log, HTTP metrics, security
+//! headers, a 408 for a body cut off as too slow, and turning any bare error (from axum itself or
+//! a layer) into a problem body; the deadline of non-streaming requests; and the note of the
+//! matched route (and the caller's organization) that the access log and the metrics read.
 
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tracing::Instrument;
@@ -15,6 +17,7 @@ use axum::response::Response;
 use crate::api::Route;
 use crate::error::{PROBLEM_JSON, code_for, problem};
 use crate::idle::BodyCut;
+use crate::metrics::{self, Counted, Sink};
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -44,7 +47,64 @@ fn request_id() -> String {
     strongroom_crypto::token::random_token(12)
 }
 
-/// Request id, access log line, security headers, problem bodies for bare errors.
+/// What the layers below the edge learn about a request for its access-log line and its
+/// metrics: the route it matched (once routing ran) and the caller's organization (once the
+/// `Auth` extractor authenticated it). The edge puts one in each request's extensions.
+#[derive(Clone, Default)]
+pub(crate) struct RequestNote(Arc<NoteInner>);
+
+#[derive(Default)]
+struct NoteInner {
+    route: OnceLock<&'static str>,
+    org: OnceLock<String>,
+}
+
+impl RequestNote {
+    /// The route template the request matched, if any.
+    fn route(&self) -> Option<&'static str> {
+        self.0.route.get().copied()
+    }
+
+    /// The caller's organization, once authenticated.
+    fn org(&self) -> Option<&str> {
+        self.0.org.get().map(String::as_str)
+    }
+}
+
+/// Notes the organization the request's caller acts in (for the access log).
+pub(crate) fn note_org(extensions: &axum::http::Extensions, org: &strongroom_domain::OrgId) {
+    if let Some(note) = extensions.get::<RequestNote>() {
+        let _ = note.0.org.set(org.to_string());
+    }
+}
+
+/// Notes the route template a request matched, as the `'static` string of the route table (a
+/// label value that never holds an id or a token). Returns the matched route.
+pub(crate) fn note_matched(req: &Request) -> Option<&'static crate::api::Route> {
+    let matched = req.extensions().get::<MatchedPath>()?.as_str();
+    let method = if req.method() == Method::HEAD {
+        "GET"
+    } else {
+        req.method().as_str()
+    };
+    let mut on_path = crate::api::ROUTES.iter().filter(|r| r.path == matched);
+    let first = on_path.clone().next()?;
+    if let Some(note) = req.extensions().get::<RequestNote>() {
+        let _ = note.0.route.set(first.path);
+    }
+    on_path.find(|r| r.method == method)
+}
+
+/// Per matched route: notes the route, and counts an upload in flight while its handler runs.
+pub async fn note_route(req: Request, next: Next) -> Response {
+    let route = note_matched(&req);
+    let _upload = route
+        .filter(|r| r.body == Some("bytes"))
+        .map(|_| metrics::UploadInFlight::start());
+    next.run(req).await
+}
+
+/// Request id, access log line, metrics, security headers, problem bodies for bare errors.
 pub async fn edge(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = request_id();
@@ -55,6 +115,20 @@ pub async fn edge(req: Request, next: Next) -> Response {
     let span = tracing::info_span!("request", request_id = %id);
     let cut = req.extensions().get::<BodyCut>().cloned();
     let version = req.version();
+    let note = RequestNote::default();
+    let mut req = req;
+    req.extensions_mut().insert(note.clone());
+    // Request bytes are counted as the handler reads them; by then routing has run and the
+    // note says which route's they are.
+    let req = {
+        let note = note.clone();
+        req.map(move |body| {
+            let sink = Sink::Later(Box::new(move || {
+                metrics::request_bytes(note.route().unwrap_or(metrics::UNMATCHED))
+            }));
+            Body::new(Counted::new(body, sink))
+        })
+    };
     // Instrumented, not entered: the span must follow the future across await points so every
     // log line of the request (an internal error's cause included) carries its id.
     let mut res = next.run(req).instrument(span).await;
@@ -91,15 +165,21 @@ pub async fn edge(req: Request, next: Next) -> Response {
     if let Ok(v) = HeaderValue::from_str(&id) {
         headers.insert(REQUEST_ID.clone(), v);
     }
+    let elapsed = started.elapsed();
+    let route = note.route().unwrap_or(metrics::UNMATCHED);
+    metrics::record_request(route, &method, status, elapsed);
     tracing::info!(
         target: "access",
         request_id = %id,
         method = %method,
         path = %path,
+        route = route,
+        org = note.org(),
         status = status.as_u16(),
-        micros = started.elapsed().as_micros() as u64,
+        micros = elapsed.as_micros() as u64,
     );
-    res
+    let sink = Sink::Known(metrics::response_bytes(route));
+    res.map(|body| Body::new(Counted::new(body, sink)))
 }
 
 /// Seconds a client is told to wait (`Retry-After`) after a request passed its deadline.

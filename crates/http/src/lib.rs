@@ -1,5 +1,6 @@
-//! The HTTP edge: the axum router, its middleware and extractors, problem responses, and the
-//! HTTPS server (rustls, TLS 1.3 by default) with its timeouts and graceful shutdown.
+//! The HTTP edge: the axum router, its middleware and extractors, problem responses, the
+//! HTTPS server (rustls, TLS 1.3 by default) with its timeouts and graceful shutdown, and the
+//! Prometheus metrics with their own plain-HTTP listener (`metrics`), off the public port.
 //!
 //! Handlers are thin: parse the request into typed values, make one service call, render. SQL,
 //! crypto and policy never appear here; `Auth` in a handler's signature is what makes a route
@@ -14,6 +15,7 @@ pub mod error;
 mod extract;
 mod idle;
 mod layers;
+pub mod metrics;
 mod range;
 pub mod server;
 pub mod tls;
@@ -62,8 +64,12 @@ pub fn router(state: AppState) -> Router {
             deadline,
             layers::deadline,
         ))
+        // Notes the matched route for the access log and the metrics' `route` label.
+        .route_layer(axum::middleware::from_fn(layers::note_route))
         .fallback(|| async { error::ApiError::not_found("route") })
-        .method_not_allowed_fallback(|| async {
+        .method_not_allowed_fallback(|req: axum::extract::Request| async move {
+            // A known path with a method it does not serve: counted under its route.
+            layers::note_matched(&req);
             error::ApiError::new(
                 axum::http::StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",

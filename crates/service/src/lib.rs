@@ -55,7 +55,7 @@ pub use identity::mfa::{RECOVERY_CODES, TotpEnrolment};
 pub use identity::sessions::{
     LoggedIn, LoginRequest, REAUTH_WINDOW_SECS, SessionCredentials, SessionInfo,
 };
-pub use jobs::queue::{FailedJob, JobFailure, JobKind, JobReport, JobsConfig, Lane};
+pub use jobs::queue::{FailedJob, JobFailure, JobKind, JobReport, JobsConfig, Lane, QueueDepth};
 pub use keys::keyring::{KeyStatus, Keyring, RotationReport};
 pub use keys::{ApiKeyInfo, CreatedKey, MIN_PASSWORD_LEN, RotatedKey};
 pub use notify::{Mail, MailError, Mailer};

@@ -348,6 +348,28 @@ impl Store {
             .collect()
     }
 
+    /// Per kind, the jobs waiting (`queued`: due or backing off) and when the oldest of them was
+    /// enqueued. Kinds with none waiting are absent.
+    pub async fn queued_jobs_by_kind(&self) -> Result<Vec<(String, u64, Timestamp)>> {
+        let rows = sqlx::query(
+            "SELECT kind, COUNT(*) AS n, MIN(created_at) AS oldest FROM jobs \
+             WHERE status = 'queued' GROUP BY kind ORDER BY kind",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let n: i64 = r.try_get("n")?;
+                let oldest: i64 = r.try_get("oldest")?;
+                Ok((
+                    r.try_get("kind")?,
+                    u64::try_from(n).unwrap_or(0),
+                    Timestamp::from_millis(oldest),
+                ))
+            })
+            .collect()
+    }
+
     /// The most recent jobs that failed for good, newest first.
     pub async fn failed_jobs(&self, limit: u32) -> Result<Vec<JobRow>> {
         let sql = format!(

@@ -57,6 +57,23 @@ pub struct FileConfig {
     /// Where blobs are stored.
     #[serde(default)]
     pub storage: StorageFile,
+    /// The Prometheus metrics listener.
+    #[serde(default)]
+    pub metrics: MetricsFile,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsFile {
+    /// Serve `/metrics` (default true).
+    pub enabled: Option<bool>,
+    /// Where (default `127.0.0.1:9464`; env `STRONGROOM_METRICS_LISTEN`). Plain HTTP, no
+    /// authentication: a loopback address unless `allow_public`.
+    pub listen: Option<SocketAddr>,
+    /// Accept a `listen` address that is not loopback (default false): only behind a firewall
+    /// or on a private network the scraper alone can reach.
+    pub allow_public: Option<bool>,
 }
 
 /// `[storage]`: the blob backends (`../shared/API.md`, `docs/configuration.md`).
@@ -606,6 +623,48 @@ secret_access_key_file = "/etc/strongroom/s3.secret"
         // Unknown keys are refused like everywhere else.
         std::fs::write(&path, backend("a", fs, "secret_access_key = \"x\"")).unwrap();
         assert!(FileConfig::load(&path).is_err());
+    }
+
+    #[test]
+    fn metrics_stay_on_loopback_unless_allowed_off_it() {
+        let s = ServeSettings::resolve(&serve_args(&["--listen", "127.0.0.1:8443"])).unwrap();
+        assert_eq!(
+            s.metrics_listen.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:9464")
+        );
+        // An ephemeral public port (tests, throwaway instances): an ephemeral metrics port.
+        let s = ServeSettings::resolve(&serve_args(&["--listen", "127.0.0.1:0"])).unwrap();
+        assert_eq!(
+            s.metrics_listen.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:0")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.toml");
+        let p = path.to_str().unwrap();
+        let with = |toml: &str| {
+            std::fs::write(&path, toml).unwrap();
+            ServeSettings::resolve(&serve_args(&["--config", p]))
+        };
+        let err = with("[metrics]\nlisten = \"0.0.0.0:9464\"\n").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("0.0.0.0:9464 is not a loopback address"),
+            "{err:#}"
+        );
+        let s = with("[metrics]\nlisten = \"0.0.0.0:9464\"\nallow_public = true\n").unwrap();
+        assert_eq!(
+            s.metrics_listen.map(|a| a.to_string()).as_deref(),
+            Some("0.0.0.0:9464")
+        );
+        let s = with("[metrics]\nlisten = \"[::1]:9100\"\n").unwrap();
+        assert_eq!(
+            s.metrics_listen.map(|a| a.to_string()).as_deref(),
+            Some("[::1]:9100")
+        );
+        assert_eq!(
+            with("[metrics]\nenabled = false\n").unwrap().metrics_listen,
+            None
+        );
+        assert!(with("[metrics]\nport = 1\n").is_err());
     }
 
     #[test]

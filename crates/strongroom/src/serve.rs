@@ -37,6 +37,8 @@ pub struct ServeSettings {
     pub limits: Limits,
     /// HTTP settings.
     pub http: HttpConfig,
+    /// Where `/metrics` is served (plain HTTP); `None`: not at all.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Reads the config file named by the arguments, if any.
@@ -129,6 +131,7 @@ impl ServeSettings {
         service.public_url = public_url
             .clone()
             .unwrap_or_else(|| format!("https://{listen}"));
+        let metrics_listen = metrics_listen(&file, listen)?;
         let contact = args
             .security_contact
             .clone()
@@ -153,12 +156,54 @@ impl ServeSettings {
                 public_url,
                 request_deadline,
             },
+            metrics_listen,
         })
     }
 }
 
 /// How long a non-streaming request may take by default.
 const DEFAULT_REQUEST_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The metrics port's default.
+const DEFAULT_METRICS_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9464);
+
+/// Where `/metrics` is served: `STRONGROOM_METRICS_LISTEN`, then `[metrics] listen`, then
+/// 127.0.0.1:9464; `None` with `[metrics] enabled = false`. A server on an ephemeral public port
+/// (`--listen ...:0`, as tests and throwaway instances run) gets an ephemeral metrics port too,
+/// so several on one machine never contend for 9464.
+///
+/// The metrics are plain HTTP without authentication, and they tell whoever reads them about
+/// traffic per route, failed and throttled sign-ins and the job backlog: an address that is not
+/// loopback is refused unless `[metrics] allow_public = true` says a firewall or a private
+/// network keeps everyone but the scraper out.
+fn metrics_listen(file: &FileConfig, public: SocketAddr) -> anyhow::Result<Option<SocketAddr>> {
+    if file.metrics.enabled == Some(false) {
+        return Ok(None);
+    }
+    let from_env = match std::env::var("STRONGROOM_METRICS_LISTEN") {
+        Ok(v) => Some(v.trim().parse::<SocketAddr>().with_context(|| {
+            format!("STRONGROOM_METRICS_LISTEN={v:?} is not an address like 127.0.0.1:9464")
+        })?),
+        Err(_) => None,
+    };
+    let addr = from_env
+        .or(file.metrics.listen)
+        .unwrap_or(if public.port() == 0 {
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        } else {
+            DEFAULT_METRICS_LISTEN
+        });
+    if !addr.ip().to_canonical().is_loopback() && !file.metrics.allow_public.unwrap_or(false) {
+        anyhow::bail!(
+            "the metrics address {addr} is not a loopback address: /metrics is plain HTTP with no \
+             authentication and shows traffic, failed sign-ins and the job backlog to anyone who \
+             reaches it; listen on 127.0.0.1, or set [metrics] allow_public = true if a firewall \
+             or a private network lets only the scraper reach that port"
+        );
+    }
+    Ok(Some(addr))
+}
 
 /// Connection caps and the minimum body rate: flag/env, then `[limits]` / `[timeouts]`, then the
 /// defaults of [`Limits`].
@@ -326,6 +371,8 @@ pub struct Running {
     pub done: tokio::task::JoinHandle<anyhow::Result<()>>,
     /// The use cases behind the server (operator tasks such as the orphan sweep).
     pub service: Arc<strongroom_service::Service>,
+    /// Where `/metrics` is served, if it is.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// Opens the instance, binds, and starts serving until `shutdown` resolves.
@@ -345,6 +392,18 @@ pub async fn start(
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
+    let metrics = match settings.metrics_listen {
+        Some(at) => {
+            // Installed before anything records, so the first requests are counted too.
+            let handle = strongroom_http::metrics::recorder().map_err(anyhow::Error::msg)?;
+            let listener = TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen on {at} for the metrics"))?;
+            Some((listener.local_addr()?, listener, handle))
+        }
+        None => None,
+    };
+    let metrics_addr = metrics.as_ref().map(|(a, _, _)| *a);
 
     let data = settings
         .instance
@@ -435,6 +494,21 @@ pub async fn start(
             tracing::info!("media processing is off (ffmpeg not found or [media] enabled = false)")
         }
     }
+    let metrics_server = match metrics {
+        Some((at, listener, handle)) => {
+            tracing::info!(url = %strongroom_http::metrics::url(at), "metrics: Prometheus text format, plain HTTP, off the public port");
+            let service = inst.service.clone();
+            Some(tokio::spawn(async move {
+                if let Err(e) = strongroom_http::metrics::serve(listener, handle, service).await {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            }))
+        }
+        None => {
+            tracing::info!("metrics are off ([metrics] enabled = false)");
+            None
+        }
+    };
     let worker = tokio::spawn(inst.service.jobs.clone().run_worker());
     // The start-up round completes before the first request is served, so it checkpoints
     // exactly the heads the database was started with.
@@ -457,6 +531,10 @@ pub async fn start(
             s.abort();
         }
         worker.abort();
+        // Scrapes went on while the server drained; now they stop too.
+        if let Some(m) = &metrics_server {
+            m.abort();
+        }
         checkpointer.abort();
         let _ = checkpointer.await;
         // The drained server's last heads, outside the database: a later restore of an older
@@ -473,6 +551,7 @@ pub async fn start(
         cert_path,
         done,
         service: inst.service,
+        metrics_addr,
     })
 }
 

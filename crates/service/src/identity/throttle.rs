@@ -95,6 +95,7 @@ impl Passwords {
             .failures_since(&scopes.pair, kind, short)
             .await?;
         if address >= ADDRESS_BLOCK || pair >= PAIR_BLOCK {
+            metrics::counter!("strongroom_login_throttled_total", "scope" => if address >= ADDRESS_BLOCK { "address" } else { "pair" }).increment(1);
             return Err(ServiceError::RateLimited {
                 retry_after_secs: SHORT_WINDOW_SECS as u64,
             });
@@ -115,6 +116,8 @@ impl Passwords {
                 None => false,
             };
             if !known {
+                metrics::counter!("strongroom_login_throttled_total", "scope" => "account")
+                    .increment(1);
                 return Err(ServiceError::RateLimited {
                     retry_after_secs: LONG_WINDOW_SECS as u64,
                 });
@@ -138,6 +141,8 @@ impl Passwords {
             .store
             .record_failure(&scopes_list, factor.as_str(), now)
             .await?;
+        metrics::counter!("strongroom_login_failures_total", "factor" => factor.as_str())
+            .increment(1);
         let pair = self
             .ctx
             .store
@@ -253,7 +258,14 @@ impl Passwords {
             .store
             .failures_since(&scopes.account, kind, now.plus_secs(-LONG_WINDOW_SECS))
             .await?;
-        Ok(pair >= super::mfa::OTP_PAIR_LIMIT || account >= super::mfa::OTP_ACCOUNT_LIMIT)
+        let (pair_limited, account_limited) = (
+            pair >= super::mfa::OTP_PAIR_LIMIT,
+            account >= super::mfa::OTP_ACCOUNT_LIMIT,
+        );
+        if pair_limited || account_limited {
+            metrics::counter!("strongroom_login_throttled_total", "scope" => if pair_limited { "pair" } else { "account" }).increment(1);
+        }
+        Ok(pair_limited || account_limited)
     }
 
     /// Records a failed second-factor check.

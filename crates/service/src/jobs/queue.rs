@@ -267,6 +267,12 @@ impl JobCtx {
     }
 }
 
+/// A stored kind as a metrics label: a known kind's name, or `unknown` (a row's kind is data, and
+/// labels take only a closed set of values).
+fn kind_label(kind: &str) -> &'static str {
+    JobKind::parse(kind).map_or("unknown", JobKind::name)
+}
+
 /// The wait before the attempt after `attempts` failed ones.
 pub(crate) fn backoff_secs(attempts: u32) -> i64 {
     let doublings = attempts.saturating_sub(1).min(20);
@@ -280,6 +286,17 @@ pub struct JobReport {
     pub counts: Vec<(String, u64)>,
     /// The latest jobs that failed for good.
     pub recent_failures: Vec<FailedJob>,
+}
+
+/// The jobs of one kind waiting in the queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueDepth {
+    /// The kind's name.
+    pub kind: &'static str,
+    /// Jobs waiting (due or backing off).
+    pub queued: u64,
+    /// Seconds since the oldest of them was enqueued; 0 when none waits.
+    pub oldest_age_secs: f64,
 }
 
 /// A job that failed for good.
@@ -463,6 +480,7 @@ impl Jobs {
                 // A media job completes in the transaction that commits its renditions; this
                 // then finds it done already and changes nothing.
                 self.ctx.store.finish_job(&job.id, worker, now).await?;
+                metrics::counter!("strongroom_jobs_total", "kind" => kind_label(&job.kind), "outcome" => "done").increment(1);
                 tracing::info!(job = %job.id, kind = %job.kind, attempts = job.attempts, "job done");
             }
             Err(failure) => {
@@ -479,6 +497,8 @@ impl Jobs {
                     self.gave_up(&job, decoded.as_ref().ok(), &message).await;
                 }
                 let retry_at = retry.then(|| now.plus_secs(backoff_secs(job.attempts)));
+                let outcome = if retry { "retry" } else { "failed" };
+                metrics::counter!("strongroom_jobs_total", "kind" => kind_label(&job.kind), "outcome" => outcome).increment(1);
                 self.ctx
                     .store
                     .fail_job(&job.id, worker, &message, retry_at, now)
@@ -612,6 +632,27 @@ impl Jobs {
             counts,
             recent_failures,
         })
+    }
+
+    /// Per kind this build runs, the jobs waiting across all nodes and how long the oldest has
+    /// waited since it was enqueued (read-only; the metrics sample it at each scrape). Rows of a
+    /// kind this build does not know are left out: the first worker to claim one fails it.
+    pub async fn queue_depths(&self) -> Result<Vec<QueueDepth>> {
+        let now = self.ctx.clock.now();
+        let rows = self.ctx.store.queued_jobs_by_kind().await?;
+        Ok(JobKind::ALL
+            .into_iter()
+            .map(|kind| {
+                let row = rows.iter().find(|(k, _, _)| k == kind.name());
+                QueueDepth {
+                    kind: kind.name(),
+                    queued: row.map_or(0, |(_, n, _)| *n),
+                    oldest_age_secs: row.map_or(0.0, |(_, _, oldest)| {
+                        (now.millis() - oldest.millis()).max(0) as f64 / 1000.0
+                    }),
+                }
+            })
+            .collect())
     }
 
     /// Forgets finished jobs a week after they finished.

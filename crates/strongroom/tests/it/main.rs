@@ -22,6 +22,7 @@ mod faults;
 mod keys;
 mod links;
 mod mail;
+mod metrics;
 mod mfa;
 mod quotas;
 mod s3;
