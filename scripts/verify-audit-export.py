@@ -85,6 +85,7 @@ def verify(lines, expect):
     events = 0
     checkpoints = 0
     latest = None
+    past_end = None
     ended = False
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
@@ -107,6 +108,8 @@ def verify(lines, expect):
         try:
             if kind == "event":
                 seq = item["seq"]
+                if past_end is not None:
+                    raise Broken(f"event {seq} follows a checkpoint past the chain's end")
                 if seq != last_seq + 1:
                     raise Broken(f"event {last_seq + 1} is missing (the next event is {seq})")
                 if item["prev_hash"] != prev:
@@ -125,12 +128,12 @@ def verify(lines, expect):
                     why = item.get("problem", "no reason given")
                     raise Broken(f"the checkpoint at seq {seq} is not authentic: {why}")
                 if seq > last_seq:
-                    raise Broken(
-                        f"the chain ends at event {last_seq} but the checkpoint at seq {seq} "
-                        f"(written {item['at']}) is newer: events {last_seq + 1}..{seq} are "
-                        "missing (the database was rolled back or truncated)"
-                    )
-                if seq < last_seq:
+                    # Checkpoints past the chain's end come last: the newest of them names the
+                    # whole gap, once they are all read.
+                    if past_end is None or seq > past_end["seq"]:
+                        past_end = item
+                    continue
+                if past_end is not None or seq < last_seq:
                     raise Broken(f"the checkpoint at seq {seq} is out of place (after event {last_seq})")
                 if item["head"] != prev:
                     raise Broken(
@@ -139,6 +142,13 @@ def verify(lines, expect):
                     )
                 latest = item
             elif kind == "end":
+                if past_end is not None:
+                    raise Broken(
+                        f"the chain ends at event {last_seq} but the checkpoint at seq "
+                        f"{past_end['seq']} (written {past_end['at']}) is newer: events "
+                        f"{last_seq + 1}..{past_end['seq']} are missing (the database was rolled "
+                        "back or truncated)"
+                    )
                 if item.get("events") != events or item.get("checkpoints") != checkpoints:
                     raise Broken(
                         f"the end line counts {item.get('events')} events and "

@@ -159,6 +159,11 @@ pub trait BlobStore: Send + Sync + 'static {
         let _ = copy;
         "default".into()
     }
+    /// The data-residency region of the backend holding copy `copy`.
+    fn copy_region(&self, copy: usize) -> String {
+        let _ = copy;
+        "default".into()
+    }
     /// Readiness of the backend holding copy `copy` alone.
     fn check_copy<'a>(&'a self, copy: usize) -> BoxFuture<'a, Result<(), BlobError>> {
         if copy == 0 {

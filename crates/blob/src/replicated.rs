@@ -22,6 +22,8 @@ use crate::{BlobError, BlobStore, BlobWriter, BoxFuture};
 pub struct Member {
     /// The backend's name, for errors and status.
     pub name: String,
+    /// The data-residency region it belongs to.
+    pub region: String,
     /// The backend.
     pub store: Arc<dyn BlobStore>,
 }
@@ -52,6 +54,21 @@ impl Replicated {
     /// The backends, in read preference order.
     pub fn members(&self) -> &[Member] {
         &self.members
+    }
+
+    /// `Ok` when at least `copies` of the members' results (in member order) are `Ok`.
+    fn enough(&self, what: &str, results: Vec<Result<(), BlobError>>) -> Result<(), BlobError> {
+        let failures: Vec<String> = self
+            .members
+            .iter()
+            .zip(results)
+            .filter_map(|(m, r)| r.err().map(|e| format!("{}: {e}", m.name)))
+            .collect();
+        let ok = self.members.len() - failures.len();
+        if ok < self.copies {
+            return Err(self.too_few(what, ok, &failures));
+        }
+        Ok(())
     }
 
     fn too_few(&self, what: &str, ok: usize, failures: &[String]) -> BlobError {
@@ -187,6 +204,12 @@ impl BlobStore for Replicated {
             .map_or_else(|| format!("copy {copy}"), |m| m.name.clone())
     }
 
+    fn copy_region(&self, copy: usize) -> String {
+        self.members
+            .get(copy)
+            .map_or_else(String::new, |m| m.region.clone())
+    }
+
     fn check_copy<'a>(&'a self, copy: usize) -> BoxFuture<'a, Result<(), BlobError>> {
         match self.members.get(copy) {
             Some(m) => m.store.check(),
@@ -257,17 +280,7 @@ impl BlobStore for Replicated {
     fn check<'a>(&'a self) -> BoxFuture<'a, Result<(), BlobError>> {
         Box::pin(async move {
             let results = join_all(self.members.iter().map(|m| m.store.check())).await;
-            let mut failures = Vec::new();
-            for (m, r) in self.members.iter().zip(results) {
-                if let Err(e) = r {
-                    failures.push(format!("{}: {e}", m.name));
-                }
-            }
-            let ok = self.members.len() - failures.len();
-            if ok < self.copies {
-                return Err(self.too_few("an upload", ok, &failures));
-            }
-            Ok(())
+            self.enough("an upload", results)
         })
     }
 
@@ -284,17 +297,7 @@ impl BlobStore for Replicated {
                     .map(|m| m.store.put_checkpoint(org, seq, data.clone())),
             )
             .await;
-            let mut failures = Vec::new();
-            for (m, r) in self.members.iter().zip(results) {
-                if let Err(e) = r {
-                    failures.push(format!("{}: {e}", m.name));
-                }
-            }
-            let ok = self.members.len() - failures.len();
-            if ok < self.copies {
-                return Err(self.too_few("an audit checkpoint", ok, &failures));
-            }
-            Ok(())
+            self.enough("an audit checkpoint", results)
         })
     }
 
@@ -576,6 +579,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, b)| Member {
                     name: format!("disk{i}"),
+                    region: "default".into(),
                     store: b.clone() as Arc<dyn BlobStore>,
                 })
                 .collect();

@@ -330,11 +330,27 @@ impl Service {
         &self.ctx.config
     }
 
-    /// Readiness: the database and the blob store both answer.
-    pub async fn ready(&self) -> Result<()> {
+    /// Readiness: the database answers and enough storage backends answer to take uploads.
+    /// `Ok` lists the backends that do not answer (the service is degraded but serving).
+    pub async fn ready(&self) -> Result<Vec<String>> {
         self.ctx.store.ping().await?;
-        self.ctx.blobs.check().await?;
-        Ok(())
+        let blobs = self.ctx.blobs.as_ref();
+        let mut down = Vec::new();
+        for copy in 0..blobs.copies() {
+            if let Err(e) = blobs.check_copy(copy).await {
+                tracing::warn!(backend = %blobs.copy_name(copy), error = %e, "a storage backend does not answer");
+                down.push(blobs.copy_name(copy));
+            }
+        }
+        let up = blobs.copies() - down.len();
+        if up < blobs.required_copies() {
+            return Err(ServiceError::Unavailable(format!(
+                "uploads need {} storage backend(s) but only {up} answer (down: {})",
+                blobs.required_copies(),
+                down.join(", ")
+            )));
+        }
+        Ok(down)
     }
 
     /// The request metadata for actions the CLI takes.

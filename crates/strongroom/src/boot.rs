@@ -180,6 +180,7 @@ async fn open_storage(storage: &Storage) -> anyhow::Result<Arc<dyn BlobStore>> {
         }
         members.push(Member {
             name: name.clone(),
+            region: backend.region.clone(),
             store: blobs,
         });
     }

@@ -107,7 +107,12 @@ async fn healthz() -> Json<serde_json::Value> {
 
 async fn readyz(State(state): State<AppState>) -> Response {
     match state.service.ready().await {
-        Ok(()) => Json(serde_json::json!({"status": "ready"})).into_response(),
+        Ok(down) if down.is_empty() => Json(serde_json::json!({"status": "ready"})).into_response(),
+        // Still serving, with enough copies: a load balancer keeps the node, an operator sees
+        // which backend to look at.
+        Ok(down) => {
+            Json(serde_json::json!({"status": "degraded", "backends_down": down})).into_response()
+        }
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
             ApiError::new(

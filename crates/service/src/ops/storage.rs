@@ -70,6 +70,8 @@ pub struct StorageStatus {
 pub struct BackendStatus {
     /// Its name.
     pub name: String,
+    /// The data-residency region it belongs to.
+    pub region: String,
     /// Whether it answers now.
     pub up: bool,
     /// Why not, when it does not.
@@ -91,6 +93,25 @@ enum CopyState {
     Missing,
     Corrupt,
     Unreachable(String),
+}
+
+/// The scrub's findings as metrics (this process's last scrub; `storage status` has the last of
+/// any node's).
+fn record_metrics(report: &ScrubReport, finished_ms: i64) {
+    metrics::gauge!("strongroom_scrub_last_finished_timestamp_seconds")
+        .set(finished_ms as f64 / 1000.0);
+    metrics::gauge!("strongroom_scrub_checked_blobs").set(report.checked as f64);
+    metrics::gauge!("strongroom_scrub_unrecoverable_blobs").set(report.unrecoverable as f64);
+    metrics::counter!("strongroom_scrub_repaired_copies_total").increment(report.repaired);
+    for b in &report.backends {
+        let name = b.name.clone();
+        metrics::gauge!("strongroom_scrub_missing_copies", "backend" => name.clone())
+            .set(b.missing as f64);
+        metrics::gauge!("strongroom_scrub_corrupt_copies", "backend" => name.clone())
+            .set(b.corrupt as f64);
+        metrics::gauge!("strongroom_scrub_unreachable_copies", "backend" => name)
+            .set(b.unreachable as f64);
+    }
 }
 
 impl Ops {
@@ -129,6 +150,7 @@ impl Ops {
         }
         let now = self.ctx.clock.now();
         report.finished_at = Some(now.rfc3339());
+        record_metrics(&report, now.millis());
         let json =
             serde_json::to_string(&report).map_err(|e| ServiceError::Internal(e.to_string()))?;
         self.ctx.store.record_scrub(now, &json).await?;
@@ -272,6 +294,7 @@ impl Ops {
             backends.push(BackendStatus {
                 up: check.is_ok(),
                 error: check.err().map(|e| e.to_string()),
+                region: blobs.copy_region(copy),
                 name,
                 objects: seen.objects,
                 bytes: seen.bytes,

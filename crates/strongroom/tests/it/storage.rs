@@ -173,6 +173,36 @@ both_backends! {
         assert!(lost[0].exists(), "the missing copy is written back");
         assert!(srv.service.ops.scrub_if_due(hour).await.unwrap().is_none(), "not due again within the hour");
     }
+
+    async fn a_backend_down_with_enough_copies_left_is_degraded_not_down(b: Backend) {
+        let disks = tempfile::tempdir().unwrap();
+        let (a_dir, b_dir) = (disks.path().join("a"), disks.path().join("b"));
+        let toml = format!(
+            "[storage]\ncopies = 1\n\
+             [[storage.backends]]\nname = \"disk-a\"\nurl = \"fs://{}\"\nregion = \"eu\"\n\
+             [[storage.backends]]\nname = \"disk-b\"\nurl = \"fs://{}\"\nregion = \"eu\"\n",
+            a_dir.display(),
+            b_dir.display()
+        );
+        let Some(srv) = TestServer::start_with_config(b, &toml).await else { return };
+        let boot = srv.bootstrap("owner@example.com", "acme");
+        let space = srv.create_space(&boot.api_key, &boot.org_id, "site").await;
+        let ready: serde_json::Value = srv.req(Method::GET, "/readyz", None).send().await.unwrap().json().await.unwrap();
+        assert_eq!(ready["status"], "ready");
+        std::fs::rename(&b_dir, disks.path().join("b-gone")).unwrap();
+        let res = srv.req(Method::GET, "/readyz", None).send().await.unwrap();
+        assert_eq!(res.status(), 200, "one copy is all an upload needs: still serving");
+        let ready: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(ready["status"], "degraded");
+        assert_eq!(ready["backends_down"], serde_json::json!(["disk-b"]));
+        let up = srv.upload(&boot.api_key, &space, "f.bin", pattern(4000, 1)).await;
+        let res = srv.req(Method::GET, &format!("/api/v1/assets/{}/content", up["id"].as_str().unwrap()), Some(&boot.api_key)).send().await.unwrap();
+        assert_eq!(res.bytes().await.unwrap().as_ref(), pattern(4000, 1).as_slice());
+        assert_eq!(walkdir(a_dir.join("objects")).len(), 1);
+        let status = srv.service.ops.storage_status().await.unwrap();
+        assert_eq!((status.backends[0].region.as_str(), status.backends[0].up), ("eu", true));
+        assert!(!status.backends[1].up);
+    }
 }
 
 /// Every file under `dir`, recursively.
