@@ -51,6 +51,14 @@ impl Replicated {
         Ok(Replicated { members, copies })
     }
 
+    /// One backend holding the only copy.
+    pub(crate) fn one(member: Member) -> Replicated {
+        Replicated {
+            members: vec![member],
+            copies: 1,
+        }
+    }
+
     /// The backends, in read preference order.
     pub fn members(&self) -> &[Member] {
         &self.members

@@ -6,19 +6,19 @@
 
 use std::sync::Arc;
 
-use strongroom_blob::BlobStore;
+use strongroom_blob::{BlobStore, DEFAULT_REGION, Regions};
 use strongroom_crypto::keys::RootKey;
 use strongroom_domain::{BlobId, Clock, OrgId, PermissionSet, RoleRef, UserId};
 use strongroom_store::Store;
 
 use crate::audit::log::AuditLog;
 use crate::authz::principal::Access;
-use crate::{Result, ServiceConfig};
+use crate::{Result, ServiceConfig, ServiceError};
 
 /// The shared context of every service.
 pub(crate) struct Ctx {
     pub(crate) store: Store,
-    pub(crate) blobs: Arc<dyn BlobStore>,
+    pub(crate) blobs: Arc<Regions>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: ServiceConfig,
     pub(crate) audit: AuditLog,
@@ -27,7 +27,7 @@ pub(crate) struct Ctx {
 impl Ctx {
     pub(crate) fn new(
         store: Store,
-        blobs: Arc<dyn BlobStore>,
+        blobs: Arc<Regions>,
         clock: Arc<dyn Clock>,
         config: ServiceConfig,
         root: &RootKey,
@@ -87,10 +87,49 @@ impl Ctx {
         Ok(!self.store.totp(user).await?.is_some_and(|t| t.active))
     }
 
-    /// Removes stored objects whose rows are gone; a failure leaves them to the sweep.
+    /// Organization `org_id`'s region and the blob store its new content is written to (that
+    /// region's backends; reads fall back to every region). The region goes into the row of
+    /// each blob written, so a move that starts meanwhile finds the blob where it is.
+    pub(crate) async fn org_blobs(&self, org_id: &OrgId) -> Result<(String, Arc<dyn BlobStore>)> {
+        let region = self
+            .store
+            .org_region(org_id)
+            .await?
+            .ok_or(ServiceError::NotFound("organization"))?;
+        let blobs = self.region_blobs(&region)?;
+        Ok((region, blobs))
+    }
+
+    /// The region a new organization gets: `asked` when it has backends; else `default` when
+    /// it has, or the only region there is. A clear error otherwise.
+    pub(crate) fn resolve_region(&self, asked: Option<&str>) -> Result<String> {
+        let names: Vec<&str> = self.blobs.names().collect();
+        let listed = || names.join(", ");
+        match asked {
+            Some(r) if self.blobs.contains(r) => Ok(r.to_owned()),
+            Some(r) => Err(ServiceError::Invalid(format!(
+                "no storage backend is in region '{r}': this server's regions are {}",
+                listed()
+            ))),
+            None if self.blobs.contains(DEFAULT_REGION) => Ok(DEFAULT_REGION.to_owned()),
+            None if names.len() == 1 => Ok(names[0].to_owned()),
+            None => Err(ServiceError::Invalid(format!(
+                "this server has several regions ({}): say which one with --region",
+                listed()
+            ))),
+        }
+    }
+
+    /// The blob store of `region` (a blob row's): reads fall back to every other region.
+    pub(crate) fn region_blobs(&self, region: &str) -> Result<Arc<dyn BlobStore>> {
+        Ok(self.blobs.in_region(region)?)
+    }
+
+    /// Removes stored objects whose rows are gone, from every region; a failure leaves them to
+    /// the sweep.
     pub(crate) async fn remove_objects(&self, blobs: &[BlobId]) {
         for id in blobs {
-            if let Err(e) = self.blobs.delete(id.as_str()).await {
+            if let Err(e) = self.blobs.delete_everywhere(id.as_str()).await {
                 tracing::warn!(blob = %id, error = %e, "could not remove a shredded blob");
             }
         }

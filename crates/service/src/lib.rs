@@ -36,7 +36,7 @@ pub mod tenancy;
 
 use std::sync::Arc;
 
-use strongroom_blob::{BlobError, BlobStore};
+use strongroom_blob::{BlobError, BlobStore as _, Regions};
 use strongroom_crypto::keys::RootKey;
 use strongroom_domain::{Clock, Role};
 use strongroom_store::{Store, StoreError};
@@ -60,10 +60,12 @@ pub use keys::keyring::{KeyStatus, Keyring, RotationReport};
 pub use keys::{ApiKeyInfo, CreatedKey, MIN_PASSWORD_LEN, RotatedKey};
 pub use notify::{Mail, MailError, Mailer};
 pub use ops::Bootstrapped;
+pub use ops::region::RegionMove;
 pub use ops::storage::{BackendScrub, BackendStatus, ScrubReport, StorageStatus};
 pub use strongroom_store::MemberRow;
 pub use strongroom_store::Page;
 pub use tenancy::access::{Accepted, GrantInfo, InvitationInfo, RoleInfo};
+pub use tenancy::policy::{OrgDetail, RegionMoveSummary};
 pub use tenancy::quotas::UsageInfo;
 
 /// Something a use case refused or failed to do. Each variant says what the caller should tell
@@ -262,7 +264,7 @@ impl Service {
     /// alone.
     pub async fn new(
         store: Store,
-        blobs: Arc<dyn BlobStore>,
+        blobs: Arc<Regions>,
         root: RootKey,
         clock: Arc<dyn Clock>,
         config: ServiceConfig,
@@ -304,8 +306,20 @@ impl Service {
         );
         let worker =
             jobs::media::MediaWorker::new(Arc::clone(&ctx), seal_jobs, Arc::clone(&keyring), media);
-        let jobs = Arc::new(jobs::Jobs::new(Arc::clone(&ctx), queue, worker, notify));
-        let ops = ops::Ops::new(Arc::clone(&ctx), keyring, Arc::clone(&keys));
+        let mover = jobs::region_move::RegionMover::new(Arc::clone(&ctx), Arc::clone(&keyring));
+        let ops = ops::Ops::new(
+            Arc::clone(&ctx),
+            Arc::clone(&keyring),
+            Arc::clone(&keys),
+            queue.clone(),
+        );
+        let jobs = Arc::new(jobs::Jobs::new(
+            Arc::clone(&ctx),
+            queue,
+            worker,
+            mover,
+            notify,
+        ));
         Ok(Service {
             authz,
             identity,
@@ -332,23 +346,27 @@ impl Service {
 
     /// Readiness: the database answers and enough storage backends answer to take uploads.
     /// `Ok` lists the backends that do not answer (the service is degraded but serving).
+    /// In every region: each region takes uploads only while `copies` of its backends answer.
     pub async fn ready(&self) -> Result<Vec<String>> {
         self.ctx.store.ping().await?;
-        let blobs = self.ctx.blobs.as_ref();
         let mut down = Vec::new();
-        for copy in 0..blobs.copies() {
-            if let Err(e) = blobs.check_copy(copy).await {
-                tracing::warn!(backend = %blobs.copy_name(copy), error = %e, "a storage backend does not answer");
-                down.push(blobs.copy_name(copy));
+        for (region, blobs) in self.ctx.blobs.each() {
+            let mut region_down = Vec::new();
+            for copy in 0..blobs.copies() {
+                if let Err(e) = blobs.check_copy(copy).await {
+                    tracing::warn!(backend = %blobs.copy_name(copy), error = %e, "a storage backend does not answer");
+                    region_down.push(blobs.copy_name(copy));
+                }
             }
-        }
-        let up = blobs.copies() - down.len();
-        if up < blobs.required_copies() {
-            return Err(ServiceError::Unavailable(format!(
-                "uploads need {} storage backend(s) but only {up} answer (down: {})",
-                blobs.required_copies(),
-                down.join(", ")
-            )));
+            let up = blobs.copies() - region_down.len();
+            if up < blobs.required_copies() {
+                return Err(ServiceError::Unavailable(format!(
+                    "uploads in region '{region}' need {} storage backend(s) but only {up} answer (down: {})",
+                    blobs.required_copies(),
+                    region_down.join(", ")
+                )));
+            }
+            down.extend(region_down);
         }
         Ok(down)
     }

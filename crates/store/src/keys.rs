@@ -139,6 +139,8 @@ pub struct BlobRow {
     pub stored_size: u64,
     /// When it was created.
     pub created_at: Timestamp,
+    /// The region whose backends hold it.
+    pub region: String,
 }
 
 fn opt_ts(row: &AnyRow, col: &str) -> Result<Option<Timestamp>> {
@@ -210,7 +212,7 @@ fn version(v: i64) -> Result<u32> {
     })
 }
 
-fn blob(row: &AnyRow) -> Result<BlobRow> {
+pub(crate) fn blob(row: &AnyRow) -> Result<BlobRow> {
     let size: i64 = row.try_get("size")?;
     let stored: i64 = row.try_get("stored_size")?;
     Ok(BlobRow {
@@ -221,13 +223,15 @@ fn blob(row: &AnyRow) -> Result<BlobRow> {
         size: crate::size(size, "blobs")?,
         stored_size: crate::size(stored, "blobs")?,
         created_at: Timestamp::from_millis(row.try_get("created_at")?),
+        region: row.try_get("region")?,
     })
 }
 
 const KEY_COLUMNS: &str = "k.id, k.org_id, k.user_id, k.name, k.role, k.created_at, \
                            k.expires_at, k.revoked_at";
 const DETAIL_COLUMNS: &str = "k.spaces, k.last_used_at, k.last_used_ip, k.previous_valid_until";
-const BLOB_COLUMNS: &str = "id, org_id, kek_version, wrapped_dek, size, stored_size, created_at";
+pub(crate) const BLOB_COLUMNS: &str =
+    "id, org_id, kek_version, wrapped_dek, size, stored_size, created_at, region";
 
 impl Store {
     /// Resolves an API key by the keyed hash of its current secret or of the secret its last
@@ -643,8 +647,8 @@ impl Tx {
     /// Records a blob that is already durable in storage.
     pub async fn insert_blob(&mut self, row: &BlobRow) -> Result<()> {
         sqlx::query(
-            "INSERT INTO blobs (id, org_id, kek_version, wrapped_dek, size, stored_size, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO blobs (id, org_id, kek_version, wrapped_dek, size, stored_size, created_at, \
+             region) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(row.id.as_str())
         .bind(row.org_id.as_str())
@@ -653,6 +657,7 @@ impl Tx {
         .bind(i64::try_from(row.size).unwrap_or(i64::MAX))
         .bind(i64::try_from(row.stored_size).unwrap_or(i64::MAX))
         .bind(row.created_at.millis())
+        .bind(row.region.as_str())
         .execute(self.conn())
         .await?;
         Ok(())

@@ -18,6 +18,7 @@ mod media;
 mod mfa;
 mod migrate;
 mod quotas;
+mod regions;
 mod sessions;
 mod tenancy;
 mod throttle;
@@ -38,6 +39,7 @@ pub use media::{MediaState, PlaybackRow, RenditionRow};
 pub use mfa::{MemberRow, TotpRow};
 pub use migrate::{SCHEMA_VERSION, versions as migration_versions};
 pub use quotas::{QuotaRow, Usage};
+pub use regions::RegionSpread;
 pub use sessions::{SessionLookup, SessionRow};
 pub use tenancy::{AssetRow, OrgRow, SpaceRow, UserRow};
 

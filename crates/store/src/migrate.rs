@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../migrations/0010_quotas.sql")),
     (11, include_str!("../migrations/0011_job_lanes_outputs.sql")),
     (12, include_str!("../migrations/0012_storage_scrubs.sql")),
+    (13, include_str!("../migrations/0013_regions.sql")),
 ];
 
 /// The schema version a fully migrated database has: the last migration's. Versions increase

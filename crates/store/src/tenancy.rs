@@ -17,6 +17,8 @@ pub struct OrgRow {
     pub name: Name,
     /// When it was created.
     pub created_at: Timestamp,
+    /// The data-residency region its content is stored in.
+    pub region: String,
 }
 
 /// A user.
@@ -75,6 +77,7 @@ fn org(row: &AnyRow) -> Result<OrgRow> {
         id: parsed(row, "orgs", "id", OrgId::parse)?,
         name: parsed(row, "orgs", "name", Name::parse)?,
         created_at: Timestamp::from_millis(row.try_get("created_at")?),
+        region: row.try_get("region")?,
     })
 }
 
@@ -117,7 +120,7 @@ const ASSET_COLUMNS: &str = "id, org_id, space_id, blob_id, filename, content_ty
 impl Store {
     /// The organization with this id.
     pub async fn org(&self, id: &OrgId) -> Result<Option<OrgRow>> {
-        let row = sqlx::query("SELECT id, name, created_at FROM orgs WHERE id = $1")
+        let row = sqlx::query("SELECT id, name, created_at, region FROM orgs WHERE id = $1")
             .bind(id.as_str())
             .fetch_optional(self.pool())
             .await?;
@@ -126,7 +129,7 @@ impl Store {
 
     /// The organization with this name.
     pub async fn org_by_name(&self, name: &Name) -> Result<Option<OrgRow>> {
-        let row = sqlx::query("SELECT id, name, created_at FROM orgs WHERE name = $1")
+        let row = sqlx::query("SELECT id, name, created_at, region FROM orgs WHERE name = $1")
             .bind(name.as_str())
             .fetch_optional(self.pool())
             .await?;
@@ -238,14 +241,15 @@ impl Tx {
         genesis_mac: &[u8],
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO orgs (id, name, created_at, audit_seq, audit_head, audit_head_mac) \
-             VALUES ($1, $2, $3, 0, $4, $5)",
+            "INSERT INTO orgs (id, name, created_at, audit_seq, audit_head, audit_head_mac, region) \
+             VALUES ($1, $2, $3, 0, $4, $5, $6)",
         )
         .bind(row.id.as_str())
         .bind(row.name.as_str())
         .bind(row.created_at.millis())
         .bind(genesis_hash)
         .bind(genesis_mac)
+        .bind(row.region.as_str())
         .execute(self.conn())
         .await
         .map_err(conflict("an organization with this name"))?;

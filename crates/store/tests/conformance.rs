@@ -71,6 +71,8 @@ mod jobs;
 mod keys;
 #[path = "conformance/links.rs"]
 mod links;
+#[path = "conformance/regions.rs"]
+mod regions;
 #[path = "conformance/tenancy.rs"]
 mod tenancy;
 

@@ -37,6 +37,7 @@ async fn main() -> anyhow::Result<()> {
             Email::parse("seed@example.com")?,
             Name::parse("seed")?,
             None,
+            None,
         )
         .await?;
     let p = svc

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use strongroom_blob::BlobStore;
-use strongroom_blob::{Member, Replicated};
+use std::collections::BTreeMap;
+
+use strongroom_blob::{Member, Regions, Replicated};
 use strongroom_crypto::keys::RootKey;
 use strongroom_domain::SystemClock;
 use strongroom_service::{Service, ServiceConfig};
@@ -137,6 +138,7 @@ pub async fn open(settings: &InstanceSettings, create: Create) -> anyhow::Result
     }
     let storage = settings.storage.resolve(data)?;
     let blobs = open_storage(&storage).await?;
+    check_regions(&store, &blobs).await?;
     let service = Service::new(
         store,
         blobs,
@@ -156,49 +158,93 @@ pub async fn open(settings: &InstanceSettings, create: Create) -> anyhow::Result
 }
 
 /// Opens every blob backend and checks which answer, so a wrong URL, credential or permission
-/// stops the start instead of the first upload. Every backend gets a copy of every blob
-/// (`strongroom_blob::Replicated`); the start goes on with some backends down as long as
-/// `copies` of them answer (uploads need that many), and says which are down.
-async fn open_storage(storage: &Storage) -> anyhow::Result<Arc<dyn BlobStore>> {
-    let mut regions: Vec<&str> = storage.backends.iter().map(|b| b.region.as_str()).collect();
-    regions.sort_unstable();
-    regions.dedup();
-    if regions.len() > 1 {
-        bail!(
-            "backends in several regions ({}) need data residency, which this version does not have yet: give every [[storage.backends]] entry the same region",
-            regions.join(", ")
-        );
-    }
-    let mut members = Vec::with_capacity(storage.backends.len());
-    let mut down = Vec::new();
+/// stops the start instead of the first upload. Backends are grouped by region; in each region
+/// every backend gets a copy of every blob written there (`strongroom_blob::Replicated`). The
+/// start goes on with some backends down as long as `copies` of each region's answer (uploads
+/// need that many), and says which are down.
+async fn open_storage(storage: &Storage) -> anyhow::Result<Arc<Regions>> {
+    let copies = usize::try_from(storage.copies).unwrap_or(usize::MAX);
+    let mut by_region: BTreeMap<&str, Vec<Member>> = BTreeMap::new();
+    let mut down: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for backend in &storage.backends {
         let name = &backend.spec.name;
+        let region = backend.region.as_str();
+        strongroom_blob::validate_region(region)
+            .map_err(|e| anyhow::anyhow!("storage backend '{name}': {e}"))?;
         let blobs = strongroom_blob::open_backend(&backend.spec)
             .with_context(|| format!("cannot open storage backend '{name}'"))?;
         if let Err(e) = blobs.check().await {
-            down.push(format!("'{name}': {e}"));
+            down.entry(region)
+                .or_default()
+                .push(format!("'{name}': {e}"));
         }
-        members.push(Member {
+        by_region.entry(region).or_default().push(Member {
             name: name.clone(),
-            region: backend.region.clone(),
+            region: region.to_owned(),
             store: blobs,
         });
     }
-    let copies = usize::try_from(storage.copies).unwrap_or(usize::MAX);
-    let up = members.len() - down.len();
-    if up < copies {
+    let mut regions = Vec::with_capacity(by_region.len());
+    for (region, members) in by_region {
+        if members.len() < copies {
+            bail!(
+                "region '{region}' has {} storage backend(s), but copies = {copies}: every region needs at least {copies}",
+                members.len()
+            );
+        }
+        let region_down = down.remove(region).unwrap_or_default();
+        let up = members.len() - region_down.len();
+        if up < copies {
+            bail!(
+                "storage is not usable: uploads in region '{region}' need {copies} backend(s) but only {up} answer ({})",
+                region_down.join("; ")
+            );
+        }
+        for d in &region_down {
+            tracing::warn!(
+                "storage backend {d} does not answer: uploads and reads use the others, and the scrub fills it in once it is back"
+            );
+        }
+        let replicated = Replicated::new(members, copies).map_err(|e| anyhow::anyhow!(e))?;
+        regions.push((region.to_owned(), replicated));
+    }
+    Ok(Arc::new(
+        Regions::new(regions).map_err(|e| anyhow::anyhow!(e))?,
+    ))
+}
+
+/// Every region the database names must have backends. With exactly one region configured,
+/// every blob is on its backends whatever its row says (rows from before regions existed say
+/// `default`), so the rows are relabelled to it.
+async fn check_regions(store: &Store, blobs: &Regions) -> anyhow::Result<()> {
+    let in_use = store
+        .regions_in_use()
+        .await
+        .context("cannot read the organizations' regions")?;
+    let configured: Vec<&str> = blobs.names().collect();
+    if let [only] = configured.as_slice() {
+        if in_use.iter().any(|r| r != only) {
+            let n = store
+                .relabel_all_regions(only)
+                .await
+                .context("cannot relabel the organizations' regions")?;
+            tracing::info!(region = %only, rows = n, "every organization and blob is now labelled with the only configured region");
+        }
+        return Ok(());
+    }
+    let missing: Vec<&String> = in_use.iter().filter(|r| !blobs.contains(r)).collect();
+    if !missing.is_empty() {
         bail!(
-            "storage is not usable: uploads need {copies} backend(s) but only {up} answer ({})",
-            down.join("; ")
+            "organizations or blobs are in region(s) {} but no [[storage.backends]] entry is: add backends for them (configured: {})",
+            missing
+                .iter()
+                .map(|r| format!("'{r}'"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            configured.join(", ")
         );
     }
-    for d in &down {
-        tracing::warn!(
-            "storage backend {d} does not answer: uploads and reads use the others, and the scrub fills it in once it is back"
-        );
-    }
-    let replicated = Replicated::new(members, copies).map_err(|e| anyhow::anyhow!(e))?;
-    Ok(Arc::new(replicated))
+    Ok(())
 }
 
 fn load_root_key(
@@ -286,31 +332,48 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn several_backends_each_hold_a_copy_within_one_region() {
+    async fn backends_are_grouped_by_region_and_each_region_needs_copies_of_them() {
+        use strongroom_blob::BlobStore as _;
         let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let (a, b, c) = (
+            dir.path().join("a"),
+            dir.path().join("b"),
+            dir.path().join("c"),
+        );
+        let backend = |name: &str, path: &Path, region: &str| {
+            format!(
+                "[[storage.backends]]\nname = \"{name}\"\nurl = \"fs://{}\"\nregion = \"{region}\"\n",
+                path.display()
+            )
+        };
         let two = format!(
-            "[storage]\ncopies = 2\n[[storage.backends]]\nname = \"a\"\nurl = \"fs://{}\"\n\
-             [[storage.backends]]\nname = \"b\"\nurl = \"fs://{}\"\n",
-            a.display(),
-            b.display()
+            "[storage]\ncopies = 2\n{}{}",
+            backend("a", &a, "eu"),
+            backend("b", &b, "eu")
         );
         let blobs = open_storage(&storage(&two)).await.unwrap();
-        assert_eq!((blobs.copies(), blobs.required_copies()), (2, 2));
-        assert_eq!(
-            (blobs.copy_name(0), blobs.copy_name(1)),
-            ("a".into(), "b".into())
-        );
+        let eu = blobs.home("eu").unwrap();
+        assert_eq!((eu.copies(), eu.required_copies()), (2, 2));
+        assert_eq!((eu.copy_name(0), eu.copy_name(1)), ("a".into(), "b".into()));
         assert!(a.join("objects").is_dir() && b.join("objects").is_dir());
-        let regions = format!(
-            "[[storage.backends]]\nname = \"a\"\nurl = \"fs://{}\"\nregion = \"eu\"\n\
-             [[storage.backends]]\nname = \"b\"\nurl = \"fs://{}\"\nregion = \"us\"\n",
-            a.display(),
-            b.display()
+
+        // Two regions of one backend each, one copy: two stores.
+        let regions = format!("{}{}", backend("a", &a, "eu"), backend("c", &c, "us"));
+        let blobs = open_storage(&storage(&regions)).await.unwrap();
+        assert_eq!(blobs.names().collect::<Vec<_>>(), ["eu", "us"]);
+        assert_eq!(blobs.home("us").unwrap().copy_name(0), "c");
+
+        // copies = 2 with a region of one backend: refused, naming the region.
+        let short = format!(
+            "[storage]\ncopies = 2\n{}{}{}",
+            backend("a", &a, "eu"),
+            backend("b", &b, "eu"),
+            backend("c", &c, "us")
         );
-        let err = open_storage(&storage(&regions)).await.err().unwrap();
+        let err = open_storage(&storage(&short)).await.err().unwrap();
         assert!(
-            err.to_string().contains("several regions (eu, us)"),
+            err.to_string()
+                .contains("region 'us' has 1 storage backend(s), but copies = 2"),
             "{err}"
         );
     }

@@ -82,6 +82,36 @@ pub enum StorageCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Move an organization to another region: its new content goes there at once, and a job
+    /// copies, verifies, then removes its existing blobs. Follows the job until it ends (and runs
+    /// it here if no server takes it first); exits 1 if it fails.
+    Move {
+        /// Instance settings.
+        #[command(flatten)]
+        instance: InstanceArgs,
+        /// The organization's id.
+        org: String,
+        /// The region to move it to (one with backends in `[storage]`).
+        #[arg(long)]
+        region: String,
+        /// Queue the move and return at once (`storage move-status` follows it).
+        #[arg(long)]
+        detach: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// How far an organization's latest move to another region has come.
+    MoveStatus {
+        /// Instance settings.
+        #[command(flatten)]
+        instance: InstanceArgs,
+        /// The organization's id.
+        org: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `strongroom jobs ...`.
@@ -170,6 +200,10 @@ pub enum AdminCommand {
         /// Read the new user's password from standard input (else one is generated).
         #[arg(long)]
         password_stdin: bool,
+        /// The organization's data-residency region: its content is stored only on that
+        /// region's backends (default: `default`, or the only configured region).
+        #[arg(long)]
+        region: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,

@@ -65,6 +65,7 @@ pub async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
             email,
             org,
             password_stdin,
+            region,
             json,
         } => {
             let email = Email::parse(&email).map_err(|e| anyhow::anyhow!(e.0))?;
@@ -75,7 +76,11 @@ pub async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
                 None
             };
             let inst = open(&instance, Create::IfMissing).await?;
-            let out = inst.service.ops.bootstrap(email, org, pw).await?;
+            let out = inst
+                .service
+                .ops
+                .bootstrap(email, org, pw, region.as_deref())
+                .await?;
             if out.password_ignored {
                 eprintln!(
                     "note: the user already exists, so the password on standard input was not used \
@@ -83,7 +88,7 @@ pub async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
                 );
             }
             if json {
-                let mut v = serde_json::json!({"user_id": out.user_id, "org_id": out.org_id, "api_key": out.api_key.as_str()});
+                let mut v = serde_json::json!({"user_id": out.user_id, "org_id": out.org_id, "region": out.region, "api_key": out.api_key.as_str()});
                 if let Some(pw) = &out.password {
                     v["password"] = serde_json::json!(pw.as_str());
                 }
@@ -91,6 +96,7 @@ pub async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
             } else {
                 println!("user:         {}", out.user_id);
                 println!("organization: {}", out.org_id);
+                println!("region:       {}", out.region);
                 println!(
                     "API key:      {}   (shown once: store it now)",
                     out.api_key.as_str()
@@ -378,5 +384,91 @@ pub async fn storage(cmd: StorageCommand) -> anyhow::Result<bool> {
             }
             Ok(report.unrecoverable == 0)
         }
+        StorageCommand::Move {
+            instance,
+            org,
+            region,
+            detach,
+            json,
+        } => {
+            let org = org_id(&org)?;
+            let inst = open(&instance, Create::Never).await?;
+            let started = inst.service.ops.start_region_move(&org, &region).await?;
+            if detach {
+                print_move(&started, json);
+                return Ok(true);
+            }
+            let done = follow_move(&inst, &org).await?;
+            print_move(&done, json);
+            Ok(done.status == "done")
+        }
+        StorageCommand::MoveStatus {
+            instance,
+            org,
+            json,
+        } => {
+            let org = org_id(&org)?;
+            let inst = open(&instance, Create::Never).await?;
+            match inst.service.ops.region_move(&org).await? {
+                Some(m) => print_move(&m, json),
+                None if json => print_json(serde_json::json!({"move": null})),
+                None => println!("this organization was never moved to another region"),
+            }
+            Ok(true)
+        }
     }
+}
+
+fn print_move(m: &strongroom_service::RegionMove, json: bool) {
+    if json {
+        print_json(serde_json::to_value(m).unwrap_or_default());
+        return;
+    }
+    println!(
+        "move to region '{}' (job {}): {}; {} blob(s) in the region, {} elsewhere",
+        m.to, m.job_id, m.status, m.blobs_in_region, m.blobs_elsewhere
+    );
+    if let Some(e) = &m.error {
+        println!("last error: {e}");
+    }
+}
+
+/// Follows an organization's move until its job ends, with progress on standard error. The
+/// job runs here too if no server has claimed it (a worker of the storage lane in this process).
+async fn follow_move(
+    inst: &crate::boot::Instance,
+    org: &strongroom_domain::OrgId,
+) -> anyhow::Result<strongroom_service::RegionMove> {
+    let jobs = std::sync::Arc::clone(&inst.service.jobs);
+    let worker = tokio::spawn(async move {
+        let name = format!("cli-storage-{}", std::process::id());
+        // Runs due storage jobs until none is left (the move, unless a server took it).
+        while let Ok(true) = jobs.run_one(strongroom_service::Lane::Storage, &name).await {}
+    });
+    let tty = std::io::stderr().is_terminal();
+    let mut last = (u64::MAX, u64::MAX);
+    let outcome = loop {
+        let Some(m) = inst.service.ops.region_move(org).await? else {
+            anyhow::bail!("the move job disappeared");
+        };
+        if m.finished() {
+            break m;
+        }
+        if (m.blobs_in_region, m.blobs_elsewhere) != last {
+            last = (m.blobs_in_region, m.blobs_elsewhere);
+            let total = m.blobs_in_region + m.blobs_elsewhere;
+            let mut err = std::io::stderr();
+            if tty {
+                let _ = write!(err, "\rmoving blobs: {}/{total}", m.blobs_in_region);
+            } else {
+                let _ = writeln!(err, "moving blobs: {}/{total}", m.blobs_in_region);
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    if tty {
+        eprintln!();
+    }
+    worker.abort();
+    Ok(outcome)
 }

@@ -153,7 +153,7 @@ pub struct StorageBackend {
 
 /// The default backend's name, and region of any backend that names none.
 const DEFAULT_BACKEND: &str = "disk";
-const DEFAULT_REGION: &str = "default";
+use strongroom_blob::DEFAULT_REGION;
 
 impl StorageFile {
     /// Checks `[storage]` and fills in the default (one fs backend `disk` at `<data>/blobs`).
@@ -249,6 +249,8 @@ pub struct JobsFile {
     pub media_workers: Option<u32>,
     /// Most media jobs one organization runs at once, across all nodes (default 1).
     pub media_jobs_per_org: Option<u32>,
+    /// Workers of the storage lane (region moves) on this node (default 1).
+    pub storage_workers: Option<u32>,
 }
 
 /// `[media]`.

@@ -296,6 +296,11 @@ fn configure_jobs(service: &mut ServiceConfig, file: &FileConfig) -> anyhow::Res
             &mut jobs.media_workers,
             "media_workers",
         ),
+        (
+            file.jobs.storage_workers,
+            &mut jobs.storage_workers,
+            "storage_workers",
+        ),
     ] {
         if let Some(n) = value {
             if n > 64 {

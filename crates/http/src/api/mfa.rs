@@ -62,6 +62,18 @@ pub const MEMBERS: Route = Route {
     response: Some("MemberList"),
     handler: || get(members),
 };
+pub const ORG: Route = Route {
+    method: "GET",
+    path: "/api/v1/orgs/{org_id}",
+    summary: "The organization: name, data-residency region, security policy, any move to another region",
+    auth: Credential::KeyOrSession,
+    success: 200,
+    errors: &[401, 403, 404],
+    query: &[],
+    body: None,
+    response: Some("Org"),
+    handler: || get(org),
+};
 pub const POLICY: Route = Route {
     method: "PATCH",
     path: "/api/v1/orgs/{org_id}",
@@ -151,6 +163,19 @@ async fn members(
 #[serde(deny_unknown_fields)]
 struct Policy {
     require_mfa: Option<bool>,
+}
+
+async fn org(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(org): Path<String>,
+) -> Result<Json<strongroom_service::OrgDetail>, ApiError> {
+    let org = org_id(&org)?;
+    let authz = state
+        .service
+        .authz
+        .authorize_org::<perm::OrgRead>(&p, &org)?;
+    Ok(Json(state.service.tenancy.org_detail(&authz).await?))
 }
 
 async fn policy(

@@ -90,6 +90,7 @@ pub static ROUTES: &[Route] = &[
     mfa::CONFIRM,
     mfa::DISABLE,
     mfa::MEMBERS,
+    mfa::ORG,
     mfa::POLICY,
     access::SET_MEMBER_ROLE,
     access::REMOVE_MEMBER,

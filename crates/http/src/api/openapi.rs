@@ -183,7 +183,7 @@ fn response_schemas() -> Value {
     let maybe_time = json!({"type": ["string", "null"], "format": "date-time"});
     let maybe_text = json!({"type": ["string", "null"]});
     let permissions = json!({"type": "array", "items": {"type": "string"}});
-    json!({
+    let mut schemas = json!({
         "Problem": {"type": "object", "required": ["type", "title", "status", "detail", "code"], "properties": {
             "type": text, "title": text, "status": {"type": "integer"}, "detail": text,
             "code": {"type": "string", "description": "stable, snake_case"},
@@ -232,7 +232,20 @@ fn response_schemas() -> Value {
         "Grant": {"type": "object", "properties": {"space_id": id, "user_id": id, "email": text, "role": text, "created_at": time}},
         "GrantList": list("Grant"),
         "Playback": {"type": "object", "required": ["id", "url", "expires_at"], "properties": {"id": id, "url": {"type": "string", "description": "the HLS master playlist; holds the view's token"}, "expires_at": time}},
-    })
+    });
+    // Apart from the map above: one json! call of everything would pass its recursion limit.
+    if let Value::Object(m) = &mut schemas {
+        m.insert("Org".into(), org_schema(&id, &text, &time));
+    }
+    schemas
+}
+
+fn org_schema(id: &Value, text: &Value, time: &Value) -> Value {
+    json!({"type": "object", "required": ["id", "name", "region", "require_mfa", "created_at"], "properties": {"id": id, "name": text,
+        "region": {"type": "string", "description": "the data-residency region: its content is stored only on that region's backends"},
+        "require_mfa": {"type": "boolean"}, "created_at": time,
+        "region_move": {"type": ["object", "null"], "properties": {"to": text, "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+            "blobs_in_region": {"type": "integer"}, "blobs_elsewhere": {"type": "integer"}}}}})
 }
 
 fn merged(mut a: Value, b: Value) -> Value {

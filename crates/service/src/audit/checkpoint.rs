@@ -172,7 +172,8 @@ pub struct CheckpointRound {
 impl Audit {
     /// Reads checkpoint `seq` of `org_id` and checks it.
     pub(crate) async fn read_checkpoint(&self, org_id: &OrgId, seq: u64) -> Result<Read> {
-        match self.ctx.blobs.get_checkpoint(org_id.as_str(), seq).await {
+        let (_, blobs) = self.ctx.org_blobs(org_id).await?;
+        match blobs.get_checkpoint(org_id.as_str(), seq).await {
             Ok(bytes) => Ok(match self.checkpoints.open(org_id, seq, &bytes) {
                 Ok(cp) => Read::Authentic(cp),
                 Err(why) => Read::Invalid(why),
@@ -184,7 +185,8 @@ impl Audit {
 
     /// The latest authentic checkpoint of an organization, searching back past invalid ones.
     async fn latest_checkpoint(&self, org_id: &OrgId) -> Result<Option<Checkpoint>> {
-        let seqs = self.ctx.blobs.checkpoint_seqs(org_id.as_str()).await?;
+        let (_, blobs) = self.ctx.org_blobs(org_id).await?;
+        let seqs = blobs.checkpoint_seqs(org_id.as_str()).await?;
         for seq in seqs.into_iter().rev() {
             if let Read::Authentic(cp) = self.read_checkpoint(org_id, seq).await? {
                 return Ok(Some(cp));
@@ -263,8 +265,8 @@ impl Audit {
             let bytes = self.checkpoints.seal(&cp)?;
             let seq = u64::try_from(cp.seq)
                 .map_err(|_| ServiceError::Internal(format!("negative audit seq {}", cp.seq)))?;
-            self.ctx
-                .blobs
+            let (_, blobs) = self.ctx.org_blobs(&org_id).await?;
+            blobs
                 .put_checkpoint(org_id.as_str(), seq, bytes.into())
                 .await?;
             last.insert(org_id, (cp.seq, cp.head));

@@ -218,12 +218,8 @@ impl Audit {
         // The trail covers every space: the proof is never given to a space-limited key.
         let org_id = authz.org_id();
         // Listed before the head is read, as in `verify_audit`: none then lies past the head.
-        let checkpoints = self
-            .ctx
-            .blobs
-            .checkpoint_seqs(org_id.as_str())
-            .await?
-            .into();
+        let (_, blobs) = self.ctx.org_blobs(org_id).await?;
+        let checkpoints = blobs.checkpoint_seqs(org_id.as_str()).await?.into();
         let Some(head) = self.ctx.store.audit_head(org_id).await? else {
             return Err(ServiceError::NotFound("organization"));
         };
@@ -263,7 +259,8 @@ impl Audit {
             // Checkpoints are listed before the head is read. Each was written from a head
             // committed before it, so in a healthy database none lies past the head read next,
             // however fast live traffic and the checkpoint writer move.
-            let checkpoints = self.ctx.blobs.checkpoint_seqs(org_id.as_str()).await?;
+            let (_, blobs) = self.ctx.org_blobs(&org_id).await?;
+            let checkpoints = blobs.checkpoint_seqs(org_id.as_str()).await?;
             let Some(head) = self.ctx.store.audit_head(&org_id).await? else {
                 return Err(ServiceError::NotFound("organization"));
             };

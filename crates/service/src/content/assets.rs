@@ -2,10 +2,11 @@
 //! download (whole or a range), delete (crypto-shredding).
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use strongroom_blob::{BlobError, EncryptedWriter, read_range};
+use strongroom_blob::{BlobError, BlobStore, EncryptedWriter, read_range};
 use strongroom_crypto::keys::DataKey;
 use strongroom_domain::{AssetId, BlobId, Filename, Name, OrgId, SpaceId, Timestamp};
 use strongroom_store::{AssetRow, BlobRow, Page, SpaceRow};
@@ -120,6 +121,8 @@ pub struct Content {
 pub(crate) struct PreparedRead {
     pub(crate) asset: AssetRow,
     blob: BlobRow,
+    /// The store of the blob's region (reads fall back to every other region).
+    blobs: Arc<dyn BlobStore>,
     dek: DataKey,
     range: (u64, u64),
     partial: bool,
@@ -218,9 +221,9 @@ impl ContentService {
         let cap = headroom.bytes.map_or(limit, |left| left.min(limit));
         let blob_id = BlobId::generate();
         let dek = DataKey::generate();
+        let (region, blobs) = self.ctx.org_blobs(&p.org_id).await?;
         let mut writer =
-            EncryptedWriter::create(self.ctx.blobs.as_ref(), blob_id.as_str(), &dek, Some(cap))
-                .await?;
+            EncryptedWriter::create(blobs.as_ref(), blob_id.as_str(), &dek, Some(cap)).await?;
         while let Some(chunk) = body.next().await {
             let chunk = chunk
                 .map_err(|e| ServiceError::Invalid(format!("the upload was interrupted: {e}")))?;
@@ -260,6 +263,7 @@ impl ContentService {
                 size: written.size,
                 stored_size: written.stored_size,
                 created_at: now,
+                region: region.clone(),
             };
             let Err(e) = self.commit_upload(p, &blob, &row).await else {
                 break;
@@ -272,7 +276,7 @@ impl ContentService {
                 .is_ok_and(|v| v != kek_version);
             if !(rotated && attempts < 3) {
                 // The object is durable but unreferenced: remove it now (the sweep would later).
-                let _ = self.ctx.blobs.delete(blob_id.as_str()).await;
+                let _ = blobs.delete(blob_id.as_str()).await;
                 return Err(e);
             }
         }
@@ -380,9 +384,11 @@ impl ContentService {
         if start > end || end > asset.size {
             return Err(ServiceError::Invalid("range outside the asset".into()));
         }
+        let blobs = self.ctx.region_blobs(&blob.region)?;
         Ok(PreparedRead {
             asset,
             blob,
+            blobs,
             dek,
             range: (start, end),
             partial: range.is_some(),
@@ -393,7 +399,7 @@ impl ContentService {
     pub(crate) fn stream(&self, read: PreparedRead) -> Content {
         let (start, end) = read.range;
         let body = read_range(
-            self.ctx.blobs.clone(),
+            read.blobs,
             read.blob.id.to_string(),
             read.dek,
             read.blob.size,
@@ -430,7 +436,7 @@ impl ContentService {
             .await?;
         tx.commit().await?;
         self.ctx.remove_objects(&renditions).await;
-        if let Err(e) = self.ctx.blobs.delete(row.blob_id.as_str()).await {
+        if let Err(e) = self.ctx.blobs.delete_everywhere(row.blob_id.as_str()).await {
             // The key is already gone; the sweep removes the unreadable object later.
             tracing::warn!(blob = %row.blob_id, error = %e, "could not remove a shredded blob");
         }

@@ -246,7 +246,7 @@ impl ContentService {
             .ok_or(ServiceError::NotFound("rendition"))?;
         let dek = self.keyring.data_key(&self.ctx.store, &blob).await?;
         let body = read_range(
-            self.ctx.blobs.clone(),
+            self.ctx.region_blobs(&blob.region)?,
             blob.id.to_string(),
             dek,
             blob.size,

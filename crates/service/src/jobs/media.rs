@@ -222,8 +222,8 @@ impl MediaWorker {
             ));
         }
         let dek = DataKey::generate();
-        let mut w =
-            EncryptedWriter::create(self.ctx.blobs.as_ref(), blob_id.as_str(), &dek, None).await?;
+        let (region, blobs) = self.ctx.org_blobs(&asset.org_id).await?;
+        let mut w = EncryptedWriter::create(blobs.as_ref(), blob_id.as_str(), &dek, None).await?;
         w.push(bytes).await?;
         let written = w.finish().await?;
         let (wrapped_dek, kek_version) = self.keyring.wrap(&self.ctx.store, &blob_id, &dek).await?;
@@ -237,6 +237,7 @@ impl MediaWorker {
                 size: written.size,
                 stored_size: written.stored_size,
                 created_at: now,
+                region,
             },
             rendition: RenditionRow {
                 asset_id: asset.id.clone(),
@@ -298,7 +299,11 @@ impl MediaWorker {
             .data_key(&self.ctx.store, &blob)
             .await
             .map_err(internal)?;
-        let reader = BlobReader::open(self.ctx.blobs.clone(), blob.id.to_string(), &dek, blob.size)
+        let blobs = self
+            .ctx
+            .region_blobs(&blob.region)
+            .map_err(|e| JobFailure::Retry(e.to_string()))?;
+        let reader = BlobReader::open(blobs, blob.id.to_string(), &dek, blob.size)
             .await
             .map_err(|e| JobFailure::Retry(e.to_string()))?;
         let source: Arc<dyn MediaSource> = Arc::new(BlobSource(reader));

@@ -3,5 +3,6 @@
 
 pub(crate) mod media;
 pub(crate) mod queue;
+pub(crate) mod region_move;
 
 pub use queue::Jobs;

@@ -23,6 +23,7 @@ use strongroom_store::{JobRow, NewJob, Tx};
 use strongroom_crypto::keys::{FieldKey, RootKey};
 
 use super::media::{MEDIA_ATTEMPTS, MediaJob, MediaWorker};
+use super::region_move::{REGION_MOVE_ATTEMPTS, RegionMoveJob, RegionMover};
 use crate::ctx::Ctx;
 use crate::notify::{MAIL_ATTEMPTS, Mail, Notify};
 use crate::{Result, ServiceError};
@@ -58,17 +59,20 @@ pub enum JobKind {
     Mail,
     /// Process one uploaded image or video into renditions.
     Media,
+    /// Move one organization's blobs to its new region.
+    RegionMove,
 }
 
 impl JobKind {
     /// Every kind this build runs.
-    pub const ALL: [JobKind; 2] = [JobKind::Mail, JobKind::Media];
+    pub const ALL: [JobKind; 3] = [JobKind::Mail, JobKind::Media, JobKind::RegionMove];
 
     /// The name stored in the database (frozen: rows outlive releases).
     pub fn name(self) -> &'static str {
         match self {
             JobKind::Mail => "mail",
             JobKind::Media => "media",
+            JobKind::RegionMove => "region_move",
         }
     }
 
@@ -92,6 +96,7 @@ impl JobKind {
         match self {
             JobKind::Mail => Lane::Mail,
             JobKind::Media => Lane::Media,
+            JobKind::RegionMove => Lane::Storage,
         }
     }
 
@@ -99,6 +104,7 @@ impl JobKind {
         match self {
             JobKind::Mail => MAIL_ATTEMPTS,
             JobKind::Media => MEDIA_ATTEMPTS,
+            JobKind::RegionMove => REGION_MOVE_ATTEMPTS,
         }
     }
 }
@@ -112,17 +118,21 @@ pub enum Lane {
     /// Media processing: long, CPU-heavy, fair between organizations and capped per
     /// organization ([`JobsConfig::media_jobs_per_org`]).
     Media,
+    /// Storage work that reads and writes whole organizations' blobs (region moves): long,
+    /// bound by the backends' bandwidth.
+    Storage,
 }
 
 impl Lane {
     /// Every lane.
-    pub const ALL: [Lane; 2] = [Lane::Mail, Lane::Media];
+    pub const ALL: [Lane; 3] = [Lane::Mail, Lane::Media, Lane::Storage];
 
     /// Its name, for logs and worker names.
     pub fn name(self) -> &'static str {
         match self {
             Lane::Mail => "mail",
             Lane::Media => "media",
+            Lane::Storage => "storage",
         }
     }
 
@@ -138,8 +148,13 @@ impl Lane {
         match self {
             // Everything the other lanes do not take.
             Lane::Mail => strongroom_store::Lane {
-                kinds: mine(Lane::Media),
+                kinds: [mine(Lane::Media), mine(Lane::Storage)].concat(),
                 except: true,
+                per_org: None,
+            },
+            Lane::Storage => strongroom_store::Lane {
+                kinds: mine(Lane::Storage),
+                except: false,
                 per_org: None,
             },
             Lane::Media => strongroom_store::Lane {
@@ -154,6 +169,7 @@ impl Lane {
         match self {
             Lane::Mail => config.mail_workers,
             Lane::Media => config.media_workers,
+            Lane::Storage => config.storage_workers,
         }
     }
 }
@@ -171,6 +187,8 @@ pub struct JobsConfig {
     /// 1, at least 1). Below the media worker count, an organization's backlog can never take
     /// every worker, so another organization's upload starts at once.
     pub media_jobs_per_org: u32,
+    /// Workers of the storage lane (region moves; default 1; 0 runs none on this node).
+    pub storage_workers: u32,
 }
 
 impl Default for JobsConfig {
@@ -179,6 +197,7 @@ impl Default for JobsConfig {
             mail_workers: 1,
             media_workers: 2,
             media_jobs_per_org: 1,
+            storage_workers: 1,
         }
     }
 }
@@ -188,6 +207,7 @@ impl Default for JobsConfig {
 pub(crate) struct Wakers {
     mail: tokio::sync::Notify,
     media: tokio::sync::Notify,
+    storage: tokio::sync::Notify,
 }
 
 impl Wakers {
@@ -195,6 +215,7 @@ impl Wakers {
         match lane {
             Lane::Mail => &self.mail,
             Lane::Media => &self.media,
+            Lane::Storage => &self.storage,
         }
     }
 }
@@ -206,6 +227,8 @@ pub(crate) enum Job {
     Mail(Mail),
     /// Process this asset.
     Media(MediaJob),
+    /// Move this organization to its new region.
+    RegionMove(RegionMoveJob),
 }
 
 impl Job {
@@ -213,6 +236,7 @@ impl Job {
         match self {
             Job::Mail(_) => JobKind::Mail,
             Job::Media(_) => JobKind::Media,
+            Job::RegionMove(_) => JobKind::RegionMove,
         }
     }
 
@@ -221,6 +245,7 @@ impl Job {
         match self {
             Job::Mail(_) => None,
             Job::Media(m) => Some(m.asset_id.to_string()),
+            Job::RegionMove(m) => Some(m.org_id.to_string()),
         }
     }
 
@@ -229,6 +254,7 @@ impl Job {
         match self {
             Job::Mail(m) => serde_json::to_vec(m),
             Job::Media(m) => serde_json::to_vec(m),
+            Job::RegionMove(m) => serde_json::to_vec(m),
         }
         .map_err(|e| ServiceError::Internal(e.to_string()))
     }
@@ -245,6 +271,9 @@ impl Job {
         Ok(match known {
             JobKind::Mail => Job::Mail(serde_json::from_slice(plain).map_err(unreadable)?),
             JobKind::Media => Job::Media(serde_json::from_slice(plain).map_err(unreadable)?),
+            JobKind::RegionMove => {
+                Job::RegionMove(serde_json::from_slice(plain).map_err(unreadable)?)
+            }
         })
     }
 }
@@ -370,15 +399,23 @@ pub struct Jobs {
     ctx: Arc<Ctx>,
     queue: JobQueue,
     media: MediaWorker,
+    mover: RegionMover,
     notify: Notify,
 }
 
 impl Jobs {
-    pub(crate) fn new(ctx: Arc<Ctx>, queue: JobQueue, media: MediaWorker, notify: Notify) -> Jobs {
+    pub(crate) fn new(
+        ctx: Arc<Ctx>,
+        queue: JobQueue,
+        media: MediaWorker,
+        mover: RegionMover,
+        notify: Notify,
+    ) -> Jobs {
         Jobs {
             ctx,
             queue,
             media,
+            mover,
             notify,
         }
     }
@@ -534,7 +571,7 @@ impl Jobs {
     async fn gave_up(&self, job: &JobRow, decoded: Option<&Job>, reason: &str) {
         let asset_id = match decoded {
             Some(Job::Media(m)) => Some(m.asset_id.clone()),
-            Some(Job::Mail(_)) => None,
+            Some(Job::Mail(_) | Job::RegionMove(_)) => None,
             None if JobKind::parse(&job.kind) == Some(JobKind::Media) => {
                 job.subject.as_deref().and_then(|s| AssetId::parse(s).ok())
             }
@@ -600,6 +637,7 @@ impl Jobs {
         match job {
             Job::Mail(mail) => self.notify.deliver_mail(mail).await,
             Job::Media(media) => self.media.process_media(media, ctx).await,
+            Job::RegionMove(m) => self.mover.run(m, ctx).await,
         }
     }
 
@@ -681,8 +719,14 @@ mod tests {
         };
         assert_eq!(
             fails("frobnicate", b"{}"),
-            "unknown job kind \"frobnicate\": this server runs mail, media"
+            "unknown job kind \"frobnicate\": this server runs mail, media, region_move"
         );
+        let org = OrgId::generate();
+        let moving = format!(r#"{{"org_id":"{org}","to":"us"}}"#);
+        assert!(
+            matches!(Job::decode("region_move", moving.as_bytes()), Ok(Job::RegionMove(m)) if m.org_id == org && m.to == "us")
+        );
+        assert!(fails("region_move", b"{}").contains("does not parse"));
         assert!(fails("media", b"{}").starts_with("the payload of this media job does not parse"));
         assert!(fails("media", br#"{"asset_id":"usr_1"}"#).contains("does not parse"));
         assert!(fails("mail", mail.split_at(10).0).contains("does not parse"));
@@ -705,11 +749,20 @@ mod tests {
             (media.kinds, media.except, media.per_org),
             (vec!["media".to_owned()], false, Some(1))
         );
-        // The mail lane takes everything but media, unknown kinds included.
+        // The mail lane takes everything but media and storage work, unknown kinds included.
         let mail = Lane::Mail.filter(&config);
         assert_eq!(
             (mail.kinds, mail.except, mail.per_org),
-            (vec!["media".to_owned()], true, None)
+            (
+                vec!["media".to_owned(), "region_move".to_owned()],
+                true,
+                None
+            )
+        );
+        let storage = Lane::Storage.filter(&config);
+        assert_eq!(
+            (storage.kinds, storage.except, storage.per_org),
+            (vec!["region_move".to_owned()], false, None)
         );
         let zero = JobsConfig {
             media_jobs_per_org: 0,

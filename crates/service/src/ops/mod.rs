@@ -11,10 +11,12 @@ use zeroize::Zeroizing;
 
 use crate::audit::Record;
 use crate::ctx::Ctx;
+use crate::jobs::queue::JobQueue;
 use crate::keys::keyring::{KeyStatus, Keyring, RotationReport};
 use crate::keys::{CreatedKey, Keys, check_password, last_owner};
 use crate::{Actor, Quota, Result, ServiceError};
 
+pub(crate) mod region;
 pub(crate) mod storage;
 pub(crate) mod sweep;
 
@@ -24,6 +26,8 @@ pub struct Bootstrapped {
     pub user_id: UserId,
     /// The organization (created or reused).
     pub org_id: OrgId,
+    /// Its region.
+    pub region: String,
     /// A new owner API key: shown once.
     pub api_key: Zeroizing<String>,
     /// The generated password, when the user was created without one.
@@ -38,6 +42,8 @@ pub struct Ops {
     keyring: Arc<Keyring>,
     /// Bootstrap and `admin create-api-key` issue keys as the key service does.
     keys: Arc<Keys>,
+    /// Region moves are jobs.
+    queue: JobQueue,
 }
 
 fn cli_record<'a>(org_id: &'a OrgId, action: &'static str, target: impl ToString) -> Record<'a> {
@@ -52,8 +58,18 @@ fn cli_record<'a>(org_id: &'a OrgId, action: &'static str, target: impl ToString
 }
 
 impl Ops {
-    pub(crate) fn new(ctx: Arc<Ctx>, keyring: Arc<Keyring>, keys: Arc<Keys>) -> Ops {
-        Ops { ctx, keyring, keys }
+    pub(crate) fn new(
+        ctx: Arc<Ctx>,
+        keyring: Arc<Keyring>,
+        keys: Arc<Keys>,
+        queue: JobQueue,
+    ) -> Ops {
+        Ops {
+            ctx,
+            keyring,
+            keys,
+            queue,
+        }
     }
 
     /// `strongroom admin bootstrap`: the user, the organization with that user as owner, and a
@@ -63,8 +79,10 @@ impl Ops {
         email: Email,
         org_name: Name,
         pw: Option<Zeroizing<String>>,
+        region: Option<&str>,
     ) -> Result<Bootstrapped> {
         let now = self.ctx.clock.now();
+        let region = self.ctx.resolve_region(region)?;
         let existing_user = self.ctx.store.user_by_email(&email).await?;
         let password_ignored = existing_user.is_some() && pw.is_some();
         let mut generated = None;
@@ -82,6 +100,14 @@ impl Ops {
             (Some(_), _) => None,
         };
         let existing_org = self.ctx.store.org_by_name(&org_name).await?;
+        if let Some(o) = &existing_org
+            && o.region != region
+        {
+            return Err(ServiceError::Invalid(format!(
+                "the organization exists already, in region '{}': move it with `strongroom storage move {} --region {region}`",
+                o.region, o.id
+            )));
+        }
         let mut tx = self.ctx.store.begin().await?;
         let user = match existing_user {
             Some(u) => u,
@@ -102,6 +128,7 @@ impl Ops {
                     id: OrgId::generate(),
                     name: org_name,
                     created_at: now,
+                    region: region.clone(),
                 };
                 let (g, mac) = self.ctx.audit.genesis(&o.id);
                 tx.insert_org(&o, &g, &mac).await?;
@@ -110,7 +137,7 @@ impl Ops {
                     .append(
                         &mut tx,
                         cli_record(&o.id, "org.create", &o.id)
-                            .detail(serde_json::json!({"name": o.name})),
+                            .detail(serde_json::json!({"name": o.name, "region": o.region})),
                     )
                     .await?;
                 o
@@ -149,6 +176,7 @@ impl Ops {
         Ok(Bootstrapped {
             user_id: user.id,
             org_id: org.id,
+            region: org.region,
             api_key,
             password: generated,
             password_ignored,

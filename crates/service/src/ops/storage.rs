@@ -9,8 +9,11 @@
 //! unrecoverable: the scrub cannot make one up, so the operator must restore it from a backup.
 //! A backend that does not answer is counted as unreachable for that blob and left alone.
 
+use std::collections::{BTreeSet, HashMap};
+
 use serde::Serialize;
-use strongroom_blob::{BlobError, rewrite_copy, verify_copy};
+use strongroom_blob::{BlobError, BlobStore, rewrite_copy, verify_copy};
+use strongroom_domain::OrgId;
 use strongroom_store::BlobRow;
 
 use super::Ops;
@@ -33,6 +36,11 @@ pub struct ScrubReport {
     pub unrecoverable: u64,
     /// The ids of those blobs (at most 100 listed).
     pub unrecoverable_blobs: Vec<String>,
+    /// Blobs left alone because their organization is moving to another region (the move
+    /// verifies them); a move is queued again for an organization that has such blobs and no
+    /// move under way.
+    #[serde(default)]
+    pub moving: u64,
     /// Per backend, in the configured order.
     pub backends: Vec<BackendScrub>,
 }
@@ -118,8 +126,6 @@ impl Ops {
     /// Checks every copy of every blob and repairs what it can; `progress(done, total)` after
     /// each blob. The report is kept for `storage status`.
     pub async fn scrub(&self, mut progress: impl FnMut(u64, u64)) -> Result<ScrubReport> {
-        let blobs = self.ctx.blobs.as_ref();
-        let copies = blobs.copies();
         let total: u64 = self
             .ctx
             .store
@@ -128,26 +134,28 @@ impl Ops {
             .into_iter()
             .map(|(_, n)| n)
             .sum();
-        let mut report = ScrubReport {
-            backends: (0..copies)
-                .map(|c| BackendScrub {
+        // Every region's backends, region by region: a blob's copies are those of its region.
+        let mut report = ScrubReport::default();
+        let mut first_copy = std::collections::BTreeMap::new();
+        for (region, blobs) in self.ctx.blobs.each() {
+            first_copy.insert(region.to_owned(), report.backends.len());
+            report
+                .backends
+                .extend((0..blobs.copies()).map(|c| BackendScrub {
                     name: blobs.copy_name(c),
                     ..BackendScrub::default()
-                })
-                .collect(),
-            ..ScrubReport::default()
-        };
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.ctx.store.blobs_after(after.as_deref(), PAGE).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.id.to_string());
-            for blob in &page {
-                self.scrub_blob(blob, &mut report).await?;
-                report.checked += 1;
-                progress(report.checked, total.max(report.checked));
-            }
+                }));
         }
+        metrics::gauge!("strongroom_scrub_running").set(1.0);
+        metrics::gauge!("strongroom_scrub_total_blobs").set(total as f64);
+        let outcome = self
+            .scrub_all(&first_copy, &mut report, |done| {
+                metrics::gauge!("strongroom_scrub_done_blobs").set(done as f64);
+                progress(done, total.max(done));
+            })
+            .await;
+        metrics::gauge!("strongroom_scrub_running").set(0.0);
+        outcome?;
         let now = self.ctx.clock.now();
         report.finished_at = Some(now.rfc3339());
         record_metrics(&report, now.millis());
@@ -157,12 +165,69 @@ impl Ops {
         Ok(report)
     }
 
-    async fn scrub_blob(&self, blob: &BlobRow, report: &mut ScrubReport) -> Result<()> {
-        let blobs = self.ctx.blobs.as_ref();
+    async fn scrub_all(
+        &self,
+        first_copy: &std::collections::BTreeMap<String, usize>,
+        report: &mut ScrubReport,
+        mut progress: impl FnMut(u64),
+    ) -> Result<()> {
+        let mut moving = BTreeSet::new();
+        let mut org_regions: HashMap<OrgId, Option<String>> = HashMap::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.ctx.store.blobs_after(after.as_deref(), PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.to_string());
+            for blob in &page {
+                if !org_regions.contains_key(&blob.org_id) {
+                    let region = self.ctx.store.org_region(&blob.org_id).await?;
+                    org_regions.insert(blob.org_id.clone(), region);
+                }
+                if org_regions
+                    .get(&blob.org_id)
+                    .is_some_and(|r| r.as_deref() != Some(blob.region.as_str()))
+                {
+                    report.moving += 1;
+                    moving.insert(blob.org_id.clone());
+                    report.checked += 1;
+                    progress(report.checked);
+                    continue;
+                }
+                let (Some(&first), Ok(home)) = (
+                    first_copy.get(&blob.region),
+                    self.ctx.blobs.home(&blob.region),
+                ) else {
+                    return Err(ServiceError::Unavailable(format!(
+                        "blob {} is stored in region '{}', which has no storage backend here",
+                        blob.id, blob.region
+                    )));
+                };
+                self.scrub_blob(home.as_ref(), first, blob, report).await?;
+                report.checked += 1;
+                progress(report.checked);
+            }
+        }
+        for org in moving {
+            if self.resume_region_move(&org).await? {
+                tracing::warn!(org = %org, "scrub: blobs outside the organization's region and no move under way; queued a move");
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks and repairs the copies of `blob` in its region (`blobs`), whose backends are
+    /// `report.backends[first..]`.
+    async fn scrub_blob(
+        &self,
+        blobs: &dyn BlobStore,
+        first: usize,
+        blob: &BlobRow,
+        report: &mut ScrubReport,
+    ) -> Result<()> {
         let id = blob.id.as_str();
         let dek = self.keyring.data_key(&self.ctx.store, blob).await?;
-        let mut states = Vec::with_capacity(report.backends.len());
-        for copy in 0..report.backends.len() {
+        let mut states = Vec::with_capacity(blobs.copies());
+        for copy in 0..blobs.copies() {
             states.push(match verify_copy(blobs, id, copy, &dek, blob.size).await {
                 Ok(()) => CopyState::Good,
                 Err(BlobError::NotFound) => CopyState::Missing,
@@ -173,7 +238,7 @@ impl Ops {
         let good = states.iter().position(|s| matches!(s, CopyState::Good));
         let mut repaired = Vec::new();
         for (copy, state) in states.iter().enumerate() {
-            let b = &mut report.backends[copy];
+            let b = &mut report.backends[first + copy];
             match state {
                 CopyState::Good => {
                     b.objects += 1;
@@ -275,36 +340,39 @@ impl Ops {
 
     /// Each backend now (does it answer?) and the last scrub's findings.
     pub async fn storage_status(&self) -> Result<StorageStatus> {
-        let blobs = self.ctx.blobs.as_ref();
         let last_scrub = match self.ctx.store.last_scrub().await? {
             Some((_, json)) => Some(serde_json::from_str::<ScrubReport>(&json).map_err(|e| {
                 ServiceError::Internal(format!("a stored scrub report does not parse: {e}"))
             })?),
             None => None,
         };
-        let mut backends = Vec::with_capacity(blobs.copies());
-        for copy in 0..blobs.copies() {
-            let name = blobs.copy_name(copy);
-            let seen = last_scrub
-                .as_ref()
-                .and_then(|r| r.backends.iter().find(|b| b.name == name))
-                .cloned()
-                .unwrap_or_default();
-            let check = blobs.check_copy(copy).await;
-            backends.push(BackendStatus {
-                up: check.is_ok(),
-                error: check.err().map(|e| e.to_string()),
-                region: blobs.copy_region(copy),
-                name,
-                objects: seen.objects,
-                bytes: seen.bytes,
-                missing: seen.missing,
-                corrupt: seen.corrupt,
-            });
+        let mut backends = Vec::new();
+        let mut copies_required = 0;
+        for (_, blobs) in self.ctx.blobs.each() {
+            copies_required = blobs.required_copies();
+            for copy in 0..blobs.copies() {
+                let name = blobs.copy_name(copy);
+                let seen = last_scrub
+                    .as_ref()
+                    .and_then(|r| r.backends.iter().find(|b| b.name == name))
+                    .cloned()
+                    .unwrap_or_default();
+                let check = blobs.check_copy(copy).await;
+                backends.push(BackendStatus {
+                    up: check.is_ok(),
+                    error: check.err().map(|e| e.to_string()),
+                    region: blobs.copy_region(copy),
+                    name,
+                    objects: seen.objects,
+                    bytes: seen.bytes,
+                    missing: seen.missing,
+                    corrupt: seen.corrupt,
+                });
+            }
         }
         Ok(StorageStatus {
             backends,
-            copies_required: blobs.required_copies(),
+            copies_required,
             last_scrub,
         })
     }

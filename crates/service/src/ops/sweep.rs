@@ -23,7 +23,7 @@ impl Ops {
             // Never the object of a committed blob (a lease always ends as its row appears, but
             // a stored blob is not the sweep's to judge).
             if !self.ctx.store.blob_exists(id.as_str()).await? {
-                self.ctx.blobs.delete(id.as_str()).await?;
+                self.ctx.blobs.delete_everywhere(id.as_str()).await?;
                 removed += 1;
             }
             self.ctx
@@ -36,7 +36,7 @@ impl Ops {
             .unwrap_or(SystemTime::UNIX_EPOCH);
         for id in self.ctx.blobs.list_older_than(cutoff).await? {
             if !self.ctx.store.object_referenced(&id).await? {
-                self.ctx.blobs.delete(&id).await?;
+                self.ctx.blobs.delete_everywhere(&id).await?;
                 removed += 1;
             }
         }

@@ -22,6 +22,7 @@ pub(crate) fn org_row(n: &str) -> OrgRow {
         id: OrgId::generate(),
         name: name(n),
         created_at: ts(1_700_000_000_000),
+        region: "default".into(),
     }
 }
 
@@ -93,6 +94,7 @@ pub(crate) fn blob_row(org: &OrgId, kek_version: u32) -> BlobRow {
         size: 5_000_000_000,
         stored_size: 5_000_100_000,
         created_at: ts(1_700_000_000_005),
+        region: "default".into(),
     }
 }
 

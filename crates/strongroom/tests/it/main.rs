@@ -25,6 +25,7 @@ mod mail;
 mod metrics;
 mod mfa;
 mod quotas;
+mod residency;
 mod s3;
 mod sessions;
 mod signals;

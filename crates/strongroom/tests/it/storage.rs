@@ -206,7 +206,7 @@ both_backends! {
 }
 
 /// Every file under `dir`, recursively.
-fn walkdir(dir: std::path::PathBuf) -> Vec<std::path::PathBuf> {
+pub(crate) fn walkdir(dir: std::path::PathBuf) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir];
     while let Some(d) = stack.pop() {

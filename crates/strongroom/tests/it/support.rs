@@ -255,6 +255,27 @@ impl TestServer {
         }
     }
 
+    /// `admin bootstrap --region` through the real binary.
+    pub fn bootstrap_in(&self, email: &str, org: &str, region: &str) -> Boot {
+        let v = self.run_json(&[
+            "admin",
+            "bootstrap",
+            "--email",
+            email,
+            "--org",
+            org,
+            "--region",
+            region,
+            "--json",
+        ]);
+        assert_eq!(v["region"], region, "{v}");
+        Boot {
+            user_id: v["user_id"].as_str().unwrap().into(),
+            org_id: v["org_id"].as_str().unwrap().into(),
+            api_key: v["api_key"].as_str().unwrap().into(),
+        }
+    }
+
     /// `admin create-api-key` through the real binary; returns (id, secret).
     pub fn create_key(&self, org_id: &str, role: &str) -> (String, String) {
         let v = self.run_json(&[

@@ -49,7 +49,7 @@ pub(crate) fn test_video() -> Vec<u8> {
 }
 
 /// An 800x600 PNG.
-fn test_image() -> Vec<u8> {
+pub(crate) fn test_image() -> Vec<u8> {
     let out = Command::new("ffmpeg")
         .args([
             "-v",
@@ -68,7 +68,7 @@ fn test_image() -> Vec<u8> {
     out.stdout
 }
 
-async fn upload_as(
+pub(crate) async fn upload_as(
     srv: &TestServer,
     key: &str,
     space: &str,
@@ -482,7 +482,11 @@ async fn leased_outputs(srv: &TestServer) -> i64 {
 
 /// Fetches every segment of every variant of a ready video through a playback; returns the
 /// number of segments per rung, and asserts each answered 200 with bytes.
-async fn fetch_every_segment(srv: &TestServer, key: &str, id: &str) -> Vec<(String, usize)> {
+pub(crate) async fn fetch_every_segment(
+    srv: &TestServer,
+    key: &str,
+    id: &str,
+) -> Vec<(String, usize)> {
     let pb = playback(srv, key, id, 600).await;
     let url = pb["url"].as_str().unwrap().to_owned();
     let master = srv
