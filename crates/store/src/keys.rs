@@ -503,6 +503,46 @@ impl Store {
         Ok(())
     }
 
+    /// Takes (or renews) the scrub lease for `holder` until `until`, unless another holder's
+    /// lease runs past `now`; returns whether `holder` holds it.
+    pub async fn lease_scrub(
+        &self,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE storage_scrub_lease SET holder = $1, lease_until = $2 \
+             WHERE id = 1 AND (lease_until < $3 OR holder = $1)",
+        )
+        .bind(holder)
+        .bind(until.millis())
+        .bind(now.millis())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Who holds the scrub lease and until when (an empty holder: nobody ever did).
+    pub async fn scrub_lease(&self) -> Result<(String, Timestamp)> {
+        let row = sqlx::query("SELECT holder, lease_until FROM storage_scrub_lease WHERE id = 1")
+            .fetch_one(self.pool())
+            .await?;
+        Ok((
+            row.try_get("holder")?,
+            Timestamp::from_millis(row.try_get("lease_until")?),
+        ))
+    }
+
+    /// Ends `holder`'s scrub lease (nothing happens if it is another's now).
+    pub async fn release_scrub(&self, holder: &str) -> Result<()> {
+        sqlx::query("UPDATE storage_scrub_lease SET lease_until = 0 WHERE id = 1 AND holder = $1")
+            .bind(holder)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// The latest scrub's finish time and report, if any ran.
     pub async fn last_scrub(&self) -> Result<Option<(Timestamp, String)>> {
         let row = sqlx::query(

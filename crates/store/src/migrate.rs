@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("../migrations/0011_job_lanes_outputs.sql")),
     (12, include_str!("../migrations/0012_storage_scrubs.sql")),
     (13, include_str!("../migrations/0013_regions.sql")),
+    (14, include_str!("../migrations/0014_scrub_lease.sql")),
 ];
 
 /// The schema version a fully migrated database has: the last migration's. Versions increase

@@ -95,6 +95,71 @@ pub struct BackendStatus {
     pub corrupt: u64,
 }
 
+/// How long the scrub lease lasts without renewal: a node that dies mid-scrub blocks the next
+/// one this long at most.
+const LEASE_SECS: i64 = 600;
+
+/// This process's hold on the scrub lease (one scrub at a time across every node).
+struct ScrubLease {
+    holder: String,
+    renewed: std::sync::Mutex<std::time::Instant>,
+}
+
+impl ScrubLease {
+    /// Takes the lease, or says who holds it (a conflict: try again later).
+    async fn take(ctx: &crate::ctx::Ctx) -> Result<ScrubLease> {
+        let holder = format!("scrub-{}", strongroom_crypto::token::random_token(8));
+        let now = ctx.clock.now();
+        if !ctx
+            .store
+            .lease_scrub(&holder, now, now.plus_secs(LEASE_SECS))
+            .await?
+        {
+            let (other, until) = ctx.store.scrub_lease().await?;
+            return Err(ServiceError::Conflict(format!(
+                "another scrub is running ({other}, lease until {}): try again when it has finished",
+                until.rfc3339()
+            )));
+        }
+        Ok(ScrubLease {
+            holder,
+            renewed: std::sync::Mutex::new(std::time::Instant::now()),
+        })
+    }
+
+    /// Renews the lease once a minute; fails if another node took it (this one stalled).
+    async fn renew(&self, ctx: &crate::ctx::Ctx) -> Result<()> {
+        let due = self
+            .renewed
+            .lock()
+            .map(|t| t.elapsed() >= std::time::Duration::from_secs(60))
+            .unwrap_or(true);
+        if !due {
+            return Ok(());
+        }
+        let now = ctx.clock.now();
+        if !ctx
+            .store
+            .lease_scrub(&self.holder, now, now.plus_secs(LEASE_SECS))
+            .await?
+        {
+            return Err(ServiceError::Conflict(
+                "the scrub lease was lost to another node; that node goes on".into(),
+            ));
+        }
+        if let Ok(mut t) = self.renewed.lock() {
+            *t = std::time::Instant::now();
+        }
+        Ok(())
+    }
+
+    async fn release(self, ctx: &crate::ctx::Ctx) {
+        if let Err(e) = ctx.store.release_scrub(&self.holder).await {
+            tracing::warn!(error = %e, "could not end the scrub lease; it runs out by itself");
+        }
+    }
+}
+
 /// How one copy of a blob fared.
 enum CopyState {
     Good,
@@ -146,15 +211,18 @@ impl Ops {
                     ..BackendScrub::default()
                 }));
         }
+        // One scrub at a time, across every node.
+        let lease = ScrubLease::take(&self.ctx).await?;
         metrics::gauge!("strongroom_scrub_running").set(1.0);
         metrics::gauge!("strongroom_scrub_total_blobs").set(total as f64);
         let outcome = self
-            .scrub_all(&first_copy, &mut report, |done| {
+            .scrub_all(&first_copy, &mut report, &lease, |done| {
                 metrics::gauge!("strongroom_scrub_done_blobs").set(done as f64);
                 progress(done, total.max(done));
             })
             .await;
         metrics::gauge!("strongroom_scrub_running").set(0.0);
+        lease.release(&self.ctx).await;
         outcome?;
         let now = self.ctx.clock.now();
         report.finished_at = Some(now.rfc3339());
@@ -169,6 +237,7 @@ impl Ops {
         &self,
         first_copy: &std::collections::BTreeMap<String, usize>,
         report: &mut ScrubReport,
+        lease: &ScrubLease,
         mut progress: impl FnMut(u64),
     ) -> Result<()> {
         let mut moving = BTreeSet::new();
@@ -179,6 +248,7 @@ impl Ops {
             let Some(last) = page.last() else { break };
             after = Some(last.id.to_string());
             for blob in &page {
+                lease.renew(&self.ctx).await?;
                 if !org_regions.contains_key(&blob.org_id) {
                     let region = self.ctx.store.org_region(&blob.org_id).await?;
                     org_regions.insert(blob.org_id.clone(), region);
@@ -325,8 +395,8 @@ impl Ops {
     }
 
     /// Runs a scrub when none has finished within `interval` (on any node: the last one is
-    /// read from the database), for the server's schedule. Two nodes that find it due at once
-    /// both scrub; the second only checks again what the first repaired.
+    /// read from the database), for the server's schedule. When two nodes find it due at once,
+    /// one takes the scrub lease and the other leaves it (`None`).
     pub async fn scrub_if_due(&self, interval: std::time::Duration) -> Result<Option<ScrubReport>> {
         let now = self.ctx.clock.now();
         let secs = i64::try_from(interval.as_secs()).unwrap_or(i64::MAX);
@@ -335,7 +405,14 @@ impl Ops {
         {
             return Ok(None);
         }
-        self.scrub(|_, _| {}).await.map(Some)
+        match self.scrub(|_, _| {}).await {
+            Ok(r) => Ok(Some(r)),
+            Err(ServiceError::Conflict(why)) => {
+                tracing::info!(reason = %why, "scheduled scrub left to another node");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Each backend now (does it answer?) and the last scrub's findings.

@@ -150,7 +150,7 @@ both_backends! {
         assert_eq!(res.status(), 201);
     }
 
-    async fn a_scrub_runs_when_due_and_repairs(b: Backend) {
+    async fn a_scheduled_scrub_runs_when_due_on_one_node_at_a_time_and_repairs(b: Backend) {
         let disks = tempfile::tempdir().unwrap();
         let (a_dir, b_dir) = (disks.path().join("a"), disks.path().join("b"));
         let toml = format!(
@@ -168,6 +168,21 @@ both_backends! {
         assert_eq!(lost.len(), 1);
         std::fs::remove_file(&lost[0]).unwrap();
         let hour = std::time::Duration::from_secs(3600);
+
+        // Another node holds the scrub lease: the schedule leaves the scrub to it, and the CLI
+        // says who to wait for.
+        let mut conn = srv.db_conn().await;
+        let far = i64::MAX / 2;
+        sqlx::query("UPDATE storage_scrub_lease SET holder = 'scrub-othernode', lease_until = $1").bind(far).execute(&mut conn).await.unwrap();
+        assert!(srv.service.ops.scrub_if_due(hour).await.unwrap().is_none(), "another node scrubs");
+        let out = srv.run(&["storage", "scrub"]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("another scrub is running (scrub-othernode"), "{err}");
+        assert!(walkdir(b_dir.join("objects")).is_empty(), "nothing repaired meanwhile");
+        // Its lease runs out (the node died): the next due check takes over.
+        sqlx::query("UPDATE storage_scrub_lease SET lease_until = 0").execute(&mut conn).await.unwrap();
+
         let first = srv.service.ops.scrub_if_due(hour).await.unwrap().expect("no scrub ran yet: due");
         assert_eq!((first.checked, first.repaired), (1, 1));
         assert!(lost[0].exists(), "the missing copy is written back");
