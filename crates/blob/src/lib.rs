@@ -21,6 +21,7 @@
 mod backend;
 mod encrypted;
 mod fs;
+mod metered;
 mod regional;
 mod replicated;
 mod s3;
@@ -37,6 +38,9 @@ use strongroom_crypto::CryptoError;
 pub use backend::{BackendSpec, open_backend};
 pub use encrypted::{BlobReader, EncryptedWriter, WrittenBlob, read_all, read_range, verify_copy};
 pub use fs::{CHECKPOINTS_DIR, FsBlobStore};
+pub use metered::{
+    Metered, STORAGE_DURATION, STORAGE_ERRORS, STORAGE_READ_BYTES, STORAGE_WRITTEN_BYTES,
+};
 pub use regional::{DEFAULT_REGION, MAX_REGION_LEN, Regions, validate_region};
 pub use replicated::{Member, Replicated, rewrite_copy};
 pub use s3::{PART_SIZE, S3BlobStore};

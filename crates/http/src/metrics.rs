@@ -128,6 +128,74 @@ fn describe() {
         LOGIN_THROTTLED,
         "Sign-in attempts refused by a brute-force limit (429), by scope (address, pair, account)."
     );
+    describe_storage();
+}
+
+/// The storage backends' and the scrub's metrics (recorded by the blob layer and the service).
+fn describe_storage() {
+    // The names `strongroom_blob::metered` records under (this crate does not link the blob
+    // layer; the metrics test checks both sides agree).
+    const STORAGE_DURATION: &str = "strongroom_storage_operation_duration_seconds";
+    const STORAGE_ERRORS: &str = "strongroom_storage_errors_total";
+    const STORAGE_READ_BYTES: &str = "strongroom_storage_read_bytes_total";
+    const STORAGE_WRITTEN_BYTES: &str = "strongroom_storage_written_bytes_total";
+    describe_histogram!(
+        STORAGE_DURATION,
+        Unit::Seconds,
+        "Time per storage backend call, by backend and operation (create, write, commit, read, len, delete, list, check, checkpoints)."
+    );
+    describe_counter!(
+        STORAGE_ERRORS,
+        "Storage backend calls that failed (a missing blob not counted), by backend and operation."
+    );
+    describe_counter!(
+        STORAGE_READ_BYTES,
+        Unit::Bytes,
+        "Ciphertext bytes read from each storage backend."
+    );
+    describe_counter!(
+        STORAGE_WRITTEN_BYTES,
+        Unit::Bytes,
+        "Ciphertext bytes written to each storage backend."
+    );
+    describe_gauge!(
+        "strongroom_scrub_running",
+        "1 while this node runs a scrub, else 0."
+    );
+    describe_gauge!(
+        "strongroom_scrub_total_blobs",
+        "Blobs the running (or last) scrub of this node has to check."
+    );
+    describe_gauge!(
+        "strongroom_scrub_done_blobs",
+        "Blobs the running (or last) scrub of this node has checked so far."
+    );
+    describe_gauge!(
+        "strongroom_scrub_last_finished_timestamp_seconds",
+        "When this node's last scrub finished (Unix time)."
+    );
+    describe_gauge!(
+        "strongroom_scrub_checked_blobs",
+        "Blobs this node's last scrub checked."
+    );
+    describe_gauge!(
+        "strongroom_scrub_unrecoverable_blobs",
+        "Blobs with no good copy left, as this node's last scrub found them."
+    );
+    describe_counter!(
+        "strongroom_scrub_repaired_copies_total",
+        "Copies this node's scrubs rewrote from a good one."
+    );
+    for (name, what) in [
+        ("strongroom_scrub_missing_copies", "lacked"),
+        ("strongroom_scrub_corrupt_copies", "held damaged"),
+        ("strongroom_scrub_unreachable_copies", "did not answer for"),
+    ] {
+        describe_gauge!(
+            name,
+            format!("Copies each backend {what}, as this node's last scrub found them.")
+        );
+    }
 }
 
 /// The method label: the standard methods by name, anything else as `other` (a client can

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use std::collections::BTreeMap;
 
-use strongroom_blob::{Member, Regions, Replicated};
+use strongroom_blob::{Member, Metered, Regions, Replicated};
 use strongroom_crypto::keys::RootKey;
 use strongroom_domain::SystemClock;
 use strongroom_service::{Service, ServiceConfig};
@@ -181,7 +181,7 @@ async fn open_storage(storage: &Storage) -> anyhow::Result<Arc<Regions>> {
         by_region.entry(region).or_default().push(Member {
             name: name.clone(),
             region: region.to_owned(),
-            store: blobs,
+            store: Arc::new(Metered::new(name, blobs)),
         });
     }
     let mut regions = Vec::with_capacity(by_region.len());

@@ -269,7 +269,19 @@ both_backends! {
         assert_eq!(delta("strongroom_login_failures_total", &[("factor", "password")]), 1.0);
         assert!(after.has("strongroom_uploads_in_flight", &[]));
         assert_eq!(after.get("strongroom_uploads_in_flight", &[]), 0.0, "the upload is over");
-        for kind in ["mail", "media"] {
+        // The backend: the upload's ciphertext written (a little more than the plaintext: the
+        // header and a tag per chunk), both downloads read back, no failures.
+        let disk = [("backend", "disk")];
+        let written = delta("strongroom_storage_written_bytes_total", &disk);
+        assert!(written > n && written < n * 1.01, "{written} ciphertext bytes for {n}");
+        assert!(delta("strongroom_storage_read_bytes_total", &disk) >= 2.0 * n);
+        assert_eq!(delta("strongroom_storage_operation_duration_seconds_count", &[("backend", "disk"), ("op", "commit")]), 1.0);
+        assert!(delta("strongroom_storage_operation_duration_seconds_count", &[("backend", "disk"), ("op", "read")]) >= 2.0);
+        assert!(!after.has("strongroom_storage_errors_total", &disk), "no backend failure: {}", after.text);
+        for described in ["strongroom_storage_written_bytes_total", "strongroom_storage_read_bytes_total", "strongroom_storage_operation_duration_seconds"] {
+            assert!(after.text.contains(&format!("# HELP {described} ")), "{described} has no HELP line");
+        }
+        for kind in ["mail", "media", "region_move"] {
             assert!(after.has("strongroom_jobs_queued", &[("kind", kind)]), "{kind}: {}", after.text);
             assert!(after.has("strongroom_jobs_oldest_age_seconds", &[("kind", kind)]));
         }
