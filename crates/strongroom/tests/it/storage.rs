@@ -189,7 +189,7 @@ both_backends! {
         assert!(srv.service.ops.scrub_if_due(hour).await.unwrap().is_none(), "not due again within the hour");
     }
 
-    async fn a_backend_down_with_enough_copies_left_is_degraded_not_down(b: Backend) {
+    async fn a_backend_down_with_enough_copies_left_is_degraded_not_down_and_filled_in_when_back(b: Backend) {
         let disks = tempfile::tempdir().unwrap();
         let (a_dir, b_dir) = (disks.path().join("a"), disks.path().join("b"));
         let toml = format!(
@@ -217,6 +217,18 @@ both_backends! {
         let status = srv.service.ops.storage_status().await.unwrap();
         assert_eq!((status.backends[0].region.as_str(), status.backends[0].up), ("eu", true));
         assert!(!status.backends[1].up);
+
+        // The backend comes back: ready again, and the scrub writes the copy it missed.
+        std::fs::rename(disks.path().join("b-gone"), &b_dir).unwrap();
+        let ready: serde_json::Value = srv.req(Method::GET, "/readyz", None).send().await.unwrap().json().await.unwrap();
+        assert_eq!(ready["status"], "ready", "{ready}");
+        assert!(walkdir(b_dir.join("objects")).is_empty());
+        let report = srv.run_json(&["storage", "scrub", "--json"]);
+        assert_eq!((report["repaired"].as_u64(), report["backends"][1]["missing"].as_u64()), (Some(1), Some(1)), "{report}");
+        assert_eq!(walkdir(b_dir.join("objects")).len(), 1);
+        std::fs::rename(&a_dir, disks.path().join("a-gone")).unwrap();
+        let res = srv.req(Method::GET, &format!("/api/v1/assets/{}/content", up["id"].as_str().unwrap()), Some(&boot.api_key)).send().await.unwrap();
+        assert_eq!(res.bytes().await.unwrap().as_ref(), pattern(4000, 1).as_slice(), "read from the repaired copy alone");
     }
 }
 
