@@ -58,6 +58,12 @@ pub enum Command {
     /// Blob storage: its backends and the scrub that checks and repairs every copy.
     #[command(subcommand)]
     Storage(StorageCommand),
+    /// Client: spaces of an organization on a server (STRONGROOM_SERVER, STRONGROOM_API_KEY).
+    #[command(subcommand)]
+    Spaces(crate::client::SpacesCommand),
+    /// Client commands against a server (STRONGROOM_SERVER, STRONGROOM_API_KEY).
+    #[command(flatten)]
+    Client(crate::client::ClientCommand),
 }
 
 /// `strongroom storage ...`.

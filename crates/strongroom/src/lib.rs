@@ -6,6 +6,7 @@
 
 pub mod boot;
 pub mod cli;
+pub mod client;
 pub mod commands;
 pub mod config;
 pub mod mail;

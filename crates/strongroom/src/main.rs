@@ -47,6 +47,8 @@ async fn main() -> ExitCode {
                 Err(e) => Err(e),
             }
         }
+        Command::Client(cmd) => return strongroom::client::run(cmd).await,
+        Command::Spaces(cmd) => return strongroom::client::spaces(cmd).await,
         Command::Audit(cmd) => {
             init_logging(false);
             match strongroom::commands::audit(cmd).await {

@@ -14,6 +14,7 @@ mod authz;
 mod browser;
 mod bruteforce;
 mod cli;
+mod client;
 mod contract;
 mod crash;
 mod edge;
