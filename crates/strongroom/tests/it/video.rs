@@ -751,7 +751,7 @@ both_backends! {
             assert!(Instant::now() < deadline, "the unknown job was never run");
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
-        assert_eq!((status.as_str(), error.as_deref()), ("failed", Some("unknown job kind \"frobnicate\": this server runs mail, media")));
+        assert_eq!((status.as_str(), error.as_deref()), ("failed", Some("unknown job kind \"frobnicate\": this server runs mail, media, region_move")));
         let report = srv.run_json(&["jobs", "status", "--json"]);
         let kinds: Vec<&str> = report["recent_failures"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap()).collect();
         assert!(kinds.contains(&"frobnicate") && kinds.contains(&"media"), "{report}");
