@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark in one sitting and appends a dated section to bench/RESULTS.md.
 #
-#   bench/run-all.sh            every benchmark: download, upload, memory, rotation, small requests, login flood, HLS packaging and serving
+#   bench/run-all.sh            every benchmark: download, upload, memory, rotation, small requests, login flood, HLS packaging and serving, two-node rolling restart
 #   bench/run-all.sh NAME...    only these (e.g. small_requests login_flood), still as one section
 #   bench/run-all.sh --init     only create bench/RESULTS.md with its header, if missing
 #
@@ -9,7 +9,7 @@
 # typed in by hand cannot be traced to a run. It refuses to start with uncommitted changes
 # (BENCH_ALLOW_DIRTY=1 overrides, and says so in the heading), and copies each benchmark's raw
 # figures to bench/results/<UTC time>-<commit>/, to be committed with RESULTS.md. Logs of each
-# benchmark: bench/out/<name>.log. Takes ~15-20 minutes and ~12 GiB of disk.
+# benchmark: bench/out/<name>.log. Takes ~20-25 minutes and ~12 GiB of disk.
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -78,7 +78,7 @@ if [[ "${1:-}" == "--init" ]]; then
     exit 0
 fi
 
-ALL=(download upload memory rotation small_requests login_flood hls_packaging hls_serving)
+ALL=(download upload memory rotation small_requests login_flood hls_packaging hls_serving rolling_restart)
 if (($# > 0)); then
     names=("$@")
     for name in "${names[@]}"; do

@@ -1,19 +1,21 @@
 //! The HTTPS server: accept under connection caps (in total and per client address), TLS
 //! handshake under a deadline, HTTP/1.1 or HTTP/2, per-connection timeouts, a minimum rate for
-//! request bodies, and a graceful drain on shutdown.
+//! request bodies, and a graceful drain on shutdown (optionally after a delay in which the node
+//! tells load balancers it is going away while it still serves).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use axum::response::IntoResponse;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -33,6 +35,10 @@ pub struct Timeouts {
     pub idle: Duration,
     /// On shutdown, in-flight requests get this long to finish.
     pub drain: Duration,
+    /// On shutdown, before the drain: how long the server goes on accepting and serving while
+    /// `/readyz` answers 503 and every HTTP/1 response says `Connection: close`, so a load
+    /// balancer moves away and keeps no idle connection that the drain would close under it.
+    pub drain_delay: Duration,
 }
 
 impl Default for Timeouts {
@@ -42,6 +48,7 @@ impl Default for Timeouts {
             header_read: Duration::from_secs(10),
             idle: Duration::from_secs(120),
             drain: Duration::from_secs(30),
+            drain_delay: Duration::ZERO,
         }
     }
 }
@@ -73,8 +80,9 @@ impl Default for Limits {
     }
 }
 
-/// Serves `app` over HTTPS on `listener` until `shutdown` resolves, then stops accepting and
-/// waits (up to `timeouts.drain`) for in-flight requests.
+/// Serves `app` over HTTPS on `listener` until `shutdown` resolves, then goes on serving for
+/// `timeouts.drain_delay` as a node on its way out (see [`Timeouts::drain_delay`]), then stops
+/// accepting and waits (up to `timeouts.drain`) for in-flight requests.
 pub async fn serve(
     listener: TcpListener,
     tls: rustls::ServerConfig,
@@ -99,8 +107,14 @@ pub async fn serve(
         .max_header_list_size(64 * 1024)
         .max_concurrent_streams(100);
     let builder = Arc::new(builder);
-    let graceful = GracefulShutdown::new();
+    // The drain's start, for every connection; and a sender clone per connection, so the drain
+    // can wait for the last one to end (the channel closes when every clone is dropped).
+    let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
+    let (open_tx, mut open_rx) = tokio::sync::mpsc::channel::<()>(1);
     let reloader = tokio::spawn(watch_certificates(certs));
+    let draining = Arc::new(AtomicBool::new(false));
+    // Set once `shutdown` has resolved: the end of the drain delay.
+    let mut leaving_at: Option<tokio::time::Instant> = None;
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -113,7 +127,20 @@ pub async fn serve(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            () = &mut shutdown, if leaving_at.is_none() => {
+                if timeouts.drain_delay.is_zero() {
+                    break;
+                }
+                draining.store(true, Ordering::Relaxed);
+                tracing::info!(
+                    drain_delay_secs = timeouts.drain_delay.as_secs_f64(),
+                    "shutting down: /readyz answers 503 and connections are not kept alive; still serving for the drain delay"
+                );
+                leaving_at = Some(tokio::time::Instant::now() + timeouts.drain_delay);
+                continue;
+            }
+            () = tokio::time::sleep_until(leaving_at.unwrap_or_else(tokio::time::Instant::now)),
+                if leaving_at.is_some() => break,
         };
         // Over a cap: closed before any TLS work, so a flood from one address costs little and
         // everyone else keeps being served.
@@ -125,9 +152,12 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let builder = builder.clone();
         let app = app.clone();
-        let watcher = graceful.watcher();
+        let draining = draining.clone();
+        let drain = drain_rx.clone();
+        let open = open_tx.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let _open = open;
             let tls = match tokio::time::timeout(timeouts.handshake, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
@@ -158,8 +188,34 @@ pub async fn serve(
                 };
                 hyper::Request::from_parts(parts, body)
             });
+            // Each request says the connection has begun serving (see `leaving`).
+            let served = Arc::new(tokio::sync::Notify::new());
+            let serving = served.clone();
+            let svc = tower::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let svc = svc.clone();
+                let draining = draining.clone();
+                serving.notify_one();
+                async move {
+                    let leaving = draining.load(Ordering::Relaxed);
+                    let version = req.version();
+                    let readiness = req.uri().path() == "/readyz";
+                    let mut res = svc.oneshot(req).await?;
+                    if leaving {
+                        going_away(&mut res, version, readiness);
+                    }
+                    Ok::<_, std::convert::Infallible>(res)
+                }
+            });
             let conn = builder.serve_connection_with_upgrades(io, TowerToHyperService::new(svc));
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
+            tokio::pin!(conn);
+            let ended = tokio::select! {
+                ended = conn.as_mut() => ended,
+                () = leaving(drain, served, timeouts.header_read) => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
@@ -167,13 +223,60 @@ pub async fn serve(
     drop(listener);
     reloader.abort();
     tracing::info!("shutting down: draining in-flight requests");
-    if tokio::time::timeout(timeouts.drain, graceful.shutdown())
+    let _ = drain_tx.send(true);
+    drop(open_tx);
+    if tokio::time::timeout(timeouts.drain, open_rx.recv())
         .await
         .is_err()
     {
         tracing::warn!("drain deadline passed; closing remaining connections");
     }
     Ok(())
+}
+
+/// Resolves when a connection should be shut down gracefully: once the drain has begun and the
+/// connection has begun serving (`served`: a request arrived). A connection accepted just before
+/// the listener closed has been sent a request its client will not resend elsewhere (a proxy
+/// never resends a POST it wrote); shutting it down before that request is read would drop it
+/// unanswered, so it is served first, with `Connection: close`. One that sends nothing is shut
+/// down after `header_read`.
+async fn leaving(
+    mut drain: tokio::sync::watch::Receiver<bool>,
+    served: Arc<tokio::sync::Notify>,
+    header_read: Duration,
+) {
+    // An error means the server is gone: stop too.
+    let _ = drain.wait_for(|&d| d).await;
+    let _ = tokio::time::timeout(header_read, served.notified()).await;
+}
+
+/// Turns `res` into the answer of a node on its way out: `/readyz` is 503 `not_ready` (its
+/// security headers kept), and an HTTP/1 connection is closed after the response, so that no
+/// idle connection is left to a proxy when the drain closes the idle ones.
+fn going_away(res: &mut axum::response::Response, version: http::Version, readiness: bool) {
+    if readiness {
+        let problem = crate::error::ApiError::new(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the server is shutting down",
+        )
+        .into_response();
+        let (parts, body) = problem.into_parts();
+        *res.status_mut() = parts.status;
+        for name in [http::header::CONTENT_TYPE, http::header::CONTENT_LENGTH] {
+            match parts.headers.get(&name) {
+                Some(v) => res.headers_mut().insert(name, v.clone()),
+                None => res.headers_mut().remove(name),
+            };
+        }
+        *res.body_mut() = body;
+    }
+    if version <= http::Version::HTTP_11 {
+        res.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
 }
 
 async fn watch_certificates(certs: Arc<CertStore>) {

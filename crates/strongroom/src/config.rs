@@ -330,6 +330,8 @@ pub struct TimeoutsFile {
     pub idle: Option<u64>,
     /// Draining on shutdown.
     pub drain: Option<u64>,
+    /// Serving on as a node on its way out (`/readyz` 503, no keep-alive) before the drain.
+    pub drain_delay: Option<u64>,
     /// A non-streaming request, start to response.
     pub request: Option<u64>,
     /// The span `limits.min_body_rate` is averaged over.

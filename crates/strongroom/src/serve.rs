@@ -117,6 +117,7 @@ impl ServeSettings {
             header_read: secs(file.timeouts.header_read, defaults.header_read),
             idle: secs(file.timeouts.idle, defaults.idle),
             drain: secs(file.timeouts.drain, defaults.drain),
+            drain_delay: secs(file.timeouts.drain_delay, defaults.drain_delay),
         };
         let limits = edge_limits(&args.edge, &file)?;
         let request_deadline = match file.timeouts.request {

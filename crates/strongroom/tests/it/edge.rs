@@ -568,3 +568,40 @@ both_backends! {
         assert_eq!(srv.client.get(srv.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
     }
 }
+
+/// A connection accepted before the shutdown, whose request comes after it began, is served
+/// (and then closed) rather than dropped unanswered: a proxy that opened it has written its
+/// request by then and will not resend a POST elsewhere. One that sends nothing does not hold
+/// the drain past the header timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_accepted_before_the_shutdown_is_served_its_first_request() {
+    let Some(srv) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
+    let mut late = raw_tls(&srv).await;
+    let _silent = raw_tls(&srv).await;
+    let stopped_at = Instant::now();
+    let stopping = tokio::spawn(srv.stop());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    late.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let got = read_until_closed(&mut late, Duration::from_secs(5))
+        .await
+        .expect("the connection must be closed after its answer");
+    let got = String::from_utf8_lossy(&got);
+    assert!(
+        got.starts_with("HTTP/1.1 200"),
+        "the request sent during the drain was not answered: {got:?}"
+    );
+    // The test server's header timeout is 2 s: the silent connection is closed after it.
+    tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        stopped_at.elapsed() < Duration::from_secs(6),
+        "the silent connection held the drain for {:?}",
+        stopped_at.elapsed()
+    );
+}

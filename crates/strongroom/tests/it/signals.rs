@@ -132,3 +132,85 @@ both_backends! {
         assert_eq!(res.bytes().await.unwrap().as_ref(), data.as_slice());
     }
 }
+
+/// With `timeouts.drain_delay`, SIGTERM first makes the node one on its way out: it still
+/// serves, but `/readyz` answers 503 (so a balancer's health check takes it out) and every
+/// HTTP/1 response closes its connection (so no idle keep-alive connection is left to a proxy
+/// when the drain closes the idle ones, where a request sent on it would be lost); then it
+/// drains and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_drain_delay_answers_not_ready_and_closes_connections_while_still_serving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let config = tmp.path().join("strongroom.toml");
+    std::fs::write(&config, "[timeouts]\ndrain_delay = 3\n").unwrap();
+    let config = config.to_string_lossy().into_owned();
+    let mut srv = tokio::task::block_in_place(|| {
+        spawn_serve_with(&data, &[("STRONGROOM_CONFIG", config.as_str())])
+    })
+    .serving();
+    let http1 = strongroom_testkit::https_client_builder(&data.join("tls").join("cert.pem"))
+        .http1_only()
+        .build()
+        .unwrap();
+    let base = srv.base.clone();
+    let get = |path: &str| http1.get(format!("{base}{path}")).send();
+
+    let res = get("/readyz").await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers().get("connection").is_none(),
+        "keep-alive before SIGTERM"
+    );
+
+    srv.signal("TERM");
+    let signalled = std::time::Instant::now();
+    // The signal is handled asynchronously: wait for readiness to flip.
+    let mut flipped = None;
+    for _ in 0..40 {
+        let res = get("/readyz")
+            .await
+            .expect("still serving during the drain delay");
+        if res.status() == StatusCode::SERVICE_UNAVAILABLE {
+            flipped = Some(res);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let res = flipped.expect("/readyz never answered 503 after SIGTERM");
+    assert_eq!(res.headers()["connection"], "close");
+    assert!(
+        res.headers().contains_key("strict-transport-security"),
+        "security headers kept"
+    );
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["code"], "not_ready");
+    assert_eq!(body["status"], 503);
+
+    // Other requests are served as usual, each on a connection that is then closed.
+    let res = get("/healthz")
+        .await
+        .expect("still serving during the drain delay");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["connection"], "close");
+    assert!(
+        srv.child.try_wait().unwrap().is_none(),
+        "exited during the drain delay"
+    );
+
+    let st = srv
+        .wait_exit(Duration::from_secs(15))
+        .await
+        .expect("serve did not exit after the drain delay");
+    assert_eq!(st.code(), Some(0), "stderr: {}", srv.stderr());
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(2),
+        "exited {:?} after SIGTERM, before the 3 s drain delay was over",
+        signalled.elapsed()
+    );
+    assert!(
+        get("/healthz").await.is_err(),
+        "still accepting after the exit"
+    );
+}
