@@ -133,14 +133,12 @@ database_url = "${DATABASE_URL}"
 master_key_file = "${STATE}/master.key"
 # Links and playback URLs name the balancer, not the node that made them.
 public_url = "https://127.0.0.1:${nginx_port}"
+# nginx is on 127.0.0.1: its X-Forwarded-For names the client (brute-force limits, logs, links).
+trusted_proxies = ["127.0.0.1/32"]
 
 [tls]
 cert = "${TLS}/cert.pem"
 key = "${TLS}/key.pem"
-
-[limits]
-# Every connection comes from nginx, on 127.0.0.1.
-max_connections_per_ip = 4096
 
 [timeouts]
 drain_delay = ${DRAIN_DELAY}
@@ -306,6 +304,7 @@ http {
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host \$http_host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
             # nginx 1.22 offers TLS 1.2 at most to upstreams by default; the nodes want 1.3.
             proxy_ssl_protocols TLSv1.3;
             proxy_ssl_verify on;

@@ -54,7 +54,7 @@ impl Default for Timeouts {
 }
 
 /// Caps on connections and the slowest request body the server waits for.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// Connections open at once, in total. Past it, a new connection is closed at once.
     pub max_connections: usize,
@@ -62,6 +62,42 @@ pub struct Limits {
     pub max_connections_per_ip: usize,
     /// The minimum request-body rate; `None`: no minimum.
     pub min_body_rate: Option<MinBodyRate>,
+    /// Load balancers and reverse proxies in front of this node: a connection from one of them
+    /// is exempt from the per-address cap, and its requests' client address is taken from
+    /// `X-Forwarded-For` ([`forwarded_client`]). Empty: the TCP peer is the client, always.
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+}
+
+/// The client a request comes from: the TCP peer, unless the peer is a trusted proxy, in which
+/// case the right-most address of `X-Forwarded-For` that is not itself a trusted proxy (each
+/// proxy appends the address it was reached from, so entries to the left of the first untrusted
+/// one could have been written by the client). A header that does not parse leaves the peer.
+pub fn forwarded_client(
+    peer: SocketAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> SocketAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer.ip()) {
+        return peer;
+    }
+    let mut hops = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        let Ok(text) = value.to_str() else {
+            return peer;
+        };
+        for part in text.split(',') {
+            match part.trim().parse::<IpAddr>() {
+                Ok(ip) => hops.push(ip),
+                Err(_) => return peer,
+            }
+        }
+    }
+    hops.iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .or_else(|| hops.first())
+        .map_or(peer, |ip| SocketAddr::new(*ip, peer.port()))
 }
 
 /// The default minimum body rate: 1 KiB/s on average over 30 s.
@@ -76,6 +112,7 @@ impl Default for Limits {
             max_connections: 4096,
             max_connections_per_ip: 256,
             min_body_rate: Some(DEFAULT_MIN_BODY_RATE),
+            trusted_proxies: Arc::default(),
         }
     }
 }
@@ -144,7 +181,12 @@ pub async fn serve(
         };
         // Over a cap: closed before any TLS work, so a flood from one address costs little and
         // everyone else keeps being served.
-        let Some(permit) = caps.admit(peer.ip()) else {
+        // A trusted proxy carries many clients: only the total cap applies to it.
+        let proxy = limits
+            .trusted_proxies
+            .iter()
+            .any(|n| n.contains(&peer.ip()));
+        let Some(permit) = caps.admit(peer.ip(), proxy) else {
             drop(tcp);
             continue;
         };
@@ -152,6 +194,7 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let builder = builder.clone();
         let app = app.clone();
+        let trusted = Arc::clone(&limits.trusted_proxies);
         let draining = draining.clone();
         let drain = drain_rx.clone();
         let open = open_tx.clone();
@@ -176,7 +219,8 @@ pub async fn serve(
             let rate = limits.min_body_rate;
             let svc = app.map_request(move |req: hyper::Request<hyper::body::Incoming>| {
                 let (mut parts, body) = req.into_parts();
-                parts.extensions.insert(ConnectInfo(peer));
+                let client = forwarded_client(peer, &parts.headers, &trusted);
+                parts.extensions.insert(ConnectInfo(client));
                 let body = match rate {
                     // A request without a body (most GETs) has nothing to be slow with.
                     Some(rate) if !http_body::Body::is_end_stream(&body) => {
@@ -339,13 +383,13 @@ impl ConnCaps {
     }
 
     /// A permit for a new connection from `ip`, or `None` when a cap is reached.
-    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<ConnPermit> {
+    fn admit(self: &Arc<Self>, ip: IpAddr, proxy: bool) -> Option<ConnPermit> {
         let key = client_key(ip);
         let mut open = self.lock();
         let from_ip = open.by_ip.get(&key).copied().unwrap_or(0);
         let refusal = if open.total >= self.total {
             Some("the server's connection cap")
-        } else if from_ip >= self.per_ip {
+        } else if from_ip >= self.per_ip && !proxy {
             Some("the per-address connection cap")
         } else {
             None
@@ -410,6 +454,7 @@ mod tests {
             max_connections: total,
             max_connections_per_ip: per_ip,
             min_body_rate: None,
+            trusted_proxies: Arc::default(),
         }))
     }
 
@@ -419,30 +464,92 @@ mod tests {
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         let c: IpAddr = "192.0.2.3".parse().unwrap();
-        let a1 = caps.admit(a).unwrap();
-        let _a2 = caps.admit(a).unwrap();
+        let a1 = caps.admit(a, false).unwrap();
+        let _a2 = caps.admit(a, false).unwrap();
         assert!(
-            caps.admit(a).is_none(),
+            caps.admit(a, false).is_none(),
             "a third connection from one address"
         );
-        let _b1 = caps.admit(b).unwrap();
-        assert!(caps.admit(c).is_none(), "past the total");
+        let _b1 = caps.admit(b, false).unwrap();
+        assert!(caps.admit(c, false).is_none(), "past the total");
         drop(a1);
-        let _c1 = caps.admit(c).expect("a closed connection frees its place");
-        assert!(caps.admit(a).is_none(), "the total is reached again");
+        let _c1 = caps
+            .admit(c, false)
+            .expect("a closed connection frees its place");
+        assert!(caps.admit(a, false).is_none(), "the total is reached again");
     }
 
     #[test]
     fn ipv6_clients_are_counted_by_their_64_and_mapped_ipv4_as_ipv4() {
         let caps = caps(100, 1);
-        let _x = caps.admit("2001:db8:1:2::1".parse().unwrap()).unwrap();
+        let _x = caps
+            .admit("2001:db8:1:2::1".parse().unwrap(), false)
+            .unwrap();
         assert!(
-            caps.admit("2001:db8:1:2:ffff::9".parse().unwrap())
+            caps.admit("2001:db8:1:2:ffff::9".parse().unwrap(), false)
                 .is_none(),
             "another address of the same /64"
         );
-        assert!(caps.admit("2001:db8:1:3::1".parse().unwrap()).is_some());
-        let _v4 = caps.admit("198.51.100.7".parse().unwrap()).unwrap();
-        assert!(caps.admit("::ffff:198.51.100.7".parse().unwrap()).is_none());
+        assert!(
+            caps.admit("2001:db8:1:3::1".parse().unwrap(), false)
+                .is_some()
+        );
+        let _v4 = caps.admit("198.51.100.7".parse().unwrap(), false).unwrap();
+        assert!(
+            caps.admit("::ffff:198.51.100.7".parse().unwrap(), false)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_trusted_proxy_is_exempt_from_the_per_address_cap_only() {
+        let caps = caps(3, 1);
+        let proxy: IpAddr = "10.0.0.5".parse().unwrap();
+        let _p1 = caps.admit(proxy, true).unwrap();
+        let _p2 = caps.admit(proxy, true).unwrap();
+        assert!(
+            caps.admit(proxy, false).is_none(),
+            "the same address, not trusted"
+        );
+        let _p3 = caps.admit(proxy, true).unwrap();
+        assert!(caps.admit(proxy, true).is_none(), "the total still holds");
+    }
+
+    #[test]
+    fn the_client_behind_a_trusted_proxy_is_the_right_most_untrusted_hop() {
+        let trusted: Vec<ipnet::IpNet> = vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "127.0.0.1/32".parse().unwrap(),
+        ];
+        let headers = |v: &[&str]| {
+            let mut h = axum::http::HeaderMap::new();
+            for x in v {
+                h.append("x-forwarded-for", x.parse().unwrap());
+            }
+            h
+        };
+        let via: SocketAddr = "10.0.0.5:4000".parse().unwrap();
+        let client = |peer: SocketAddr, h: &[&str]| {
+            forwarded_client(peer, &headers(h), &trusted)
+                .ip()
+                .to_string()
+        };
+        // One proxy: the address it saw.
+        assert_eq!(client(via, &["198.51.100.7"]), "198.51.100.7");
+        // A client that writes its own header gets it appended to, not believed.
+        assert_eq!(client(via, &["6.6.6.6, 198.51.100.7"]), "198.51.100.7");
+        // Two proxies, each trusted: past both.
+        assert_eq!(client(via, &["198.51.100.7, 10.1.1.1"]), "198.51.100.7");
+        assert_eq!(client(via, &["198.51.100.7", "127.0.0.1"]), "198.51.100.7");
+        // A peer that is not a trusted proxy: its header is ignored.
+        assert_eq!(
+            client("203.0.113.9:5000".parse().unwrap(), &["198.51.100.7"]),
+            "203.0.113.9"
+        );
+        // No header, or one that does not parse: the peer.
+        assert_eq!(client(via, &[]), "10.0.0.5");
+        assert_eq!(client(via, &["not-an-ip"]), "10.0.0.5");
+        // Only trusted hops: the left-most.
+        assert_eq!(client(via, &["10.2.2.2, 10.3.3.3"]), "10.2.2.2");
     }
 }

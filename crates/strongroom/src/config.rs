@@ -27,6 +27,9 @@ pub struct FileConfig {
     /// The origin users and clients reach the server at (`https://files.example.com`), for
     /// link URLs and the links in mail.
     pub public_url: Option<String>,
+    /// Load balancers and reverse proxies in front of this node (addresses or CIDR ranges):
+    /// their `X-Forwarded-For` names the client.
+    pub trusted_proxies: Option<Vec<String>>,
     /// TLS settings.
     #[serde(default)]
     pub tls: TlsFile,

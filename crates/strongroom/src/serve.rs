@@ -242,10 +242,23 @@ fn edge_limits(args: &crate::cli::EdgeArgs, file: &FileConfig) -> anyhow::Result
             ..DEFAULT_MIN_BODY_RATE
         }),
     };
+    let mut trusted_proxies = Vec::new();
+    for raw in file.trusted_proxies.iter().flatten() {
+        let net = raw
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "trusted_proxies: {raw:?} is not an IP address or a CIDR range (such as 10.0.0.0/8)"
+                )
+            })?;
+        trusted_proxies.push(net);
+    }
     Ok(Limits {
         max_connections,
         max_connections_per_ip,
         min_body_rate,
+        trusted_proxies: std::sync::Arc::new(trusted_proxies),
     })
 }
 

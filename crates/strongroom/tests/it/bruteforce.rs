@@ -88,7 +88,48 @@ async fn fast(b: Backend, bits: u32) -> Option<TestServer> {
     .await
 }
 
+/// A sign-in attempt that arrived through a proxy which says it was reached from `client_ip`.
+async fn attempt_via(srv: &TestServer, client_ip: &str, password: &str) -> StatusCode {
+    let res = srv
+        .client
+        .post(srv.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", client_ip)
+        .json(&json!({"email": "owner@example.com", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    res.status()
+}
+
 both_backends! {
+    async fn behind_a_trusted_proxy_each_client_address_has_its_own_limits(b: Backend) {
+        let Some(srv) = TestServer::start_with_config(b, "trusted_proxies = [\"127.0.0.0/8\"]\n").await else { return };
+        let v = srv.bootstrap_owner_json();
+        let (org, key, pw) = (v["org_id"].as_str().unwrap(), v["api_key"].as_str().unwrap(), v["password"].as_str().unwrap());
+        for _ in 0..3 {
+            assert_eq!(attempt_via(&srv, "198.51.100.7", "wrong guess").await, StatusCode::UNAUTHORIZED);
+        }
+        assert_eq!(attempt_via(&srv, "198.51.100.7", pw).await, StatusCode::PRECONDITION_REQUIRED, "that client must solve a captcha");
+        // Another client of the same proxy is not held back by the first one's failures.
+        assert_eq!(attempt_via(&srv, "198.51.100.8", pw).await, StatusCode::OK);
+        // A client cannot pick its own address: what it writes is appended to by the proxy.
+        assert_eq!(attempt_via(&srv, "203.0.113.1, 198.51.100.7", pw).await, StatusCode::PRECONDITION_REQUIRED);
+        // The trail records the client's address, not the proxy's.
+        let audit = get_json(srv.req(reqwest::Method::GET, &format!("/api/v1/orgs/{org}/audit?limit=100"), Some(key))).await;
+        let ips: Vec<&str> = audit["items"].as_array().unwrap().iter().filter(|e| e["action"] == "auth.login").map(|e| e["ip"].as_str().unwrap_or("")).collect();
+        assert!(ips.contains(&"198.51.100.8"), "{audit}");
+    }
+
+    async fn without_trusted_proxies_a_forwarded_header_changes_nothing(b: Backend) {
+        let Some(srv) = TestServer::start(b).await else { return };
+        let (_, pw) = owner(&srv);
+        for i in 0..3 {
+            assert_eq!(attempt_via(&srv, &format!("198.51.100.{i}"), "wrong guess").await, StatusCode::UNAUTHORIZED);
+        }
+        // Each attempt claimed another address; all came from one: that one must solve a captcha.
+        assert_eq!(attempt_via(&srv, "198.51.100.200", &pw).await, StatusCode::PRECONDITION_REQUIRED);
+    }
+
     async fn failures_escalate_to_a_single_use_captcha(b: Backend) {
         let Some(srv) = fast(b, 12).await else { return };
         let (_, pw) = owner(&srv);
