@@ -269,6 +269,23 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Ends the leases of the running jobs whose worker name starts with `prefix` (a node that
+    /// stops, with its workers aborted): another node may claim them at once instead of when the
+    /// leases run out. Returns how many.
+    pub async fn release_leases(&self, prefix: &str, now: Timestamp) -> Result<u64> {
+        // The prefix is ours (`node-` and random letters): no LIKE wildcard in it.
+        let done = sqlx::query(
+            "UPDATE jobs SET lease_until = $2, updated_at = $2 \
+             WHERE status = 'running' AND substr(worker, 1, CAST($3 AS INTEGER)) = $1",
+        )
+        .bind(prefix)
+        .bind(now.millis() - 1)
+        .bind(i64::try_from(prefix.len()).unwrap_or(i64::MAX))
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Marks the worker's job done.
     pub async fn finish_job(&self, id: &JobId, worker: &str, now: Timestamp) -> Result<bool> {
         let done = sqlx::query(

@@ -550,6 +550,8 @@ pub async fn start(
             s.abort();
         }
         worker.abort();
+        let _ = worker.await;
+        service.jobs.release_held().await;
         // Scrapes went on while the server drained; now they stop too.
         if let Some(m) = &metrics_server {
             m.abort();

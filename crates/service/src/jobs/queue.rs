@@ -397,6 +397,9 @@ impl JobQueue {
 /// The job queue's workers: they claim due jobs and run them.
 pub struct Jobs {
     ctx: Arc<Ctx>,
+    /// This process's workers are named `<node>-<lane>-<random>`: the prefix that finds them
+    /// all when the node stops.
+    node: String,
     queue: JobQueue,
     media: MediaWorker,
     mover: RegionMover,
@@ -413,6 +416,7 @@ impl Jobs {
     ) -> Jobs {
         Jobs {
             ctx,
+            node: format!("node-{}", token::random_token(8)),
             queue,
             media,
             mover,
@@ -457,7 +461,7 @@ impl Jobs {
 
     /// One worker of `lane`: runs its due jobs, one at a time, forever.
     async fn run_lane(self: Arc<Self>, lane: Lane) {
-        let worker = format!("{}-{}", lane.name(), token::random_token(8));
+        let worker = format!("{}-{}-{}", self.node, lane.name(), token::random_token(8));
         loop {
             match self.run_one(lane, &worker).await {
                 Ok(true) => continue,
@@ -467,6 +471,27 @@ impl Jobs {
                 }
             }
             let _ = tokio::time::timeout(POLL, self.queue.wakers.of(lane).notified()).await;
+        }
+    }
+
+    /// After this node's workers were stopped (the server shutting down): ends the leases of the
+    /// jobs they held, so another node takes them over now rather than when the leases run out.
+    /// Their stored outputs are removed by whoever claims them next.
+    pub async fn release_held(&self) {
+        match self
+            .ctx
+            .store
+            .release_leases(&format!("{}-", self.node), self.ctx.clock.now())
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                jobs = n,
+                "released the running jobs of this node for another to take over"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not release this node's running jobs; their leases run out by themselves")
+            }
         }
     }
 

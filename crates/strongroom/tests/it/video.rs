@@ -650,6 +650,32 @@ both_backends! {
         assert_eq!(job_about(&srv, second["id"].as_str().unwrap()).await.0, "queued");
     }
 
+    async fn a_stopping_node_releases_its_running_job_to_be_taken_over_at_once(b: Backend) {
+        let Some(mut srv) = TestServer::start(b).await else { return };
+        let boot = srv.bootstrap("owner@example.com", "acme");
+        let key = boot.api_key.clone();
+        let space = srv.create_space(&key, &boot.org_id, "videos").await;
+        let clip = upload_as(&srv, &key, &space, "clip.mp4", "video/mp4", make_video(6, SOURCE_FPS)).await;
+        let id = clip["id"].as_str().unwrap().to_owned();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while job_about(&srv, &id).await.0 != "running" {
+            assert!(Instant::now() < deadline, "the job never started");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // The node stops mid-transcode (SIGTERM's path: drain, abort the workers, release).
+        srv.restart().await;
+        // The lease ended at the stop: the job was due at once, not 60 s later, and the
+        // restarted node finished it on a second attempt.
+        let done = processed(&srv, &key, &id).await;
+        assert_eq!(done["status"], "ready", "{done}");
+        use sqlx::Row;
+        let mut conn = srv.db_conn().await;
+        let row = sqlx::query("SELECT attempts, created_at, updated_at FROM jobs WHERE subject = $1").bind(&id).fetch_one(&mut conn).await.unwrap();
+        assert_eq!(row.get::<i64, _>("attempts"), 2, "taken over after the stop");
+        let took = row.get::<i64, _>("updated_at") - row.get::<i64, _>("created_at");
+        assert!(took < 55_000, "finished {took} ms after it was queued: the takeover did not wait for the lease");
+    }
+
     async fn a_tiny_file_claiming_hours_fails_at_once_and_leaves_nothing(b: Backend) {
         let Some(srv) = TestServer::start(b).await else { return };
         let boot = srv.bootstrap("owner@example.com", "acme");
