@@ -307,8 +307,11 @@ start_strongroom() {
     # A fresh data dir each run: earlier runs' assets would only fill the disk.
     rm -rf "${SR_DATA}"
     port=$(find_free_port 28443)
-    # 1 GiB uploads are the point of the exercise; the default limit may be lower.
+    # 1 GiB uploads are the point of the exercise; the default limit may be lower. The metrics
+    # listener (on, as by default) gets a free port: the default 9464 would keep a second server,
+    # or any other one on the machine, from starting.
     STRONGROOM_MAX_UPLOAD_BYTES=${STRONGROOM_MAX_UPLOAD_BYTES:-$((4 * 1024 * 1024 * 1024))} \
+        STRONGROOM_METRICS_LISTEN=${STRONGROOM_METRICS_LISTEN:-127.0.0.1:0} \
         "${STRONGROOM_BIN}" serve --data-dir "${SR_DATA}" --listen "127.0.0.1:${port}" \
         >"${log}" 2>&1 &
     SR_PID=$!

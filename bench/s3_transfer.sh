@@ -5,7 +5,8 @@
 #     sends it to s3s-fs as a multipart upload of 8 MiB parts) vs curl -> s3s-fs (one SigV4-signed
 #     PUT of the same file, UNSIGNED-PAYLOAD);
 #   - download: the same object back, curl <- Strongroom (HTTPS; Strongroom reads ~1 MiB ranges from
-#     s3s-fs and decrypts them) vs curl <- s3s-fs (one signed GET);
+#     s3s-fs and decrypts them) vs curl <- s3s-fs (one signed GET); and, as a diagnostic beside
+#     them, curl <- s3s-fs in Strongroom's pattern (1 MiB ranges, one after the other, keep-alive);
 #   - memory: PARALLEL (10) simultaneous 1 GiB uploads to a fresh Strongroom on S3; its peak RSS.
 # Targets (issue 9): download >= 0.8x the direct GET; upload >= 0.7x the direct PUT; peak RSS
 # during the parallel uploads < 150 MiB (flat, as on disk).
@@ -107,6 +108,29 @@ get_direct() {
         "$(cpu_delta "${s30}" "$(cpu_seconds "${S3_PID}")")"
 }
 
+# get_ranges KEY: the object in 1 MiB range GETs, one after the other on one keep-alive
+# connection (one curl, `next` between transfers): Strongroom's read pattern (16 sealed 64 KiB
+# chunks per request, about 1 MiB), made by the plain client. Not a target; it tells what that
+# pattern costs on this S3 server. Prints "<bytes/s> <sr CPU s> <s3s CPU s>".
+RANGE=$((1024 * 1024))
+get_ranges() {
+    local sr0 s30 t0 t1 got at
+    sr0=$(cpu_seconds "${SR_PID}") s30=$(cpu_seconds "${S3_PID}")
+    t0=$(date +%s.%N)
+    got=$(
+        for ((at = 0; at < BYTES; at += RANGE)); do
+            printf 'user = "%s:%s"\naws-sigv4 = "aws:amz:%s:s3"\nheader = "x-amz-content-sha256: UNSIGNED-PAYLOAD"\n' \
+                "${AWS_ACCESS_KEY_ID}" "${AWS_SECRET_ACCESS_KEY}" "${S3_REGION}"
+            printf 'http1.1\nsilent\nshow-error\nfail\nrange = "%s-%s"\noutput = "/dev/null"\n' "${at}" "$((at + RANGE - 1))"
+            printf 'write-out = "%%{size_download}\\n"\nurl = "%s"\nnext\n' "${S3_ENDPOINT}/${S3_BUCKET}/direct/$1"
+        done | curl --config - | awk '{ s += $1 } END { print s }'
+    )
+    t1=$(date +%s.%N)
+    [[ "${got}" == "${BYTES}" ]] || die "range GETs brought ${got} of ${BYTES} bytes"
+    printf '%s %s %s\n' "$(awk -v b="${BYTES}" -v s="${t0}" -v e="${t1}" 'BEGIN { printf "%.0f", b / (e - s) }')" \
+        "$(cpu_delta "${sr0}" "$(cpu_seconds "${SR_PID}")")" "$(cpu_delta "${s30}" "$(cpu_seconds "${S3_PID}")")"
+}
+
 get_strongroom() {
     local sr0 s30 out code size speed
     sr0=$(cpu_seconds "${SR_PID}") s30=$(cpu_seconds "${S3_PID}")
@@ -162,17 +186,19 @@ get_direct down.bin >/dev/null
 get_strongroom "${ASSET}" >/dev/null
 down_direct=() down_sr=()
 for ((run = 1; run <= RUNS; run++)); do
-    if ((run % 2)); then order=(direct strongroom); else order=(strongroom direct); fi
+    if ((run % 2)); then order=(direct strongroom ranges); else order=(ranges strongroom direct); fi
     for path in "${order[@]}"; do
-        if [[ ${path} == direct ]]; then
-            line=$(get_direct down.bin)
-            read -r speed c1 c2 <<<"${line}"
-        else
-            line=$(get_strongroom "${ASSET}")
-            read -r speed c1 c2 <<<"${line}"
-        fi
+        case ${path} in
+        direct) line=$(get_direct down.bin) ;;
+        ranges) line=$(get_ranges down.bin) ;;
+        *) line=$(get_strongroom "${ASSET}") ;;
+        esac
+        read -r speed c1 c2 <<<"${line}"
         record download "${path}" "${run}" "${speed}" "${c1}" "${c2}"
-        if [[ ${path} == direct ]]; then down_direct+=("${speed}"); else down_sr+=("${speed}"); fi
+        case ${path} in
+        direct) down_direct+=("${speed}") ;;
+        strongroom) down_sr+=("${speed}") ;;
+        esac
     done
 done
 delete_direct down.bin
@@ -264,6 +290,7 @@ report s3_transfer \
     "$(row "upload, curl -> Strongroom -> s3s-fs" "${us}" upload strongroom)" \
     "$(row "download, curl GET <- s3s-fs" "${dd_}" download direct)" \
     "$(row "download, curl <- Strongroom <- s3s-fs" "${ds}" download strongroom)" \
+    "$(row "download, curl GET <- s3s-fs in 1 MiB ranges, one keep-alive connection (Strongroom's read pattern; not a target)" "$(median_col download ranges 6)" download ranges)" \
     "" \
     "- upload ratio Strongroom/direct: **${up_ratio}** (target >= 0.7: $(verdict "${up_ratio}" '>=' 0.7))" \
     "- download ratio Strongroom/direct: **${down_ratio}** (target >= 0.8: $(verdict "${down_ratio}" '>=' 0.8))" \
