@@ -114,7 +114,7 @@ get_direct() {
 # pattern costs on this S3 server. Prints "<bytes/s> <sr CPU s> <s3s CPU s>".
 RANGE=$((1024 * 1024))
 get_ranges() {
-    local sr0 s30 t0 t1 got at
+    local sr0 s30 t0 t1 got at next
     sr0=$(cpu_seconds "${SR_PID}") s30=$(cpu_seconds "${S3_PID}")
     t0=$(date +%s.%N)
     got=$(
@@ -122,8 +122,10 @@ get_ranges() {
             printf 'user = "%s:%s"\naws-sigv4 = "aws:amz:%s:s3"\nheader = "x-amz-content-sha256: UNSIGNED-PAYLOAD"\n' \
                 "${AWS_ACCESS_KEY_ID}" "${AWS_SECRET_ACCESS_KEY}" "${S3_REGION}"
             printf 'http1.1\nsilent\nshow-error\nfail\nrange = "%s-%s"\noutput = "/dev/null"\n' "${at}" "$((at + RANGE - 1))"
-            printf 'write-out = "%%{size_download}\\n"\nurl = "%s"\nnext\n' "${S3_ENDPOINT}/${S3_BUCKET}/direct/$1"
-        done | curl --config - | awk '{ s += $1 } END { print s }'
+            # `next` between transfers, not after the last (curl would want one more URL).
+            if ((at + RANGE < BYTES)); then next=next; else next=; fi
+            printf 'write-out = "%%{size_download}\\n"\nurl = "%s"\n%s\n' "${S3_ENDPOINT}/${S3_BUCKET}/direct/$1" "${next}"
+        done | curl --config - | awk '{ s += $1 } END { printf "%d\n", s }'
     )
     t1=$(date +%s.%N)
     [[ "${got}" == "${BYTES}" ]] || die "range GETs brought ${got} of ${BYTES} bytes"
