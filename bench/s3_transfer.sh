@@ -125,7 +125,7 @@ get_ranges() {
             # `next` between transfers, not after the last (curl would want one more URL).
             if ((at + RANGE < BYTES)); then next=next; else next=; fi
             printf 'write-out = "%%{size_download}\\n"\nurl = "%s"\n%s\n' "${S3_ENDPOINT}/${S3_BUCKET}/direct/$1" "${next}"
-        done | curl --config - | awk '{ s += $1 } END { printf "%d\n", s }'
+        done | curl --config - | awk '{ s += $1 } END { printf "%.0f\n", s }'
     )
     t1=$(date +%s.%N)
     [[ "${got}" == "${BYTES}" ]] || die "range GETs brought ${got} of ${BYTES} bytes"

@@ -54,7 +54,7 @@ sync
 
 mapfile -t OBJECTS < <(find "${BLOBS}/objects" -type f | sort)
 ((${#OBJECTS[@]} == SCRUB_FILES)) || die "expected ${SCRUB_FILES} blobs under ${BLOBS}/objects, found ${#OBJECTS[@]}"
-STORED=$(stat -c %s "${OBJECTS[@]}" | awk '{ s += $1 } END { printf "%d\n", s }')
+STORED=$(stat -c %s "${OBJECTS[@]}" | awk '{ s += $1 } END { printf "%.0f\n", s }')
 note "${#OBJECTS[@]} blobs, ${STORED} bytes of ciphertext (plaintext $((BYTES * SCRUB_FILES)))"
 
 # cached_share: the share of the blob files' pages in the page cache now (0..1).
