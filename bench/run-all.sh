@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark in one sitting and appends a dated section to bench/RESULTS.md.
 #
-#   bench/run-all.sh            every benchmark: download, upload, memory, rotation, small requests, login flood, HLS packaging and serving, two-node rolling restart
+#   bench/run-all.sh            every benchmark: download, upload, memory, rotation, small requests, login flood, HLS packaging and serving, two-node rolling restart, S3 transfer, copies, scrub
 #   bench/run-all.sh NAME...    only these (e.g. small_requests login_flood), still as one section
 #   bench/run-all.sh --init     only create bench/RESULTS.md with its header, if missing
 #
@@ -9,7 +9,8 @@
 # typed in by hand cannot be traced to a run. It refuses to start with uncommitted changes
 # (BENCH_ALLOW_DIRTY=1 overrides, and says so in the heading), and copies each benchmark's raw
 # figures to bench/results/<UTC time>-<commit>/, to be committed with RESULTS.md. Logs of each
-# benchmark: bench/out/<name>.log. Takes ~20-25 minutes and ~12 GiB of disk.
+# benchmark: bench/out/<name>.log. Takes ~30-40 minutes and ~22 GiB of disk (s3_transfer's ten
+# parallel uploads, with s3s-fs's multipart parts; removed as each benchmark ends).
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -54,6 +55,17 @@ this file, in \`bench/results/<UTC time>-<commit>/\`; earlier ones kept theirs i
   against nginx serving a 10 KiB file and Strongroom serving a 10 KiB asset's metadata and
   content with an API key, on SQLite and on PostgreSQL; medians of RUNS rounds. Server CPU per
   request from /proc/PID/stat (PostgreSQL's backends apart). Raw figures in \`bench/results/\`.
+- **S3 transfer**: Strongroom with one S3 backend (s3s-fs from scripts/s3.sh, on 127.0.0.1, plain
+  HTTP, SigV4 checked) against the same S3 server used directly by curl (\`--aws-sigv4\`, one PUT
+  with UNSIGNED-PAYLOAD / one GET); upload and download as above, interleaved, medians; then
+  PARALLEL simultaneous uploads to a fresh Strongroom on S3 for its peak RSS (VmHWM).
+- **Copies**: upload as above to two servers side by side, \`copies = 1\` (one fs backend) and
+  \`copies = 2\` (two fs backends on the same disk), interleaved; the disk's own write speed (dd +
+  fdatasync, one file and two at once) beside it.
+- **Scrub**: \`strongroom storage scrub --json\` over SCRUB_FILES stored 1 GiB blobs on one fs
+  backend, the server stopped; GB/s = stored ciphertext bytes / wall time, against \`dd bs=1M\` of
+  the same files, with the files in the page cache (warm) and evicted from it (cold, per-file
+  posix_fadvise DONTNEED).
 
 ## Targets (DESIGN.md)
 | measure | target |
@@ -66,6 +78,11 @@ this file, in \`bench/results/<UTC time>-<commit>/\`; earlier ones kept theirs i
 | API-key \`GET /api/v1/assets/{id}\` req/s (32 keep-alive connections), Strongroom / nginx small static file, SQLite and PostgreSQL | >= 0.3, p99 < 10 ms |
 | API-key \`GET /api/v1/assets/{id}/content\` of a 10 KiB asset req/s, Strongroom / nginx, SQLite and PostgreSQL | >= 0.2, p99 < 20 ms |
 | API-key GET p99 during 200 concurrent wrong-password logins / p99 without | <= 2.0 |
+| S3 backend: 1 GiB download, Strongroom / the same S3 server directly (issue 9) | >= 0.8 |
+| S3 backend: 1 GiB upload, Strongroom / the same S3 server directly (issue 9) | >= 0.7 |
+| S3 backend: peak RSS during 10 parallel 1 GiB uploads (issue 9) | < 150 MiB |
+| 1 GiB upload throughput, \`copies = 2\` / \`copies = 1\` (issue 9) | >= 0.8 |
+| \`storage scrub\` of the fs backend, GB/s of verified ciphertext (issue 9) | disk-bound, >= 1 GB/s |
 
 ## Runs
 EOF
@@ -78,7 +95,7 @@ if [[ "${1:-}" == "--init" ]]; then
     exit 0
 fi
 
-ALL=(download upload memory rotation small_requests login_flood hls_packaging hls_serving rolling_restart)
+ALL=(download upload memory rotation small_requests login_flood hls_packaging hls_serving rolling_restart s3_transfer copies scrub)
 if (($# > 0)); then
     names=("$@")
     for name in "${names[@]}"; do
@@ -119,9 +136,10 @@ fi
 {
     printf '\n## %s (%s%s)\n\n' "$(date '+%Y-%m-%d %H:%M %Z')" "${RESULTS_COMMIT}" "${only}"
     printf -- '- machine: %s\n' "$(machine_line)"
-    printf -- '- nginx %s; %s; %s; RUNS=%s, SIZE_MIB=%s, PARALLEL=%s\n\n' \
+    printf -- '- nginx %s; %s; %s; RUNS=%s, SIZE_MIB=%s, PARALLEL=%s, SCRUB_FILES=%s\n\n' \
         "$(nginx -v 2>&1 | sed 's|.*/||')" "$(curl --version | head -n 1 | cut -d' ' -f1-2)" \
-        "$(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2)" "${RUNS}" "${SIZE_MIB}" "${PARALLEL:-10}"
+        "$(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2)" "${RUNS}" "${SIZE_MIB}" "${PARALLEL:-10}" \
+        "${SCRUB_FILES:-4}"
     printf '%s\n\n' "${sections[@]}"
 } >>"${RESULTS}"
 
