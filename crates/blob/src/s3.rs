@@ -41,6 +41,12 @@ use crate::{BlobError, BlobStore, BlobWriter, BoxFuture, MAX_CHECKPOINT_LEN, val
 /// they are here.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
 
+/// The longest one request may take, body included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The longest a multipart completion may take (the service assembles the whole object).
+const COMPLETE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
 /// Tuning of an S3 backend; the defaults suit production, tests shorten them.
 #[derive(Debug, Clone)]
 pub(crate) struct S3Options {
@@ -68,6 +74,8 @@ pub struct S3BlobStore {
 struct Inner {
     name: String,
     client: AmazonS3,
+    /// The same client with a longer timeout, for multipart completions.
+    completer: AmazonS3,
     location: S3Location,
     /// `<prefix>/` or empty.
     base: String,
@@ -108,18 +116,18 @@ impl S3BlobStore {
             max_retries: 10,
             retry_timeout: options.retry_timeout,
         };
-        let client_options = ClientOptions::new()
-            .with_allow_http(location.allow_http)
-            .with_connect_timeout(Duration::from_secs(5))
-            // A whole request, body included: one part at a slow 200 KB/s still fits.
-            .with_timeout(Duration::from_secs(60));
+        let client_options = |timeout: Duration| {
+            ClientOptions::new()
+                .with_allow_http(location.allow_http)
+                .with_connect_timeout(Duration::from_secs(5))
+                .with_timeout(timeout)
+        };
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(&location.bucket)
             .with_region(&location.region)
             .with_access_key_id(credentials.access_key_id.as_str())
             .with_secret_access_key(credentials.secret_access_key.as_str())
-            .with_retry(retry)
-            .with_client_options(client_options);
+            .with_retry(retry);
         if let Some(endpoint) = &location.endpoint {
             // Path-style requests (`endpoint/bucket/key`): what self-hosted services expect.
             builder = builder
@@ -136,11 +144,24 @@ impl S3BlobStore {
         } else {
             format!("{}/", location.prefix)
         };
-        let client = builder.build().map_err(|e| scrubbed(name, &redact, &e))?;
+        // A whole request, body included: one part at a slow 200 KB/s still fits.
+        let client = builder
+            .clone()
+            .with_client_options(client_options(REQUEST_TIMEOUT))
+            .build()
+            .map_err(|e| scrubbed(name, &redact, &e))?;
+        // Completing a multipart upload assembles the whole object on the service's side, which
+        // can take minutes for a large one (AWS documents it; s3s-fs rewrites the file); ten
+        // 1 GiB uploads completing at once took longer than a minute here.
+        let completer = builder
+            .with_client_options(client_options(COMPLETE_TIMEOUT))
+            .build()
+            .map_err(|e| scrubbed(name, &redact, &e))?;
         Ok(S3BlobStore {
             inner: Arc::new(Inner {
                 name: name.to_owned(),
                 client,
+                completer,
                 location,
                 objects: ObjectPath::from(format!("{base}objects")),
                 base,
@@ -514,7 +535,7 @@ impl BlobWriter for S3Writer {
                     }
                     let parts = std::mem::take(&mut upload.parts);
                     inner
-                        .client
+                        .completer
                         .complete_multipart(path, &upload.id, parts)
                         .await
                         .map_err(|e| inner.failed(e))?;
