@@ -15,6 +15,12 @@
 # rust-version builds on our 1.95), once per machine: 5 min 44 s measured here (2 cores, nice 10,
 # crates downloaded from crates.io, 169 crates compiled; nothing else running).
 #
+# Why not Garage, the real distributed engine: `cargo install garage@2.5.0 --locked` builds on our
+# toolchain, but took 57 min here (3444 s, 286 crates, nice 19 while two other builds and
+# benchmarks kept the load at 4-9; measured on 2026-12-02). Even at half that on a quiet machine it
+# would take most of CI's time budget on every fresh machine, so the suite uses s3s-fs, which
+# verifies SigV4 signatures the same way. Garage remains the engine to deploy on.
+#
 # Everything lives in $STRONGROOM_S3_DIR (default /tmp/strongroom-s3-$UID, mode 0700): the data
 # root, a generated access key and secret (mode 0600, kept across restarts), the port, the pid and
 # the log. The server listens on 127.0.0.1 only, on port 54330 or the next free one.
