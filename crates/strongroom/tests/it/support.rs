@@ -239,41 +239,25 @@ impl TestServer {
 
     /// `admin bootstrap` through the real binary.
     pub fn bootstrap(&self, email: &str, org: &str) -> Boot {
-        let v = self.run_json(&[
-            "admin",
-            "bootstrap",
-            "--email",
-            email,
-            "--org",
-            org,
-            "--json",
-        ]);
-        Boot {
+        self.bootstrap_args(&["--email", email, "--org", org]).0
+    }
+
+    /// `admin bootstrap ARGS --json`: the ids and key, and the whole answer.
+    fn bootstrap_args(&self, args: &[&str]) -> (Boot, Value) {
+        let v = self.run_json(&[&["admin", "bootstrap"], args, &["--json"]].concat());
+        let boot = Boot {
             user_id: v["user_id"].as_str().unwrap().into(),
             org_id: v["org_id"].as_str().unwrap().into(),
             api_key: v["api_key"].as_str().unwrap().into(),
-        }
+        };
+        (boot, v)
     }
 
     /// `admin bootstrap --region` through the real binary.
     pub fn bootstrap_in(&self, email: &str, org: &str, region: &str) -> Boot {
-        let v = self.run_json(&[
-            "admin",
-            "bootstrap",
-            "--email",
-            email,
-            "--org",
-            org,
-            "--region",
-            region,
-            "--json",
-        ]);
+        let (boot, v) = self.bootstrap_args(&["--email", email, "--org", org, "--region", region]);
         assert_eq!(v["region"], region, "{v}");
-        Boot {
-            user_id: v["user_id"].as_str().unwrap().into(),
-            org_id: v["org_id"].as_str().unwrap().into(),
-            api_key: v["api_key"].as_str().unwrap().into(),
-        }
+        boot
     }
 
     /// `admin create-api-key` through the real binary; returns (id, secret).
