@@ -53,7 +53,7 @@ pub use content::playback::{CreatedPlayback, HlsFile, PLAYBACK_TOKEN_BYTES};
 pub use content::renditions::{MediaView, RenditionInfo};
 pub use identity::mfa::{RECOVERY_CODES, TotpEnrolment};
 pub use identity::sessions::{
-    LoggedIn, LoginRequest, REAUTH_WINDOW_SECS, SessionCredentials, SessionInfo,
+    LoggedIn, LoginRequest, MyAccount, MyOrg, REAUTH_WINDOW_SECS, SessionCredentials, SessionInfo,
 };
 pub use jobs::queue::{FailedJob, JobFailure, JobKind, JobReport, JobsConfig, Lane, QueueDepth};
 pub use keys::keyring::{KeyStatus, Keyring, RotationReport};
@@ -65,7 +65,7 @@ pub use ops::storage::{BackendScrub, BackendStatus, ScrubReport, StorageStatus};
 pub use strongroom_store::MemberRow;
 pub use strongroom_store::Page;
 pub use tenancy::access::{Accepted, GrantInfo, InvitationInfo, RoleInfo};
-pub use tenancy::policy::{OrgDetail, RegionMoveSummary};
+pub use tenancy::policy::{OrgDetail, OrgPolicy, PolicyChange, RegionMoveSummary};
 pub use tenancy::quotas::UsageInfo;
 
 /// Something a use case refused or failed to do. Each variant says what the caller should tell

@@ -179,6 +179,29 @@ impl Store {
             .transpose()
     }
 
+    /// Every organization a user belongs to, by name: `(org id, org name, role name)`, with a
+    /// custom role's name in place of its id.
+    pub async fn memberships_of(&self, user_id: &UserId) -> Result<Vec<(OrgId, String, String)>> {
+        let rows = sqlx::query(
+            "SELECT m.org_id, o.name, COALESCE(r.name, m.role) AS role FROM memberships m \
+             JOIN orgs o ON o.id = m.org_id \
+             LEFT JOIN roles r ON r.id = m.role AND r.org_id = m.org_id \
+             WHERE m.user_id = $1 ORDER BY o.name, m.org_id",
+        )
+        .bind(user_id.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    parsed(row, "memberships", "org_id", OrgId::parse)?,
+                    row.try_get("name")?,
+                    row.try_get("role")?,
+                ))
+            })
+            .collect()
+    }
+
     /// The organization a user joined first, if any (a session's default organization).
     pub async fn first_membership(&self, user_id: &UserId) -> Result<Option<OrgId>> {
         let org: Option<String> = sqlx::query_scalar(

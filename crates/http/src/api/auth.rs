@@ -50,6 +50,18 @@ pub const SESSIONS: Route = Route {
     response: Some("SessionList"),
     handler: || get(sessions),
 };
+pub const MY_ORGS: Route = Route {
+    method: "GET",
+    path: "/api/v1/me/orgs",
+    summary: "Your email address and the organizations you belong to (sign in again with one's org_id to act there)",
+    auth: Credential::Session,
+    success: 200,
+    errors: &[401, 403],
+    query: &[],
+    body: None,
+    response: Some("MyAccount"),
+    handler: || get(my_orgs),
+};
 pub const REVOKE_SESSION: Route = Route {
     method: "DELETE",
     path: "/api/v1/auth/sessions/{session_id}",
@@ -176,6 +188,14 @@ async fn sessions(
     Ok(Json(
         serde_json::json!({"items": items, "next_cursor": null}),
     ))
+}
+
+async fn my_orgs(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+) -> Result<Json<strongroom_service::MyAccount>, ApiError> {
+    let authz = state.service.authz.authorize_self(&p)?;
+    Ok(Json(state.service.identity.my_orgs(&authz).await?))
 }
 
 async fn revoke_session(

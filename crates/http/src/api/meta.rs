@@ -101,6 +101,19 @@ pub const AUDIT_EXPORT: Route = Route {
     handler: || get(audit_export),
 };
 
+pub const AUDIT_VERIFY: Route = Route {
+    method: "GET",
+    path: "/api/v1/orgs/{org_id}/audit/verify",
+    summary: "Verify the organization's audit chain and its signed checkpoints now (as `strongroom audit verify`)",
+    auth: Credential::KeyOrSession,
+    success: 200,
+    errors: &[401, 403, 404],
+    query: &[],
+    body: None,
+    response: Some("ChainReport"),
+    handler: || get(audit_verify),
+};
+
 async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
@@ -142,7 +155,22 @@ async fn openapi(State(state): State<AppState>) -> Json<serde_json::Value> {
 }
 
 async fn me(Auth(p): Auth) -> Json<serde_json::Value> {
-    let mut v = serde_json::json!({"org_id": p.org_id, "role": p.role});
+    let names = |set: strongroom_domain::PermissionSet| -> Vec<&'static str> {
+        set.iter().map(|perm| perm.as_str()).collect()
+    };
+    let spaces: serde_json::Map<String, serde_json::Value> = p
+        .granted_spaces()
+        .into_iter()
+        .map(|(space, set)| (space.to_string(), serde_json::json!(names(set))))
+        .collect();
+    let mut v = serde_json::json!({
+        "org_id": p.org_id,
+        "role": p.role,
+        "permissions": names(p.permissions()),
+        "space_permissions": spaces,
+        "space_limited": p.is_space_limited(),
+        "mfa_enrolment_required": p.mfa_enrolment_required,
+    });
     match &p.actor {
         Actor::ApiKey { key_id, user_id } => {
             v["key_id"] = serde_json::json!(key_id);
@@ -187,6 +215,19 @@ async fn audit(
     Ok(Json(
         serde_json::json!({"items": items, "next_cursor": next.map(|n| n.to_string())}),
     ))
+}
+
+async fn audit_verify(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(org_id): Path<String>,
+) -> Result<Json<strongroom_service::ChainReport>, ApiError> {
+    let org_id = OrgId::parse(&org_id).map_err(|_| ApiError::not_found("organization"))?;
+    let authz = state
+        .service
+        .authz
+        .authorize_org::<perm::AuditRead>(&p, &org_id)?;
+    Ok(Json(state.service.audit.verify_org_audit(&authz).await?))
 }
 
 async fn audit_export(

@@ -77,7 +77,7 @@ pub const ORG: Route = Route {
 pub const POLICY: Route = Route {
     method: "PATCH",
     path: "/api/v1/orgs/{org_id}",
-    summary: "Organization security policy (require_mfa)",
+    summary: "Organization security policy (require_mfa, session timeouts)",
     auth: Credential::KeyOrSession,
     success: 200,
     errors: &[400, 401, 403, 404, 413, 415, 422],
@@ -163,6 +163,8 @@ async fn members(
 #[serde(deny_unknown_fields)]
 struct Policy {
     require_mfa: Option<bool>,
+    session_idle_secs: Option<i64>,
+    session_absolute_secs: Option<i64>,
 }
 
 async fn org(
@@ -183,25 +185,26 @@ async fn policy(
     Auth(p): Auth,
     Path(org): Path<String>,
     ApiJson(body): ApiJson<Policy>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<strongroom_service::OrgPolicy>, ApiError> {
     let org = org_id(&org)?;
-    let Some(required) = body.require_mfa else {
+    if body.require_mfa.is_none()
+        && body.session_idle_secs.is_none()
+        && body.session_absolute_secs.is_none()
+    {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_request",
-            "nothing to change: send require_mfa",
+            "nothing to change: send require_mfa, session_idle_secs or session_absolute_secs",
         ));
-    };
+    }
     let authz = state
         .service
         .authz
         .authorize_org::<perm::OrgManage>(&p, &org)?;
-    state
-        .service
-        .tenancy
-        .set_require_mfa(&authz, required)
-        .await?;
-    Ok(Json(
-        serde_json::json!({"id": org, "require_mfa": required}),
-    ))
+    let change = strongroom_service::PolicyChange {
+        require_mfa: body.require_mfa,
+        session_idle_secs: body.session_idle_secs,
+        session_absolute_secs: body.session_absolute_secs,
+    };
+    Ok(Json(state.service.tenancy.set_policy(&authz, change).await?))
 }

@@ -11,6 +11,7 @@ mod meta;
 mod mfa;
 pub(crate) mod openapi;
 mod spaces;
+pub mod ui;
 mod usage;
 
 use axum::Router;
@@ -60,6 +61,9 @@ pub struct Route {
 
 /// Every route of the server.
 pub static ROUTES: &[Route] = &[
+    ui::INDEX,
+    ui::INVITE,
+    ui::FILE,
     meta::HEALTHZ,
     meta::READYZ,
     meta::SECURITY_TXT,
@@ -84,6 +88,7 @@ pub static ROUTES: &[Route] = &[
     auth::LOGOUT,
     auth::SESSIONS,
     auth::REVOKE_SESSION,
+    auth::MY_ORGS,
     auth::REAUTH,
     auth::PASSWORD,
     mfa::ENROL,
@@ -107,6 +112,7 @@ pub static ROUTES: &[Route] = &[
     access::REVOKE_GRANT,
     meta::AUDIT,
     meta::AUDIT_EXPORT,
+    meta::AUDIT_VERIFY,
     media::RENDITION,
     media::PLAYBACK,
     media::REVOKE_PLAYBACK,

@@ -154,7 +154,10 @@ fn request_schemas(limits: Limits) -> Value {
             "captcha": captcha})),
         "TotpConfirm": object(&["code"], json!({"code": text})),
         "PasswordConfirm": object(&["password"], json!({"password": text, "captcha": captcha})),
-        "OrgPolicy": object(&["require_mfa"], json!({"require_mfa": {"type": "boolean"}})),
+        "OrgPolicy": merged(object(&[], json!({"require_mfa": {"type": "boolean"},
+            "session_idle_secs": seconds(300, 86_400, "sign a session out after this long without a request"),
+            "session_absolute_secs": seconds(900, 2_592_000, "sign a session out this long after sign-in, however active (whichever limit comes first ends it)")})),
+            json!({"minProperties": 1})),
         "MemberRole": object(&["role"], json!({"role": role()})),
         "NewInvitation": object(&["email", "role"], json!({"email": email(), "role": role()})),
         "AcceptInvitation": object(&["token", "password"], json!({
@@ -188,7 +191,9 @@ fn response_schemas() -> Value {
             "type": text, "title": text, "status": {"type": "integer"}, "detail": text,
             "code": {"type": "string", "description": "stable, snake_case"},
             "challenge": {"type": "string", "description": "with 428 captcha_required: the proof of work to solve"}}},
-        "Me": {"type": "object", "required": ["org_id", "role"], "properties": {"user_id": id, "org_id": id, "role": text, "key_id": id, "session_id": id}},
+        "Me": {"type": "object", "required": ["org_id", "role", "permissions", "space_permissions"], "properties": {"user_id": id, "org_id": id, "role": text, "key_id": id, "session_id": id,
+            "permissions": permissions, "space_permissions": {"type": "object", "additionalProperties": permissions, "description": "what the caller may do in each space granted to them"},
+            "space_limited": {"type": "boolean"}, "mfa_enrolment_required": {"type": "boolean"}}},
         "Space": {"type": "object", "required": ["id", "name", "org_id"], "properties": {"id": id, "name": text, "org_id": id, "created_at": time}},
         "SpaceList": list("Space"),
         "Asset": {"type": "object", "required": ["id", "space_id", "filename", "content_type", "size", "sha256"], "properties": {
@@ -221,7 +226,8 @@ fn response_schemas() -> Value {
         "RecoveryCodes": {"type": "object", "required": ["recovery_codes"], "properties": {"recovery_codes": {"type": "array", "items": text}}},
         "Member": {"type": "object", "properties": {"user_id": id, "email": text, "role": text, "mfa_enabled": {"type": "boolean"}}},
         "MemberList": list("Member"),
-        "OrgPolicyResult": {"type": "object", "required": ["id", "require_mfa"], "properties": {"id": id, "require_mfa": {"type": "boolean"}}},
+        "OrgPolicyResult": {"type": "object", "required": ["id", "require_mfa", "session_idle_secs", "session_absolute_secs"], "properties": {"id": id, "require_mfa": {"type": "boolean"},
+            "session_idle_secs": {"type": "integer"}, "session_absolute_secs": {"type": "integer"}}},
         "MemberRoleResult": {"type": "object", "required": ["user_id", "role"], "properties": {"user_id": id, "role": text}},
         "Invitation": {"type": "object", "properties": {"id": id, "email": text, "role": text,
             "status": {"type": "string", "enum": ["pending", "accepted", "revoked", "expired"]}, "created_at": time, "expires_at": time}},
@@ -236,6 +242,15 @@ fn response_schemas() -> Value {
     // Apart from the map above: one json! call of everything would pass its recursion limit.
     if let Value::Object(m) = &mut schemas {
         m.insert("Org".into(), org_schema(&id, &text, &time));
+        m.insert("MyAccount".into(), json!({"type": "object", "required": ["email", "mfa_enabled", "orgs"], "properties": {
+            "email": {"type": ["string", "null"]}, "mfa_enabled": {"type": "boolean"},
+            "orgs": {"type": "array", "items": {"type": "object", "required": ["org_id", "name", "role", "current"], "properties": {
+                "org_id": id, "name": text, "role": text, "current": {"type": "boolean"}}}}}}));
+        m.insert("ChainReport".into(), json!({"type": "object", "required": ["org_id", "events", "intact", "checkpoints"], "properties": {
+            "org_id": id, "events": {"type": "integer"}, "intact": {"type": "boolean"},
+            "first_broken_seq": {"type": ["integer", "null"]}, "problem": {"type": ["string", "null"]},
+            "problem_kind": {"type": ["string", "null"], "enum": ["chain", "rolled_back", "rewritten", "invalid_checkpoint", null]},
+            "missing": {"type": ["object", "null"]}, "checkpoints": {"type": "integer"}, "latest_checkpoint": {"type": ["object", "null"]}}}));
     }
     schemas
 }
@@ -244,6 +259,7 @@ fn org_schema(id: &Value, text: &Value, time: &Value) -> Value {
     json!({"type": "object", "required": ["id", "name", "region", "require_mfa", "created_at"], "properties": {"id": id, "name": text,
         "region": {"type": "string", "description": "the data-residency region: its content is stored only on that region's backends"},
         "require_mfa": {"type": "boolean"}, "created_at": time,
+        "session_idle_secs": {"type": "integer"}, "session_absolute_secs": {"type": "integer"},
         "region_move": {"type": ["object", "null"], "properties": {"to": text, "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
             "blobs_in_region": {"type": "integer"}, "blobs_elsewhere": {"type": "integer"}}}}})
 }

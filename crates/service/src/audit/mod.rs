@@ -248,6 +248,16 @@ impl Audit {
         )))
     }
 
+    /// Verifies the caller's organization's chain, as `strongroom audit verify` does: every
+    /// event's hash and link, the head's MAC and every signed checkpoint.
+    pub async fn verify_org_audit(
+        &self,
+        authz: &OrgAuthz<'_, perm::AuditRead>,
+    ) -> Result<ChainReport> {
+        let mut reports = self.verify_audit(Some(authz.org_id())).await?;
+        reports.pop().ok_or(ServiceError::NotFound("organization"))
+    }
+
     /// Verifies one organization's chain, or every organization's when `org` is `None`.
     pub async fn verify_audit(&self, org: Option<&OrgId>) -> Result<Vec<ChainReport>> {
         let orgs = match org {

@@ -115,6 +115,17 @@ impl Principal {
         self.access.org.union(granted.intersection(self.access.cap))
     }
 
+    /// The spaces granted to the caller one by one, each with what the caller may do there.
+    pub fn granted_spaces(&self) -> Vec<(SpaceId, PermissionSet)> {
+        let mut out: Vec<(SpaceId, PermissionSet)> = Vec::new();
+        for (space, _) in &self.access.spaces {
+            if !out.iter().any(|(s, _)| s == space) {
+                out.push((space.clone(), self.permissions_in(space)));
+            }
+        }
+        out
+    }
+
     /// Refuses (as not found) an organization other than the caller's.
     pub fn require_org(&self, org_id: &OrgId) -> Result<()> {
         if &self.org_id == org_id {

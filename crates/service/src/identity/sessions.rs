@@ -64,6 +64,30 @@ pub struct LoggedIn {
     pub device_cookie: Option<Zeroizing<String>>,
 }
 
+/// The signed-in user's address and organizations.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MyAccount {
+    /// The account's email address.
+    pub email: Option<String>,
+    /// Whether the account has an active second factor (TOTP).
+    pub mfa_enabled: bool,
+    /// Every organization the user belongs to.
+    pub orgs: Vec<MyOrg>,
+}
+
+/// One organization the user belongs to.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MyOrg {
+    /// Its id.
+    pub org_id: OrgId,
+    /// Its name.
+    pub name: String,
+    /// The user's role there (a custom role by its name).
+    pub role: String,
+    /// Whether the calling session acts in it.
+    pub current: bool,
+}
+
 /// A session as the session list shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SessionInfo {
@@ -457,6 +481,32 @@ impl Identity {
                 user_agent: s.user_agent,
             })
             .collect())
+    }
+
+    /// The organizations the signed-in user belongs to, for an organization switcher: a
+    /// session acts in one of them, and signing in again with another's id opens one there.
+    pub async fn my_orgs(&self, authz: &SelfAuthz<'_>) -> Result<MyAccount> {
+        let uid = authz.user_id();
+        let email = self.ctx.store.user_email(uid).await?;
+        let mfa_enabled = self.ctx.store.totp(uid).await?.is_some_and(|t| t.active);
+        let orgs = self
+            .ctx
+            .store
+            .memberships_of(uid)
+            .await?
+            .into_iter()
+            .map(|(org_id, name, role)| MyOrg {
+                current: org_id == authz.principal().org_id,
+                org_id,
+                name,
+                role,
+            })
+            .collect();
+        Ok(MyAccount {
+            email: email.map(|e| e.as_str().to_owned()),
+            mfa_enabled,
+            orgs,
+        })
     }
 
     /// Revokes one of the caller's sessions (another user's id is not found).

@@ -22,10 +22,43 @@ pub struct OrgDetail {
     pub region: String,
     /// Whether every member must use a second factor.
     pub require_mfa: bool,
+    /// Sessions end after this long without a request, seconds.
+    pub session_idle_secs: i64,
+    /// Sessions end this long after sign-in, seconds.
+    pub session_absolute_secs: i64,
     /// When it was created (RFC 3339).
     pub created_at: String,
     /// Its latest move to another region, if it was ever moved.
     pub region_move: Option<RegionMoveSummary>,
+}
+
+/// The bounds of an organization's idle session timeout, seconds (5 minutes to a day).
+pub const SESSION_IDLE_SECS: std::ops::RangeInclusive<i64> = 300..=86_400;
+/// The bounds of its absolute session lifetime, seconds (15 minutes to 30 days).
+pub const SESSION_ABSOLUTE_SECS: std::ops::RangeInclusive<i64> = 900..=2_592_000;
+
+/// What a policy change sets; `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyChange {
+    /// Whether every member must use a second factor.
+    pub require_mfa: Option<bool>,
+    /// Sign a session out after this long without a request.
+    pub session_idle_secs: Option<i64>,
+    /// Sign a session out this long after sign-in, however active.
+    pub session_absolute_secs: Option<i64>,
+}
+
+/// The policy after a change.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OrgPolicy {
+    /// The organization.
+    pub id: OrgId,
+    /// Whether every member must use a second factor.
+    pub require_mfa: bool,
+    /// The idle timeout, seconds.
+    pub session_idle_secs: i64,
+    /// The absolute lifetime, seconds.
+    pub session_absolute_secs: i64,
 }
 
 /// How far a move to another region has come (no job internals).
@@ -52,6 +85,7 @@ impl Tenancy {
             .await?
             .ok_or(ServiceError::NotFound("organization"))?;
         let require_mfa = self.ctx.store.requires_mfa(org).await?;
+        let (session_idle_secs, session_absolute_secs) = self.ctx.store.session_policy(org).await?;
         let region_move = latest_move(&self.ctx, org)
             .await?
             .map(|m| RegionMoveSummary {
@@ -65,30 +99,65 @@ impl Tenancy {
             name: row.name.as_str().to_owned(),
             region: row.region,
             require_mfa,
+            session_idle_secs,
+            session_absolute_secs,
             created_at: row.created_at.rfc3339(),
             region_move,
         })
     }
 
-    /// Requires (or stops requiring) a second factor of every member.
-    pub async fn set_require_mfa(
+    /// Changes the organization's security policy: whether members must use a second factor,
+    /// and how long sessions live (idle and absolute, seconds). What is not given stays; the
+    /// new timeouts apply to every session at its next request. A session ends at whichever
+    /// limit comes first, so an idle timeout longer than the lifetime is allowed (and moot).
+    pub async fn set_policy(
         &self,
         authz: &OrgAuthz<'_, perm::OrgManage>,
-        required: bool,
-    ) -> Result<()> {
+        change: PolicyChange,
+    ) -> Result<OrgPolicy> {
         let (p, org) = (authz.principal(), authz.org_id());
+        let (idle_now, absolute_now) = self.ctx.store.session_policy(org).await?;
+        let idle = change.session_idle_secs.unwrap_or(idle_now);
+        let absolute = change.session_absolute_secs.unwrap_or(absolute_now);
+        if !SESSION_IDLE_SECS.contains(&idle) {
+            return Err(ServiceError::Invalid(format!(
+                "session_idle_secs must be between {} and {}",
+                SESSION_IDLE_SECS.start(),
+                SESSION_IDLE_SECS.end()
+            )));
+        }
+        if !SESSION_ABSOLUTE_SECS.contains(&absolute) {
+            return Err(ServiceError::Invalid(format!(
+                "session_absolute_secs must be between {} and {}",
+                SESSION_ABSOLUTE_SECS.start(),
+                SESSION_ABSOLUTE_SECS.end()
+            )));
+        }
         let mut tx = self.ctx.store.begin().await?;
-        tx.set_require_mfa(org, required).await?;
+        let mut detail = serde_json::Map::new();
+        if let Some(required) = change.require_mfa {
+            tx.set_require_mfa(org, required).await?;
+            detail.insert("require_mfa".into(), required.into());
+        }
+        if (idle, absolute) != (idle_now, absolute_now) {
+            tx.set_session_policy(org, idle, absolute).await?;
+            detail.insert("session_idle_secs".into(), idle.into());
+            detail.insert("session_absolute_secs".into(), absolute.into());
+        }
         self.ctx
             .audit
             .append(
                 &mut tx,
-                Record::by(p, "org.policy_change", org)
-                    .detail(serde_json::json!({"require_mfa": required})),
+                Record::by(p, "org.policy_change", org).detail(serde_json::Value::Object(detail)),
             )
             .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(OrgPolicy {
+            id: org.clone(),
+            require_mfa: self.ctx.store.requires_mfa(org).await?,
+            session_idle_secs: idle,
+            session_absolute_secs: absolute,
+        })
     }
 
     /// The organization's members, with whether each has two-factor authentication on.

@@ -73,6 +73,18 @@ struct Ctx {
 fn table() -> Vec<(&'static str, &'static str)> {
     vec![
         (
+            "GET /",
+            "200 | 200 200 200 200 200 200 200 | 200 | 200 200 200 | 200 200 200 200 200 | 200",
+        ),
+        (
+            "GET /invite",
+            "200 | 200 200 200 200 200 200 200 | 200 | 200 200 200 | 200 200 200 200 200 | 200",
+        ),
+        (
+            "GET /ui/{*file}",
+            "200 | 200 200 200 200 200 200 200 | 200 | 200 200 200 | 200 200 200 200 200 | 200",
+        ),
+        (
             "GET /healthz",
             "200 | 200 200 200 200 200 200 200 | 200 | 200 200 200 | 200 200 200 200 200 | 200",
         ),
@@ -159,6 +171,10 @@ fn table() -> Vec<(&'static str, &'static str)> {
         ),
         (
             "GET /api/v1/auth/sessions",
+            "401 | 403 403 403 403 403 403 200 | 403 | 401 401 401 | 403 403 403 403 403 | 200",
+        ),
+        (
+            "GET /api/v1/me/orgs",
             "401 | 403 403 403 403 403 403 200 | 403 | 401 401 401 | 403 403 403 403 403 | 200",
         ),
         // The session is the collaborator's: another member's session is not found.
@@ -256,6 +272,10 @@ fn table() -> Vec<(&'static str, &'static str)> {
         ),
         (
             "GET /api/v1/orgs/{org_id}/audit/export",
+            "401 | 403 403 403 200 200 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 200",
+        ),
+        (
+            "GET /api/v1/orgs/{org_id}/audit/verify",
             "401 | 403 403 403 200 200 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 200",
         ),
         (
@@ -422,6 +442,7 @@ async fn resolve(srv: &TestServer, ctx: &Ctx, route: &str, param: &str) -> Strin
         "name" => "thumbnail".into(),
         "token" => "Zm9yZ2VkLXRva2VuLXRoYXQtd2FzLW5ldmVyLWlzc3VlZA".into(),
         "*path" => "master.m3u8".into(),
+        "*file" => "js/app.js".into(),
         other => panic!("no value for {{{other}}} in {route}: add one to resolve()"),
     }
 }
