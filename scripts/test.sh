@@ -3,12 +3,15 @@
 #
 # Runs every gate CI runs, in CI's order, on a fresh Debian 12 machine or a developer's: installs
 # what is missing (Debian packages, rustup components, cargo-deny, cargo-nextest), then
-# fmt -> clippy -> cargo-deny -> the test suite against SQLite and a throwaway PostgreSQL -> the API
-# contract check (scripts/schemathesis.sh: the OpenAPI document against a real server).
+# fmt -> clippy -> cargo-deny -> the test suite against SQLite and a throwaway PostgreSQL -> the
+# dashboard in Chromium (scripts/browser-tests.sh) -> the API contract check
+# (scripts/schemathesis.sh: the OpenAPI document against a real server).
 #
 # Environment:
 #   SKIP_LINT=1                       skip fmt, clippy and cargo-deny (quick local runs)
 #   SKIP_SCHEMATHESIS=1               skip the API contract check (quick local runs; CI runs it)
+#   SKIP_BROWSER=1                    skip the dashboard's browser tests (scripts/browser-tests.sh;
+#                                     also skipped when a test filter is given)
 #   STRONGROOM_TEST_DATABASE_URL=...  use this PostgreSQL instead of starting scripts/postgres.sh
 #   STRONGROOM_TEST_SMTP_URL=... and STRONGROOM_TEST_MAILDIR=...
 #                                     use this SMTP sink instead of starting scripts/mailsink.sh
@@ -221,6 +224,14 @@ else
     step "cargo test --workspace --locked ${fail_fast[*]} $*"
     cargo test --workspace --locked "${fail_fast[@]}" "$@"
     lap "tests (cargo test)"
+fi
+
+if [[ "${SKIP_BROWSER:-}" == "1" ]]; then
+    step "SKIP_BROWSER=1: skipping the dashboard's browser tests"
+elif [[ $# -eq 0 ]]; then
+    # The dashboard end to end in Chromium, against a real server (~1-2 min).
+    scripts/browser-tests.sh
+    lap "dashboard (Playwright + Chromium)"
 fi
 
 if [[ "${SKIP_SCHEMATHESIS:-}" == "1" ]]; then

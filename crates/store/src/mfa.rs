@@ -182,13 +182,20 @@ impl Tx {
     }
 
     /// Sets how long the organization's sessions live: idle and absolute, in seconds.
-    pub async fn set_session_policy(&mut self, org_id: &OrgId, idle: i64, absolute: i64) -> Result<()> {
-        sqlx::query("UPDATE orgs SET session_idle_secs = $1, session_absolute_secs = $2 WHERE id = $3")
-            .bind(idle)
-            .bind(absolute)
-            .bind(org_id.as_str())
-            .execute(self.conn())
-            .await?;
+    pub async fn set_session_policy(
+        &mut self,
+        org_id: &OrgId,
+        idle: i64,
+        absolute: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE orgs SET session_idle_secs = $1, session_absolute_secs = $2 WHERE id = $3",
+        )
+        .bind(idle)
+        .bind(absolute)
+        .bind(org_id.as_str())
+        .execute(self.conn())
+        .await?;
         Ok(())
     }
 }

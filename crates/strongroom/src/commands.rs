@@ -76,6 +76,7 @@ pub async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
                 None
             };
             let inst = open(&instance, Create::IfMissing).await?;
+            let sign_in_as = email.as_str().to_owned();
             let out = inst
                 .service
                 .ops
@@ -87,8 +88,12 @@ pub async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
                      (passwords are changed by the user, not by bootstrap)"
                 );
             }
+            let dashboard = format!(
+                "{}/",
+                inst.service.config().public_url.trim_end_matches('/')
+            );
             if json {
-                let mut v = serde_json::json!({"user_id": out.user_id, "org_id": out.org_id, "region": out.region, "api_key": out.api_key.as_str()});
+                let mut v = serde_json::json!({"user_id": out.user_id, "org_id": out.org_id, "region": out.region, "api_key": out.api_key.as_str(), "dashboard_url": dashboard});
                 if let Some(pw) = &out.password {
                     v["password"] = serde_json::json!(pw.as_str());
                 }
@@ -107,6 +112,7 @@ pub async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
                         pw.as_str()
                     );
                 }
+                println!("dashboard:    {dashboard}   (sign in as {sign_in_as})");
             }
         }
         AdminCommand::CreateApiKey {

@@ -206,5 +206,7 @@ async fn policy(
         session_idle_secs: body.session_idle_secs,
         session_absolute_secs: body.session_absolute_secs,
     };
-    Ok(Json(state.service.tenancy.set_policy(&authz, change).await?))
+    Ok(Json(
+        state.service.tenancy.set_policy(&authz, change).await?,
+    ))
 }

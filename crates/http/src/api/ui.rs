@@ -154,3 +154,66 @@ async fn file(Path(file): Path<String>, headers: HeaderMap) -> Response {
         _ => ApiError::not_found("file").into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(a: &Asset) -> &str {
+        std::str::from_utf8(a.bytes).unwrap()
+    }
+
+    /// Every module the scripts import (statically, dynamically or as a worker) is embedded,
+    /// so a new file cannot be forgotten in `ASSETS` and 404 in the browser.
+    #[test]
+    fn every_file_the_pages_load_is_embedded() {
+        let served: Vec<String> = ASSETS.iter().map(|a| format!("/ui/{}", a.path)).collect();
+        let mut wanted = Vec::new();
+        for a in ASSETS {
+            let t = text(a);
+            for (open, base) in [
+                ("from \"./", "/ui/js/"),
+                ("import(\"./", "/ui/js/"),
+                ("new Worker(\"", ""),
+                ("src=\"", ""),
+                ("href=\"", ""),
+            ] {
+                let mut rest = t;
+                while let Some(at) = rest.find(open) {
+                    rest = &rest[at + open.len()..];
+                    let name = &rest[..rest.find('"').unwrap()];
+                    if name.starts_with("/ui/") || !base.is_empty() {
+                        wanted.push(format!("{base}{name}"));
+                    }
+                }
+            }
+        }
+        assert!(wanted.len() > 10, "the scan found the imports: {wanted:?}");
+        for w in wanted {
+            assert!(served.contains(&w), "{w} is loaded but not embedded");
+        }
+    }
+
+    /// Values reach the page as text only: no HTML parsing of strings, no evaluation.
+    #[test]
+    fn no_script_builds_html_from_strings_or_evaluates_code() {
+        for a in ASSETS.iter().filter(|a| a.path.ends_with(".js")) {
+            for never in [
+                "innerHTML",
+                "outerHTML",
+                "insertAdjacentHTML",
+                "document.write",
+                "eval(",
+                "new Function",
+                "setAttribute(\"style",
+            ] {
+                assert!(!text(a).contains(never), "{} uses {never}", a.path);
+            }
+        }
+        let shell = text(&ASSETS[0]);
+        assert!(
+            !shell.contains("<script>") && !shell.contains(" style="),
+            "inline script or style in the shell"
+        );
+    }
+}

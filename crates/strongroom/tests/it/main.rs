@@ -17,6 +17,7 @@ mod cli;
 mod client;
 mod contract;
 mod crash;
+mod dashboard;
 mod edge;
 mod escalation;
 mod faults;
