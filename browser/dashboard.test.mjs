@@ -4,6 +4,7 @@
 // made is tried with the API directly, before and after it is revoked.
 
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import { after, before, test } from "node:test";
 import { apiCall, close, env, eventually, invitationToken, launch, media, newPage, screenshot, signIn, totp, unique } from "./support.mjs";
 
@@ -99,7 +100,14 @@ test("upload three files by the file picker, each with a progress bar, and see t
     media("bars.png", "testsrc=size=640x360", ["-frames:v", "1"]),
     media("mandel.jpg", "mandelbrot=size=400x300", ["-frames:v", "1"]),
   ];
-  await page.locator("input[type=file]").setInputFiles(files);
+  // Two by the file picker, one dropped on the drop zone as a user drags it from their desktop.
+  await page.locator("input[type=file]").setInputFiles(files.slice(0, 2));
+  const dropped = await page.evaluateHandle(async ([bytes, name]) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([new Uint8Array(bytes)], name, { type: "image/jpeg" }));
+    return dt;
+  }, [[...fs.readFileSync(files[2])], "mandel.jpg"]);
+  await page.getByRole("group", { name: "Upload files" }).dispatchEvent("drop", { dataTransfer: dropped });
   for (const f of ["red.png", "bars.png", "mandel.jpg"]) {
     await page.locator("ul.uploads li.done", { hasText: f }).waitFor();
     assert.equal(await page.locator("ul.uploads li", { hasText: f }).locator("progress").count(), 1, `${f} had a progress bar`);
@@ -228,10 +236,18 @@ test("create an API key (secret shown once), use it, and revoke it", async () =>
   assert.equal(await page.getByLabel(`Secret of ${name}`).count(), 0, "the secret is not shown again");
   await page.getByRole("row", { name: new RegExp(name) }).getByText(/from /).waitFor();
   await screenshot(page, "api-keys");
+  // Rotation: a new secret, shown once; the old one keeps working through the grace period.
+  await page.getByRole("button", { name: `Rotate the key ${name}` }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Rotate" }).click();
+  const rotated = await page.getByLabel(`New secret of ${name}`).inputValue();
+  assert.notEqual(rotated, secret);
+  assert.equal((await apiCall(rotated, "GET", "/api/v1/me")).status, 200, "the new secret works");
+  assert.equal((await apiCall(secret, "GET", "/api/v1/me")).status, 200, "the old one is still in its grace period");
   await page.getByRole("button", { name: `Revoke the key ${name}` }).click();
   await page.getByRole("dialog").getByRole("button", { name: "Revoke" }).click();
   await page.getByRole("row", { name: new RegExp(name) }).getByText("revoked").waitFor();
   assert.equal((await apiCall(secret, "GET", "/api/v1/me")).status, 401, "a revoked key stops working");
+  assert.equal((await apiCall(rotated, "GET", "/api/v1/me")).status, 401, "with its rotated secret");
   await done();
 });
 

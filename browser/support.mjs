@@ -26,6 +26,9 @@ export const env = {
   owner: { email: need("OWNER_EMAIL"), password: need("OWNER_PASSWORD"), key: need("OWNER_KEY"), org: need("ORG_ID") },
   admin: { email: need("ADMIN_EMAIL"), password: need("ADMIN_PASSWORD") },
   viewer: { email: need("VIEWER_EMAIL"), password: need("VIEWER_PASSWORD") },
+  editor: { email: need("EDITOR_EMAIL"), password: need("EDITOR_PASSWORD") },
+  captcha: { email: need("CAPTCHA_EMAIL"), password: need("CAPTCHA_PASSWORD") },
+  secondOrg: need("SECOND_ORG_ID"),
 };
 
 let browser = null;
@@ -56,7 +59,10 @@ export async function newPage() {
   page.on("console", (m) => {
     if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) errors.push(`console: ${m.text()}`);
   });
-  page.on("dialog", (d) => errors.push(`unexpected native dialog: ${d.message()}`) && d.dismiss());
+  page.on("dialog", (d) => {
+    errors.push(`unexpected native dialog: ${d.message()}`);
+    d.dismiss();
+  });
   page.setDefaultTimeout(20_000);
   return {
     page,

@@ -3,7 +3,8 @@
 #
 # Installs playwright-core (pinned in browser/package-lock.json, from npm) and Debian's Chromium,
 # starts a real server (the `strongroom` binary, HTTPS on 127.0.0.1, a fresh data directory, mail
-# to the SMTP sink), gives it an organization with an owner, an admin and a viewer, and runs
+# to the SMTP sink), gives it an organization with an owner, an admin, an editor and two viewers
+# (and the owner a second organization with a tiny quota), and runs
 # browser/*.test.mjs with node's test runner: Chromium drives the dashboard over HTTPS, trusting
 # the server's self-signed certificate by its public key. Exits non-zero on any failure.
 #
@@ -73,7 +74,7 @@ trap finish EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-step "A server with an organization, an owner, an admin and a viewer"
+step "A server with two organizations, an owner, an admin, an editor and two viewers"
 unset STRONGROOM_DATABASE_URL STRONGROOM_MASTER_KEY STRONGROOM_MASTER_KEY_FILE STRONGROOM_CONFIG \
     STRONGROOM_DATA_DIR STRONGROOM_LISTEN STRONGROOM_TLS_CERT STRONGROOM_TLS_KEY STRONGROOM_SMTP_URL \
     STRONGROOM_PUBLIC_URL
@@ -90,10 +91,20 @@ member() {
     "${BIN}" admin create-user --email "$1" --org "${ORG_ID}" --role "$2" --password-stdin \
         --data-dir "${DATA}" --json <<<"$3" >/dev/null
 }
+# The owner's second organization, for the organization switcher, with a tiny quota (4 KiB) so
+# an upload there is refused as over quota.
+"${BIN}" admin bootstrap --email owner@example.com --org "Small Studio" --data-dir "${DATA}" --json >"${WORK}/second.json"
+SECOND_ORG_ID=$(json_field org_id <"${WORK}/second.json")
+export SECOND_ORG_ID
+"${BIN}" admin set-quota --org "${SECOND_ORG_ID}" --max-bytes 4096 --max-assets none --data-dir "${DATA}" >/dev/null
 export ADMIN_EMAIL=ada@example.com ADMIN_PASSWORD="ada's long passphrase 2026"
+export EDITOR_EMAIL=eve@example.com EDITOR_PASSWORD="eve edits many things 31"
+export CAPTCHA_EMAIL=cap@example.com CAPTCHA_PASSWORD="cap is a careful typist 5"
 export VIEWER_EMAIL=vic@example.com VIEWER_PASSWORD="vic reads but never writes 7"
 member "${ADMIN_EMAIL}" admin "${ADMIN_PASSWORD}"
 member "${VIEWER_EMAIL}" viewer "${VIEWER_PASSWORD}"
+member "${EDITOR_EMAIL}" editor "${EDITOR_PASSWORD}"
+member "${CAPTCHA_EMAIL}" viewer "${CAPTCHA_PASSWORD}"
 
 if [[ -z "${STRONGROOM_TEST_SMTP_URL:-}" ]]; then
     scripts/mailsink.sh status || STOP_SINK=1

@@ -57,7 +57,9 @@ export async function api(method, path, json) {
   }
   if (!res.ok) {
     const err = new ApiError(res.status, await problemOf(res), res.headers);
-    if (res.status === 401 && !path.startsWith("/api/v1/auth/") && !path.startsWith("/api/v1/invitations/")) {
+    // No valid credential (the session ended, or was signed out elsewhere): back to sign-in. A
+    // wrong password (invalid_credentials) is the form's business, not the session's.
+    if (res.status === 401 && err.code === "unauthenticated") {
       window.dispatchEvent(new CustomEvent("strongroom:signed-out"));
     }
     throw err;

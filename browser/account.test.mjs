@@ -1,0 +1,162 @@
+// The dashboard's account, organization and access flows in a real Chromium: the captcha solved
+// in the page, password change, sessions, two-factor off again, the organization switcher (and a
+// quota refusal there), a custom role granted in one space, and delete with confirmation.
+
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { apiCall, close, env, eventually, launch, media, newPage, screenshot, signIn, totp, unique } from "./support.mjs";
+
+before(launch);
+after(close);
+
+async function login(email, password) {
+  const res = await fetch(`${env.base}/api/v1/auth/login`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ email, password }),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+test("after repeated wrong passwords the page solves the captcha itself and signs in", async () => {
+  for (let i = 0; i < 3; i++) assert.equal((await login(env.captcha.email, "wrong password number x")).status, 401);
+  // Now even the right password needs a solved captcha.
+  const asked = await login(env.captcha.email, env.captcha.password);
+  assert.equal(asked.status, 428);
+  assert.equal(asked.body.code, "captcha_required");
+  const { page, done } = await newPage();
+  await signIn(page, env.captcha);
+  assert.match(await page.locator("#who").innerText(), /cap@example\.com/);
+  await done();
+});
+
+test("change the password (a weak one refused with the reason), and sign another session out", async () => {
+  const a = await newPage();
+  const b = await newPage();
+  await signIn(a.page, env.editor);
+  await signIn(b.page, env.editor);
+  await a.page.getByRole("link", { name: "My account" }).click();
+  const sessions = a.page.getByRole("region", { name: "Signed-in sessions" });
+  await sessions.getByText("This browser").waitFor();
+  const others = sessions.getByRole("button", { name: /^Sign out the session from/ });
+  assert.ok((await others.count()) >= 1, "the other browser's session is listed");
+  await screenshot(a.page, "account");
+  await others.first().click();
+  await a.page.getByText("That session is signed out.").waitFor();
+  // The other browser finds itself signed out at its next step.
+  await b.page.getByRole("link", { name: "My account" }).click();
+  await b.page.getByText("Your session has ended. Sign in again.").waitFor();
+  await b.done();
+
+  const form = a.page.getByRole("region", { name: "Signed-in sessions" });
+  assert.ok(await form.isVisible());
+  await a.page.getByLabel("Current password").fill(env.editor.password);
+  await a.page.getByLabel("New password").fill("password");
+  await a.page.getByRole("button", { name: "Change password" }).click();
+  const why = await a.page.getByRole("alert").filter({ hasText: /password/i }).innerText();
+  assert.ok(why.length > 20, `the refusal says why: ${why}`);
+  const fresh = "eve now uses a new passphrase 8";
+  await a.page.getByLabel("New password").fill(fresh);
+  await a.page.getByRole("button", { name: "Change password" }).click();
+  await a.page.getByText("Password changed.").waitFor();
+  assert.equal((await login(env.editor.email, env.editor.password)).status, 401, "the old password is gone");
+  assert.equal((await login(env.editor.email, fresh)).status, 200);
+  env.editor.password = fresh;
+  await a.done();
+});
+
+test("two-factor authentication on, then off again with the password", async () => {
+  const { page, done } = await newPage();
+  await signIn(page, env.editor);
+  await page.getByRole("link", { name: "My account" }).click();
+  await page.getByRole("button", { name: "Set up two-factor authentication" }).click();
+  const secret = (await page.locator("code.secret-text").innerText()).trim();
+  await page.getByLabel("Code from the app").fill(totp(secret));
+  await page.getByRole("button", { name: "Turn on" }).click();
+  await page.getByRole("button", { name: "I have stored them" }).click();
+  assert.equal((await login(env.editor.email, env.editor.password)).body.code, "mfa_required");
+  await page.getByLabel("Password", { exact: true }).fill("not my password at all");
+  await page.getByRole("button", { name: "Turn off two-factor authentication" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Turn off" }).click();
+  await page.getByRole("alert").filter({ hasText: /not correct/ }).waitFor();
+  await page.getByLabel("Password", { exact: true }).fill(env.editor.password);
+  await page.getByRole("button", { name: "Turn off two-factor authentication" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Turn off" }).click();
+  await page.getByText("Two-factor authentication is off.").first().waitFor();
+  assert.equal((await login(env.editor.email, env.editor.password)).status, 200, "the password alone signs in again");
+  await done();
+});
+
+test("switch organization: sign in to the other one, where an upload over its quota is refused clearly", async () => {
+  const { page, done } = await newPage();
+  await signIn(page, env.owner);
+  await page.getByLabel("Organization").selectOption(env.secondOrg);
+  await page.getByRole("heading", { name: "Sign in to Small Studio" }).waitFor();
+  assert.equal(await page.getByLabel("Email").inputValue(), env.owner.email);
+  await page.getByLabel("Password", { exact: true }).fill(env.owner.password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: "Spaces" }).waitFor();
+  assert.equal(await page.getByLabel("Organization").inputValue(), env.secondOrg);
+  const name = unique("tiny");
+  await page.getByLabel("New space").fill(name);
+  await page.getByRole("button", { name: "Create space" }).click();
+  await page.getByRole("link", { name }).click();
+  const big = media("big.png", "testsrc=size=640x480", ["-frames:v", "1"]);
+  await page.locator("input[type=file]").setInputFiles(big);
+  const refusal = page.locator("ul.uploads li.failed").getByRole("alert");
+  await refusal.waitFor();
+  assert.match(await refusal.innerText(), /^Not enough storage left: .*quota/i);
+  // The first organization's spaces are not visible from this session.
+  const spaces = await page.evaluate(async (org) => (await fetch(`/api/v1/orgs/${org}/spaces`)).status, env.owner.org);
+  assert.equal(spaces, 404);
+  await done();
+});
+
+test("a custom role made with the permission picker, granted in one space, opens uploads there only", async () => {
+  const inbox = (await apiCall(env.owner.key, "POST", `/api/v1/orgs/${env.owner.org}/spaces`, { name: unique("inbox") })).json;
+  const other = (await apiCall(env.owner.key, "POST", `/api/v1/orgs/${env.owner.org}/spaces`, { name: unique("archive") })).json;
+  const owner = await newPage();
+  await signIn(owner.page, env.owner);
+  await owner.page.getByRole("link", { name: "Roles" }).click();
+  const role = unique("uploader");
+  const form = owner.page.getByRole("form").or(owner.page.locator("form.card")).filter({ hasText: "New custom role" });
+  await form.getByLabel("Name").fill(role);
+  await form.getByLabel("Upload assets").check();
+  await form.getByRole("button", { name: "Create role" }).click();
+  await owner.page.getByRole("rowheader", { name: role }).waitFor();
+  await screenshot(owner.page, "roles");
+  await owner.page.goto(`${env.base}/#/spaces/${inbox.id}`);
+  const grants = owner.page.getByRole("region", { name: "Access to this space" });
+  await grants.getByLabel("Member").selectOption({ label: env.viewer.email });
+  await grants.getByLabel("Role here").selectOption({ label: role });
+  await grants.getByRole("button", { name: "Grant" }).click();
+  await grants.getByRole("cell", { name: env.viewer.email, exact: true }).waitFor();
+  await owner.done();
+
+  const viewer = await newPage();
+  await signIn(viewer.page, env.viewer);
+  await viewer.page.goto(`${env.base}/#/spaces/${other.id}`);
+  await viewer.page.getByText("This space is empty.").waitFor();
+  assert.equal(await viewer.page.locator("input[type=file]").count(), 0, "no upload where the role was not granted");
+  await viewer.page.goto(`${env.base}/#/spaces/${inbox.id}`);
+  await viewer.page.locator("input[type=file]").setInputFiles(media("granted.png", "color=c=green:s=32x32", ["-frames:v", "1"]));
+  await viewer.page.locator("ul.uploads li.done", { hasText: "granted.png" }).waitFor();
+  await viewer.done();
+});
+
+test("delete asks first: cancel keeps the asset, confirm removes it", async () => {
+  const space = (await apiCall(env.owner.key, "POST", `/api/v1/orgs/${env.owner.org}/spaces`, { name: unique("bin") })).json;
+  const { page, done } = await newPage();
+  await signIn(page, env.owner);
+  await page.goto(`${env.base}/#/spaces/${space.id}`);
+  await page.locator("input[type=file]").setInputFiles(media("gone.png", "color=c=gray:s=32x32", ["-frames:v", "1"]));
+  await page.locator("ul.uploads li.done", { hasText: "gone.png" }).waitFor();
+  const assetId = (await page.getByRole("link", { name: "gone.png", exact: true }).getAttribute("href")).split("/").pop();
+  await page.getByRole("button", { name: "Delete gone.png" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Cancel" }).click();
+  assert.equal((await apiCall(env.owner.key, "GET", `/api/v1/assets/${assetId}`)).status, 200, "cancel deletes nothing");
+  await page.getByRole("button", { name: "Delete gone.png" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Delete" }).click();
+  await page.getByText("“gone.png” deleted.").waitFor();
+  assert.equal(await page.getByRole("link", { name: "gone.png", exact: true }).count(), 0);
+  await eventually(async () => assert.equal((await apiCall(env.owner.key, "GET", `/api/v1/assets/${assetId}`)).status, 404));
+  await done();
+});
