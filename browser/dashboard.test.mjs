@@ -209,7 +209,7 @@ test("invite a member and accept as them: a weak password is refused with the re
   assert.ok(!guest.page.url().includes(token), "the spent token left the address bar");
   await guest.page.getByRole("link", { name: "Sign in" }).click();
   await signIn(guest.page, { email, password: strong });
-  assert.match(await guest.page.locator("#who").innerText(), /contributor/);
+  assert.match(await guest.page.getByLabel("Organization").locator("option:checked").innerText(), /\(contributor\)/);
   await guest.done();
 
   await owner.page.reload();

@@ -55,7 +55,7 @@ function renderShell() {
   const nav = document.getElementById("nav");
   const allowed = session.me.mfa_enrolment_required ? ROUTES.filter((r) => r.href === "#/account") : ROUTES.filter((r) => r.nav && r.needs());
   fill(nav, h("ul", {}, allowed.map((r) => h("li", {}, h("a", { href: r.href }, r.nav)))));
-  fill(document.getElementById("who"), session.account.email || "", current ? ` · ${current.role}` : "");
+  fill(document.getElementById("who"), session.account.email || "");
 }
 
 function markCurrent(hash) {
