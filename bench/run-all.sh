@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark in one sitting and appends a dated section to bench/RESULTS.md.
 #
-#   bench/run-all.sh            every benchmark: download, upload, memory, rotation, small requests, login flood, HLS packaging and serving, two-node rolling restart, S3 transfer, copies, scrub
+#   bench/run-all.sh            every benchmark: download, upload, memory, rotation, small requests, login flood, HLS packaging and serving, two-node rolling restart, S3 transfer, copies, scrub, client transfer (CLI vs curl), dashboard (page weight, a 10,000-asset space in Chromium)
 #   bench/run-all.sh NAME...    only these (e.g. small_requests login_flood), still as one section
 #   bench/run-all.sh --init     only create bench/RESULTS.md with its header, if missing
 #
@@ -95,7 +95,7 @@ if [[ "${1:-}" == "--init" ]]; then
     exit 0
 fi
 
-ALL=(download upload memory rotation small_requests login_flood hls_packaging hls_serving rolling_restart s3_transfer copies scrub)
+ALL=(download upload memory rotation small_requests login_flood hls_packaging hls_serving rolling_restart s3_transfer copies scrub client_transfer dashboard)
 if (($# > 0)); then
     names=("$@")
     for name in "${names[@]}"; do
