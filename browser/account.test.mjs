@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { apiCall, close, env, eventually, launch, media, newPage, screenshot, signIn, totp, unique } from "./support.mjs";
+import { apiCall, assertAccessible, close, env, eventually, launch, media, newPage, screenshot, signIn, totp, unique } from "./support.mjs";
 
 before(launch);
 after(close);
@@ -39,6 +39,7 @@ test("change the password (a weak one refused with the reason), and sign another
   const others = sessions.getByRole("button", { name: /^Sign out the session from/ });
   assert.ok((await others.count()) >= 1, "the other browser's session is listed");
   await screenshot(a.page, "account");
+  await assertAccessible(a.page);
   await others.first().click();
   await a.page.getByText("That session is signed out.").waitFor();
   // The other browser finds itself signed out at its next step.
@@ -123,6 +124,7 @@ test("a custom role made with the permission picker, granted in one space, opens
   await form.getByRole("button", { name: "Create role" }).click();
   await owner.page.getByRole("rowheader", { name: role }).waitFor();
   await screenshot(owner.page, "roles");
+  await assertAccessible(owner.page);
   await owner.page.goto(`${env.base}/#/spaces/${inbox.id}`);
   const grants = owner.page.getByRole("region", { name: "Access to this space" });
   await grants.getByLabel("Member").selectOption({ label: env.viewer.email });

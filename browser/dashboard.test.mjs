@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { after, before, test } from "node:test";
-import { apiCall, close, env, eventually, invitationToken, launch, media, newPage, screenshot, signIn, totp, unique } from "./support.mjs";
+import { apiCall, assertAccessible, close, env, eventually, invitationToken, launch, media, newPage, screenshot, signIn, totp, unique } from "./support.mjs";
 
 let space = null;
 
@@ -30,10 +30,27 @@ test("a signed-out visitor is sent to sign in, and a wrong password is refused i
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByRole("alert").filter({ hasText: /email address or password is not correct/ }).waitFor();
   await screenshot(page, "sign-in");
+  await assertAccessible(page);
   // Signing in then lands on the page first asked for.
   await page.getByLabel("Password", { exact: true }).fill(env.owner.password);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByRole("heading", { name: "Media library" }).waitFor();
+  await done();
+});
+
+test("the sign-in form works from the keyboard alone", async () => {
+  const { page, done } = await newPage();
+  await page.goto(`${env.base}/`);
+  await page.getByRole("heading", { name: "Sign in" }).waitFor();
+  // The first field has focus; Tab moves on; Enter submits.
+  await page.keyboard.type(env.viewer.email);
+  await page.keyboard.press("Tab");
+  await page.keyboard.type(env.viewer.password);
+  await page.keyboard.press("Enter");
+  await page.getByRole("navigation", { name: "Main" }).waitFor();
+  // The new page's heading has focus, so a screen reader announces it.
+  assert.equal(await page.evaluate(() => document.activeElement.tagName), "H1");
+  await assertAccessible(page);
   await done();
 });
 
@@ -47,6 +64,7 @@ test("sign in with TOTP: enrol with the QR code, recovery codes shown once, then
   assert.ok(await qr.evaluate((img) => img.complete && img.naturalWidth > 0), "the QR code renders");
   const secret = (await page.locator("code.secret-text").innerText()).trim();
   await screenshot(page, "account-totp");
+  await assertAccessible(page);
   await page.getByLabel("Code from the app").fill("000000");
   await page.getByRole("button", { name: "Turn on" }).click();
   await page.getByRole("alert").filter({ hasText: /code/i }).waitFor();
@@ -124,6 +142,7 @@ test("upload three files by the file picker, each with a progress bar, and see t
     }
   });
   await screenshot(page, "space");
+  await assertAccessible(page);
   await done();
 });
 
@@ -152,6 +171,7 @@ test("play a video in the page to its end, through a playback token", async () =
   }));
   assert.ok(ended.ended && ended.d > 1.5 && ended.t >= ended.d - 0.2, `played to the end: ${JSON.stringify(ended)}`);
   await screenshot(page, "asset-video");
+  await assertAccessible(page);
   await done();
 });
 
@@ -172,7 +192,12 @@ test("make a link, copy it, and revoke it: it stops working at once", async () =
   assert.equal(before_.status, 200, "the link downloads");
   assert.ok((await before_.arrayBuffer()).byteLength > 0);
   await page.getByRole("cell", { name: "active" }).waitFor();
+  // The page's own download gives back the very bytes uploaded.
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("link", { name: "Download" }).click()]);
+  assert.equal(download.suggestedFilename(), "doc.png");
+  assert.deepEqual(fs.readFileSync(await download.path()), fs.readFileSync(file));
   await screenshot(page, "asset-links");
+  await assertAccessible(page);
   await page.getByRole("button", { name: /^Revoke the link/ }).click();
   await page.getByRole("dialog").getByRole("button", { name: "Revoke" }).click();
   await page.getByRole("cell", { name: "revoked" }).waitFor();
@@ -191,6 +216,7 @@ test("invite a member and accept as them: a weak password is refused with the re
   await owner.page.getByRole("button", { name: "Send invitation" }).click();
   await owner.page.getByRole("cell", { name: email, exact: true }).waitFor();
   await screenshot(owner.page, "members");
+  await assertAccessible(owner.page);
   const token = await invitationToken(email);
 
   const guest = await newPage();
@@ -236,6 +262,7 @@ test("create an API key (secret shown once), use it, and revoke it", async () =>
   assert.equal(await page.getByLabel(`Secret of ${name}`).count(), 0, "the secret is not shown again");
   await page.getByRole("row", { name: new RegExp(name) }).getByText(/from /).waitFor();
   await screenshot(page, "api-keys");
+  await assertAccessible(page);
   // Rotation: a new secret, shown once; the old one keeps working through the grace period.
   await page.getByRole("button", { name: `Rotate the key ${name}` }).click();
   await page.getByRole("dialog").getByRole("button", { name: "Rotate" }).click();
@@ -263,6 +290,7 @@ test("read the audit trail, filter it, and verify the chain", async () => {
   await page.getByText(/Intact\. \d+ events/).waitFor();
   await page.getByLabel("Action").fill("");
   await screenshot(page, "audit");
+  await assertAccessible(page);
   await done();
 });
 
@@ -307,5 +335,6 @@ test("security settings: require 2FA and session timeouts, with who has 2FA", as
   const row = page.getByRole("region", { name: "Who has two-factor authentication" }).getByRole("row", { name: new RegExp(env.admin.email) });
   await row.getByText("on").waitFor();
   await screenshot(page, "security");
+  await assertAccessible(page);
   await done();
 });

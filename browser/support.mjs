@@ -75,6 +75,31 @@ export async function newPage() {
   };
 }
 
+/**
+ * Screen-reader basics on the page as it is now: every visible form control has a label (a
+ * <label for>, a wrapping label or aria-label), every image has alt text, every button and link
+ * has a name, and there is exactly one h1. Fails the test with the offenders.
+ */
+export async function assertAccessible(page) {
+  const problems = await page.evaluate(() => {
+    const out = [];
+    const visible = (el) => el.offsetParent !== null || el.getClientRects().length > 0;
+    for (const el of document.querySelectorAll("input, select, textarea")) {
+      if (el.type === "hidden" || el.hidden || !visible(el)) continue;
+      const named = el.labels?.length || el.getAttribute("aria-label") || el.getAttribute("aria-labelledby");
+      if (!named) out.push(`unlabelled ${el.tagName.toLowerCase()} name=${el.name}`);
+    }
+    for (const img of document.querySelectorAll("img")) if (!img.hasAttribute("alt")) out.push(`img without alt: ${img.src}`);
+    for (const el of document.querySelectorAll("button, a[href]")) {
+      if (visible(el) && !(el.textContent.trim() || el.getAttribute("aria-label"))) out.push(`nameless ${el.tagName.toLowerCase()}`);
+    }
+    const h1 = document.querySelectorAll("main h1").length;
+    if (h1 !== 1) out.push(`${h1} h1 headings in main`);
+    return out;
+  });
+  assert.deepEqual(problems, [], `accessibility basics on ${page.url()}`);
+}
+
 /** Signs in through the form; `code` is a TOTP when the account has one. */
 export async function signIn(page, who, code) {
   await page.goto(`${env.base}/#/signin`);

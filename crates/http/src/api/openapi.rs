@@ -154,10 +154,9 @@ fn request_schemas(limits: Limits) -> Value {
             "captcha": captcha})),
         "TotpConfirm": object(&["code"], json!({"code": text})),
         "PasswordConfirm": object(&["password"], json!({"password": text, "captcha": captcha})),
-        "OrgPolicy": merged(object(&[], json!({"require_mfa": {"type": "boolean"},
-            "session_idle_secs": seconds(300, 86_400, "sign a session out after this long without a request"),
-            "session_absolute_secs": seconds(900, 2_592_000, "sign a session out this long after sign-in, however active (whichever limit comes first ends it)")})),
-            json!({"minProperties": 1})),
+        "OrgPolicy": object(&[], json!({"require_mfa": or_null(json!({"type": "boolean"})),
+            "session_idle_secs": or_null(seconds(300, 86_400, "sign a session out after this long without a request")),
+            "session_absolute_secs": or_null(seconds(900, 2_592_000, "sign a session out this long after sign-in, however active (whichever limit comes first ends it)"))})),
         "MemberRole": object(&["role"], json!({"role": role()})),
         "NewInvitation": object(&["email", "role"], json!({"email": email(), "role": role()})),
         "AcceptInvitation": object(&["token", "password"], json!({

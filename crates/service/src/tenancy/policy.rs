@@ -107,7 +107,8 @@ impl Tenancy {
     }
 
     /// Changes the organization's security policy: whether members must use a second factor,
-    /// and how long sessions live (idle and absolute, seconds). What is not given stays; the
+    /// and how long sessions live (idle and absolute, seconds). What is not given stays (an
+    /// empty change answers the policy as it is); the
     /// new timeouts apply to every session at its next request. A session ends at whichever
     /// limit comes first, so an idle timeout longer than the lifetime is allowed (and moot).
     pub async fn set_policy(
@@ -144,13 +145,17 @@ impl Tenancy {
             detail.insert("session_idle_secs".into(), idle.into());
             detail.insert("session_absolute_secs".into(), absolute.into());
         }
-        self.ctx
-            .audit
-            .append(
-                &mut tx,
-                Record::by(p, "org.policy_change", org).detail(serde_json::Value::Object(detail)),
-            )
-            .await?;
+        // Nothing sent, or only what already holds: nothing to record.
+        if !detail.is_empty() {
+            self.ctx
+                .audit
+                .append(
+                    &mut tx,
+                    Record::by(p, "org.policy_change", org)
+                        .detail(serde_json::Value::Object(detail)),
+                )
+                .await?;
+        }
         tx.commit().await?;
         Ok(OrgPolicy {
             id: org.clone(),

@@ -208,6 +208,10 @@ impl Client {
             ));
         }
         let mut builder = reqwest::Client::builder()
+            // HTTP/1.1: one large transfer at a time gains nothing from HTTP/2's streams, and
+            // its framing and flow control cost a fifth to a third of the throughput here
+            // (bench/RESULTS.md, client_transfer).
+            .http1_only()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(15))
             .read_timeout(Duration::from_secs(300))

@@ -17,6 +17,8 @@ use super::{
 
 /// Bytes read from a file per chunk sent.
 const CHUNK: usize = 256 * 1024;
+/// How much of a download is gathered before each write to the file.
+const WRITE_BUFFER: usize = 1 << 20;
 
 fn bar(args: &ServerArgs, len: u64, msg: String) -> ProgressBar {
     if args.json || !std::io::stderr().is_terminal() {
@@ -172,15 +174,13 @@ async fn upload_one(c: &Client, args: &ServerArgs, space: &str, path: &Path) -> 
         .map_err(|e| ClientError::other(format!("cannot read {}: {e}", path.display())))?
         .len();
     let progress = bar(args, len, name.clone());
-    let hasher = std::sync::Arc::new(std::sync::Mutex::new(Some(Sha256::new())));
-    let (p, h) = (progress.clone(), std::sync::Arc::clone(&hasher));
+    let hasher = Hasher::start(Sha256::new());
+    let (p, h) = (progress.clone(), hasher.sender());
     let body = tokio_util::io::ReaderStream::with_capacity(file, CHUNK).map(move |chunk| {
         if let Ok(bytes) = &chunk {
             p.inc(bytes.len() as u64);
-            if let Ok(mut guard) = h.lock()
-                && let Some(sha) = guard.as_mut()
-            {
-                sha.update(bytes);
+            if let Some(tx) = &h {
+                let _ = tx.send(bytes.clone());
             }
         }
         chunk
@@ -197,12 +197,8 @@ async fn upload_one(c: &Client, args: &ServerArgs, space: &str, path: &Path) -> 
         .json()
         .await
         .map_err(|e| ClientError::other(format!("the server's answer is not JSON: {e}")))?;
-    let sent = hasher
-        .lock()
-        .ok()
-        .and_then(|mut g| g.take())
-        .map(|s| hex(&s.finish()));
-    if sent.as_deref() != asset["sha256"].as_str() {
+    let sent = hasher.finish().await?;
+    if Some(sent.as_str()) != asset["sha256"].as_str() {
         return Err(ClientError::new(
             Failure::Server,
             format!(
@@ -213,6 +209,52 @@ async fn upload_one(c: &Client, args: &ServerArgs, space: &str, path: &Path) -> 
         ));
     }
     Ok(asset)
+}
+
+/// SHA-256 on a thread of its own, fed the chunks as they pass: the transfer's task only hands
+/// over a reference-counted chunk, so hashing runs beside TLS on the other core instead of in
+/// its way.
+struct Hasher {
+    chunks: Option<std::sync::mpsc::Sender<bytes::Bytes>>,
+    done: std::thread::JoinHandle<[u8; 32]>,
+}
+
+impl Hasher {
+    fn start(mut sha: Sha256) -> Hasher {
+        let (tx, rx) = std::sync::mpsc::channel::<bytes::Bytes>();
+        let done = std::thread::spawn(move || {
+            for chunk in rx {
+                sha.update(&chunk);
+            }
+            sha.finish()
+        });
+        Hasher {
+            chunks: Some(tx),
+            done,
+        }
+    }
+
+    fn sender(&self) -> Option<std::sync::mpsc::Sender<bytes::Bytes>> {
+        self.chunks.clone()
+    }
+
+    fn feed(&self, chunk: &bytes::Bytes) {
+        if let Some(tx) = &self.chunks {
+            let _ = tx.send(chunk.clone());
+        }
+    }
+
+    /// The digest, once every chunk fed so far is hashed.
+    async fn finish(mut self) -> Result<String> {
+        self.chunks = None;
+        let done = self.done;
+        let digest = tokio::task::spawn_blocking(move || done.join())
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .ok_or_else(|| ClientError::other("the SHA-256 thread failed"))?;
+        Ok(hex(&digest))
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -278,7 +320,14 @@ pub(crate) async fn download(
         None => have,
     };
     have = resumed_from;
-    let mut file = tokio::fs::OpenOptions::new()
+    // The bytes kept from an earlier attempt are hashed first; the rest as it arrives, so the
+    // file is never read back whole.
+    let mut kept = Sha256::new();
+    if have > 0 {
+        hash_prefix(&part, have, &mut kept).await?;
+    }
+    let hasher = Hasher::start(kept);
+    let file = tokio::fs::OpenOptions::new()
         .create(true)
         .write(true)
         .truncate(have == 0)
@@ -286,6 +335,8 @@ pub(crate) async fn download(
         .open(&part)
         .await
         .map_err(|e| local(e, &part))?;
+    // Written a mebibyte at a time: each write is a hop to the blocking pool.
+    let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
     if let Some(res) = res {
         let progress = bar(
             args,
@@ -301,15 +352,18 @@ pub(crate) async fn download(
                     format!("the download was cut off at {have} of {size} bytes ({e}); run the same command again to resume"),
                 )
             })?;
+            hasher.feed(&chunk);
             file.write_all(&chunk).await.map_err(|e| local(e, &part))?;
             have += chunk.len() as u64;
             progress.set_position(have);
         }
         progress.finish_and_clear();
     }
+    file.flush().await.map_err(|e| local(e, &part))?;
+    let file = file.into_inner();
     file.sync_all().await.map_err(|e| local(e, &part))?;
     drop(file);
-    let got = hash_file(&part).await?;
+    let got = hasher.finish().await?;
     if got != want {
         let _ = tokio::fs::remove_file(&part).await;
         return Err(ClientError::new(
@@ -340,19 +394,19 @@ pub(crate) async fn download(
     Ok(())
 }
 
-async fn hash_file(path: &Path) -> Result<String> {
+/// Feeds the first `len` bytes of `path` to `sha` (what an interrupted download kept).
+async fn hash_prefix(path: &Path, len: u64, sha: &mut Sha256) -> Result<()> {
+    let read_err =
+        |e: std::io::Error| ClientError::other(format!("cannot read {}: {e}", path.display()));
     let mut f = tokio::fs::File::open(path)
         .await
-        .map_err(|e| ClientError::other(format!("cannot read {}: {e}", path.display())))?;
-    let mut sha = Sha256::new();
+        .map_err(read_err)?
+        .take(len);
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f
-            .read(&mut buf)
-            .await
-            .map_err(|e| ClientError::other(format!("cannot read {}: {e}", path.display())))?;
+        let n = f.read(&mut buf).await.map_err(read_err)?;
         if n == 0 {
-            return Ok(hex(&sha.finish()));
+            return Ok(());
         }
         sha.update(&buf[..n]);
     }

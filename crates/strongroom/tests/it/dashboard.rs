@@ -133,16 +133,19 @@ both_backends! {
         let before = get_json(srv.req(Method::GET, &org, Some(&boot.api_key))).await;
         assert_eq!((before["session_idle_secs"].as_i64(), before["session_absolute_secs"].as_i64()), (Some(1800), Some(43200)));
 
-        // Out of range or nothing to change: refused, and nothing changes.
-        for body in [json!({"session_idle_secs": 60}), json!({"session_absolute_secs": 99_999_999}), json!({}), json!({"require_mfa": true, "session_idle_secs": 10})] {
+        // Out of range or not a number: refused, and nothing changes.
+        for body in [json!({"session_idle_secs": 60}), json!({"session_absolute_secs": 99_999_999}), json!({"session_idle_secs": "600"}), json!({"require_mfa": true, "session_idle_secs": 10})] {
             let res = web.send(&srv, Method::PATCH, &org).json(&body).send().await.unwrap();
             assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         }
+        // An empty change answers the policy as it is.
+        let res = web.send(&srv, Method::PATCH, &org).json(&json!({})).send().await.unwrap();
+        assert_eq!(expect_json(res, StatusCode::OK).await["session_idle_secs"], 1800);
         let same = get_json(srv.req(Method::GET, &org, Some(&boot.api_key))).await;
         assert_eq!(same["session_idle_secs"], 1800);
         assert_eq!(same["require_mfa"], false, "a refused change applied part of itself");
 
-        let res = web.send(&srv, Method::PATCH, &org).json(&json!({"session_idle_secs": 300})).send().await.unwrap();
+        let res = web.send(&srv, Method::PATCH, &org).json(&json!({"session_idle_secs": 300.0})).send().await.unwrap();
         let set = expect_json(res, StatusCode::OK).await;
         assert_eq!((set["session_idle_secs"].as_i64(), set["session_absolute_secs"].as_i64(), set["require_mfa"].as_bool()), (Some(300), Some(43200), Some(false)));
         // A session last used six minutes ago is now past the five-minute idle limit.
