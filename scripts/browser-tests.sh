@@ -37,15 +37,7 @@ if [[ "${installed}" != "${PLAYWRIGHT_VERSION}" ]]; then
     (cd browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
-BIN=${STRONGROOM_BIN:-}
-if [[ -z "${BIN}" ]]; then
-    step "cargo build -p strongroom --bin strongroom --locked"
-    cargo build -p strongroom --bin strongroom --locked
-    BIN=${TARGET_DIR}/debug/strongroom
-fi
-[[ -x "${BIN}" ]] || die "no server binary at ${BIN}"
-BIN=$(realpath "${BIN}")
+BIN=$(server_binary)
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/strongroom-browser.XXXXXX")
 DATA=${WORK}/data

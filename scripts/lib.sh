@@ -98,3 +98,16 @@ find_free_port() {
     done
     die "no free TCP port in ${1:-54329}..${last}"
 }
+
+# Prints the absolute path of the server binary the test scripts run: $STRONGROOM_BIN, or else
+# this checkout's debug build, built first (progress on stderr, so stdout stays the path).
+server_binary() {
+    local bin=${STRONGROOM_BIN:-}
+    if [[ -z "${bin}" ]]; then
+        step "cargo build -p strongroom --bin strongroom --locked"
+        cargo build -p strongroom --bin strongroom --locked >&2
+        bin=${CARGO_TARGET_DIR:-target}/debug/strongroom
+    fi
+    [[ -x "${bin}" ]] || die "no server binary at ${bin}"
+    realpath "${bin}"
+}

@@ -39,14 +39,7 @@ if [[ "$("${VENV}/bin/schemathesis" --version 2>/dev/null || true)" != "schemath
     "${VENV}/bin/pip" install --quiet --disable-pip-version-check "schemathesis==${SCHEMATHESIS_VERSION}"
 fi
 
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
-BIN=${STRONGROOM_BIN:-}
-if [[ -z "${BIN}" ]]; then
-    step "cargo build -p strongroom --bin strongroom --locked"
-    cargo build -p strongroom --bin strongroom --locked
-    BIN=${TARGET_DIR}/debug/strongroom
-fi
-[[ -x "${BIN}" ]] || die "no server binary at ${BIN}"
+BIN=$(server_binary)
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/strongroom-schemathesis.XXXXXX")
 DATA=${WORK}/data
