@@ -54,6 +54,30 @@ test("the sign-in form works from the keyboard alone", async () => {
   await done();
 });
 
+test("a page still loading when the user moves on never replaces the page opened after it", async () => {
+  const { page, done } = await newPage();
+  // The spaces list answers slowly, as on a busy server: the user opens another page meanwhile.
+  let released;
+  const held = new Promise((r) => (released = r));
+  const slow = (url) => /^\/api\/v1\/orgs\/[^/]+\/spaces$/.test(url.pathname);
+  let answered;
+  const spacesAnswered = new Promise((r) => (answered = r));
+  await page.route(slow, async (route) => {
+    await held;
+    await route.continue();
+  });
+  page.on("requestfinished", (r) => slow(new URL(r.url())) && answered());
+  await signIn(page, env.viewer);
+  await page.getByRole("link", { name: "My account" }).click();
+  await page.getByRole("heading", { name: "My account" }).waitFor();
+  released();
+  await spacesAnswered;
+  await page.waitForTimeout(300);
+  assert.equal(await page.locator("main h1").innerText(), "My account");
+  assert.match(await page.title(), /^My account/);
+  await done();
+});
+
 test("sign in with TOTP: enrol with the QR code, recovery codes shown once, then the code is asked for", async () => {
   const { page, done } = await newPage();
   await signIn(page, env.admin);

@@ -72,16 +72,25 @@ function signedOut() {
   document.getElementById("top").hidden = true;
 }
 
+// Each navigation renders into a view of its own: a page still loading when the user moves on
+// (a slow list, say) finishes into a view no longer on screen instead of over the newer page.
+function freshView() {
+  const view = h("div", { class: "view" });
+  fill(main, view);
+  return view;
+}
+
 async function route() {
+  const view = freshView();
   if (location.pathname === "/invite") {
     document.getElementById("top").hidden = true;
-    return invitePage(main);
+    return invitePage(view);
   }
   const hash = location.hash || "#/spaces";
   const [path, query] = hash.slice(1).split("?");
   const params = new URLSearchParams(query || "");
   if (path === "/signin") {
-    return signInPage(main, params, (next) => start(next || "#/spaces"));
+    return signInPage(view, params, (next) => start(next || "#/spaces"));
   }
   if (!session.me && !(await loadSession())) {
     signedOut();
@@ -98,13 +107,13 @@ async function route() {
     const m = path.match(r.path);
     if (m) {
       try {
-        return await r.show(main, ...m.slice(1).map(decodeURIComponent), params);
+        return await r.show(view, ...m.slice(1).map(decodeURIComponent), params);
       } catch (e) {
-        return page(main, "Something went wrong", h("p", { class: "error", role: "alert" }, messageOf(e)));
+        return page(view, "Something went wrong", h("p", { class: "error", role: "alert" }, messageOf(e)));
       }
     }
   }
-  return page(main, "Not found", h("p", {}, "There is no such page. "), h("a", { href: "#/spaces" }, "Go to your spaces"));
+  return page(view, "Not found", h("p", {}, "There is no such page. "), h("a", { href: "#/spaces" }, "Go to your spaces"));
 }
 
 async function start(next) {

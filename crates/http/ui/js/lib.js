@@ -275,10 +275,14 @@ export function time(t) {
 
 /** A page's heading, focused so screen readers announce the new page. */
 export function page(main, title, ...children) {
-  document.title = `${title} · Strongroom`;
   const h1 = h("h1", { tabindex: "-1" }, title);
   fill(main, h1, ...children);
-  h1.focus();
+  // A page that finished after the user moved on renders off screen: it takes neither the
+  // title nor the focus.
+  if (main.isConnected) {
+    document.title = `${title} · Strongroom`;
+    h1.focus();
+  }
   return main;
 }
 
