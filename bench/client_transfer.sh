@@ -265,14 +265,14 @@ raw_figures client_transfer client_transfer.tsv client_transfer.rss.tsv
 report client_transfer \
     "### Client transfer, ${SIZE_MIB} MiB, \`strongroom upload\`/\`download\` vs curl on the same routes, median of ${RUNS}" \
     "" \
-    "Same server (fresh data dir, its own certificate trusted by file by both clients), HTTPS, key in \`Authorization: Bearer\`. Throughput = bytes / wall time of the client process; CPU = user+system seconds per 10^9 bytes; peak RSS = the client's ru_maxrss. curl: HTTP/1.1 unless marked, \`Expect:\` off; the CLI ($("${STRONGROOM_BIN}" --version 2>/dev/null | head -n 1 || echo strongroom), reqwest) offers h2 and http/1.1 by ALPN, and the server picks HTTP/${ALPN} for such a client; $(curl --version | head -n 1 | cut -d' ' -f1-2)." \
+    "Same server (fresh data dir, its own certificate trusted by file by both clients), HTTPS, key in \`Authorization: Bearer\`. Throughput = bytes / wall time of the client process; CPU = user+system seconds per 10^9 bytes; peak RSS = the client's ru_maxrss. curl: HTTP/1.1 unless marked, \`Expect:\` off; the CLI ($("${STRONGROOM_BIN}" --version 2>/dev/null | head -n 1 || echo strongroom), reqwest) speaks HTTP/1.1 only for transfers (a client offering h2 gets HTTP/${ALPN} from this server); $(curl --version | head -n 1 | cut -d' ' -f1-2)." \
     "" \
     "| transfer | throughput GB/s | client peak RSS MiB | client CPU s/GB | server CPU s/GB | CLI RSS, median of 1st / 2nd half of samples, MiB |" \
     "|---|---|---|---|---|---|" \
     "$(row upload cli 'upload, `strongroom upload`')" \
     "$(row upload curl 'upload, curl -T (streamed; the peer)')" \
     "$(row upload curl-h2 'upload, curl -T --http2 (not a target)')" \
-    "$(row download cli 'download, `strongroom download -o` (fsyncs, then re-reads to check SHA-256)')" \
+    "$(row download cli 'download, `strongroom download -o` (SHA-256 checked as it arrives, fsync before the rename)')" \
     "$(row download curl 'download, curl -o (the peer)')" \
     "$(row download curl-h2 'download, curl -o --http2 (not a target)')" \
     "$(row download curl-fsync 'download, curl -o, then fsync of the file (not a target)')" \
