@@ -144,7 +144,7 @@ test("a custom role made with the permission picker, granted in one space, opens
   await viewer.done();
 });
 
-test("delete asks first: cancel keeps the asset, confirm removes it", async () => {
+test("delete asks first: cancel keeps the asset, confirm moves it to the trash", async () => {
   const space = (await apiCall(env.owner.key, "POST", `/api/v1/orgs/${env.owner.org}/spaces`, { name: unique("bin") })).json;
   const { page, done } = await newPage();
   await signIn(page, env.owner);
@@ -156,9 +156,78 @@ test("delete asks first: cancel keeps the asset, confirm removes it", async () =
   await page.getByRole("dialog").getByRole("button", { name: "Cancel" }).click();
   assert.equal((await apiCall(env.owner.key, "GET", `/api/v1/assets/${assetId}`)).status, 200, "cancel deletes nothing");
   await page.getByRole("button", { name: "Delete gone.png" }).click();
-  await page.getByRole("dialog").getByRole("button", { name: "Delete" }).click();
-  await page.getByText("“gone.png” deleted.").waitFor();
+  await page.getByRole("dialog").getByRole("button", { name: "Move to trash" }).click();
+  await page.getByText("“gone.png” moved to the trash.").waitFor();
   assert.equal(await page.getByRole("link", { name: "gone.png", exact: true }).count(), 0);
   await eventually(async () => assert.equal((await apiCall(env.owner.key, "GET", `/api/v1/assets/${assetId}`)).status, 404));
   await done();
+});
+
+test("the trash: restore brings an asset back, purge asks first and destroys it; an editor may restore but not purge", async () => {
+  const space = (await apiCall(env.owner.key, "POST", `/api/v1/orgs/${env.owner.org}/spaces`, { name: unique("trash") })).json;
+  const upload = async (name) => (await fetch(`${env.base}/api/v1/spaces/${space.id}/assets?filename=${name}`, {
+    method: "POST", headers: { Authorization: `Bearer ${env.owner.key}`, "Content-Type": "text/plain" }, body: `${name} body`,
+  })).json();
+  const keep = await upload("keep.txt");
+  const doomed = await upload("doomed.txt");
+  for (const a of [keep, doomed]) assert.equal((await apiCall(env.owner.key, "DELETE", `/api/v1/assets/${a.id}`)).status, 204);
+
+  // The editor sees the trash and restores, but has no purge button.
+  const editor = await newPage();
+  await signIn(editor.page, env.editor);
+  await editor.page.goto(`${env.base}/#/spaces/${space.id}`);
+  await editor.page.getByRole("link", { name: "Trash" }).click();
+  await editor.page.getByRole("heading", { name: "Trash" }).waitFor();
+  await editor.page.getByText("Deleted assets wait here for 30 days").waitFor();
+  assert.equal(await editor.page.getByRole("button", { name: /^Purge/ }).count(), 0, "no purge without asset:purge");
+  await editor.page.getByRole("button", { name: "Restore keep.txt" }).click();
+  await editor.page.getByText("“keep.txt” restored to the space.").waitFor();
+  assert.equal((await apiCall(env.owner.key, "GET", `/api/v1/assets/${keep.id}`)).status, 200);
+  await assertAccessible(editor.page);
+  await editor.done();
+
+  // The owner purges, after saying so in the dialog; cancel purges nothing.
+  const { page, done } = await newPage();
+  await signIn(page, env.owner);
+  await page.goto(`${env.base}/#/spaces/${space.id}/trash`);
+  await page.getByRole("button", { name: "Purge doomed.txt" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Cancel" }).click();
+  assert.equal((await apiCall(env.owner.key, "GET", `/api/v1/spaces/${space.id}/trash`)).json.items.length, 1);
+  await page.getByRole("button", { name: "Purge doomed.txt" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Purge" }).click();
+  await page.getByText("“doomed.txt” purged.").waitFor();
+  await page.getByText("The trash is empty.").waitFor();
+  assert.equal((await apiCall(env.owner.key, "POST", `/api/v1/assets/${doomed.id}/restore`)).status, 404);
+  await screenshot(page, "trash");
+  await done();
+});
+
+test("a space's retention rule: set in days from the space page, cleared by emptying the field", async () => {
+  const space = (await apiCall(env.owner.key, "POST", `/api/v1/orgs/${env.owner.org}/spaces`, { name: unique("logs") })).json;
+  const { page, done } = await newPage();
+  await signIn(page, env.owner);
+  await page.goto(`${env.base}/#/spaces/${space.id}`);
+  const card = page.locator("form", { hasText: "Retention" });
+  await card.getByLabel("Move assets to the trash after (days)").fill("0");
+  await card.getByRole("button", { name: "Save retention" }).click();
+  await card.getByRole("alert").filter({ hasText: /between 1 and 36500/ }).waitFor();
+  await card.getByLabel("Move assets to the trash after (days)").fill("14");
+  await card.getByRole("button", { name: "Save retention" }).click();
+  await page.getByText("Assets in this space go to the trash 14 days after upload.").waitFor();
+  const spaces = (await apiCall(env.owner.key, "GET", `/api/v1/orgs/${env.owner.org}/spaces?limit=1000`)).json.items;
+  assert.equal(spaces.find((s) => s.id === space.id).retention_days, 14);
+  await card.getByLabel("Move assets to the trash after (days)").fill("");
+  await card.getByRole("button", { name: "Save retention" }).click();
+  await page.getByText("Assets in this space are kept until deleted.").waitFor();
+  const after = (await apiCall(env.owner.key, "GET", `/api/v1/orgs/${env.owner.org}/spaces?limit=1000`)).json.items;
+  assert.equal(after.find((s) => s.id === space.id).retention_days, null);
+  await done();
+
+  // A viewer sees no retention setting.
+  const viewer = await newPage();
+  await signIn(viewer.page, env.viewer);
+  await viewer.page.goto(`${env.base}/#/spaces/${space.id}`);
+  await viewer.page.getByRole("heading", { name: space.name }).waitFor();
+  assert.equal(await viewer.page.getByLabel("Move assets to the trash after (days)").count(), 0);
+  await viewer.done();
 });

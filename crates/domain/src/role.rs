@@ -19,12 +19,16 @@ pub enum Permission {
     SpaceRead,
     /// Create spaces.
     SpaceCreate,
+    /// Change a space's settings (its retention rule).
+    SpaceManage,
     /// List assets and read their metadata and content.
     AssetRead,
     /// Upload assets.
     AssetCreate,
-    /// Delete assets (crypto-shredding).
+    /// Delete assets to the trash, list the trash and restore from it.
     AssetDelete,
+    /// Purge assets: crypto-shred them now, from the trash or without passing through it.
+    AssetPurge,
     /// Create sharing links.
     LinkCreate,
     /// Revoke sharing links.
@@ -43,14 +47,16 @@ pub enum Permission {
 
 impl Permission {
     /// Every permission, in a stable order.
-    pub const ALL: [Permission; 14] = [
+    pub const ALL: [Permission; 16] = [
         Permission::OrgRead,
         Permission::OrgManage,
         Permission::SpaceRead,
         Permission::SpaceCreate,
+        Permission::SpaceManage,
         Permission::AssetRead,
         Permission::AssetCreate,
         Permission::AssetDelete,
+        Permission::AssetPurge,
         Permission::LinkCreate,
         Permission::LinkDelete,
         Permission::AuditRead,
@@ -67,9 +73,11 @@ impl Permission {
             Permission::OrgManage => "org:manage",
             Permission::SpaceRead => "space:read",
             Permission::SpaceCreate => "space:create",
+            Permission::SpaceManage => "space:manage",
             Permission::AssetRead => "asset:read",
             Permission::AssetCreate => "asset:create",
             Permission::AssetDelete => "asset:delete",
+            Permission::AssetPurge => "asset:purge",
             Permission::LinkCreate => "link:create",
             Permission::LinkDelete => "link:delete",
             Permission::AuditRead => "audit:read",
@@ -144,9 +152,11 @@ impl Role {
             OrgRead,
             SpaceRead,
             SpaceCreate,
+            SpaceManage,
             AssetRead,
             AssetCreate,
             AssetDelete,
+            AssetPurge,
             LinkCreate,
             LinkDelete,
             AuditRead,
@@ -350,6 +360,10 @@ mod tests {
         assert!(!Role::Viewer.allows(Permission::AssetCreate));
         assert!(!Role::Contributor.allows(Permission::AssetDelete));
         assert!(!Role::Editor.allows(Permission::AuditRead));
+        // Deleting reaches the trash; only admins and owners destroy content for good.
+        assert!(Role::Editor.allows(Permission::AssetDelete));
+        assert!(!Role::Editor.allows(Permission::AssetPurge));
+        assert!(Role::Admin.allows(Permission::AssetPurge));
         assert!(!Role::Admin.allows(Permission::OrgManage));
         assert!(!Role::Collaborator.allows(Permission::SpaceRead));
     }

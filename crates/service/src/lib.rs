@@ -46,6 +46,7 @@ pub use audit::{AuditEvent, AuditExport, ChainReport, CheckpointInfo, SeqRange};
 pub use authz::perm;
 pub use authz::principal::{Actor, Principal, RequestMeta};
 pub use content::assets::{Asset, AssetDetail, ByteStream, Content, ListQuery, NewUpload, Space};
+pub use content::lifecycle::{LifecycleReport, MAX_RETENTION_DAYS, TRASH_DAYS};
 pub use content::links::{
     CreatedLink, DEFAULT_MAX_LINK_LIFETIME_SECS, LINK_TOKEN_BYTES, LinkGrant, LinkInfo, NewLink,
 };
@@ -202,6 +203,8 @@ pub struct ServiceConfig {
     pub jobs: JobsConfig,
     /// How often the server writes signed checkpoints of the audit chain heads that moved.
     pub audit_checkpoint_interval: std::time::Duration,
+    /// How often the lifecycle job runs (retention rules, trash past its grace period).
+    pub lifecycle_interval: std::time::Duration,
     /// The storage quota of an organization the operator set none for (`None`: no limit).
     pub default_quota: Quota,
 }
@@ -232,6 +235,7 @@ impl Default for ServiceConfig {
             ),
             default_quota: Quota::default(),
             audit_checkpoint_interval: std::time::Duration::from_secs(60),
+            lifecycle_interval: std::time::Duration::from_secs(3600),
             jobs: JobsConfig::default(),
         }
     }

@@ -6,6 +6,7 @@ use strongroom_domain::{
     ApiKeyId, BlobId, Name, OrgId, PermissionSet, RoleRef, SpaceId, Timestamp, UserId,
 };
 
+use crate::tenancy::{SPACE_COLUMNS, space};
 use crate::{Page, Result, SpaceRow, Store, StoreError, Tx, conflict, parsed};
 
 /// An API key's stored half.
@@ -196,15 +197,6 @@ fn details(row: &AnyRow) -> Result<ApiKeyDetails> {
     })
 }
 
-fn space_row(row: &AnyRow) -> Result<SpaceRow> {
-    Ok(SpaceRow {
-        id: parsed(row, "spaces", "id", SpaceId::parse)?,
-        org_id: parsed(row, "spaces", "org_id", OrgId::parse)?,
-        name: parsed(row, "spaces", "name", Name::parse)?,
-        created_at: Timestamp::from_millis(row.try_get("created_at")?),
-    })
-}
-
 fn version(v: i64) -> Result<u32> {
     u32::try_from(v).map_err(|_| StoreError::Corrupt {
         table: "keks",
@@ -382,7 +374,7 @@ impl Store {
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!(
-            "SELECT id, org_id, name, created_at FROM spaces \
+            "SELECT {SPACE_COLUMNS} FROM spaces \
              WHERE org_id = $1 AND id > $2 AND id IN ({placeholders}) ORDER BY id LIMIT $3"
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -393,7 +385,7 @@ impl Store {
             query = query.bind(id.as_str());
         }
         let rows = query.fetch_all(self.pool()).await?;
-        let items = rows.iter().map(space_row).collect::<Result<Vec<_>>>()?;
+        let items = rows.iter().map(space).collect::<Result<Vec<_>>>()?;
         Ok(Page::from_overfetch(items, limit, |s| s.id.to_string()))
     }
 

@@ -13,6 +13,7 @@ mod access;
 mod audit;
 mod jobs;
 mod keys;
+mod lifecycle;
 mod links;
 mod media;
 mod mfa;
@@ -34,6 +35,7 @@ pub use jobs::{JobRow, JobStatus, Lane, NewJob};
 pub use keys::{
     ApiKeyDetails, ApiKeyRow, BlobRow, GrantAccessRow, KekRow, KeyPrincipalRow, PrincipalRow,
 };
+pub use lifecycle::DueAsset;
 pub use links::LinkRow;
 pub use media::{MediaState, PlaybackRow, RenditionRow};
 pub use mfa::{MemberRow, TotpRow};

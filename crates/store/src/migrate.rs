@@ -27,6 +27,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (12, include_str!("../migrations/0012_storage_scrubs.sql")),
     (13, include_str!("../migrations/0013_regions.sql")),
     (14, include_str!("../migrations/0014_scrub_lease.sql")),
+    (15, include_str!("../migrations/0015_trash_retention.sql")),
 ];
 
 /// The schema version a fully migrated database has: the last migration's. Versions increase

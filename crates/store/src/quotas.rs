@@ -28,6 +28,7 @@ fn unsigned(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
+// Assets in the trash count: their bytes are stored until they are purged.
 // PostgreSQL sums a BIGINT column as NUMERIC: cast it back.
 const USAGE_SQL: &str = "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) AS bytes, COUNT(*) AS n \
                          FROM assets WHERE org_id = $1";

@@ -43,6 +43,9 @@ pub struct SpaceRow {
     pub name: Name,
     /// When it was created.
     pub created_at: Timestamp,
+    /// Its assets go to the trash this many days after their upload; `None`: kept until
+    /// deleted. Set by `Tx::set_space_retention`, never by inserting the row.
+    pub retention_days: Option<u32>,
 }
 
 /// An asset's metadata.
@@ -70,6 +73,9 @@ pub struct AssetRow {
     /// never queued for processing, so it has no renditions. Read-only: set by
     /// `Tx::set_media_state`, never by inserting the row.
     pub media_status: Option<String>,
+    /// When it was moved to the trash; `None`: it is live. Read-only: set by
+    /// `Tx::trash_asset`, never by inserting the row.
+    pub deleted_at: Option<Timestamp>,
 }
 
 fn org(row: &AnyRow) -> Result<OrgRow> {
@@ -89,16 +95,28 @@ fn user(row: &AnyRow) -> Result<UserRow> {
     })
 }
 
-fn space(row: &AnyRow) -> Result<SpaceRow> {
+pub(crate) fn space(row: &AnyRow) -> Result<SpaceRow> {
+    let retention: Option<i64> = row.try_get("retention_days")?;
     Ok(SpaceRow {
         id: parsed(row, "spaces", "id", SpaceId::parse)?,
         org_id: parsed(row, "spaces", "org_id", OrgId::parse)?,
         name: parsed(row, "spaces", "name", Name::parse)?,
         created_at: Timestamp::from_millis(row.try_get("created_at")?),
+        retention_days: retention
+            .map(|d| {
+                u32::try_from(d).map_err(|_| crate::StoreError::Corrupt {
+                    table: "spaces",
+                    detail: format!("retention_days {d}"),
+                })
+            })
+            .transpose()?,
     })
 }
 
-fn asset(row: &AnyRow) -> Result<AssetRow> {
+/// The columns `space` reads.
+pub(crate) const SPACE_COLUMNS: &str = "id, org_id, name, created_at, retention_days";
+
+pub(crate) fn asset(row: &AnyRow) -> Result<AssetRow> {
     let size: i64 = row.try_get("size")?;
     Ok(AssetRow {
         id: parsed(row, "assets", "id", AssetId::parse)?,
@@ -111,11 +129,14 @@ fn asset(row: &AnyRow) -> Result<AssetRow> {
         sha256: row.try_get("sha256")?,
         created_at: Timestamp::from_millis(row.try_get("created_at")?),
         media_status: row.try_get("media_status")?,
+        deleted_at: row
+            .try_get::<Option<i64>, _>("deleted_at")?
+            .map(Timestamp::from_millis),
     })
 }
 
-const ASSET_COLUMNS: &str = "id, org_id, space_id, blob_id, filename, content_type, size, sha256, \
-     created_at, media_status";
+pub(crate) const ASSET_COLUMNS: &str = "id, org_id, space_id, blob_id, filename, content_type, \
+     size, sha256, created_at, media_status, deleted_at";
 
 impl Store {
     /// The organization with this id.
@@ -168,13 +189,12 @@ impl Store {
 
     /// The space with this id, only if it belongs to `org_id`.
     pub async fn space(&self, org_id: &OrgId, id: &SpaceId) -> Result<Option<SpaceRow>> {
-        let row = sqlx::query(
-            "SELECT id, org_id, name, created_at FROM spaces WHERE id = $1 AND org_id = $2",
-        )
-        .bind(id.as_str())
-        .bind(org_id.as_str())
-        .fetch_optional(self.pool())
-        .await?;
+        let sql = format!("SELECT {SPACE_COLUMNS} FROM spaces WHERE id = $1 AND org_id = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.as_str())
+            .bind(org_id.as_str())
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref().map(space).transpose()
     }
 
@@ -185,22 +205,22 @@ impl Store {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Page<SpaceRow>> {
-        let rows = sqlx::query(
-            "SELECT id, org_id, name, created_at FROM spaces \
-             WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-        )
-        .bind(org_id.as_str())
-        .bind(after.unwrap_or(""))
-        .bind(i64::from(limit) + 1)
-        .fetch_all(self.pool())
-        .await?;
+        let sql = format!(
+            "SELECT {SPACE_COLUMNS} FROM spaces WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(org_id.as_str())
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit) + 1)
+            .fetch_all(self.pool())
+            .await?;
         let items = rows.iter().map(space).collect::<Result<Vec<_>>>()?;
         Ok(Page::from_overfetch(items, limit, |s| s.id.to_string()))
     }
 
-    /// The asset with this id, only if it belongs to `org_id`.
+    /// The live asset with this id (not in the trash), only if it belongs to `org_id`.
     pub async fn asset(&self, org_id: &OrgId, id: &AssetId) -> Result<Option<AssetRow>> {
-        let sql = const_format_asset("WHERE id = $1 AND org_id = $2");
+        let sql = const_format_asset("WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id.as_str())
             .bind(org_id.as_str())
@@ -209,14 +229,16 @@ impl Store {
         row.as_ref().map(asset).transpose()
     }
 
-    /// The space's assets, in creation order, after the id `after`.
+    /// The space's live assets, in creation order, after the id `after`.
     pub async fn assets(
         &self,
         space_id: &SpaceId,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Page<AssetRow>> {
-        let sql = const_format_asset("WHERE space_id = $1 AND id > $2 ORDER BY id LIMIT $3");
+        let sql = const_format_asset(
+            "WHERE space_id = $1 AND id > $2 AND deleted_at IS NULL ORDER BY id LIMIT $3",
+        );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(space_id.as_str())
             .bind(after.unwrap_or(""))
@@ -324,7 +346,7 @@ impl Tx {
         Ok(())
     }
 
-    /// Deletes an asset row of `org_id`; returns it if it existed.
+    /// Deletes an asset row of `org_id`, live or in the trash; returns it if it existed.
     pub async fn delete_asset(&mut self, org_id: &OrgId, id: &AssetId) -> Result<Option<AssetRow>> {
         let sql =
             format!("DELETE FROM assets WHERE id = $1 AND org_id = $2 RETURNING {ASSET_COLUMNS}");

@@ -232,6 +232,17 @@ pub enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Run the lifecycle job once, now: spaces' retention rules move old assets to the trash,
+    /// and assets past their organization's grace period in the trash are purged. The server
+    /// runs it on its own every `[lifecycle] interval_secs` (default an hour).
+    Lifecycle {
+        /// Instance settings.
+        #[command(flatten)]
+        instance: InstanceArgs,
+        /// Print JSON: {"trashed", "purged"}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Set an organization's storage quota (bytes and number of assets), or clear it with
     /// "none" so the server's default applies.
     SetQuota {

@@ -141,6 +141,18 @@ pub async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
                 );
             }
         }
+        AdminCommand::Lifecycle { instance, json } => {
+            let inst = open(&instance, Create::Never).await?;
+            let done = inst.service.content.enforce_lifecycle().await?;
+            if json {
+                print_json(serde_json::json!(done));
+            } else {
+                println!(
+                    "lifecycle: {} asset(s) moved to the trash by retention rules, {} purged from the trash",
+                    done.trashed, done.purged
+                );
+            }
+        }
         AdminCommand::SetQuota {
             instance,
             org,

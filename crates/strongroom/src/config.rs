@@ -63,6 +63,18 @@ pub struct FileConfig {
     /// The Prometheus metrics listener.
     #[serde(default)]
     pub metrics: MetricsFile,
+    /// Retention and the trash.
+    #[serde(default)]
+    pub lifecycle: LifecycleFile,
+}
+
+/// `[lifecycle]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleFile {
+    /// Seconds between passes of the lifecycle job (default 3600): spaces' retention rules
+    /// move old assets to the trash, and assets past the grace period in the trash are purged.
+    pub interval_secs: Option<u64>,
 }
 
 /// `[metrics]`.

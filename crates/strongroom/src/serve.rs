@@ -107,6 +107,12 @@ impl ServeSettings {
             }
             service.audit_checkpoint_interval = Duration::from_secs(secs);
         }
+        if let Some(secs) = file.lifecycle.interval_secs {
+            if secs == 0 {
+                anyhow::bail!("lifecycle.interval_secs must be at least 1");
+            }
+            service.lifecycle_interval = Duration::from_secs(secs);
+        }
         configure_mail(&mut service, &file)?;
         configure_media(&mut service, &file)?;
         configure_jobs(&mut service, &file)?;
@@ -473,6 +479,17 @@ pub async fn start(
             }
         }
     });
+    let service = inst.service.clone();
+    let lifecycle_every = settings.instance.service.lifecycle_interval;
+    let lifecycle = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(lifecycle_every);
+        loop {
+            tick.tick().await;
+            if let Err(e) = service.content.enforce_lifecycle().await {
+                tracing::warn!(error = %e, "the lifecycle job (retention, trash) failed");
+            }
+        }
+    });
     let scrubber = settings.instance.storage.scrub_interval().map(|interval| {
         let service = inst.service.clone();
         tokio::spawn(async move {
@@ -546,6 +563,7 @@ pub async fn start(
         let result =
             strongroom_http::serve(listener, tls, certs, app, timeouts, limits, shutdown).await;
         sweeper.abort();
+        lifecycle.abort();
         if let Some(s) = &scrubber {
             s.abort();
         }

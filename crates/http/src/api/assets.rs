@@ -1,5 +1,5 @@
 //! Assets: streaming upload (raw body or multipart), metadata, content with Range and ETag,
-//! delete.
+//! delete to the trash, restore, purge.
 
 use axum::Json;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use strongroom_domain::{AssetId, Filename, SpaceId};
-use strongroom_service::{ListQuery, NewUpload, perm};
+use strongroom_service::{Asset, ListQuery, NewUpload, perm};
 
 use super::{Credential, Route};
 use crate::AppState;
@@ -66,14 +66,38 @@ pub const CONTENT: Route = Route {
 pub const DELETE: Route = Route {
     method: "DELETE",
     path: "/api/v1/assets/{asset_id}",
-    summary: "Delete an asset (its data key is destroyed)",
+    summary: "Delete an asset to its space's trash; with ?purge=true (asset:purge), crypto-shred it now, from the space or the trash",
     auth: Credential::KeyOrSession,
     success: 204,
-    errors: &[401, 403, 404],
-    query: &[],
+    errors: &[400, 401, 403, 404],
+    query: &["purge"],
     body: None,
     response: None,
     handler: || delete(remove),
+};
+pub const TRASH: Route = Route {
+    method: "GET",
+    path: "/api/v1/spaces/{space_id}/trash",
+    summary: "A space's trash: deleted assets, restorable until the organization's grace period ends",
+    auth: Credential::KeyOrSession,
+    success: 200,
+    errors: &[400, 401, 403, 404],
+    query: &["limit", "cursor"],
+    body: None,
+    response: Some("AssetList"),
+    handler: || get(trash),
+};
+pub const RESTORE: Route = Route {
+    method: "POST",
+    path: "/api/v1/assets/{asset_id}/restore",
+    summary: "Bring an asset back from its space's trash",
+    auth: Credential::KeyOrSession,
+    success: 200,
+    errors: &[401, 403, 404],
+    query: &[],
+    body: None,
+    response: Some("Asset"),
+    handler: || post(restore),
 };
 
 fn space_id(raw: &str) -> Result<SpaceId, ApiError> {
@@ -283,17 +307,61 @@ async fn content(
     .await
 }
 
+#[derive(serde::Deserialize)]
+struct DeleteParams {
+    #[serde(default)]
+    purge: bool,
+}
+
 async fn remove(
     State(state): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<DeleteParams>,
 ) -> Result<StatusCode, ApiError> {
+    let id = asset_id(&id)?;
+    let authz = &state.service.authz;
+    if q.purge {
+        let proof = authz.authorize_purge(&p, &id).await?;
+        state.service.content.purge_asset(&proof).await?;
+    } else {
+        let proof = authz.authorize_asset::<perm::AssetDelete>(&p, &id).await?;
+        state.service.content.delete_asset(&proof).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn trash(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(space): Path<String>,
+    ApiQuery(q): ApiQuery<PageParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let space_id = space_id(&space)?;
+    let (limit, after) = q.parse()?;
+    let authz = state
+        .service
+        .authz
+        .authorize_space::<perm::AssetDelete>(&p, &space_id)
+        .await?;
+    let page = state
+        .service
+        .content
+        .list_trash(&authz, ListQuery { after, limit })
+        .await?;
+    Ok(super::page_json(page))
+}
+
+async fn restore(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Asset>, ApiError> {
     let id = asset_id(&id)?;
     let authz = state
         .service
         .authz
-        .authorize_asset::<perm::AssetDelete>(&p, &id)
+        .authorize_trashed_asset::<perm::AssetDelete>(&p, &id)
         .await?;
-    state.service.content.delete_asset(&authz).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Json(state.service.content.restore_asset(&authz).await?))
 }

@@ -167,6 +167,8 @@ struct Policy {
     session_idle_secs: Option<u64>,
     #[serde(default, deserialize_with = "crate::extract::whole_number_opt")]
     session_absolute_secs: Option<u64>,
+    #[serde(default, deserialize_with = "crate::extract::whole_number_opt")]
+    trash_days: Option<u64>,
 }
 
 async fn org(
@@ -199,6 +201,7 @@ async fn policy(
         require_mfa: body.require_mfa,
         session_idle_secs: secs(body.session_idle_secs),
         session_absolute_secs: secs(body.session_absolute_secs),
+        trash_days: secs(body.trash_days),
     };
     Ok(Json(
         state.service.tenancy.set_policy(&authz, change).await?,

@@ -156,7 +156,10 @@ fn request_schemas(limits: Limits) -> Value {
         "PasswordConfirm": object(&["password"], json!({"password": text, "captcha": captcha})),
         "OrgPolicy": object(&[], json!({"require_mfa": or_null(json!({"type": "boolean"})),
             "session_idle_secs": or_null(seconds(300, 86_400, "sign a session out after this long without a request")),
-            "session_absolute_secs": or_null(seconds(900, 2_592_000, "sign a session out this long after sign-in, however active (whichever limit comes first ends it)"))})),
+            "session_absolute_secs": or_null(seconds(900, 2_592_000, "sign a session out this long after sign-in, however active (whichever limit comes first ends it)")),
+            "trash_days": or_null(json!({"type": "integer", "minimum": 1, "maximum": 365, "description": "days a deleted asset stays in its space's trash before it is purged (default 30)"}))})),
+        "SpaceSettings": object(&[], json!({"retention_days": or_null(json!({"type": "integer", "minimum": 1, "maximum": 36_500,
+            "description": "assets go to the trash this many days after their upload; null: kept until deleted"}))})),
         "MemberRole": object(&["role"], json!({"role": role()})),
         "NewInvitation": object(&["email", "role"], json!({"email": email(), "role": role()})),
         "AcceptInvitation": object(&["token", "password"], json!({
@@ -193,10 +196,12 @@ fn response_schemas() -> Value {
         "Me": {"type": "object", "required": ["org_id", "role", "permissions", "space_permissions"], "properties": {"user_id": id, "org_id": id, "role": text, "key_id": id, "session_id": id,
             "permissions": permissions, "space_permissions": {"type": "object", "additionalProperties": permissions, "description": "what the caller may do in each space granted to them"},
             "space_limited": {"type": "boolean"}, "mfa_enrolment_required": {"type": "boolean"}}},
-        "Space": {"type": "object", "required": ["id", "name", "org_id"], "properties": {"id": id, "name": text, "org_id": id, "created_at": time}},
+        "Space": {"type": "object", "required": ["id", "name", "org_id"], "properties": {"id": id, "name": text, "org_id": id, "created_at": time,
+            "retention_days": {"type": ["integer", "null"]}}},
         "SpaceList": list("Space"),
         "Asset": {"type": "object", "required": ["id", "space_id", "filename", "content_type", "size", "sha256"], "properties": {
-            "id": id, "space_id": id, "filename": text, "content_type": text, "size": {"type": "integer"}, "sha256": text, "created_at": time}},
+            "id": id, "space_id": id, "filename": text, "content_type": text, "size": {"type": "integer"}, "sha256": text, "created_at": time,
+            "deleted_at": {"type": "string", "format": "date-time", "description": "only in the trash: when it was deleted"}}},
         "AssetList": list("Asset"),
         "AssetDetail": {"type": "object", "required": ["id", "space_id", "filename", "content_type", "size", "sha256"], "properties": {
             "id": id, "space_id": id, "filename": text, "content_type": text, "size": {"type": "integer"}, "sha256": text, "created_at": time,
@@ -225,8 +230,8 @@ fn response_schemas() -> Value {
         "RecoveryCodes": {"type": "object", "required": ["recovery_codes"], "properties": {"recovery_codes": {"type": "array", "items": text}}},
         "Member": {"type": "object", "properties": {"user_id": id, "email": text, "role": text, "mfa_enabled": {"type": "boolean"}}},
         "MemberList": list("Member"),
-        "OrgPolicyResult": {"type": "object", "required": ["id", "require_mfa", "session_idle_secs", "session_absolute_secs"], "properties": {"id": id, "require_mfa": {"type": "boolean"},
-            "session_idle_secs": {"type": "integer"}, "session_absolute_secs": {"type": "integer"}}},
+        "OrgPolicyResult": {"type": "object", "required": ["id", "require_mfa", "session_idle_secs", "session_absolute_secs", "trash_days"], "properties": {"id": id, "require_mfa": {"type": "boolean"},
+            "session_idle_secs": {"type": "integer"}, "session_absolute_secs": {"type": "integer"}, "trash_days": {"type": "integer"}}},
         "MemberRoleResult": {"type": "object", "required": ["user_id", "role"], "properties": {"user_id": id, "role": text}},
         "Invitation": {"type": "object", "properties": {"id": id, "email": text, "role": text,
             "status": {"type": "string", "enum": ["pending", "accepted", "revoked", "expired"]}, "created_at": time, "expires_at": time}},
@@ -258,7 +263,7 @@ fn org_schema(id: &Value, text: &Value, time: &Value) -> Value {
     json!({"type": "object", "required": ["id", "name", "region", "require_mfa", "created_at"], "properties": {"id": id, "name": text,
         "region": {"type": "string", "description": "the data-residency region: its content is stored only on that region's backends"},
         "require_mfa": {"type": "boolean"}, "created_at": time,
-        "session_idle_secs": {"type": "integer"}, "session_absolute_secs": {"type": "integer"},
+        "session_idle_secs": {"type": "integer"}, "session_absolute_secs": {"type": "integer"}, "trash_days": {"type": "integer"},
         "region_move": {"type": ["object", "null"], "properties": {"to": text, "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
             "blobs_in_region": {"type": "integer"}, "blobs_elsewhere": {"type": "integer"}}}}})
 }
@@ -312,6 +317,10 @@ fn query_param(name: &str) -> Value {
                     "not": {"enum": [".", ".."]}},
                 "description": "the file name (1 to 255 bytes of UTF-8). Required with a raw body (400 without it); \
                     with a multipart body it defaults to the part's file name, else \"upload\""})
+        }
+        "purge" => {
+            json!({"name": "purge", "in": "query", "schema": {"type": "boolean", "default": false},
+            "description": "crypto-shred now instead of moving to the trash (needs asset:purge); also purges an asset already in the trash"})
         }
         other => json!({"name": other, "in": "query", "schema": {"type": "string"}}),
     }

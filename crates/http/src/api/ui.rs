@@ -91,6 +91,7 @@ static ASSETS: &[Asset] = assets![
     "js/keys.js" => JS,
     "js/audit.js" => JS,
     "js/pow.js" => JS,
+    "js/trash.js" => JS,
 ];
 
 /// The file names with their content types and sizes, for the page-weight benchmark.

@@ -6,6 +6,7 @@ import { signInPage, invitePage } from "./auth.js";
 import { accountPage } from "./account.js";
 import { spacesPage, spacePage } from "./content.js";
 import { assetPage } from "./asset.js";
+import { trashPage } from "./trash.js";
 import { membersPage, rolesPage, securityPage } from "./people.js";
 import { keysPage } from "./keys.js";
 import { auditPage } from "./audit.js";
@@ -16,6 +17,7 @@ const main = document.getElementById("main");
 const ROUTES = [
   { path: /^\/spaces$/, show: spacesPage, nav: "Spaces", href: "#/spaces", needs: () => canAnywhere("space:read") },
   { path: /^\/spaces\/([^/]+)$/, show: spacePage },
+  { path: /^\/spaces\/([^/]+)\/trash$/, show: trashPage },
   { path: /^\/assets\/([^/]+)$/, show: assetPage },
   { path: /^\/members$/, show: membersPage, nav: "Members", href: "#/members", needs: () => can("member:manage") || can("member:invite") },
   { path: /^\/roles$/, show: rolesPage, nav: "Roles", href: "#/roles", needs: () => can("role:manage") || can("member:manage") },

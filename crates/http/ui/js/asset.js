@@ -116,10 +116,10 @@ export async function assetPage(main, assetId) {
   const del = can("asset:delete", a.space_id) ? h("button", {
     type: "button", class: "danger",
     onclick: async () => {
-      if (!(await confirmAction(`Delete “${a.filename}”? This cannot be undone.`))) return;
+      if (!(await confirmAction(`Move “${a.filename}” to the trash? It can be restored from there until the grace period ends.`, "Move to trash"))) return;
       try {
         await api("DELETE", `/api/v1/assets/${enc(a.id)}`);
-        notify(`“${a.filename}” deleted.`);
+        notify(`“${a.filename}” moved to the trash.`);
         location.hash = `#/spaces/${enc(a.space_id)}`;
       } catch (e) {
         notify(messageOf(e), "error");

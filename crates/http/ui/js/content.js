@@ -1,7 +1,9 @@
 // Spaces and a space's assets: create a space; list assets a page at a time (by cursor) with
 // thumbnails and video status; upload several files by drag and drop or a file picker, each
-// with its own progress bar; delete with confirmation; space grants for member managers.
+// with its own progress bar; delete to the trash with confirmation; the retention rule and space
+// grants for those who manage them.
 
+import { retentionCard } from "./trash.js";
 import { ApiError, api, busy, bytes, can, canAnywhere, confirmAction, enc, field, fill, h, listAll, messageOf, notify, option, page, session, table, time, uploadFile } from "./lib.js";
 
 const PAGE = 50;
@@ -64,11 +66,11 @@ function assetRow(asset, onDelete) {
     ? h("button", {
       type: "button", class: "quiet danger", "aria-label": `Delete ${asset.filename}`,
       onclick: async () => {
-        if (!(await confirmAction(`Delete “${asset.filename}”? This cannot be undone.`))) return;
+        if (!(await confirmAction(`Move “${asset.filename}” to the trash? It can be restored from there until the grace period ends.`, "Move to trash"))) return;
         try {
           await api("DELETE", `/api/v1/assets/${enc(asset.id)}`);
           onDelete(asset);
-          notify(`“${asset.filename}” deleted.`);
+          notify(`“${asset.filename}” moved to the trash.`);
         } catch (e) {
           notify(messageOf(e), "error");
         }
@@ -215,12 +217,14 @@ export async function spacePage(main, spaceId) {
     empty.hidden = true;
   }) : null;
   page(main, space ? space.name : "Space",
-    h("p", {}, h("a", { href: "#/spaces" }, "← All spaces")),
+    h("p", {}, h("a", { href: "#/spaces" }, "← All spaces"),
+      can("asset:delete", spaceId) ? [" · ", h("a", { href: `#/spaces/${enc(spaceId)}/trash` }, "Trash")] : null),
     up,
     h("table", { class: "assets" },
       h("caption", { class: "sr" }, "Assets"),
       h("thead", {}, h("tr", {}, ["", "Name", "Type", "Size", "Status", "Added", ""].map((t) => h("th", { scope: "col" }, t)))),
       rows),
     empty, more,
+    space && can("space:manage", spaceId) ? retentionCard(space) : null,
     can("member:manage") ? await grantsCard(spaceId) : null);
 }

@@ -5,8 +5,8 @@ import { api, busy, can, confirmAction, enc, field, fill, h, listAll, messageOf,
 
 const PERMISSIONS = [
   ["org:read", "See the organization"], ["org:manage", "Change organization settings"],
-  ["space:read", "See spaces"], ["space:create", "Create spaces"],
-  ["asset:read", "Read assets"], ["asset:create", "Upload assets"], ["asset:delete", "Delete assets"],
+  ["space:read", "See spaces"], ["space:create", "Create spaces"], ["space:manage", "Change space settings (retention)"],
+  ["asset:read", "Read assets"], ["asset:create", "Upload assets"], ["asset:delete", "Delete assets (to the trash)"], ["asset:purge", "Purge assets"],
   ["link:create", "Create links"], ["link:delete", "Revoke links"], ["audit:read", "Read the audit trail"],
   ["apikey:manage", "Manage API keys"], ["member:manage", "Manage members"], ["member:invite", "Invite members"],
   ["role:manage", "Manage custom roles"],
@@ -169,6 +169,7 @@ export async function securityPage(main) {
         h("label", { for: "require-mfa" }, "Require two-factor authentication for every member")),
       field("Sign out after inactivity (minutes)", { name: "idle", type: "number", min: 5, max: 1440, value: minutes(o.session_idle_secs) }),
       field("Sign out after (minutes since sign-in)", { name: "absolute", type: "number", min: 15, max: 43200, value: minutes(o.session_absolute_secs) }),
+      field("Keep deleted assets in the trash for (days)", { name: "trash", type: "number", min: 1, max: 365, value: o.trash_days }),
       h("p", { class: "hint" }, `Region: ${o.region}. Created ${new Date(o.created_at).toLocaleDateString()}.`),
       can("org:manage") ? h("button", { type: "submit" }, "Save policy") : h("p", { class: "hint" }, "Only the owner can change these."));
     if (!can("org:manage")) policyForm.querySelectorAll("input").forEach((i) => (i.disabled = true));
@@ -179,6 +180,7 @@ export async function securityPage(main) {
         require_mfa: f.get("require_mfa") === "on",
         session_idle_secs: Number(f.get("idle")) * 60,
         session_absolute_secs: Number(f.get("absolute")) * 60,
+        trash_days: Number(f.get("trash")),
       };
       const done = await busy(policyForm, () => api("PATCH", `/api/v1/orgs/${org()}`, body));
       if (done) notify("Security policy saved.");

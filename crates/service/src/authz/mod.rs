@@ -123,8 +123,12 @@ pub mod perm {
         AssetRead: true,
         /// `asset:create`.
         AssetCreate: true,
-        /// `asset:delete`.
+        /// `space:manage`: a space's own settings (its retention rule).
+        SpaceManage: true,
+        /// `asset:delete`: to the trash, and back from it.
         AssetDelete: true,
+        /// `asset:purge`: crypto-shredding, now.
+        AssetPurge: true,
         /// `link:create`.
         LinkCreate: true,
         /// `link:delete`.
@@ -173,6 +177,15 @@ pub struct SpaceAuthz<'a, P: Perm> {
 /// Proof that the caller may do `P` to one asset it can see.
 #[derive(Debug)]
 pub struct AssetAuthz<'a, P: Perm> {
+    principal: &'a Principal,
+    asset: AssetRow,
+    _perm: PhantomData<P>,
+}
+
+/// Proof that the caller may do `P` to one asset in the trash of a space it can see. Apart
+/// from [`AssetAuthz`], so no read or share can be done with a deleted asset.
+#[derive(Debug)]
+pub struct TrashedAssetAuthz<'a, P: Perm> {
     principal: &'a Principal,
     asset: AssetRow,
     _perm: PhantomData<P>,
@@ -245,6 +258,7 @@ accessors!(
     MemberAuthz,
     SpaceAuthz<P>,
     AssetAuthz<P>,
+    TrashedAssetAuthz<P>,
     LinkAuthz,
     PlaybackAuthz,
     InvitationAuthz,
@@ -262,6 +276,13 @@ impl<P: Perm> SpaceAuthz<'_, P> {
 
 impl<P: Perm> AssetAuthz<'_, P> {
     /// The asset, as it was when the check ran.
+    pub fn asset(&self) -> &AssetRow {
+        &self.asset
+    }
+}
+
+impl<P: Perm> TrashedAssetAuthz<'_, P> {
+    /// The asset in the trash, as it was when the check ran.
     pub fn asset(&self) -> &AssetRow {
         &self.asset
     }
@@ -476,18 +497,54 @@ impl Authz {
         })
     }
 
-    /// The asset `id` of the caller's organization, if it is within the caller's reach.
+    /// The live asset `id` of the caller's organization, if it is within the caller's reach.
     async fn visible_asset(&self, p: &Principal, id: &AssetId) -> Result<AssetRow> {
+        let row = self.ctx.store.asset(&p.org_id, id).await?;
+        Self::within_reach(p, row)
+    }
+
+    /// An asset found in the caller's organization, if its space is within the caller's reach.
+    fn within_reach(p: &Principal, row: Option<AssetRow>) -> Result<AssetRow> {
+        match row {
+            Some(row) if p.space_scope().allows(&row.space_id) => Ok(row),
+            _ => Err(ServiceError::NotFound("asset")),
+        }
+    }
+
+    /// Authorizes `P` on an asset in the trash (a live one is not found here).
+    pub async fn authorize_trashed_asset<'a, P: Perm>(
+        &self,
+        p: &'a Principal,
+        asset_id: &AssetId,
+    ) -> Result<TrashedAssetAuthz<'a, P>> {
+        let row = self.ctx.store.trashed_asset(&p.org_id, asset_id).await?;
+        let asset = Self::within_reach(p, row)?;
+        p.require_in_space::<P>(&asset.space_id)?;
+        Ok(TrashedAssetAuthz {
+            principal: p,
+            asset,
+            _perm: PhantomData,
+        })
+    }
+
+    /// Authorizes a purge of an asset, live or in the trash.
+    pub async fn authorize_purge<'a>(
+        &self,
+        p: &'a Principal,
+        asset_id: &AssetId,
+    ) -> Result<AssetAuthz<'a, perm::AssetPurge>> {
         let row = self
             .ctx
             .store
-            .asset(&p.org_id, id)
-            .await?
-            .ok_or(ServiceError::NotFound("asset"))?;
-        if !p.space_scope().allows(&row.space_id) {
-            return Err(ServiceError::NotFound("asset"));
-        }
-        Ok(row)
+            .asset_in_any_state(&p.org_id, asset_id)
+            .await?;
+        let asset = Self::within_reach(p, row)?;
+        p.require_in_space::<perm::AssetPurge>(&asset.space_id)?;
+        Ok(AssetAuthz {
+            principal: p,
+            asset,
+            _perm: PhantomData,
+        })
     }
 
     /// The asset something (a link, a playback) belongs to, if within reach; else that thing

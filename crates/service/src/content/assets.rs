@@ -1,5 +1,5 @@
 //! Spaces and assets: create, list, upload (streaming, encrypted, durable before visible),
-//! download (whole or a range), delete (crypto-shredding).
+//! download (whole or a range); their end is in `lifecycle`.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -29,6 +29,9 @@ pub struct Space {
     pub org_id: OrgId,
     /// When it was created.
     pub created_at: Timestamp,
+    /// Its assets go to the trash this many days after their upload; `None`: kept until
+    /// deleted.
+    pub retention_days: Option<u32>,
 }
 
 impl From<SpaceRow> for Space {
@@ -38,6 +41,7 @@ impl From<SpaceRow> for Space {
             name: r.name,
             org_id: r.org_id,
             created_at: r.created_at,
+            retention_days: r.retention_days,
         }
     }
 }
@@ -59,6 +63,9 @@ pub struct Asset {
     pub sha256: String,
     /// When it was created.
     pub created_at: Timestamp,
+    /// When it was deleted to the trash (only on assets in the trash).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<Timestamp>,
 }
 
 impl From<AssetRow> for Asset {
@@ -71,6 +78,7 @@ impl From<AssetRow> for Asset {
             size: r.size,
             sha256: r.sha256,
             created_at: r.created_at,
+            deleted_at: r.deleted_at,
         }
     }
 }
@@ -157,6 +165,7 @@ impl ContentService {
             org_id: org_id.clone(),
             name,
             created_at: self.ctx.clock.now(),
+            retention_days: None,
         };
         let mut tx = self.ctx.store.begin().await?;
         tx.insert_space(&row).await?;
@@ -248,6 +257,7 @@ impl ContentService {
             sha256: hex::encode(written.sha256),
             created_at: now,
             media_status: None,
+            deleted_at: None,
         };
         // The data key is wrapped at commit time, under the KEK active then: a long upload that
         // overlaps `keys rotate` must not reference a version the rotation has since retired.
@@ -411,35 +421,5 @@ impl ContentService {
             range: (start, end),
             body: Box::pin(body),
         }
-    }
-
-    /// Deletes an asset: the data key row goes in the same transaction as the asset row and
-    /// the audit event (crypto-shredding: every copy of the blob is unreadable from then on),
-    /// then the stored object is removed.
-    pub async fn delete_asset(&self, authz: &AssetAuthz<'_, perm::AssetDelete>) -> Result<()> {
-        let (p, id) = (authz.principal(), &authz.asset().id);
-        let mut tx = self.ctx.store.begin().await?;
-        // Renditions (and their data keys) go in the same transaction as the asset.
-        let renditions = tx.delete_renditions(id).await?;
-        let row = tx
-            .delete_asset(&p.org_id, id)
-            .await?
-            .ok_or(ServiceError::NotFound("asset"))?;
-        tx.delete_blob(&row.blob_id).await?;
-        self.ctx
-            .audit
-            .append(
-                &mut tx,
-                Record::by(p, "asset.delete", &row.id)
-                    .detail(serde_json::json!({"filename": row.filename, "sha256": row.sha256})),
-            )
-            .await?;
-        tx.commit().await?;
-        self.ctx.remove_objects(&renditions).await;
-        if let Err(e) = self.ctx.blobs.delete_everywhere(row.blob_id.as_str()).await {
-            // The key is already gone; the sweep removes the unreadable object later.
-            tracing::warn!(blob = %row.blob_id, error = %e, "could not remove a shredded blob");
-        }
-        Ok(())
     }
 }

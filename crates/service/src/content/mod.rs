@@ -10,6 +10,7 @@ use crate::jobs::queue::JobQueue;
 use crate::keys::keyring::Keyring;
 
 pub(crate) mod assets;
+pub(crate) mod lifecycle;
 pub(crate) mod links;
 pub(crate) mod playback;
 pub(crate) mod renditions;

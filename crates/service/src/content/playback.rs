@@ -145,6 +145,10 @@ impl ContentService {
         if pb.revoked_at.is_some() || pb.expires_at <= now {
             return Err(gone());
         }
+        // A stream stops with its asset: deleted to the trash, it is gone for viewers too.
+        if !self.ctx.store.asset_is_live(&pb.asset_id).await? {
+            return Err(gone());
+        }
         let remaining = u64::try_from((pb.expires_at.millis() - now.millis()) / 1000).unwrap_or(0);
         // The view is audited at its first request, whichever file that is (a player that
         // skips the master playlist is audited all the same).

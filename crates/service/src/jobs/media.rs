@@ -278,11 +278,12 @@ impl MediaWorker {
         let Some(asset) = self
             .ctx
             .store
-            .asset(&org_id, asset_id)
+            // An asset in the trash is processed all the same: it may be restored.
+            .asset_in_any_state(&org_id, asset_id)
             .await
             .map_err(|e| internal(e.into()))?
         else {
-            // Deleted since: nothing to do.
+            // Purged since: nothing to do.
             return Ok(());
         };
         // A retry starts clean: what an earlier attempt committed is replaced.

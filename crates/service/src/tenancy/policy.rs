@@ -1,5 +1,5 @@
-//! The organization's security policy: whether every member must use a second factor, and who
-//! has one.
+//! The organization's policy: whether every member must use a second factor (and who has one),
+//! how long sessions live, and how long deleted assets stay in the trash.
 
 use strongroom_store::MemberRow;
 
@@ -8,6 +8,7 @@ use strongroom_domain::OrgId;
 use super::Tenancy;
 use crate::audit::Record;
 use crate::authz::{OrgAuthz, perm};
+use crate::content::lifecycle::TRASH_DAYS;
 use crate::ops::region::latest_move;
 use crate::{Result, ServiceError};
 
@@ -26,6 +27,8 @@ pub struct OrgDetail {
     pub session_idle_secs: i64,
     /// Sessions end this long after sign-in, seconds.
     pub session_absolute_secs: i64,
+    /// Days a deleted asset stays in its space's trash before it is purged.
+    pub trash_days: u32,
     /// When it was created (RFC 3339).
     pub created_at: String,
     /// Its latest move to another region, if it was ever moved.
@@ -46,6 +49,8 @@ pub struct PolicyChange {
     pub session_idle_secs: Option<i64>,
     /// Sign a session out this long after sign-in, however active.
     pub session_absolute_secs: Option<i64>,
+    /// Keep deleted assets in the trash this many days.
+    pub trash_days: Option<i64>,
 }
 
 /// The policy after a change.
@@ -59,6 +64,8 @@ pub struct OrgPolicy {
     pub session_idle_secs: i64,
     /// The absolute lifetime, seconds.
     pub session_absolute_secs: i64,
+    /// The grace period in the trash, days.
+    pub trash_days: u32,
 }
 
 /// How far a move to another region has come (no job internals).
@@ -86,6 +93,7 @@ impl Tenancy {
             .ok_or(ServiceError::NotFound("organization"))?;
         let require_mfa = self.ctx.store.requires_mfa(org).await?;
         let (session_idle_secs, session_absolute_secs) = self.ctx.store.session_policy(org).await?;
+        let trash_days = self.ctx.store.trash_days(org).await?;
         let region_move = latest_move(&self.ctx, org)
             .await?
             .map(|m| RegionMoveSummary {
@@ -101,6 +109,7 @@ impl Tenancy {
             require_mfa,
             session_idle_secs,
             session_absolute_secs,
+            trash_days,
             created_at: row.created_at.rfc3339(),
             region_move,
         })
@@ -134,6 +143,20 @@ impl Tenancy {
                 SESSION_ABSOLUTE_SECS.end()
             )));
         }
+        let trash_now = self.ctx.store.trash_days(org).await?;
+        let trash_days = match change.trash_days {
+            None => trash_now,
+            Some(d) => u32::try_from(d)
+                .ok()
+                .filter(|d| TRASH_DAYS.contains(d))
+                .ok_or_else(|| {
+                    ServiceError::Invalid(format!(
+                        "trash_days must be between {} and {}",
+                        TRASH_DAYS.start(),
+                        TRASH_DAYS.end()
+                    ))
+                })?,
+        };
         let mut tx = self.ctx.store.begin().await?;
         let mut detail = serde_json::Map::new();
         if let Some(required) = change.require_mfa {
@@ -144,6 +167,10 @@ impl Tenancy {
             tx.set_session_policy(org, idle, absolute).await?;
             detail.insert("session_idle_secs".into(), idle.into());
             detail.insert("session_absolute_secs".into(), absolute.into());
+        }
+        if trash_days != trash_now {
+            tx.set_trash_days(org, trash_days).await?;
+            detail.insert("trash_days".into(), trash_days.into());
         }
         // Nothing sent, or only what already holds: nothing to record.
         if !detail.is_empty() {
@@ -162,6 +189,7 @@ impl Tenancy {
             require_mfa: self.ctx.store.requires_mfa(org).await?,
             session_idle_secs: idle,
             session_absolute_secs: absolute,
+            trash_days,
         })
     }
 

@@ -33,15 +33,16 @@ pub(crate) struct Headroom {
 
 fn over_assets(max: u64) -> ServiceError {
     ServiceError::QuotaExceeded(format!(
-        "the organization's storage quota allows {max} assets and it holds that many: delete some, \
-         or ask the operator to raise the quota"
+        "the organization's storage quota allows {max} assets and it holds that many (assets in \
+         the trash count until purged): delete and purge some, or ask the operator to raise the quota"
     ))
 }
 
 fn over_bytes(max: u64) -> ServiceError {
     ServiceError::QuotaExceeded(format!(
-        "this upload would pass the organization's storage quota of {max} bytes: delete some \
-         assets, or ask the operator to raise the quota"
+        "this upload would pass the organization's storage quota of {max} bytes (assets in the \
+         trash count until purged): delete and purge some assets, or ask the operator to raise \
+         the quota"
     ))
 }
 

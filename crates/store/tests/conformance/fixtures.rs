@@ -62,6 +62,7 @@ pub(crate) async fn new_space(store: &Store, org: &OrgId, n: &str) -> SpaceRow {
         org_id: org.clone(),
         name: name(n),
         created_at: ts(1_700_000_000_003),
+        retention_days: None,
     };
     let mut tx = store.begin().await.unwrap();
     tx.insert_space(&row).await.unwrap();
@@ -120,6 +121,7 @@ pub(crate) async fn new_asset(store: &Store, space: &SpaceRow, n: usize) -> Asse
         sha256: format!("{n:064x}"),
         created_at: ts(1_700_000_000_006),
         media_status: None,
+        deleted_at: None,
     };
     let mut tx = store.begin().await.unwrap();
     tx.insert_blob(&blob).await.unwrap();

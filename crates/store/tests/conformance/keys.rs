@@ -305,6 +305,7 @@ pub(crate) async fn references_are_enforced(env: &Env) {
         org_id: OrgId::generate(),
         name: name("Stray"),
         created_at: ts(1),
+        retention_days: None,
     };
     assert!(tx.insert_space(&stray).await.is_err());
     drop(tx);

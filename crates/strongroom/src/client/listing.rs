@@ -1,12 +1,13 @@
-//! `ls`, `share`, `rm` and `spaces create`: small calls, one answer each.
+//! `ls`, `share`, `rm`, `restore` and `spaces create`: small calls, one answer each.
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::{Client, ClientError, Result, ServerArgs, id_segment, print_json};
 
-/// `strongroom ls [SPACE]`: the organization's spaces, or a space's assets (every page).
-pub(crate) async fn ls(args: &ServerArgs, space: Option<&str>) -> Result<()> {
+/// `strongroom ls [SPACE [--trash]]`: the organization's spaces, or a space's assets or trash
+/// (every page).
+pub(crate) async fn ls(args: &ServerArgs, space: Option<&str>, trash: bool) -> Result<()> {
     let c = Client::new(args)?;
     match space {
         None => {
@@ -26,8 +27,9 @@ pub(crate) async fn ls(args: &ServerArgs, space: Option<&str>) -> Result<()> {
         }
         Some(space) => {
             let space = id_segment("space", space)?;
+            let which = if trash { "trash" } else { "assets" };
             let assets = c
-                .all_pages(&format!("/api/v1/spaces/{space}/assets"))
+                .all_pages(&format!("/api/v1/spaces/{space}/{which}"))
                 .await?;
             if args.json {
                 print_json(&json!({"items": assets}));
@@ -37,7 +39,11 @@ pub(crate) async fn ls(args: &ServerArgs, space: Option<&str>) -> Result<()> {
                         "{}  {:>12}  {}  {}",
                         text(&a["id"]),
                         a["size"].as_u64().unwrap_or(0),
-                        text(&a["created_at"]),
+                        text(if trash {
+                            &a["deleted_at"]
+                        } else {
+                            &a["created_at"]
+                        }),
                         text(&a["filename"])
                     );
                 }
@@ -76,16 +82,34 @@ pub(crate) async fn share(
     Ok(())
 }
 
-/// `strongroom rm ASSET`.
-pub(crate) async fn rm(args: &ServerArgs, asset: &str) -> Result<()> {
+/// `strongroom rm ASSET [--purge]`.
+pub(crate) async fn rm(args: &ServerArgs, asset: &str, purge: bool) -> Result<()> {
     let asset = id_segment("asset", asset)?;
     let c = Client::new(args)?;
-    c.send(c.req(Method::DELETE, &format!("/api/v1/assets/{asset}")))
+    let query = if purge { "?purge=true" } else { "" };
+    c.send(c.req(Method::DELETE, &format!("/api/v1/assets/{asset}{query}")))
         .await?;
     if args.json {
-        print_json(&json!({"deleted": asset}));
+        print_json(&json!({"deleted": asset, "purged": purge}));
+    } else if purge {
+        eprintln!("purged {asset}: its key is destroyed, it cannot be restored");
     } else {
-        eprintln!("deleted {asset}");
+        eprintln!("moved {asset} to the trash (strongroom restore {asset} brings it back)");
+    }
+    Ok(())
+}
+
+/// `strongroom restore ASSET`.
+pub(crate) async fn restore(args: &ServerArgs, asset: &str) -> Result<()> {
+    let asset = id_segment("asset", asset)?;
+    let c = Client::new(args)?;
+    let restored = c
+        .json(c.req(Method::POST, &format!("/api/v1/assets/{asset}/restore")))
+        .await?;
+    if args.json {
+        print_json(&restored);
+    } else {
+        eprintln!("restored {asset} ({})", text(&restored["filename"]));
     }
     Ok(())
 }

@@ -54,10 +54,13 @@ pub enum ClientCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
-    /// List the spaces of the key's organization, or a space's assets.
+    /// List the spaces of the key's organization, or a space's assets (or its trash).
     Ls {
         /// A space's id: list its assets.
         space: Option<String>,
+        /// List the space's trash instead: deleted assets, with when.
+        #[arg(long, requires = "space")]
+        trash: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -74,8 +77,19 @@ pub enum ClientCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
-    /// Delete an asset.
+    /// Delete an asset to its space's trash (restorable until the grace period ends).
     Rm {
+        /// The asset's id.
+        asset: String,
+        /// Crypto-shred it now instead, from the space or the trash (needs asset:purge): it
+        /// cannot be restored, from the trash or from any backup.
+        #[arg(long)]
+        purge: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Bring an asset back from its space's trash.
+    Restore {
         /// The asset's id.
         asset: String,
         #[command(flatten)]
@@ -152,14 +166,23 @@ pub async fn run(cmd: ClientCommand) -> ExitCode {
             output,
             server,
         } => transfer::download(&server, &asset, output).await,
-        ClientCommand::Ls { space, server } => listing::ls(&server, space.as_deref()).await,
+        ClientCommand::Ls {
+            space,
+            trash,
+            server,
+        } => listing::ls(&server, space.as_deref(), trash).await,
         ClientCommand::Share {
             asset,
             expires,
             single_use,
             server,
         } => listing::share(&server, &asset, &expires, single_use).await,
-        ClientCommand::Rm { asset, server } => listing::rm(&server, &asset).await,
+        ClientCommand::Rm {
+            asset,
+            purge,
+            server,
+        } => listing::rm(&server, &asset, purge).await,
+        ClientCommand::Restore { asset, server } => listing::restore(&server, &asset).await,
     })
 }
 

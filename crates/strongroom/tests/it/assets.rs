@@ -221,14 +221,14 @@ both_backends! {
         assert!(srv.temp_files().is_empty(), "refused uploads leave no temp file");
     }
 
-    async fn delete_shreds_the_key_and_the_object(b: Backend) {
+    async fn purge_shreds_the_key_and_the_object(b: Backend) {
         let Some(srv) = TestServer::start(b).await else { return };
         let (boot, space) = setup(&srv).await;
         let keep = srv.upload(&boot.api_key, &space, "keep", pattern(1000, 1)).await;
         let gone = srv.upload(&boot.api_key, &space, "gone", pattern(1000, 2)).await;
         assert_eq!(srv.object_files().len(), 2);
         let id = gone["id"].as_str().unwrap();
-        let res = srv.req(Method::DELETE, &format!("/api/v1/assets/{id}"), Some(&boot.api_key)).send().await.unwrap();
+        let res = srv.req(Method::DELETE, &format!("/api/v1/assets/{id}?purge=true"), Some(&boot.api_key)).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::NO_CONTENT);
         for path in [format!("/api/v1/assets/{id}"), format!("/api/v1/assets/{id}/content")] {
             let res = srv.req(Method::GET, &path, Some(&boot.api_key)).send().await.unwrap();

@@ -133,6 +133,18 @@ fn table() -> Vec<(&'static str, &'static str)> {
             "401 | 403 403 204 204 204 403 204 | 404 | 401 401 401 | 403 403 204 204 204 | 204",
         ),
         (
+            "GET /api/v1/spaces/{space_id}/trash",
+            "401 | 403 403 200 200 200 403 200 | 404 | 401 401 401 | 403 403 200 200 200 | 200",
+        ),
+        (
+            "POST /api/v1/assets/{asset_id}/restore",
+            "401 | 403 403 200 200 200 403 200 | 404 | 401 401 401 | 403 403 200 200 200 | 200",
+        ),
+        (
+            "PATCH /api/v1/spaces/{space_id}",
+            "401 | 403 403 403 200 200 403 403 | 404 | 401 401 401 | 403 403 403 200 200 | 200",
+        ),
+        (
             "POST /api/v1/orgs/{org_id}/api-keys",
             "401 | 403 403 403 201 201 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 201",
         ),
@@ -372,6 +384,21 @@ async fn resolve(srv: &TestServer, ctx: &Ctx, route: &str, param: &str) -> Strin
                 .unwrap()
                 .to_owned()
         }
+        "asset_id" if route == "POST /api/v1/assets/{asset_id}/restore" => {
+            let id = srv
+                .upload(owner, &ctx.space, "deleted", vec![4, 5, 6])
+                .await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let res = srv
+                .req(Method::DELETE, &format!("/api/v1/assets/{id}"), Some(owner))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::NO_CONTENT);
+            id
+        }
         "asset_id" => ctx.asset.clone(),
         "link_id" => made_by_owner(
             srv,
@@ -478,6 +505,7 @@ fn body_for(route: &str, ctx: &Ctx) -> Option<Value> {
         "POST /api/v1/me/mfa/totp/confirm" => json!({"code": "000000"}),
         "POST /api/v1/me/mfa/totp/disable" => json!({"password": "not the password at all 2"}),
         "PATCH /api/v1/orgs/{org_id}" => json!({"require_mfa": false}),
+        "PATCH /api/v1/spaces/{space_id}" => json!({"retention_days": null}),
         "PATCH /api/v1/orgs/{org_id}/members/{user_id}" => json!({"role": "viewer"}),
         "POST /api/v1/orgs/{org_id}/invitations" => {
             json!({"email": unique_email("invited"), "role": "viewer"})

@@ -6,7 +6,7 @@
 use std::process::{Command, Output, Stdio};
 
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::support::*;
@@ -108,6 +108,19 @@ both_backends! {
         let (code, err) = failure(&sr(&srv, key, &["rm", &ids[1]]));
         assert_eq!(code, 4, "{err}");
         assert!(err.starts_with("error: ") && err.contains("not found"), "{err}");
+        // ...it waits in the trash: listed there, restored, then purged for good.
+        let trash = sr(&srv, key, &["ls", &space, "--trash", "--json"]);
+        let listed: Value = serde_json::from_slice(&trash.stdout).unwrap();
+        assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+        assert_eq!(listed["items"][0]["id"], ids[1].as_str());
+        let back = sr(&srv, key, &["restore", &ids[1], "--json"]);
+        assert!(back.status.success(), "{}", String::from_utf8_lossy(&back.stderr));
+        assert_eq!(download(&srv, key.unwrap(), &ids[1]).await, files[1].1);
+        let purged = sr(&srv, key, &["rm", &ids[1], "--purge", "--json"]);
+        assert!(purged.status.success(), "{}", String::from_utf8_lossy(&purged.stderr));
+        assert_eq!(serde_json::from_slice::<Value>(&purged.stdout).unwrap(), json!({"deleted": ids[1], "purged": true}));
+        let (code, err) = failure(&sr(&srv, key, &["restore", &ids[1]]));
+        assert_eq!(code, 4, "{err}");
     }
 
     async fn an_interrupted_download_resumes_with_a_range(b: Backend) {

@@ -22,6 +22,7 @@ mod edge;
 mod escalation;
 mod faults;
 mod keys;
+mod lifecycle;
 mod links;
 mod mail;
 mod metrics;

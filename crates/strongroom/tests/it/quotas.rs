@@ -59,9 +59,12 @@ both_backends! {
         assert_eq!(usage, json!({"bytes": 100, "assets": 2, "max_bytes": 100, "max_assets": 2}));
         let assets = get_json(srv.req(Method::GET, &format!("/api/v1/spaces/{space}/assets"), Some(key))).await;
         assert_eq!(assets["items"].as_array().unwrap().len(), 2);
-        // Deleting makes room; clearing the quota lifts it.
+        // An asset in the trash still holds its bytes, so it still counts; purging makes room.
         let first = assets["items"][0]["id"].as_str().unwrap().to_owned();
         assert_eq!(status(srv.req(Method::DELETE, &format!("/api/v1/assets/{first}"), Some(key))).await, StatusCode::NO_CONTENT);
+        let problem = expect_problem(put(&srv, key, &space, "e", 10).await, StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded").await;
+        assert!(problem["detail"].as_str().unwrap().contains("trash"), "{problem}");
+        assert_eq!(status(srv.req(Method::DELETE, &format!("/api/v1/assets/{first}?purge=true"), Some(key))).await, StatusCode::NO_CONTENT);
         assert_eq!(put(&srv, key, &space, "e", 10).await.status(), StatusCode::CREATED);
         set_quota(&srv, org, "none", "none");
         assert_eq!(put(&srv, key, &space, "f", 500).await.status(), StatusCode::CREATED);

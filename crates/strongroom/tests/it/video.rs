@@ -360,6 +360,15 @@ both_backends! {
         // None of the refusals touched the playback: it still plays, until an editor revokes it.
         assert_eq!(srv.client.get(&master).send().await.unwrap().status(), StatusCode::OK);
         let (_, editor) = srv.create_key(org, "editor");
+        // A stream stops with its asset: in the trash, its files are gone; restored, they play.
+        let watched = watched["url"].as_str().unwrap();
+        assert_eq!(status(srv.req(Method::DELETE, &format!("/api/v1/assets/{id}"), Some(&editor))).await, StatusCode::NO_CONTENT);
+        for url in [watched.to_owned(), watched.replace("master.m3u8", "key")] {
+            assert_eq!(srv.client.get(&url).send().await.unwrap().status(), StatusCode::NOT_FOUND, "{url}");
+        }
+        expect_problem(start(key, 60).await.unwrap(), StatusCode::NOT_FOUND, "not_found").await;
+        assert_eq!(status(srv.req(Method::POST, &format!("/api/v1/assets/{id}/restore"), Some(&editor))).await, StatusCode::OK);
+        assert_eq!(srv.client.get(watched).send().await.unwrap().status(), StatusCode::OK);
         assert_eq!(revoke(&editor).await.unwrap().status(), StatusCode::NO_CONTENT);
         assert_eq!(srv.client.get(&master).send().await.unwrap().status(), StatusCode::NOT_FOUND);
         // Refused requests made no playback: the audit trail holds exactly the two that were made.
