@@ -3,6 +3,7 @@
 // quota refusal there), a custom role granted in one space, and delete with confirmation.
 
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import { after, before, test } from "node:test";
 import { apiCall, assertAccessible, close, env, eventually, launch, media, newPage, screenshot, signIn, totp, unique } from "./support.mjs";
 
@@ -230,4 +231,18 @@ test("a space's retention rule: set in days from the space page, cleared by empt
   await viewer.page.getByRole("heading", { name: space.name }).waitFor();
   assert.equal(await viewer.page.getByLabel("Move assets to the trash after (days)").count(), 0);
   await viewer.done();
+});
+
+test("download my data: the account page gives a zip of the signed-in person's data", async () => {
+  const { page, done } = await newPage();
+  await signIn(page, env.admin);
+  await page.getByRole("link", { name: "My account" }).click();
+  await page.getByRole("heading", { name: "Your data" }).waitFor();
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("link", { name: "Download my data" }).click()]);
+  assert.match(download.suggestedFilename(), /^strongroom-export-usr_[0-9a-f]+-\d{4}-\d{2}-\d{2}\.zip$/);
+  const bytes = fs.readFileSync(await download.path());
+  assert.equal(bytes.subarray(0, 2).toString(), "PK", "a zip archive");
+  assert.ok(bytes.includes(Buffer.from("account.json")) && bytes.includes(Buffer.from(env.admin.email)), "it holds the account");
+  assert.ok(!bytes.includes(Buffer.from(env.owner.email)), "nobody else's address");
+  await done();
 });

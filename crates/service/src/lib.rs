@@ -52,6 +52,7 @@ pub use content::links::{
 };
 pub use content::playback::{CreatedPlayback, HlsFile, PLAYBACK_TOKEN_BYTES};
 pub use content::renditions::{MediaView, RenditionInfo};
+pub use identity::export::DataExport;
 pub use identity::mfa::{RECOVERY_CODES, TotpEnrolment};
 pub use identity::sessions::{
     LoggedIn, LoginRequest, MyAccount, MyOrg, REAUTH_WINDOW_SECS, SessionCredentials, SessionInfo,

@@ -53,7 +53,7 @@ pub struct AuditHead {
     pub mac: Vec<u8>,
 }
 
-fn event(row: &AnyRow) -> Result<AuditEventRow> {
+pub(crate) fn event(row: &AnyRow) -> Result<AuditEventRow> {
     Ok(AuditEventRow {
         org_id: parsed(row, "audit_events", "org_id", OrgId::parse)?,
         seq: row.try_get("seq")?,

@@ -150,7 +150,7 @@ fn opt_ts(row: &AnyRow, col: &str) -> Result<Option<Timestamp>> {
         .map(Timestamp::from_millis))
 }
 
-fn api_key(row: &AnyRow) -> Result<ApiKeyRow> {
+pub(crate) fn api_key(row: &AnyRow) -> Result<ApiKeyRow> {
     let user: Option<String> = row.try_get("user_id")?;
     Ok(ApiKeyRow {
         id: parsed(row, "api_keys", "id", ApiKeyId::parse)?,
@@ -219,7 +219,7 @@ pub(crate) fn blob(row: &AnyRow) -> Result<BlobRow> {
     })
 }
 
-const KEY_COLUMNS: &str = "k.id, k.org_id, k.user_id, k.name, k.role, k.created_at, \
+pub(crate) const KEY_COLUMNS: &str = "k.id, k.org_id, k.user_id, k.name, k.role, k.created_at, \
                            k.expires_at, k.revoked_at";
 const DETAIL_COLUMNS: &str = "k.spaces, k.last_used_at, k.last_used_ip, k.previous_valid_until";
 pub(crate) const BLOB_COLUMNS: &str =

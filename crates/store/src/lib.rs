@@ -18,6 +18,7 @@ mod links;
 mod media;
 mod mfa;
 mod migrate;
+mod privacy;
 mod quotas;
 mod regions;
 mod sessions;

@@ -62,6 +62,18 @@ pub const MY_ORGS: Route = Route {
     response: Some("MyAccount"),
     handler: || get(my_orgs),
 };
+pub const MY_EXPORT: Route = Route {
+    method: "GET",
+    path: "/api/v1/me/export",
+    summary: "A zip of your personal data: account, memberships, sessions, API keys' metadata, the audit events by or about you, your uploads' metadata",
+    auth: Credential::Session,
+    success: 200,
+    errors: &[401, 403],
+    query: &[],
+    body: None,
+    response: Some("zip"),
+    handler: || get(my_export),
+};
 pub const REVOKE_SESSION: Route = Route {
     method: "DELETE",
     path: "/api/v1/auth/sessions/{session_id}",
@@ -196,6 +208,28 @@ async fn my_orgs(
 ) -> Result<Json<strongroom_service::MyAccount>, ApiError> {
     let authz = state.service.authz.authorize_self(&p)?;
     Ok(Json(state.service.identity.my_orgs(&authz).await?))
+}
+
+async fn my_export(State(state): State<AppState>, Auth(p): Auth) -> Result<Response, ApiError> {
+    let authz = state.service.authz.authorize_self(&p)?;
+    let export = state.service.identity.export_my_data(&authz).await?;
+    let disposition = format!("attachment; filename=\"{}\"", export.filename);
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/zip"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_str(&disposition)
+                    .unwrap_or_else(|_| HeaderValue::from_static("attachment")),
+            ),
+        ],
+        export.zip,
+    )
+        .into_response())
 }
 
 async fn revoke_session(

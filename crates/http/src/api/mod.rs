@@ -53,7 +53,8 @@ pub struct Route {
     /// Request body kind: `None`, `Some("json:<Schema>")`, `Some("json?:<Schema>")` (optional),
     /// `Some("bytes")`.
     pub body: Option<&'static str>,
-    /// Response schema name in `components.schemas`, if JSON; `"bytes"` for content.
+    /// Response schema name in `components.schemas`, if JSON; `"bytes"` for content, `"ndjson"`
+    /// for a stream of JSON lines, `"zip"` for an archive.
     pub response: Option<&'static str>,
     /// Builds the handler.
     pub handler: fn() -> MethodRouter<AppState>,
@@ -92,6 +93,7 @@ pub static ROUTES: &[Route] = &[
     auth::SESSIONS,
     auth::REVOKE_SESSION,
     auth::MY_ORGS,
+    auth::MY_EXPORT,
     auth::REAUTH,
     auth::PASSWORD,
     mfa::ENROL,

@@ -388,6 +388,8 @@ fn responses(r: &Route) -> Value {
             json!({"description": "the content, with the media type it was uploaded with",
             "headers": {"ETag": etag}, "content": bytes})
         }
+        Some("zip") => json!({"description": "a zip archive of JSON files (docs/privacy.md)",
+            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}),
         Some("ndjson") => json!({"description": "newline-delimited JSON, streamed (docs/audit.md)",
             "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}),
         Some(name) => json!({"description": "success",

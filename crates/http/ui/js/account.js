@@ -152,5 +152,14 @@ export async function accountPage(main) {
     h("p", {}, "Signed in as ", h("strong", {}, session.account.email || "")),
     mfaCard(refresh),
     session.me.mfa_enrolment_required ? null : passwordCard(),
-    session.me.mfa_enrolment_required ? null : await sessionsCard());
+    session.me.mfa_enrolment_required ? null : await sessionsCard(),
+    exportCard());
+}
+
+/** Your copy of your data: a zip the browser downloads with the session cookie. */
+function exportCard() {
+  return h("section", { class: "card", "aria-labelledby": "export-title" },
+    h("h2", { id: "export-title" }, "Your data"),
+    h("p", {}, "A zip of what Strongroom holds about you in every organization you belong to: your account, memberships, sessions, API keys (never their secrets), the audit events by or about you, and your uploads' metadata."),
+    h("p", { class: "actions" }, h("a", { class: "button", href: "/api/v1/me/export", download: "" }, "Download my data")));
 }

@@ -189,6 +189,10 @@ fn table() -> Vec<(&'static str, &'static str)> {
             "GET /api/v1/me/orgs",
             "401 | 403 403 403 403 403 403 200 | 403 | 401 401 401 | 403 403 403 403 403 | 200",
         ),
+        (
+            "GET /api/v1/me/export",
+            "401 | 403 403 403 403 403 403 200 | 403 | 401 401 401 | 403 403 403 403 403 | 200",
+        ),
         // The session is the collaborator's: another member's session is not found.
         (
             "DELETE /api/v1/auth/sessions/{session_id}",

@@ -295,8 +295,8 @@ async fn chromium_plays_the_encrypted_stream_natively_to_the_end() {
     let pb = expect_json(res, StatusCode::CREATED).await;
     let (page, mut reports) = serve_page(page_html(pb["url"].as_str().unwrap())).await;
 
-    // Chromium plays the whole clip: `ended` fires at the end of the source's duration, every
-    // frame on the way was decoded (so the key and the decryption worked), and the picture is
+    // Chromium plays the whole clip: `ended` fires at the end of the source's duration, the
+    // frames on the way were decoded (so the key and the decryption worked), and the picture is
     // one of the ladder's.
     let started = Instant::now();
     let mut browser = Chromium::open(&page);
@@ -342,10 +342,14 @@ async fn chromium_plays_the_encrypted_stream_natively_to_the_end() {
     );
     assert!(size.0 > 0 && size.1 > 0, "no picture: {ended}");
     assert!(rungs.contains(&size), "{size:?} is not a rung of {rungs:?}");
+    // Decoded frames prove the key and the decryption worked (a wrong key decodes none). Debian's
+    // Chromium 148 counts 68 of this clip's 75 frames at `ended` (measured 2026-12-02, with
+    // `played` covering the whole duration, as checked above); earlier versions counted all of
+    // them. So: most of the frames, not every one.
     let frames = ended["frames"].as_u64().unwrap();
     let expected = u64::from(CLIP_SECONDS * CLIP_FPS);
     assert!(
-        frames + 2 >= expected,
+        frames * 100 >= expected * 85,
         "{frames} frames decoded, the source has {expected}: {ended}"
     );
     eprintln!(

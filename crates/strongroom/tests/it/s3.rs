@@ -96,7 +96,8 @@ crate::both_backends! {
         assert!(download(&srv, key, &big_id).await == big, "big download differs after the restart");
         assert_eq!(download(&srv, key, &small_id).await, small);
 
-        let res = srv.req(Method::DELETE, &format!("/api/v1/assets/{big_id}"), Some(key)).send().await.unwrap();
+        // A purge removes the object from the bucket (a plain delete keeps it, in the trash).
+        let res = srv.req(Method::DELETE, &format!("/api/v1/assets/{big_id}?purge=true"), Some(key)).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::NO_CONTENT);
         expect_problem(srv.req(Method::GET, &content, Some(key)).send().await.unwrap(), StatusCode::NOT_FOUND, "not_found").await;
         wait_for_files(&objects, 1).await;

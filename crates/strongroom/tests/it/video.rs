@@ -298,9 +298,12 @@ both_backends! {
         let d = get_json(srv.req(Method::GET, &format!("/api/v1/assets/{}", doc["id"].as_str().unwrap()), Some(key))).await;
         assert_eq!((d["status"].as_str(), d["renditions"].as_array().map(Vec::len)), (Some("ready"), Some(0)));
 
-        // Deleting the asset shreds its renditions too.
+        // Purging the asset shreds its renditions too (a delete to the trash keeps all three).
         let before = srv.object_files().len();
         let res = srv.req(Method::DELETE, &format!("/api/v1/assets/{img_id}"), Some(key)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::NO_CONTENT);
+        assert_eq!(srv.object_files().len(), before, "the trash keeps the original and its renditions");
+        let res = srv.req(Method::DELETE, &format!("/api/v1/assets/{img_id}?purge=true"), Some(key)).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::NO_CONTENT);
         let after = srv.object_files().len();
         assert_eq!(before - after, 3, "the original and both renditions are gone");
