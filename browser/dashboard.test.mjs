@@ -100,7 +100,7 @@ test("sign in with TOTP: enrol with the QR code, recovery codes shown once, then
   await page.getByRole("button", { name: "I have stored them" }).click();
   await page.getByText("Signing in asks for a code").waitFor();
   assert.equal(await page.locator("ul.codes").count(), 0, "the codes are not shown again");
-  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByRole("button", { name: "Sign out", exact: true }).click();
   await page.getByRole("heading", { name: "Sign in" }).waitFor();
 
   // The password alone no longer signs in: the page asks for the code.
@@ -117,7 +117,7 @@ test("sign in with TOTP: enrol with the QR code, recovery codes shown once, then
   await page.getByRole("navigation", { name: "Main" }).waitFor();
 
   // A recovery code signs in once.
-  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByRole("button", { name: "Sign out", exact: true }).click();
   await page.getByLabel("Email").fill(env.admin.email);
   await page.getByLabel("Password", { exact: true }).fill(env.admin.password);
   await page.getByRole("button", { name: "Sign in" }).click();
