@@ -194,12 +194,12 @@ test("the trash: restore brings an asset back, purge asks first and destroys it;
   await page.getByRole("button", { name: "Purge doomed.txt" }).click();
   await page.getByRole("dialog").getByRole("button", { name: "Cancel" }).click();
   assert.equal((await apiCall(env.owner.key, "GET", `/api/v1/spaces/${space.id}/trash`)).json.items.length, 1);
+  await screenshot(page, "trash");
   await page.getByRole("button", { name: "Purge doomed.txt" }).click();
   await page.getByRole("dialog").getByRole("button", { name: "Purge" }).click();
   await page.getByText("“doomed.txt” purged.").waitFor();
   await page.getByText("The trash is empty.").waitFor();
   assert.equal((await apiCall(env.owner.key, "POST", `/api/v1/assets/${doomed.id}/restore`)).status, 404);
-  await screenshot(page, "trash");
   await done();
 });
 
