@@ -115,7 +115,7 @@ both_backends! {
         assert_eq!(listed["items"][0]["id"], ids[1].as_str());
         let back = sr(&srv, key, &["restore", &ids[1], "--json"]);
         assert!(back.status.success(), "{}", String::from_utf8_lossy(&back.stderr));
-        assert_eq!(download(&srv, key.unwrap(), &ids[1]).await, files[1].1);
+        assert_eq!(download(&srv, &boot.api_key, &ids[1]).await, files[1].1);
         let purged = sr(&srv, key, &["rm", &ids[1], "--purge", "--json"]);
         assert!(purged.status.success(), "{}", String::from_utf8_lossy(&purged.stderr));
         assert_eq!(serde_json::from_slice::<Value>(&purged.stdout).unwrap(), json!({"deleted": ids[1], "purged": true}));

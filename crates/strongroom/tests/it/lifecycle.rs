@@ -106,7 +106,7 @@ both_backends! {
         // A second delete finds nothing to delete; the trash lists it, with when.
         assert_eq!(delete(&srv, &editor, &id, "").await, StatusCode::NOT_FOUND);
         let trash = get_json(srv.req(Method::GET, &format!("/api/v1/spaces/{space}/trash"), Some(&editor))).await;
-        assert_eq!(ids(&trash), [id.clone()]);
+        assert_eq!(ids(&trash), [id.as_str()]);
         assert_eq!(trash["items"][0]["filename"], "plan.pdf");
         assert!(trash["items"][0]["deleted_at"].is_string(), "{trash}");
         let (actor, detail) = events(&srv, key, org, "asset.delete", &id).await.remove(0);
@@ -119,7 +119,7 @@ both_backends! {
         assert_eq!(restored["id"], id);
         assert!(restored.get("deleted_at").is_none(), "{restored}");
         assert_eq!(download(&srv, key, &id).await, bytes);
-        assert_eq!(listed(&srv, key, &space, "assets").await, [id.clone()]);
+        assert_eq!(listed(&srv, key, &space, "assets").await, [id.as_str()]);
         assert!(listed(&srv, key, &space, "trash").await.is_empty());
         assert_eq!(srv.client.get(&url).send().await.unwrap().status(), StatusCode::OK);
         assert_eq!(events(&srv, key, org, "asset.restore", &id).await.len(), 1);
@@ -206,9 +206,9 @@ both_backends! {
 
         // Older than seven days: to the trash, as the retention job; the rest stays.
         assert_eq!(lifecycle(&srv), json!({"trashed": 1, "purged": 0}));
-        assert_eq!(listed(&srv, key, &space, "trash").await, [old.clone()]);
-        assert_eq!(listed(&srv, key, &space, "assets").await, [new.clone()]);
-        assert_eq!(listed(&srv, key, &other, "assets").await, [elsewhere.clone()]);
+        assert_eq!(listed(&srv, key, &space, "trash").await, [old.as_str()]);
+        assert_eq!(listed(&srv, key, &space, "assets").await, [new.as_str()]);
+        assert_eq!(listed(&srv, key, &other, "assets").await, [elsewhere.as_str()]);
         let (actor, detail) = events(&srv, key, org, "asset.delete", &old).await.remove(0);
         assert_eq!(actor, "system:retention");
         assert_eq!(detail["to"], "trash");

@@ -132,7 +132,7 @@ both_backends! {
         let email = unique_email("carol");
         add_member(&srv, &boot.org_id, &email, "viewer", Some(PASSWORD));
         let web = sign_in(&srv, &email, PASSWORD).await;
-        assert_eq!(export(&srv, &web).await.1.starts_with(b"PK"), true);
+        assert!(export(&srv, &web).await.1.starts_with(b"PK"), "a zip archive");
         assert_eq!(web.send(&srv, Method::POST, "/api/v1/auth/logout").send().await.unwrap().status(), StatusCode::NO_CONTENT);
         let res = web.req(&srv, Method::GET, "/api/v1/me/export").send().await.unwrap();
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
