@@ -3,7 +3,7 @@
 
 use strongroom_domain::{AssetId, OrgId, SpaceId, Timestamp};
 
-use crate::tenancy::{ASSET_COLUMNS, asset};
+use crate::tenancy::{ASSET_COLUMNS, AssetState, asset};
 use crate::{AssetRow, Page, Result, Store, Tx, parsed};
 
 /// A day, in the milliseconds timestamps are stored in.
@@ -21,16 +21,7 @@ pub struct DueAsset {
 impl Store {
     /// The asset with this id in the trash of `org_id`'s spaces.
     pub async fn trashed_asset(&self, org_id: &OrgId, id: &AssetId) -> Result<Option<AssetRow>> {
-        let sql = format!(
-            "SELECT {ASSET_COLUMNS} FROM assets \
-             WHERE id = $1 AND org_id = $2 AND deleted_at IS NOT NULL"
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id.as_str())
-            .bind(org_id.as_str())
-            .fetch_optional(self.pool())
-            .await?;
-        row.as_ref().map(asset).transpose()
+        self.asset_where(org_id, id, AssetState::Trashed).await
     }
 
     /// The asset with this id, live or in the trash: for internal work (media processing) that
@@ -40,13 +31,7 @@ impl Store {
         org_id: &OrgId,
         id: &AssetId,
     ) -> Result<Option<AssetRow>> {
-        let sql = format!("SELECT {ASSET_COLUMNS} FROM assets WHERE id = $1 AND org_id = $2");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id.as_str())
-            .bind(org_id.as_str())
-            .fetch_optional(self.pool())
-            .await?;
-        row.as_ref().map(asset).transpose()
+        self.asset_where(org_id, id, AssetState::Any).await
     }
 
     /// Whether the asset exists and is not in the trash (a stream stops with its asset).

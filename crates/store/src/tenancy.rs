@@ -135,6 +135,14 @@ pub(crate) fn asset(row: &AnyRow) -> Result<AssetRow> {
     })
 }
 
+/// Which assets a lookup finds: live ones, those in a trash, or both.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum AssetState {
+    Live,
+    Trashed,
+    Any,
+}
+
 pub(crate) const ASSET_COLUMNS: &str = "id, org_id, space_id, blob_id, filename, content_type, \
      size, sha256, created_at, media_status, deleted_at";
 
@@ -220,7 +228,22 @@ impl Store {
 
     /// The live asset with this id (not in the trash), only if it belongs to `org_id`.
     pub async fn asset(&self, org_id: &OrgId, id: &AssetId) -> Result<Option<AssetRow>> {
-        let sql = const_format_asset("WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL");
+        self.asset_where(org_id, id, AssetState::Live).await
+    }
+
+    /// The asset with this id of `org_id`, if it is in `state`.
+    pub(crate) async fn asset_where(
+        &self,
+        org_id: &OrgId,
+        id: &AssetId,
+        state: AssetState,
+    ) -> Result<Option<AssetRow>> {
+        let condition = match state {
+            AssetState::Live => " AND deleted_at IS NULL",
+            AssetState::Trashed => " AND deleted_at IS NOT NULL",
+            AssetState::Any => "",
+        };
+        let sql = const_format_asset(&format!("WHERE id = $1 AND org_id = $2{condition}"));
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id.as_str())
             .bind(org_id.as_str())
