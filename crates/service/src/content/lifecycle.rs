@@ -76,11 +76,13 @@ impl ContentService {
 
     async fn trash(&self, org_id: &OrgId, id: &AssetId, by: By<'_>) -> Result<Option<AssetRow>> {
         let now = self.ctx.clock.now();
+        // Read before the transaction: a pool connection taken while holding the write lock
+        // could wait on others that wait on this lock.
+        let days = self.ctx.store.trash_days(org_id).await?;
         let mut tx = self.ctx.store.begin().await?;
         let Some(row) = tx.trash_asset(org_id, id, now, &by.actor()).await? else {
             return Ok(None);
         };
-        let days = self.ctx.store.trash_days(org_id).await?;
         let purge_at = now.plus_secs(i64::from(days) * 86_400);
         let detail = serde_json::json!({"filename": row.filename, "space_id": row.space_id,
             "to": "trash", "purge_after": purge_at.rfc3339()});
