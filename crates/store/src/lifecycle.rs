@@ -124,18 +124,7 @@ impl Tx {
         at: Timestamp,
         by: &str,
     ) -> Result<Option<AssetRow>> {
-        let sql = format!(
-            "UPDATE assets SET deleted_at = $3, deleted_by = $4 \
-             WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL RETURNING {ASSET_COLUMNS}"
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id.as_str())
-            .bind(org_id.as_str())
-            .bind(at.millis())
-            .bind(by)
-            .fetch_optional(self.conn())
-            .await?;
-        row.as_ref().map(asset).transpose()
+        self.set_deleted(org_id, id, Some((at, by))).await
     }
 
     /// Brings an asset of `org_id` back from the trash; `None` if it is not there.
@@ -144,13 +133,31 @@ impl Tx {
         org_id: &OrgId,
         id: &AssetId,
     ) -> Result<Option<AssetRow>> {
+        self.set_deleted(org_id, id, None).await
+    }
+
+    /// Moves an asset between its space (`deleted: None`) and its trash, only from the other
+    /// one: the conditional update is what lets two nodes act on an asset at most once.
+    async fn set_deleted(
+        &mut self,
+        org_id: &OrgId,
+        id: &AssetId,
+        deleted: Option<(Timestamp, &str)>,
+    ) -> Result<Option<AssetRow>> {
+        let from = if deleted.is_some() {
+            "IS NULL"
+        } else {
+            "IS NOT NULL"
+        };
         let sql = format!(
-            "UPDATE assets SET deleted_at = NULL, deleted_by = NULL \
-             WHERE id = $1 AND org_id = $2 AND deleted_at IS NOT NULL RETURNING {ASSET_COLUMNS}"
+            "UPDATE assets SET deleted_at = $3, deleted_by = $4 \
+             WHERE id = $1 AND org_id = $2 AND deleted_at {from} RETURNING {ASSET_COLUMNS}"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id.as_str())
             .bind(org_id.as_str())
+            .bind(deleted.map(|(at, _)| at.millis()))
+            .bind(deleted.map(|(_, by)| by))
             .fetch_optional(self.conn())
             .await?;
         row.as_ref().map(asset).transpose()
