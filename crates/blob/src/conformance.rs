@@ -165,6 +165,7 @@ suite!(
     missing_blobs_are_not_found,
     delete_is_idempotent,
     list_older_than_names_committed_blobs_only,
+    list_objects_names_committed_blobs_and_leaves_uploads_alone,
     checkpoints_round_trip_in_numeric_order,
     invalid_ids_are_refused,
     encrypted_blobs_round_trip,
@@ -322,6 +323,28 @@ async fn list_older_than_names_committed_blobs_only(h: &Harness) {
     assert_eq!(s.list_older_than(later()).await.unwrap(), vec!["b_blob"]);
     assert_eq!(s.checkpoint_seqs("org_1").await.unwrap(), vec![1]);
     drop(pending);
+}
+
+async fn list_objects_names_committed_blobs_and_leaves_uploads_alone(h: &Harness) {
+    let s = &*h.store;
+    put(s, "listed_b", b"x").await;
+    put(s, "listed_a", b"y").await;
+    s.put_checkpoint("org_2", 1, Bytes::from_static(b"cp"))
+        .await
+        .unwrap();
+    let mut pending = s.create("in_progress").await.unwrap();
+    pending.write(Bytes::from_static(b"half")).await.unwrap();
+    let names: Vec<String> = s
+        .list_objects()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(names, vec!["listed_a", "listed_b"]);
+    // Listing removed nothing: the upload in progress still commits.
+    pending.commit().await.unwrap();
+    assert_eq!(s.len("in_progress").await.unwrap(), 4);
 }
 
 async fn checkpoints_round_trip_in_numeric_order(h: &Harness) {

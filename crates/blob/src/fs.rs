@@ -94,6 +94,37 @@ fn object_path_in(objects: &Path, id: &str) -> PathBuf {
     fanout_dir(objects, id).join(id)
 }
 
+/// Every committed object under `objects` with its modification time: only files where
+/// `delete` will look for them, so a stray file elsewhere is never reported (nor swept).
+fn walk_objects(objects: &Path) -> io::Result<Vec<(String, SystemTime)>> {
+    let mut out = Vec::new();
+    for dir in std::fs::read_dir(objects)? {
+        let dir = dir?;
+        if !dir.file_type()?.is_dir() {
+            continue;
+        }
+        for entry in std::fs::read_dir(dir.path())? {
+            let entry = entry?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if validate_id(&name).is_err() || entry.path() != object_path_in(objects, &name) {
+                continue;
+            }
+            let meta = match entry.metadata() {
+                Ok(m) => m,
+                // Deleted while we were listing.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            if meta.is_file() {
+                out.push((name, meta.modified()?));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// `<seq>.json` with 20 digits, so names sort like the numbers (and every u64 fits).
 pub(crate) fn checkpoint_name(seq: u64) -> String {
     format!("{seq:020}.json")
@@ -213,35 +244,11 @@ impl BlobStore for FsBlobStore {
             let objects = self.objects.clone();
             let tmp = self.tmp.clone();
             blocking(move || {
-                let mut ids = Vec::new();
-                for dir in std::fs::read_dir(&objects)? {
-                    let dir = dir?;
-                    if !dir.file_type()?.is_dir() {
-                        continue;
-                    }
-                    for entry in std::fs::read_dir(dir.path())? {
-                        let entry = entry?;
-                        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                            continue;
-                        };
-                        // Only files where `delete` will look for them: a stray file elsewhere is
-                        // never reported as swept when it was not removed.
-                        if validate_id(&name).is_err()
-                            || entry.path() != object_path_in(&objects, &name)
-                        {
-                            continue;
-                        }
-                        let meta = match entry.metadata() {
-                            Ok(m) => m,
-                            // Deleted while we were listing.
-                            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                            Err(e) => return Err(e),
-                        };
-                        if meta.is_file() && meta.modified()? < older_than {
-                            ids.push(name);
-                        }
-                    }
-                }
+                let mut ids: Vec<String> = walk_objects(&objects)?
+                    .into_iter()
+                    .filter(|(_, modified)| *modified < older_than)
+                    .map(|(name, _)| name)
+                    .collect();
                 for entry in std::fs::read_dir(&tmp)? {
                     let entry = entry?;
                     let meta = match entry.metadata() {
@@ -259,6 +266,18 @@ impl BlobStore for FsBlobStore {
                 }
                 ids.sort_unstable();
                 Ok(ids)
+            })
+            .await
+        })
+    }
+
+    fn list_objects<'a>(&'a self) -> BoxFuture<'a, Result<Vec<(String, SystemTime)>, BlobError>> {
+        Box::pin(async move {
+            let objects = self.objects.clone();
+            blocking(move || {
+                let mut all = walk_objects(&objects)?;
+                all.sort_unstable();
+                Ok(all)
             })
             .await
         })

@@ -201,6 +201,16 @@ pub trait BlobStore: Send + Sync + 'static {
         &'a self,
         older_than: SystemTime,
     ) -> BoxFuture<'a, Result<Vec<String>, BlobError>>;
+    /// Every committed object with its last modification time, without side effects (unlike
+    /// [`BlobStore::list_older_than`], temp files are left alone). Backup destinations use it to
+    /// find their manifests and unreferenced copies; a store that cannot list says so.
+    fn list_objects<'a>(&'a self) -> BoxFuture<'a, Result<Vec<(String, SystemTime)>, BlobError>> {
+        Box::pin(async {
+            Err(BlobError::Unavailable(
+                "this storage cannot list its objects".into(),
+            ))
+        })
+    }
     /// Readiness: the store is reachable and writable.
     fn check<'a>(&'a self) -> BoxFuture<'a, Result<(), BlobError>>;
 

@@ -108,6 +108,10 @@ impl BlobStore for Metered {
         measured(&self.name, "list", self.inner.list_older_than(older_than))
     }
 
+    fn list_objects<'a>(&'a self) -> BoxFuture<'a, Result<Vec<(String, SystemTime)>, BlobError>> {
+        measured(&self.name, "list", self.inner.list_objects())
+    }
+
     fn check<'a>(&'a self) -> BoxFuture<'a, Result<(), BlobError>> {
         measured(&self.name, "check", self.inner.check())
     }

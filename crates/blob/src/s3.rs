@@ -360,6 +360,20 @@ impl BlobStore for S3BlobStore {
         })
     }
 
+    fn list_objects<'a>(&'a self) -> BoxFuture<'a, Result<Vec<(String, SystemTime)>, BlobError>> {
+        Box::pin(async move {
+            let mut all: Vec<(String, SystemTime)> = self
+                .inner
+                .list_children(&self.inner.objects)
+                .await?
+                .into_iter()
+                .filter(|(name, _)| validate_id(name).is_ok())
+                .collect();
+            all.sort_unstable();
+            Ok(all)
+        })
+    }
+
     fn check<'a>(&'a self) -> BoxFuture<'a, Result<(), BlobError>> {
         Box::pin(async move {
             // Reachable, signed correctly, and writable: a small object written and removed.

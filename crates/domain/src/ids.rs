@@ -119,6 +119,10 @@ id_type!(
     JobId, "job", "job"
 );
 id_type!(
+    /// A backup: one snapshot of the database with the blobs it names, at a destination.
+    BackupId, "bkp", "backup"
+);
+id_type!(
     /// A download link (the public id, for listing and revoking; never the token in its URL).
     LinkId, "lnk", "link"
 );

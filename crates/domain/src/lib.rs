@@ -11,8 +11,8 @@ pub mod role;
 
 pub use clock::{Clock, SystemClock, Timestamp};
 pub use ids::{
-    ApiKeyId, AssetId, BlobId, IdError, InvitationId, JobId, LinkId, OrgId, PlaybackId, RoleId,
-    SessionId, SpaceId, UserId,
+    ApiKeyId, AssetId, BackupId, BlobId, IdError, InvitationId, JobId, LinkId, OrgId, PlaybackId,
+    RoleId, SessionId, SpaceId, UserId,
 };
 pub use names::{Email, Filename, Name, NameError};
 pub use role::{Permission, PermissionSet, Role, RoleRef};

@@ -25,6 +25,7 @@
 
 pub mod audit;
 pub mod authz;
+pub mod backup;
 pub mod content;
 mod ctx;
 pub mod identity;
@@ -206,6 +207,8 @@ pub struct ServiceConfig {
     pub audit_checkpoint_interval: std::time::Duration,
     /// How often the lifecycle job runs (retention rules, trash past its grace period).
     pub lifecycle_interval: std::time::Duration,
+    /// `[backup]`: destinations, schedule and what prune keeps.
+    pub backup: backup::BackupConfig,
     /// The storage quota of an organization the operator set none for (`None`: no limit).
     pub default_quota: Quota,
 }
@@ -237,6 +240,7 @@ impl Default for ServiceConfig {
             default_quota: Quota::default(),
             audit_checkpoint_interval: std::time::Duration::from_secs(60),
             lifecycle_interval: std::time::Duration::from_secs(3600),
+            backup: backup::BackupConfig::default(),
             jobs: JobsConfig::default(),
         }
     }
@@ -260,6 +264,8 @@ pub struct Service {
     pub jobs: Arc<jobs::Jobs>,
     /// The operator's commands.
     pub ops: ops::Ops,
+    /// Backups: create, list, prune, the shred pass and the schedule.
+    pub backups: Arc<backup::Backups>,
     ctx: Arc<ctx::Ctx>,
 }
 
@@ -300,6 +306,7 @@ impl Service {
         );
         let keys = Arc::new(keys::Keys::new(Arc::clone(&ctx), &root));
         let audit = Arc::new(audit::Audit::new(Arc::clone(&ctx), &root));
+        let backups = Arc::new(backup::Backups::new(Arc::clone(&ctx), &root));
         let seal_jobs = jobs::media::MediaWorker::keys(&root);
         let content_keys = content::ContentService::keys(&root);
         let keyring = Arc::new(Keyring::load(&store, root, clock.now()).await?);
@@ -334,6 +341,7 @@ impl Service {
             audit,
             jobs,
             ops,
+            backups,
             ctx,
         })
     }

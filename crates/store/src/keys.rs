@@ -722,6 +722,9 @@ impl Tx {
             .bind(id.as_str())
             .execute(self.conn())
             .await?;
+        if done.rows_affected() == 1 {
+            crate::backup::log_shred(self.conn(), id.as_str()).await?;
+        }
         Ok(done.rows_affected() == 1)
     }
 }

@@ -11,6 +11,7 @@
 
 mod access;
 mod audit;
+mod backup;
 mod jobs;
 mod keys;
 mod lifecycle;
@@ -32,6 +33,7 @@ use sqlx::{Any, AnyPool, Row};
 
 pub use access::{GrantRow, InvitationRow, RoleRow};
 pub use audit::{AuditEventRow, AuditHead, NewAuditEvent};
+pub use backup::{BACKUP_TABLES, BackupRun, NOT_BACKED_UP, Snapshot, Value, Values};
 pub use jobs::{JobRow, JobStatus, Lane, NewJob};
 pub use keys::{
     ApiKeyDetails, ApiKeyRow, BlobRow, GrantAccessRow, KekRow, KeyPrincipalRow, PrincipalRow,

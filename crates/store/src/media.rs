@@ -261,6 +261,7 @@ impl Tx {
                 .bind(id.as_str())
                 .execute(self.conn())
                 .await?;
+            crate::backup::log_shred(self.conn(), &id).await?;
             blobs.push(BlobId::parse(&id).map_err(|e| StoreError::Corrupt {
                 table: "renditions",
                 detail: e.to_string(),

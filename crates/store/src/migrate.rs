@@ -28,6 +28,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (13, include_str!("../migrations/0013_regions.sql")),
     (14, include_str!("../migrations/0014_scrub_lease.sql")),
     (15, include_str!("../migrations/0015_trash_retention.sql")),
+    (16, include_str!("../migrations/0016_backups.sql")),
 ];
 
 /// The schema version a fully migrated database has: the last migration's. Versions increase

@@ -14,6 +14,7 @@ use strongroom_testkit::{Backend, TestDb};
 /// before the database it points at.
 pub(crate) struct Env {
     pub(crate) store: Store,
+    backend: Backend,
     pub(crate) url: String,
     _db: TestDb,
     _dir: tempfile::TempDir,
@@ -21,7 +22,7 @@ pub(crate) struct Env {
 
 impl Env {
     /// A migrated store on a fresh database, or `None` when PostgreSQL is skipped on purpose.
-    async fn new(backend: Backend) -> Option<Env> {
+    pub(crate) async fn new(backend: Backend) -> Option<Env> {
         let db = TestDb::new(backend).await?;
         let dir = tempfile::tempdir().unwrap();
         let url = match &db.url {
@@ -31,10 +32,18 @@ impl Env {
         let store = Store::connect(&url).await.unwrap();
         Some(Env {
             store,
+            backend,
             url,
             _db: db,
             _dir: dir,
         })
+    }
+}
+
+impl Env {
+    /// The engine this database runs on.
+    pub(crate) fn backend(&self) -> Backend {
+        self.backend
     }
 }
 
@@ -63,6 +72,8 @@ macro_rules! conformance {
 
 #[path = "conformance/audit.rs"]
 mod audit;
+#[path = "conformance/backup.rs"]
+mod backup;
 #[path = "conformance/fixtures.rs"]
 mod fixtures;
 #[path = "conformance/jobs.rs"]

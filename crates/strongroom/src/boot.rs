@@ -83,7 +83,7 @@ impl InstanceSettings {
     }
 }
 
-fn ensure_private_dir(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn ensure_private_dir(dir: &Path) -> anyhow::Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
         .with_context(|| format!("cannot restrict {} to its owner", dir.display()))?;
@@ -245,6 +245,39 @@ async fn check_regions(store: &Store, blobs: &Regions) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The root key of an existing instance (or one about to be restored): from
+/// `STRONGROOM_MASTER_KEY`, the configured file, or `<data>/master.key`; never generated.
+pub fn root_key(settings: &InstanceSettings) -> anyhow::Result<RootKey> {
+    if settings.master_key_hex.is_none()
+        && !settings
+            .master_key_file
+            .clone()
+            .unwrap_or_else(|| settings.data_dir.join("master.key"))
+            .exists()
+    {
+        bail!(
+            "no root key: set STRONGROOM_MASTER_KEY, pass --master-key-file, or put the key file at {}",
+            settings.data_dir.join("master.key").display()
+        );
+    }
+    Ok(load_root_key(settings, Create::Never)?.0)
+}
+
+/// The database URL of an instance (SQLite in the data dir unless a URL is set), and a
+/// description without any password.
+pub fn database_url(settings: &InstanceSettings) -> (String, String) {
+    match &settings.database_url {
+        Some(url) => (url.clone(), describe_url(url)),
+        None => {
+            let path = settings.sqlite_path();
+            (
+                format!("sqlite:{}?mode=rwc", path.display()),
+                format!("SQLite {}", path.display()),
+            )
+        }
+    }
 }
 
 fn load_root_key(

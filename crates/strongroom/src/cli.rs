@@ -58,12 +58,96 @@ pub enum Command {
     /// Blob storage: its backends and the scrub that checks and repairs every copy.
     #[command(subcommand)]
     Storage(StorageCommand),
+    /// Backups: create, list, verify, restore and prune (docs/backups.md).
+    #[command(subcommand)]
+    Backup(BackupCommand),
     /// Client: spaces of an organization on a server (STRONGROOM_SERVER, STRONGROOM_API_KEY).
     #[command(subcommand)]
     Spaces(crate::client::SpacesCommand),
     /// Client commands against a server (STRONGROOM_SERVER, STRONGROOM_API_KEY).
     #[command(flatten)]
     Client(crate::client::ClientCommand),
+}
+
+/// `strongroom backup ...`. DEST is `fs:///path` or `s3://bucket/prefix?endpoint=...`; without
+/// it, every `[backup] destinations` entry (restore needs one named).
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Take a backup now: a consistent snapshot of the database and every blob it names (only
+    /// the blobs the destination lacks are copied), sealed under the root key.
+    Create {
+        /// Instance settings.
+        #[command(flatten)]
+        instance: InstanceArgs,
+        /// Where to (default: every configured destination).
+        #[arg(long, value_name = "DEST")]
+        to: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The complete backups at a destination, oldest first.
+    List {
+        /// Instance settings.
+        #[command(flatten)]
+        instance: InstanceArgs,
+        /// Where (default: every configured destination).
+        #[arg(long, value_name = "DEST")]
+        from: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read back every object of a backup and authenticate it; exits 1 naming the first bad one.
+    Verify {
+        /// Instance settings.
+        #[command(flatten)]
+        instance: InstanceArgs,
+        /// The backup's id (bkp_...).
+        id: String,
+        /// Where (default: the configured destination holding it).
+        #[arg(long, value_name = "DEST")]
+        from: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a backup onto an empty data directory (and an empty database with
+    /// --database-url). Needs only the backup and the root key (STRONGROOM_MASTER_KEY,
+    /// --master-key-file, or DIR/master.key put there first).
+    Restore {
+        /// The backup's id (bkp_...).
+        id: String,
+        /// Where the backup is.
+        #[arg(long, value_name = "DEST")]
+        from: String,
+        /// The new data directory (created if missing; must hold nothing but master.key).
+        #[arg(long, value_name = "DIR")]
+        data_dir: std::path::PathBuf,
+        /// An empty PostgreSQL database to restore into instead of SQLite in DIR.
+        #[arg(long, value_name = "URL", env = "STRONGROOM_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+        /// Root key file [default: DIR/master.key]; STRONGROOM_MASTER_KEY supplies the key itself.
+        #[arg(long, env = "STRONGROOM_MASTER_KEY_FILE", value_name = "FILE")]
+        master_key_file: Option<std::path::PathBuf>,
+        /// TOML configuration file of the new instance (its `[storage]` receives the blobs).
+        #[arg(long, env = "STRONGROOM_CONFIG", value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove old backups at every configured destination: keeps the newest of each of the
+    /// last `keep_daily` days and `keep_weekly` weeks, and the newest; then the blobs no kept
+    /// backup names (once a day old).
+    Prune {
+        /// Instance settings.
+        #[command(flatten)]
+        instance: InstanceArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `strongroom storage ...`.

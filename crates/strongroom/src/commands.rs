@@ -14,7 +14,8 @@ use crate::cli::{
 };
 use crate::serve::{file_config, instance_settings};
 
-async fn open(args: &InstanceArgs, create: Create) -> anyhow::Result<Instance> {
+/// The settings of the instance `args` name, as every data-dir command resolves them.
+pub(crate) fn settings(args: &InstanceArgs) -> anyhow::Result<boot::InstanceSettings> {
     let file = file_config(args)?;
     let mut service = ServiceConfig::default();
     if let Some(n) = file.limits.max_upload_bytes {
@@ -24,7 +25,12 @@ async fn open(args: &InstanceArgs, create: Create) -> anyhow::Result<Instance> {
         max_bytes: file.limits.org_max_bytes,
         max_assets: file.limits.org_max_assets,
     };
-    boot::open(&instance_settings(args, &file, service), create).await
+    service.backup = file.backup.resolve(&file.storage)?;
+    Ok(instance_settings(args, &file, service))
+}
+
+pub(crate) async fn open(args: &InstanceArgs, create: Create) -> anyhow::Result<Instance> {
+    boot::open(&settings(args)?, create).await
 }
 
 /// A quota limit from the command line: a whole number, or "none" for no limit of its own.
@@ -49,7 +55,7 @@ fn read_password_stdin() -> anyhow::Result<Zeroizing<String>> {
     Ok(pw)
 }
 
-fn print_json(v: serde_json::Value) {
+pub(crate) fn print_json(v: serde_json::Value) {
     println!("{v}");
 }
 
@@ -333,8 +339,11 @@ pub async fn storage(cmd: StorageCommand) -> anyhow::Result<bool> {
         StorageCommand::Status { instance, json } => {
             let inst = open(&instance, Create::Never).await?;
             let status = inst.service.ops.storage_status().await?;
+            let backups = inst.service.backups.status().await?;
             if json {
-                print_json(serde_json::to_value(&status)?);
+                let mut out = serde_json::to_value(&status)?;
+                out["backups"] = serde_json::to_value(&backups)?;
+                print_json(out);
                 return Ok(true);
             }
             println!(
@@ -360,6 +369,28 @@ pub async fn storage(cmd: StorageCommand) -> anyhow::Result<bool> {
                     r.unrecoverable
                 ),
                 None => println!("no scrub has run yet (strongroom storage scrub)"),
+            }
+            for (what, run) in [
+                ("backup", &backups.last_backup),
+                ("verified backup", &backups.last_verify),
+                ("restore", &backups.last_restore),
+            ] {
+                match run {
+                    Some(r) => println!(
+                        "last {what} {}: {} at {} ({})",
+                        r.finished_at,
+                        r.backup_id,
+                        r.destination,
+                        if r.ok { "ok" } else { "FAILED" }
+                    ),
+                    None => println!("no {what} yet"),
+                }
+            }
+            if backups.shreds_pending > 0 {
+                println!(
+                    "{} purged blob(s) not yet removed from every backup's key set",
+                    backups.shreds_pending
+                );
             }
             Ok(true)
         }

@@ -47,6 +47,14 @@ async fn main() -> ExitCode {
                 Err(e) => Err(e),
             }
         }
+        Command::Backup(cmd) => {
+            init_logging(false);
+            match strongroom::backup::run(cmd).await {
+                Ok(true) => Ok(()),
+                Ok(false) => return ExitCode::from(1),
+                Err(e) => Err(e),
+            }
+        }
         Command::Client(cmd) => return strongroom::client::run(cmd).await,
         Command::Spaces(cmd) => return strongroom::client::spaces(cmd).await,
         Command::Audit(cmd) => {

@@ -113,6 +113,7 @@ impl ServeSettings {
             }
             service.lifecycle_interval = Duration::from_secs(secs);
         }
+        service.backup = file.backup.resolve(&file.storage)?;
         configure_mail(&mut service, &file)?;
         configure_media(&mut service, &file)?;
         configure_jobs(&mut service, &file)?;
@@ -490,6 +491,8 @@ pub async fn start(
             }
         }
     });
+    // Scheduled backups, and purges carried into earlier backups, once a minute.
+    let backups = tokio::spawn(inst.service.backups.clone().run_schedule());
     let scrubber = settings.instance.storage.scrub_interval().map(|interval| {
         let service = inst.service.clone();
         tokio::spawn(async move {
@@ -564,6 +567,7 @@ pub async fn start(
             strongroom_http::serve(listener, tls, certs, app, timeouts, limits, shutdown).await;
         sweeper.abort();
         lifecycle.abort();
+        backups.abort();
         if let Some(s) = &scrubber {
             s.abort();
         }
