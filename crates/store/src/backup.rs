@@ -87,6 +87,15 @@ mod b64 {
     }
 }
 
+/// A column's type where it matters for binding.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Int,
+    Int32,
+    Text,
+    Bytes,
+}
+
 /// One row: its values in the order of the table's columns.
 pub type Values = Vec<Value>;
 
@@ -260,6 +269,7 @@ impl Store {
             columns.join(", "),
             placeholders.join(", ")
         );
+        let kinds = self.column_kinds(table, columns).await?;
         let mut tx = self.begin().await?;
         for row in rows {
             if row.len() != columns.len() {
@@ -273,18 +283,58 @@ impl Store {
                 });
             }
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-            for v in row {
-                q = match v {
-                    Value::Null => q.bind(Option::<String>::None),
-                    Value::Int(i) => q.bind(*i),
-                    Value::Text(t) => q.bind(t.as_str()),
-                    Value::Bytes { b } => q.bind(b.as_slice()),
+            for (v, kind) in row.iter().zip(&kinds) {
+                // PostgreSQL wants every value, NULL too, of its column's type.
+                q = match (v, kind) {
+                    (Value::Null, Kind::Int) => q.bind(Option::<i64>::None),
+                    (Value::Null, Kind::Int32) => q.bind(Option::<i32>::None),
+                    (Value::Null, Kind::Bytes) => q.bind(Option::<Vec<u8>>::None),
+                    (Value::Null, _) => q.bind(Option::<String>::None),
+                    (Value::Int(i), Kind::Int32) => q.bind(i32::try_from(*i).map_err(|_| {
+                        StoreError::Corrupt {
+                            table: "backup",
+                            detail: format!("a value of {table} is out of range"),
+                        }
+                    })?),
+                    (Value::Int(i), _) => q.bind(*i),
+                    (Value::Text(t), _) => q.bind(t.as_str()),
+                    (Value::Bytes { b }, _) => q.bind(b.as_slice()),
                 };
             }
             q.execute(tx.conn()).await?;
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The type of each of `columns` of `table` in this database (all `Text` on SQLite, whose
+    /// columns take any value).
+    async fn column_kinds(&self, table: &str, columns: &[String]) -> Result<Vec<Kind>> {
+        if self.backend() == Backend::Sqlite {
+            return Ok(vec![Kind::Text; columns.len()]);
+        }
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT column_name::TEXT, data_type::TEXT FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = $1",
+        )
+        .bind(table)
+        .fetch_all(self.pool())
+        .await?;
+        columns
+            .iter()
+            .map(|c| match rows.iter().find(|(name, _)| name == c) {
+                Some((_, t)) if t == "bigint" => Ok(Kind::Int),
+                Some((_, t)) if t == "integer" || t == "smallint" => Ok(Kind::Int32),
+                Some((_, t)) if t == "bytea" => Ok(Kind::Bytes),
+                Some(_) => Ok(Kind::Text),
+                None => Err(StoreError::Corrupt {
+                    table: "backup",
+                    detail: format!(
+                        "the backup has a column {table}.{c} this version of Strongroom does not: restore it with the version that made it"
+                    ),
+                }),
+            })
+            .collect()
     }
 
     /// After a restore: removes what refers to blobs whose data keys the backup no longer holds

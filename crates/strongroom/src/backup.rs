@@ -130,13 +130,17 @@ pub async fn run(cmd: BackupCommand) -> anyhow::Result<bool> {
             restore(&args, &id, &from, json).await?;
             Ok(true)
         }
-        BackupCommand::Prune { instance, json } => {
+        BackupCommand::Prune {
+            instance,
+            from,
+            json,
+        } => {
             let inst = open(&instance, Create::Never).await?;
             let backups = &inst.service.backups;
             let config = &inst.service.config().backup;
             let file = file_config(&instance)?;
             let mut reports = Vec::new();
-            for dest in destinations(None, backups.destinations(), &file)? {
+            for dest in destinations(from.as_deref(), backups.destinations(), &file)? {
                 reports.push(
                     backups
                         .prune(&dest, config.keep_daily, config.keep_weekly, PRUNE_GRACE)
@@ -277,8 +281,7 @@ async fn restore(args: &InstanceArgs, raw: &str, from: &str, json: bool) -> anyh
         .with_context(|| format!("cannot open the database ({database})"))?;
     let bar = Bar::new(json, "database");
     let loaded = backup::restore_database(&store, &root, &dest, &id, &|p| bar.update(p))
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .await?;
     bar.done();
     store.close().await;
 
@@ -288,8 +291,7 @@ async fn restore(args: &InstanceArgs, raw: &str, from: &str, json: bool) -> anyh
         .service
         .backups
         .restore_blobs(&dest, &id, &|p| bar.update(p))
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .await?;
     bar.done();
     // The restored chain heads, signed: `audit verify` passes on the restored system.
     let round = inst.service.audit.write_audit_checkpoints().await?;

@@ -144,6 +144,9 @@ pub enum BackupCommand {
         /// Instance settings.
         #[command(flatten)]
         instance: InstanceArgs,
+        /// Only this destination (default: every configured one).
+        #[arg(long, value_name = "DEST")]
+        from: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,

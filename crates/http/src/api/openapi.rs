@@ -265,7 +265,14 @@ fn org_schema(id: &Value, text: &Value, time: &Value) -> Value {
         "require_mfa": {"type": "boolean"}, "created_at": time,
         "session_idle_secs": {"type": "integer"}, "session_absolute_secs": {"type": "integer"}, "trash_days": {"type": "integer"},
         "region_move": {"type": ["object", "null"], "properties": {"to": text, "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
-            "blobs_in_region": {"type": "integer"}, "blobs_elsewhere": {"type": "integer"}}}}})
+            "blobs_in_region": {"type": "integer"}, "blobs_elsewhere": {"type": "integer"}}},
+        "backups": {"type": "object", "description": "owners only: the instance's latest backup, verified backup and restore",
+            "properties": {"last_backup": backup_run(), "last_verified": backup_run(), "last_restore": backup_run()}}}})
+}
+
+fn backup_run() -> Value {
+    json!({"type": ["object", "null"], "required": ["backup_id", "finished_at", "ok"], "properties": {
+        "backup_id": {"type": "string"}, "finished_at": {"type": "string", "format": "date-time"}, "ok": {"type": "boolean"}}})
 }
 
 fn merged(mut a: Value, b: Value) -> Value {

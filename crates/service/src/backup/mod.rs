@@ -224,6 +224,45 @@ impl From<BackupRun> for RunView {
     }
 }
 
+/// What an organization's owner sees of the instance's backups (`GET /api/v1/orgs/{org}`).
+#[derive(Debug, Clone, Serialize)]
+pub struct OwnerBackupView {
+    /// The latest `backup create`.
+    pub last_backup: Option<RunBrief>,
+    /// The latest `backup verify`.
+    pub last_verified: Option<RunBrief>,
+    /// The latest restore that produced this database.
+    pub last_restore: Option<RunBrief>,
+}
+
+/// When a run ended and whether it succeeded.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunBrief {
+    /// The backup.
+    pub backup_id: String,
+    /// When (RFC 3339).
+    pub finished_at: String,
+    /// Whether it succeeded.
+    pub ok: bool,
+}
+
+impl OwnerBackupView {
+    pub(crate) async fn read(store: &strongroom_store::Store) -> Result<OwnerBackupView> {
+        let brief = |r: Option<BackupRun>| {
+            r.map(|r| RunBrief {
+                backup_id: r.backup_id,
+                finished_at: r.finished_at.rfc3339(),
+                ok: r.ok,
+            })
+        };
+        Ok(OwnerBackupView {
+            last_backup: brief(store.last_backup_run("create").await?),
+            last_verified: brief(store.last_backup_run("verify").await?),
+            last_restore: brief(store.last_backup_run("restore").await?),
+        })
+    }
+}
+
 /// What a shred pass did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ShredReport {

@@ -33,6 +33,10 @@ pub struct OrgDetail {
     pub created_at: String,
     /// Its latest move to another region, if it was ever moved.
     pub region_move: Option<RegionMoveSummary>,
+    /// Owners only (not a space-limited key): the instance's latest backup, verified backup
+    /// and restore. Backups cover the whole instance, so no destination is shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backups: Option<crate::backup::OwnerBackupView>,
 }
 
 /// The bounds of an organization's idle session timeout, seconds (5 minutes to a day).
@@ -102,6 +106,12 @@ impl Tenancy {
                 blobs_in_region: m.blobs_in_region,
                 blobs_elsewhere: m.blobs_elsewhere,
             });
+        let p = authz.principal();
+        let backups = if p.role == "owner" && p.space_limit.is_none() {
+            Some(crate::backup::OwnerBackupView::read(&self.ctx.store).await?)
+        } else {
+            None
+        };
         Ok(OrgDetail {
             id: row.id,
             name: row.name.as_str().to_owned(),
@@ -112,6 +122,7 @@ impl Tenancy {
             trash_days,
             created_at: row.created_at.rfc3339(),
             region_move,
+            backups,
         })
     }
 

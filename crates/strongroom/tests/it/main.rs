@@ -12,6 +12,7 @@ mod api_keys;
 mod assets;
 mod audit_verify;
 mod authz;
+mod backup;
 mod browser;
 mod bruteforce;
 mod cli;

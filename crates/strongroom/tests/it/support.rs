@@ -132,6 +132,22 @@ impl TestServer {
         });
         let mut s = settings_with_config(&data_dir, &db, config.as_deref()).unwrap();
         tweak(&mut s);
+        Some(Self::serve(s, dir, data_dir, db, config).await)
+    }
+
+    /// Starts an instance on an existing data dir and database (a restored one), kept in `dir`.
+    pub async fn start_in(dir: tempfile::TempDir, data_dir: PathBuf, db: TestDb) -> TestServer {
+        let s = settings_with_config(&data_dir, &db, None).unwrap();
+        Self::serve(s, dir, data_dir, db, None).await
+    }
+
+    async fn serve(
+        s: ServeSettings,
+        dir: tempfile::TempDir,
+        data_dir: PathBuf,
+        db: TestDb,
+        config: Option<PathBuf>,
+    ) -> TestServer {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let running = strongroom::serve::start(s, async {
             let _ = rx.await;
@@ -140,7 +156,7 @@ impl TestServer {
         .unwrap();
         let base = format!("https://{}", running.addr);
         let client = https_client(&running.cert_path);
-        Some(TestServer {
+        TestServer {
             base,
             client,
             data_dir,
@@ -151,7 +167,7 @@ impl TestServer {
             shutdown: Some(tx),
             done: Some(running.done),
             _dir: dir,
-        })
+        }
     }
 
     /// Stops the server gracefully and starts it again on the same data dir, database and
