@@ -275,6 +275,7 @@ async fn restore(args: &InstanceArgs, raw: &str, from: &str, json: bool) -> anyh
     let root = boot::root_key(&settings)?;
     let file = file_config(args)?;
     let dest = open_destination(from, &file)?;
+    backup::check(&root, &dest, &id).await?;
     let (url, database) = boot::database_url(&settings);
     let store = Store::connect(&url)
         .await

@@ -27,7 +27,7 @@ use strongroom_crypto::keys::RootKey;
 use strongroom_domain::{BackupId, Timestamp};
 use strongroom_store::{BACKUP_TABLES, BackupRun, SCHEMA_VERSION, Value};
 
-pub use restore::{RestoredDatabase, restore_database, verify};
+pub use restore::{BadObject, RestoredDatabase, VerifyReport, check, restore_database, verify};
 
 use self::format::{
     BackupKeys, BlobEntry, DB_FORMAT, FORMAT, KeySet, Line, Manifest, WrappedKey, db_object,

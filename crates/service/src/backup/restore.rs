@@ -171,6 +171,19 @@ async fn read_snapshot(
     Ok(Ok(()))
 }
 
+/// Opens backup `id`'s manifest and key set under `root` (a quick check before a restore
+/// touches anything); an error names what does not open.
+pub async fn check(root: &RootKey, dest: &Destination, id: &BackupId) -> Result<String> {
+    let keys = BackupKeys::derive(root);
+    match open_backup(&keys, dest, id).await? {
+        Ok((m, _)) => Ok(Timestamp::from_millis(m.created_at).rfc3339()),
+        Err(b) => Err(ServiceError::Invalid(format!(
+            "backup {id} cannot be restored: {} is {}",
+            b.object, b.problem
+        ))),
+    }
+}
+
 /// `strongroom backup verify`: reads back every object of backup `id` and authenticates it —
 /// the manifest and key set (AES-GCM), the snapshot (every chunk, and its row count), and each
 /// blob (its size, and every chunk under its data key) — stopping at the first bad one.

@@ -322,3 +322,227 @@ both_backends! {
         audit_verifies(&restored, &f.org);
     }
 }
+
+/// The documented way off the embedded default: a backup of a SQLite instance restored into
+/// PostgreSQL serves the same bytes, and its audit chain verifies there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_backup_restores_into_postgres() {
+    let Some(srv) = TestServer::start(Backend::Sqlite).await else { return };
+    let f = fixture(&srv, SIZES).await;
+    let d = dest();
+    let made = create(&srv, &d);
+    let (restored, report) =
+        restore(&srv.data_dir, made["id"].as_str().unwrap(), &d.url, Backend::Postgres).await;
+    assert!(restored.db.url.is_some(), "the restore went into PostgreSQL");
+    assert_eq!(report["blobs"], SIZES.len() as u64, "{report}");
+    assert_all_read_back(&restored, &f).await;
+    audit_verifies(&restored, &f.org);
+    // Sessions and keys came along: the owner's key works, and a new key can be made.
+    let key = restored.create_key(&f.org, "viewer").1;
+    let res = restored
+        .req(Method::GET, &format!("/api/v1/spaces/{}/assets", f.space), Some(&key))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+fn flip_byte(path: &Path, at: u64) -> impl FnOnce() {
+    let original = std::fs::read(path).unwrap();
+    let mut damaged = original.clone();
+    let i = usize::try_from(at).unwrap().min(damaged.len() - 1);
+    damaged[i] ^= 0x01;
+    std::fs::write(path, &damaged).unwrap();
+    let path = path.to_owned();
+    move || std::fs::write(path, original).unwrap()
+}
+
+both_backends! {
+    async fn verify_names_the_first_damaged_object(b: Backend) {
+        let Some(srv) = TestServer::start(b).await else { return };
+        let f = fixture(&srv, &[300_000, 5]).await;
+        let d = dest();
+        let id = create(&srv, &d)["id"].as_str().unwrap().to_owned();
+        let objects = d.objects();
+        let big = f.assets.iter().find(|(_, v)| v.len() == 300_000).map(|(k, _)| k.clone()).unwrap();
+        let mut conn = srv.db_conn().await;
+        let blob: String = sqlx::query_scalar("SELECT blob_id FROM assets WHERE id = $1")
+            .bind(&big)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+
+        // One flipped bit in the middle of a blob's ciphertext.
+        let undo = flip_byte(&objects[&blob], 150_000);
+        let (ok, report) = verify(&srv, &d, &id);
+        assert!(!ok, "{report}");
+        assert_eq!(report["first_bad"]["object"], blob.as_str(), "{report}");
+        assert!(report["first_bad"]["problem"].as_str().unwrap().contains("integrity"), "{report}");
+        undo();
+
+        // In the database snapshot.
+        let db = format!("db-{id}");
+        let undo = flip_byte(&objects[&db], 40);
+        let (ok, report) = verify(&srv, &d, &id);
+        assert!(!ok);
+        assert_eq!(report["first_bad"]["object"], db.as_str(), "{report}");
+        // A damaged snapshot is refused by restore too, with the object named.
+        let target = tempfile::tempdir().unwrap();
+        std::fs::copy(srv.data_dir.join("master.key"), target.path().join("master.key")).unwrap();
+        let out = restore_cmd(&id, &d.url, target.path(), None).output().unwrap();
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains(&db), "{}", String::from_utf8_lossy(&out.stderr));
+        undo();
+
+        // In the manifest, and in the key set.
+        for name in [format!("manifest-{id}"), format!("keys-{id}")] {
+            let undo = flip_byte(&objects[&name], 20);
+            let (ok, report) = verify(&srv, &d, &id);
+            assert!(!ok);
+            assert_eq!(report["first_bad"]["object"], name.as_str(), "{report}");
+            undo();
+        }
+
+        // A missing blob.
+        let gone = objects[&blob].clone();
+        let saved = std::fs::read(&gone).unwrap();
+        std::fs::remove_file(&gone).unwrap();
+        let (ok, report) = verify(&srv, &d, &id);
+        assert!(!ok);
+        assert_eq!(report["first_bad"]["object"], blob.as_str());
+        assert_eq!(report["first_bad"]["problem"], "missing");
+        std::fs::write(&gone, saved).unwrap();
+        let (ok, report) = verify(&srv, &d, &id);
+        assert!(ok, "{report}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_killed_halfway_is_never_listed() {
+    let Some(srv) = TestServer::start(Backend::Sqlite).await else { return };
+    let f = fixture(&srv, &[1 << 20; 48]).await;
+    let d = dest();
+    let mut child = srv
+        .cli()
+        .args(["backup", "create", "--to", &d.url, "--json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it as soon as its first blob is at the destination.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !d.objects().keys().any(|n| n.starts_with("blb_")) {
+        assert!(std::time::Instant::now() < deadline, "no blob was ever copied");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(child.try_wait().unwrap().is_none(), "the backup ended before it could be killed");
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    assert!(d.objects().keys().all(|n| !n.starts_with("manifest-")));
+
+    let listed = srv.run_json(&["backup", "list", "--from", &d.url, "--json"]);
+    assert_eq!(listed["items"], serde_json::json!([]), "{listed}");
+    // The next backup completes, reusing what the killed one copied, and verifies.
+    let made = create(&srv, &d);
+    assert_eq!(made["objects"], f.assets.len() as u64 + 1);
+    let listed = srv.run_json(&["backup", "list", "--from", &d.url, "--json"]);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    let (ok, report) = verify(&srv, &d, made["id"].as_str().unwrap());
+    assert!(ok, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_keeps_the_newest_and_removes_what_no_kept_backup_names() {
+    let toml_dest = dest();
+    let toml = format!(
+        "[backup]\ndestinations = [\"{}\"]\nkeep_daily = 1\nkeep_weekly = 0\n",
+        toml_dest.url
+    );
+    let Some(srv) = TestServer::start_with_config(Backend::Sqlite, &toml).await else { return };
+    let d = toml_dest;
+    let f = fixture(&srv, &[10_000, 20_000]).await;
+    // Configured destinations are the default of every command.
+    let first = srv.run_json(&["backup", "create", "--json"]);
+    let doomed = f.assets.keys().next().unwrap().clone();
+    let mut conn = srv.db_conn().await;
+    let doomed_blob: String = sqlx::query_scalar("SELECT blob_id FROM assets WHERE id = $1")
+        .bind(&doomed)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let res = srv
+        .req(Method::DELETE, &format!("/api/v1/assets/{doomed}?purge=true"), Some(&f.key))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let second = srv.run_json(&["backup", "create", "--json"]);
+    assert_eq!(second["objects"], 2);
+    // The purged blob's object is only named by the first backup. Objects younger than a day
+    // are left alone (a backup may be writing them): age every file of the destination.
+    let old = SystemTime::now() - Duration::from_secs(2 * 86_400);
+    for path in d.objects().values() {
+        std::fs::File::options().write(true).open(path).unwrap().set_modified(old).unwrap();
+    }
+    assert!(d.objects().contains_key(&doomed_blob));
+
+    let pruned = srv.run_json(&["backup", "prune", "--json"]);
+    let report = &pruned["destinations"][0];
+    assert_eq!(report["kept"], serde_json::json!([second["id"]]), "{pruned}");
+    assert_eq!(report["removed"], serde_json::json!([first["id"]]), "{pruned}");
+    let left = d.objects();
+    assert!(!left.contains_key(&doomed_blob), "the unreferenced blob is gone");
+    for suffix in ["manifest", "db", "keys"] {
+        assert!(!left.contains_key(&format!("{suffix}-{}", first["id"].as_str().unwrap())));
+        assert!(left.contains_key(&format!("{suffix}-{}", second["id"].as_str().unwrap())));
+    }
+    let listed = srv.run_json(&["backup", "list", "--json"]);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    let (ok, report) = verify(&srv, &d, second["id"].as_str().unwrap());
+    assert!(ok, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_refuses_a_used_target_and_another_root_key() {
+    let Some(srv) = TestServer::start(Backend::Sqlite).await else { return };
+    fixture(&srv, &[1000]).await;
+    let d = dest();
+    let id = create(&srv, &d)["id"].as_str().unwrap().to_owned();
+
+    // Onto the running instance's own data dir: refused, nothing touched.
+    let before = std::fs::read(srv.data_dir.join("strongroom.db")).unwrap().len();
+    let out = restore_cmd(&id, &d.url, &srv.data_dir, None).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not empty"), "{err}");
+    assert_eq!(std::fs::read(srv.data_dir.join("strongroom.db")).unwrap().len(), before);
+
+    // Without a root key: one clear sentence.
+    let empty = tempfile::tempdir().unwrap();
+    let out = restore_cmd(&id, &d.url, &empty.path().join("new"), None).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no root key"));
+
+    // Under another root key: the manifest does not open.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("master.key"), "11".repeat(32)).unwrap();
+    std::fs::set_permissions(
+        other.path().join("master.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let out = restore_cmd(&id, &d.url, other.path(), None).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("manifest-{id}")) && err.contains("root key"), "{err}");
+    assert!(!other.path().join("strongroom.db").exists(), "nothing was created");
+
+    // An id that is not one, and one that is not there.
+    let out = restore_cmd("nope", &d.url, other.path(), None).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a backup id"));
+    let out = srv.run(&["backup", "verify", "bkp_0192aaaaaaaaaaaaaaaaaaaaaaaaaaaa", "--from", &d.url]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no backup"));
+}
