@@ -107,21 +107,19 @@ pub struct Snapshot {
 impl Store {
     /// Starts a snapshot: every read through it sees the database as of this moment.
     pub async fn snapshot(&self) -> Result<Snapshot> {
-        let tx = match self.backend() {
-            Backend::Sqlite => {
-                let mut tx = self.pool().begin().await?;
-                // A deferred transaction takes its read snapshot at the first read: take it now.
-                sqlx::query("SELECT COUNT(*) FROM orgs")
-                    .fetch_one(&mut *tx)
-                    .await?;
-                tx
-            }
+        let mut tx = match self.backend() {
+            Backend::Sqlite => self.pool().begin().await?,
             Backend::Postgres => {
                 self.pool()
                     .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                     .await?
             }
         };
+        // Both engines take the snapshot at the transaction's first read, not at BEGIN: read
+        // now, so the snapshot is of this moment.
+        sqlx::query("SELECT COUNT(*) FROM orgs")
+            .fetch_one(&mut *tx)
+            .await?;
         Ok(Snapshot { tx })
     }
 
@@ -231,7 +229,12 @@ impl Store {
     }
 
     /// Takes (or renews) the scheduled backup's lease until `until`, if nobody else holds it.
-    pub async fn lease_backup(&self, holder: &str, now: Timestamp, until: Timestamp) -> Result<bool> {
+    pub async fn lease_backup(
+        &self,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE backup_lease SET holder = $1, lease_until = $2 \
              WHERE id = 1 AND (lease_until < $3 OR holder = $1)",
@@ -290,12 +293,12 @@ impl Store {
                     (Value::Null, Kind::Int32) => q.bind(Option::<i32>::None),
                     (Value::Null, Kind::Bytes) => q.bind(Option::<Vec<u8>>::None),
                     (Value::Null, _) => q.bind(Option::<String>::None),
-                    (Value::Int(i), Kind::Int32) => q.bind(i32::try_from(*i).map_err(|_| {
-                        StoreError::Corrupt {
+                    (Value::Int(i), Kind::Int32) => {
+                        q.bind(i32::try_from(*i).map_err(|_| StoreError::Corrupt {
                             table: "backup",
                             detail: format!("a value of {table} is out of range"),
-                        }
-                    })?),
+                        })?)
+                    }
                     (Value::Int(i), _) => q.bind(*i),
                     (Value::Text(t), _) => q.bind(t.as_str()),
                     (Value::Bytes { b }, _) => q.bind(b.as_slice()),
@@ -348,11 +351,10 @@ impl Store {
                 .bind(id.as_str())
                 .execute(tx.conn())
                 .await?;
-            let gone: Vec<String> =
-                sqlx::query_scalar("SELECT id FROM assets WHERE blob_id = $1")
-                    .bind(id.as_str())
-                    .fetch_all(tx.conn())
-                    .await?;
+            let gone: Vec<String> = sqlx::query_scalar("SELECT id FROM assets WHERE blob_id = $1")
+                .bind(id.as_str())
+                .fetch_all(tx.conn())
+                .await?;
             for asset in gone {
                 for t in ["links", "playbacks", "hls_keys", "renditions"] {
                     let sql = format!("DELETE FROM {t} WHERE asset_id = $1");
@@ -381,7 +383,12 @@ impl Store {
     }
 
     /// Sets the data key of a restored blob row (a backup keeps data keys apart from its rows).
-    pub async fn restore_data_key(&self, id: &str, kek_version: u32, wrapped: &[u8]) -> Result<bool> {
+    pub async fn restore_data_key(
+        &self,
+        id: &str,
+        kek_version: u32,
+        wrapped: &[u8],
+    ) -> Result<bool> {
         let done = sqlx::query("UPDATE blobs SET kek_version = $1, wrapped_dek = $2 WHERE id = $3")
             .bind(i64::from(kek_version))
             .bind(wrapped)
@@ -456,7 +463,11 @@ fn values(row: &sqlx::any::AnyRow) -> Result<Values> {
             AnyTypeInfoKind::Real | AnyTypeInfoKind::Double => {
                 return Err(StoreError::Corrupt {
                     table: "backup",
-                    detail: format!("column {} holds a {} value: the schema has none", col.name(), col.type_info().name()),
+                    detail: format!(
+                        "column {} holds a {} value: the schema has none",
+                        col.name(),
+                        col.type_info().name()
+                    ),
                 });
             }
         };
@@ -500,7 +511,8 @@ fn check_table(table: &str) -> Result<()> {
 fn check_column(c: &str) -> Result<()> {
     let ok = !c.is_empty()
         && c.len() <= 63
-        && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        && c.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     if ok {
         Ok(())
     } else {

@@ -80,7 +80,9 @@ fn open_destination(url: &str, file: &FileConfig) -> anyhow::Result<Destination>
 /// Runs one `backup` command; `Ok(false)` (exit status 1) when a verification found a bad object.
 pub async fn run(cmd: BackupCommand) -> anyhow::Result<bool> {
     match cmd {
-        BackupCommand::Create { instance, to, json } => create(&instance, to.as_deref(), json).await,
+        BackupCommand::Create { instance, to, json } => {
+            create(&instance, to.as_deref(), json).await
+        }
         BackupCommand::List {
             instance,
             from,
@@ -231,7 +233,13 @@ async fn verify(
     let detail = serde_json::json!({"objects": report.objects, "bytes": report.bytes,
         "shredded": report.shredded, "first_bad": report.first_bad});
     backups
-        .record("verify", id.as_str(), &report.destination, report.ok, detail)
+        .record(
+            "verify",
+            id.as_str(),
+            &report.destination,
+            report.ok,
+            detail,
+        )
         .await?;
     if json {
         print_json(serde_json::to_value(&report)?);
@@ -281,8 +289,7 @@ async fn restore(args: &InstanceArgs, raw: &str, from: &str, json: bool) -> anyh
         .await
         .with_context(|| format!("cannot open the database ({database})"))?;
     let bar = Bar::new(json, "database");
-    let loaded = backup::restore_database(&store, &root, &dest, &id, &|p| bar.update(p))
-        .await?;
+    let loaded = backup::restore_database(&store, &root, &dest, &id, &|p| bar.update(p)).await?;
     bar.done();
     store.close().await;
 

@@ -125,7 +125,12 @@ pub enum BackupCommand {
         #[arg(long, value_name = "DIR")]
         data_dir: std::path::PathBuf,
         /// An empty PostgreSQL database to restore into instead of SQLite in DIR.
-        #[arg(long, value_name = "URL", env = "STRONGROOM_DATABASE_URL", hide_env_values = true)]
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "STRONGROOM_DATABASE_URL",
+            hide_env_values = true
+        )]
         database_url: Option<String>,
         /// Root key file [default: DIR/master.key]; STRONGROOM_MASTER_KEY supplies the key itself.
         #[arg(long, env = "STRONGROOM_MASTER_KEY_FILE", value_name = "FILE")]

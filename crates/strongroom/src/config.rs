@@ -104,11 +104,20 @@ pub enum Schedule {
 
 impl BackupFile {
     /// The service's backup settings: each destination opened (not yet contacted).
-    pub fn resolve(&self, storage: &StorageFile) -> anyhow::Result<strongroom_service::backup::BackupConfig> {
+    pub fn resolve(
+        &self,
+        storage: &StorageFile,
+    ) -> anyhow::Result<strongroom_service::backup::BackupConfig> {
         let mut config = strongroom_service::backup::BackupConfig::default();
         for url in &self.destinations {
-            if storage.backends.iter().any(|b| b.url.trim_end_matches('/') == url.trim_end_matches('/')) {
-                bail!("backup destination {url} is also a storage backend: backups must go somewhere else");
+            if storage
+                .backends
+                .iter()
+                .any(|b| b.url.trim_end_matches('/') == url.trim_end_matches('/'))
+            {
+                bail!(
+                    "backup destination {url} is also a storage backend: backups must go somewhere else"
+                );
             }
             let dest = strongroom_service::backup::Destination::open(
                 url,
@@ -122,7 +131,9 @@ impl BackupFile {
             None => None,
             Some(Schedule::Named(n)) if n == "daily" => Some(Duration::from_secs(24 * 3600)),
             Some(Schedule::Named(n)) if n == "weekly" => Some(Duration::from_secs(7 * 24 * 3600)),
-            Some(Schedule::Hours(h)) if (1..=24 * 366).contains(h) => Some(Duration::from_secs(h * 3600)),
+            Some(Schedule::Hours(h)) if (1..=24 * 366).contains(h) => {
+                Some(Duration::from_secs(h * 3600))
+            }
             Some(other) => bail!(
                 "[backup] schedule must be \"daily\", \"weekly\" or a number of hours (1 or more), not {other:?}"
             ),

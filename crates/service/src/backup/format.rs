@@ -51,9 +51,7 @@ impl BackupKeys {
 
     pub(crate) fn seal_manifest(&self, m: &Manifest) -> Result<Vec<u8>> {
         let json = serde_json::to_vec(m).map_err(internal)?;
-        Ok(self
-            .manifest
-            .seal(manifest_object(&m.id).as_bytes(), &json))
+        Ok(self.manifest.seal(manifest_object(&m.id).as_bytes(), &json))
     }
 
     /// Opens a manifest; `None` when it is not authentic (altered, misplaced, or sealed under

@@ -68,11 +68,13 @@ impl Destination {
         access_key_id: Option<String>,
         secret_access_key_file: Option<std::path::PathBuf>,
     ) -> Result<Destination> {
+        // Credentials are for S3 destinations only; a folder next to them takes none.
+        let s3 = url.starts_with("s3://");
         let spec = BackendSpec {
             name: "backup".into(),
             url: url.to_owned(),
-            access_key_id,
-            secret_access_key_file,
+            access_key_id: access_key_id.filter(|_| s3),
+            secret_access_key_file: secret_access_key_file.filter(|_| s3),
         };
         let store = strongroom_blob::open_backend(&spec)
             .map_err(|e| ServiceError::Invalid(format!("backup destination {url}: {e}")))?;
@@ -292,7 +294,11 @@ impl Backups {
     }
 
     /// `strongroom backup create`: one backup to `dest` (see the module docs).
-    pub async fn create(&self, dest: &Destination, progress: OnProgress<'_>) -> Result<BackupSummary> {
+    pub async fn create(
+        &self,
+        dest: &Destination,
+        progress: OnProgress<'_>,
+    ) -> Result<BackupSummary> {
         let result = self.create_inner(dest, progress).await;
         let (id, ok, detail) = match &result {
             Ok(s) => (
@@ -300,22 +306,34 @@ impl Backups {
                 true,
                 serde_json::json!({"objects": s.objects, "bytes": s.bytes, "new_bytes": s.new_bytes, "rows": s.rows}),
             ),
-            Err(e) => (String::new(), false, serde_json::json!({"error": e.to_string()})),
+            Err(e) => (
+                String::new(),
+                false,
+                serde_json::json!({"error": e.to_string()}),
+            ),
         };
         self.record("create", &id, &dest.url, ok, detail).await?;
         result
     }
 
-    async fn create_inner(&self, dest: &Destination, progress: OnProgress<'_>) -> Result<BackupSummary> {
+    async fn create_inner(
+        &self,
+        dest: &Destination,
+        progress: OnProgress<'_>,
+    ) -> Result<BackupSummary> {
         let store = &self.ctx.store;
         let id = BackupId::generate();
         let created_at = self.ctx.clock.now();
 
         // 1. The snapshot, with the blob rows' keys taken out into the key set.
         let mut snap = store.snapshot().await?;
-        let mut writer =
-            EncryptedWriter::create(&*dest.store, &db_object(&id), &self.keys.snapshot_key(&id), None)
-                .await?;
+        let mut writer = EncryptedWriter::create(
+            &*dest.store,
+            &db_object(&id),
+            &self.keys.snapshot_key(&id),
+            None,
+        )
+        .await?;
         let mut buf = Vec::with_capacity(FLUSH_AT + 4096);
         line(
             &mut buf,
@@ -549,7 +567,9 @@ impl Backups {
                 report.removed.push(m.id.clone());
             }
         }
-        let old = SystemTime::now().checked_sub(grace).unwrap_or(SystemTime::UNIX_EPOCH);
+        let old = SystemTime::now()
+            .checked_sub(grace)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
         for (name, modified) in dest.store.list_objects().await? {
             let unreferenced = match (manifest_id(&name), part_id(&name)) {
                 (Some(_), _) => false,
@@ -774,7 +794,10 @@ impl Backups {
             tick.tick().await;
             match self.shred_pass().await {
                 Ok(r) if r.rewritten > 0 => {
-                    tracing::info!(rewritten = r.rewritten, "purged data keys removed from the backups");
+                    tracing::info!(
+                        rewritten = r.rewritten,
+                        "purged data keys removed from the backups"
+                    );
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "the backup shred pass failed"),
@@ -806,7 +829,8 @@ fn kept(manifests: &[Manifest], daily: u32, weekly: u32) -> HashSet<BackupId> {
         let mut seen: HashMap<i64, ()> = HashMap::new();
         for m in &newest {
             // Weeks start on Monday: the epoch was a Thursday.
-            let bucket = (m.created_at + if period == DAY { 0 } else { 3 * DAY }).div_euclid(period);
+            let bucket =
+                (m.created_at + if period == DAY { 0 } else { 3 * DAY }).div_euclid(period);
             if seen.len() as u32 >= count && !seen.contains_key(&bucket) {
                 break;
             }
@@ -864,10 +888,11 @@ impl BlobColumns {
             region: text(&row[self.region])?,
         };
         let kek = u32::try_from(int(&row[self.kek])?).map_err(|_| bad())?;
-        let wrapped = match std::mem::replace(&mut row[self.wrapped], Value::Bytes { b: Vec::new() }) {
-            Value::Bytes { b } => b,
-            _ => return Err(bad()),
-        };
+        let wrapped =
+            match std::mem::replace(&mut row[self.wrapped], Value::Bytes { b: Vec::new() }) {
+                Value::Bytes { b } => b,
+                _ => return Err(bad()),
+            };
         Ok((entry, WrappedKey { kek, wrapped }))
     }
 }
@@ -915,6 +940,7 @@ async fn put_object(store: &dyn BlobStore, id: &str, data: Bytes) -> Result<()> 
 /// A small object (manifest, key set) whole.
 pub(crate) async fn read_object(store: &dyn BlobStore, id: &str) -> Result<Bytes> {
     let len = store.len(id).await?;
-    let len = usize::try_from(len).map_err(|_| ServiceError::Internal("object too large".into()))?;
+    let len =
+        usize::try_from(len).map_err(|_| ServiceError::Internal("object too large".into()))?;
     Ok(store.read_at(id, 0, len).await?)
 }

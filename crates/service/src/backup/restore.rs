@@ -129,7 +129,9 @@ async fn read_snapshot(
             Ok(p) => p,
             Err(BlobError::NotFound) => return Ok(Err("missing".into())),
             Err(BlobError::Crypto(_)) => {
-                return Ok(Err("failed its integrity check (altered or truncated)".into()));
+                return Ok(Err(
+                    "failed its integrity check (altered or truncated)".into()
+                ));
             }
             Err(e) => return Err(e.into()),
         };
@@ -224,7 +226,8 @@ pub async fn verify(
                 table = t;
             }
             Line::Row(row) if table == "keks" => {
-                if let (Some(Value::Int(v)), Some(Value::Bytes { b })) = (row.get(cols.0), row.get(cols.1))
+                if let (Some(Value::Int(v)), Some(Value::Bytes { b })) =
+                    (row.get(cols.0), row.get(cols.1))
                     && let Ok(v) = u32::try_from(*v)
                 {
                     keks.insert(v, b.clone());
@@ -284,7 +287,10 @@ pub async fn verify(
             }
             Err(e) => return Err(e.into()),
         }
-        let dek = match unwrapped.get(&key.kek).map(|k| k.unwrap_dek(&b.id, &key.wrapped)) {
+        let dek = match unwrapped
+            .get(&key.kek)
+            .map(|k| k.unwrap_dek(&b.id, &key.wrapped))
+        {
             Some(Ok(d)) => d,
             _ => {
                 report.first_bad = Some(bad(
@@ -362,12 +368,17 @@ pub async fn restore_database(
     let mut rows = 0_u64;
     let read = read_snapshot(&keys, dest, &manifest, async |l| {
         match l {
-            Line::Table { table: t, columns: c } => {
+            Line::Table {
+                table: t,
+                columns: c,
+            } => {
                 if !batch.is_empty() {
                     store.load_rows(&table, &columns, &batch).await?;
                     batch.clear();
                 }
-                blob_id_col = (t == "blobs").then(|| c.iter().position(|n| n == "id")).flatten();
+                blob_id_col = (t == "blobs")
+                    .then(|| c.iter().position(|n| n == "id"))
+                    .flatten();
                 table = t;
                 columns = c;
             }
@@ -411,9 +422,9 @@ pub async fn restore_database(
             Some(k) => {
                 store.restore_data_key(b, k.kek, &k.wrapped).await?;
             }
-            None => shredded.push(
-                BlobId::parse(b).map_err(|e| ServiceError::Internal(e.to_string()))?,
-            ),
+            None => {
+                shredded.push(BlobId::parse(b).map_err(|e| ServiceError::Internal(e.to_string()))?)
+            }
         }
     }
     let shredded_assets = if shredded.is_empty() {

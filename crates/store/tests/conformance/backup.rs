@@ -5,7 +5,7 @@ use futures_util::TryStreamExt;
 use strongroom_domain::Role;
 use strongroom_store::{BACKUP_TABLES, NOT_BACKED_UP, Values};
 
-use super::fixtures::{append, new_asset, new_org, new_space, new_user, set_role};
+use super::fixtures::{append, new_asset, new_kek, new_org, new_space, new_user, set_role};
 use crate::Env;
 
 conformance!(
@@ -41,6 +41,7 @@ async fn a_snapshot_loads_back_row_for_row(env: &Env) {
     let org = new_org(&env.store, "Acme").await;
     let user = new_user(&env.store, "ada@example.com").await;
     set_role(&env.store, &org.id, &user.id, Role::Owner).await;
+    new_kek(&env.store, 1).await;
     let space = new_space(&env.store, &org.id, "Docs").await;
     new_asset(&env.store, &space, 1).await;
     new_asset(&env.store, &space, 2).await;
@@ -76,6 +77,7 @@ async fn a_snapshot_does_not_see_later_writes(env: &Env) {
 
 async fn deleting_a_blob_row_logs_the_shred(env: &Env) {
     let org = new_org(&env.store, "Acme").await;
+    new_kek(&env.store, 1).await;
     let space = new_space(&env.store, &org.id, "Docs").await;
     let asset = new_asset(&env.store, &space, 1).await;
     assert!(env.store.shredded_blobs().await.unwrap().is_empty());

@@ -56,7 +56,12 @@ async fn fixture(srv: &TestServer, sizes: &[usize]) -> Fixture {
     for (i, len) in sizes.iter().enumerate() {
         let bytes = pattern(*len, i as u64 + 1);
         let a = srv
-            .upload(&boot.api_key, &space, &format!("file-{i}.bin"), bytes.clone())
+            .upload(
+                &boot.api_key,
+                &space,
+                &format!("file-{i}.bin"),
+                bytes.clone(),
+            )
             .await;
         assets.insert(a["id"].as_str().unwrap().to_owned(), bytes);
     }
@@ -78,7 +83,9 @@ async fn restore(key_dir: &Path, id: &str, from: &str, backend: Backend) -> (Tes
     std::fs::create_dir_all(&data).unwrap();
     std::fs::copy(key_dir.join("master.key"), data.join("master.key")).unwrap();
     let db = TestDb::new(backend).await.unwrap();
-    let out = restore_cmd(id, from, &data, db.url.as_deref()).output().unwrap();
+    let out = restore_cmd(id, from, &data, db.url.as_deref())
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "restore failed: {}",
@@ -90,13 +97,21 @@ async fn restore(key_dir: &Path, id: &str, from: &str, backend: Backend) -> (Tes
 
 fn restore_cmd(id: &str, from: &str, data: &Path, database_url: Option<&str>) -> Command {
     let mut c = Command::new(BIN);
-    c.args(["backup", "restore", id, "--from", from, "--json", "--data-dir"])
-        .arg(data)
-        .env_remove("STRONGROOM_DATABASE_URL")
-        .env_remove("STRONGROOM_MASTER_KEY")
-        .env_remove("STRONGROOM_CONFIG")
-        .env("STRONGROOM_LOG", "warn")
-        .stdin(Stdio::null());
+    c.args([
+        "backup",
+        "restore",
+        id,
+        "--from",
+        from,
+        "--json",
+        "--data-dir",
+    ])
+    .arg(data)
+    .env_remove("STRONGROOM_DATABASE_URL")
+    .env_remove("STRONGROOM_MASTER_KEY")
+    .env_remove("STRONGROOM_CONFIG")
+    .env("STRONGROOM_LOG", "warn")
+    .stdin(Stdio::null());
     if let Some(url) = database_url {
         c.args(["--database-url", url]);
     }
@@ -327,20 +342,34 @@ both_backends! {
 /// PostgreSQL serves the same bytes, and its audit chain verifies there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sqlite_backup_restores_into_postgres() {
-    let Some(srv) = TestServer::start(Backend::Sqlite).await else { return };
+    let Some(srv) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
     let f = fixture(&srv, SIZES).await;
     let d = dest();
     let made = create(&srv, &d);
-    let (restored, report) =
-        restore(&srv.data_dir, made["id"].as_str().unwrap(), &d.url, Backend::Postgres).await;
-    assert!(restored.db.url.is_some(), "the restore went into PostgreSQL");
+    let (restored, report) = restore(
+        &srv.data_dir,
+        made["id"].as_str().unwrap(),
+        &d.url,
+        Backend::Postgres,
+    )
+    .await;
+    assert!(
+        restored.db.url.is_some(),
+        "the restore went into PostgreSQL"
+    );
     assert_eq!(report["blobs"], SIZES.len() as u64, "{report}");
     assert_all_read_back(&restored, &f).await;
     audit_verifies(&restored, &f.org);
     // Sessions and keys came along: the owner's key works, and a new key can be made.
     let key = restored.create_key(&f.org, "viewer").1;
     let res = restored
-        .req(Method::GET, &format!("/api/v1/spaces/{}/assets", f.space), Some(&key))
+        .req(
+            Method::GET,
+            &format!("/api/v1/spaces/{}/assets", f.space),
+            Some(&key),
+        )
         .send()
         .await
         .unwrap();
@@ -419,7 +448,9 @@ both_backends! {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_killed_halfway_is_never_listed() {
-    let Some(srv) = TestServer::start(Backend::Sqlite).await else { return };
+    let Some(srv) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
     let f = fixture(&srv, &[1 << 20; 48]).await;
     let d = dest();
     let mut child = srv
@@ -433,10 +464,16 @@ async fn a_backup_killed_halfway_is_never_listed() {
     // Kill it as soon as its first blob is at the destination.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !d.objects().keys().any(|n| n.starts_with("blb_")) {
-        assert!(std::time::Instant::now() < deadline, "no blob was ever copied");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no blob was ever copied"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
-    assert!(child.try_wait().unwrap().is_none(), "the backup ended before it could be killed");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the backup ended before it could be killed"
+    );
     child.kill().unwrap();
     let status = child.wait().unwrap();
     assert!(!status.success());
@@ -460,7 +497,9 @@ async fn prune_keeps_the_newest_and_removes_what_no_kept_backup_names() {
         "[backup]\ndestinations = [\"{}\"]\nkeep_daily = 1\nkeep_weekly = 0\n",
         toml_dest.url
     );
-    let Some(srv) = TestServer::start_with_config(Backend::Sqlite, &toml).await else { return };
+    let Some(srv) = TestServer::start_with_config(Backend::Sqlite, &toml).await else {
+        return;
+    };
     let d = toml_dest;
     let f = fixture(&srv, &[10_000, 20_000]).await;
     // Configured destinations are the default of every command.
@@ -473,7 +512,11 @@ async fn prune_keeps_the_newest_and_removes_what_no_kept_backup_names() {
         .await
         .unwrap();
     let res = srv
-        .req(Method::DELETE, &format!("/api/v1/assets/{doomed}?purge=true"), Some(&f.key))
+        .req(
+            Method::DELETE,
+            &format!("/api/v1/assets/{doomed}?purge=true"),
+            Some(&f.key),
+        )
         .send()
         .await
         .unwrap();
@@ -484,16 +527,32 @@ async fn prune_keeps_the_newest_and_removes_what_no_kept_backup_names() {
     // are left alone (a backup may be writing them): age every file of the destination.
     let old = SystemTime::now() - Duration::from_secs(2 * 86_400);
     for path in d.objects().values() {
-        std::fs::File::options().write(true).open(path).unwrap().set_modified(old).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
     }
     assert!(d.objects().contains_key(&doomed_blob));
 
     let pruned = srv.run_json(&["backup", "prune", "--json"]);
     let report = &pruned["destinations"][0];
-    assert_eq!(report["kept"], serde_json::json!([second["id"]]), "{pruned}");
-    assert_eq!(report["removed"], serde_json::json!([first["id"]]), "{pruned}");
+    assert_eq!(
+        report["kept"],
+        serde_json::json!([second["id"]]),
+        "{pruned}"
+    );
+    assert_eq!(
+        report["removed"],
+        serde_json::json!([first["id"]]),
+        "{pruned}"
+    );
     let left = d.objects();
-    assert!(!left.contains_key(&doomed_blob), "the unreferenced blob is gone");
+    assert!(
+        !left.contains_key(&doomed_blob),
+        "the unreferenced blob is gone"
+    );
     for suffix in ["manifest", "db", "keys"] {
         assert!(!left.contains_key(&format!("{suffix}-{}", first["id"].as_str().unwrap())));
         assert!(left.contains_key(&format!("{suffix}-{}", second["id"].as_str().unwrap())));
@@ -506,22 +565,35 @@ async fn prune_keeps_the_newest_and_removes_what_no_kept_backup_names() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_refuses_a_used_target_and_another_root_key() {
-    let Some(srv) = TestServer::start(Backend::Sqlite).await else { return };
+    let Some(srv) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
     fixture(&srv, &[1000]).await;
     let d = dest();
     let id = create(&srv, &d)["id"].as_str().unwrap().to_owned();
 
     // Onto the running instance's own data dir: refused, nothing touched.
-    let before = std::fs::read(srv.data_dir.join("strongroom.db")).unwrap().len();
-    let out = restore_cmd(&id, &d.url, &srv.data_dir, None).output().unwrap();
+    let before = std::fs::read(srv.data_dir.join("strongroom.db"))
+        .unwrap()
+        .len();
+    let out = restore_cmd(&id, &d.url, &srv.data_dir, None)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is not empty"), "{err}");
-    assert_eq!(std::fs::read(srv.data_dir.join("strongroom.db")).unwrap().len(), before);
+    assert_eq!(
+        std::fs::read(srv.data_dir.join("strongroom.db"))
+            .unwrap()
+            .len(),
+        before
+    );
 
     // Without a root key: one clear sentence.
     let empty = tempfile::tempdir().unwrap();
-    let out = restore_cmd(&id, &d.url, &empty.path().join("new"), None).output().unwrap();
+    let out = restore_cmd(&id, &d.url, &empty.path().join("new"), None)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no root key"));
 
@@ -533,16 +605,94 @@ async fn restore_refuses_a_used_target_and_another_root_key() {
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )
     .unwrap();
-    let out = restore_cmd(&id, &d.url, other.path(), None).output().unwrap();
+    let out = restore_cmd(&id, &d.url, other.path(), None)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("manifest-{id}")) && err.contains("root key"), "{err}");
-    assert!(!other.path().join("strongroom.db").exists(), "nothing was created");
+    assert!(
+        err.contains(&format!("manifest-{id}")) && err.contains("root key"),
+        "{err}"
+    );
+    assert!(
+        !other.path().join("strongroom.db").exists(),
+        "nothing was created"
+    );
 
     // An id that is not one, and one that is not there.
-    let out = restore_cmd("nope", &d.url, other.path(), None).output().unwrap();
+    let out = restore_cmd("nope", &d.url, other.path(), None)
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a backup id"));
-    let out = srv.run(&["backup", "verify", "bkp_0192aaaaaaaaaaaaaaaaaaaaaaaaaaaa", "--from", &d.url]);
+    let out = srv.run(&[
+        "backup",
+        "verify",
+        "bkp_0192aaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "--from",
+        &d.url,
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no backup"));
+}
+
+/// Backups to an S3 bucket (the s3s-fs test server, which checks signatures), configured as
+/// an operator would with a secret file; and to a folder as well, in one `backup create`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_go_to_an_s3_bucket_and_a_folder_and_restore_from_the_bucket() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Some(s3) = strongroom_testkit::TestS3::from_env() else {
+        return;
+    };
+    let secrets = tempfile::tempdir().unwrap();
+    let secret_file = secrets.path().join("s3.secret");
+    std::fs::write(&secret_file, &s3.secret_access_key).unwrap();
+    std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let prefix = format!(
+        "backup-{}",
+        strongroom_domain::UserId::generate()
+            .as_str()
+            .trim_start_matches("usr_")
+    );
+    let bucket = s3.url_with_prefix(&prefix);
+    let folder = dest();
+    let toml = format!(
+        "[backup]\ndestinations = [\"{bucket}\", \"{}\"]\naccess_key_id = \"{}\"\nsecret_access_key_file = \"{}\"\n",
+        folder.url,
+        s3.access_key_id,
+        secret_file.display()
+    );
+    let Some(srv) = TestServer::start_with_config(Backend::Sqlite, &toml).await else {
+        return;
+    };
+    let f = fixture(&srv, SIZES).await;
+    let made = srv.run_json(&["backup", "create", "--json"]);
+    let items = made["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{made}");
+    assert_eq!(items[0]["destination"], bucket.as_str());
+    assert_eq!(items[1]["destination"], folder.url.as_str());
+    let id = items[0]["id"].as_str().unwrap().to_owned();
+
+    // Nothing in the bucket's files is readable: no filename, no plaintext.
+    let files = strongroom_testkit::files_under(&s3.dir_of(&prefix));
+    assert!(files.len() >= SIZES.len() + 3, "{files:?}");
+    let biggest = f.assets.values().max_by_key(|v| v.len()).unwrap();
+    for path in &files {
+        let bytes = std::fs::read(path).unwrap();
+        assert!(!crate::support::contains(&bytes, b"file-5.bin"));
+        assert!(!crate::support::contains(&bytes, &biggest[..64]));
+    }
+    let listed = srv.run_json(&["backup", "list", "--json"]);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2, "{listed}");
+    let out = srv.run(&["backup", "verify", &id, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // Restore from the bucket alone (credentials from the environment this time).
+    let (restored, report) = restore(&srv.data_dir, &id, &bucket, Backend::Sqlite).await;
+    assert_eq!(report["blobs"], SIZES.len() as u64, "{report}");
+    assert_all_read_back(&restored, &f).await;
+    audit_verifies(&restored, &f.org);
 }
