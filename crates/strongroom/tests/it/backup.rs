@@ -696,3 +696,109 @@ async fn backups_go_to_an_s3_bucket_and_a_folder_and_restore_from_the_bucket() {
     assert_all_read_back(&restored, &f).await;
     audit_verifies(&restored, &f.org);
 }
+
+async fn org_view(srv: &TestServer, key: &str, org: &str) -> Value {
+    expect_json(
+        srv.req(Method::GET, &format!("/api/v1/orgs/{org}"), Some(key))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+both_backends! {
+    async fn only_owners_see_the_backup_status_of_the_instance(b: Backend) {
+        let Some(srv) = TestServer::start(b).await else { return };
+        let f = fixture(&srv, &[10]).await;
+        let d = dest();
+        let id = create(&srv, &d)["id"].as_str().unwrap().to_owned();
+        let (ok, _) = verify(&srv, &d, &id);
+        assert!(ok);
+        let view = org_view(&srv, &f.key, &f.org).await;
+        assert_eq!(view["backups"]["last_backup"]["backup_id"], id.as_str(), "{view}");
+        assert_eq!(view["backups"]["last_backup"]["ok"], true);
+        assert_eq!(view["backups"]["last_verified"]["backup_id"], id.as_str());
+        assert_eq!(view["backups"]["last_restore"], Value::Null);
+        // Backups cover every tenant: no destination is shown to an organization.
+        assert!(!view.to_string().contains(&d.url), "{view}");
+
+        // An admin, and an owner key limited to one space, see the organization but not this.
+        let (_, admin) = srv.create_key(&f.org, "admin");
+        let view = org_view(&srv, &admin, &f.org).await;
+        assert!(view.get("backups").is_none(), "{view}");
+        let res = srv
+            .req(Method::POST, &format!("/api/v1/orgs/{}/api-keys", f.org), Some(&f.key))
+            .json(&serde_json::json!({"name": "limited", "role": "owner", "spaces": [f.space]}))
+            .send()
+            .await
+            .unwrap();
+        let limited = expect_json(res, StatusCode::CREATED).await["api_key"].as_str().unwrap().to_owned();
+        let res = srv.req(Method::GET, &format!("/api/v1/orgs/{}", f.org), Some(&limited)).send().await.unwrap();
+        if res.status() == StatusCode::OK {
+            let view: Value = res.json().await.unwrap();
+            assert!(view.get("backups").is_none(), "{view}");
+        } else {
+            assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        }
+    }
+}
+
+/// With `schedule` set, the server takes a backup on its own when none is recent enough (at
+/// start here: there is none), and records it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_backup_runs_without_anyone_asking() {
+    let d = dest();
+    let toml = format!("[backup]\ndestinations = [\"{}\"]\nschedule = 24\n", d.url);
+    let Some(srv) = TestServer::start_with_config(Backend::Sqlite, &toml).await else {
+        return;
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let listed = srv.run_json(&["backup", "list", "--json"]);
+        if listed["items"].as_array().is_some_and(|i| i.len() == 1) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scheduled backup: {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let status = srv.run_json(&["storage", "status", "--json"]);
+    assert_eq!(status["backups"]["last_backup"]["ok"], true, "{status}");
+    assert_eq!(status["backups"]["interval_hours"], 24);
+    // A second round right away finds the backup recent and takes none.
+    assert!(srv.service.backups.scheduled().await.unwrap().is_none());
+}
+
+#[test]
+fn a_bad_backup_section_stops_the_start_with_one_sentence() {
+    for (toml, says) in [
+        (
+            "[backup]\nschedule = \"hourly\"\ndestinations = [\"fs:///tmp/x\"]\n",
+            "schedule must be",
+        ),
+        ("[backup]\nschedule = \"daily\"\n", "no destinations"),
+        (
+            "[backup]\ndestinations = [\"ftp://host/x\"]\n",
+            "backup destination ftp://host/x",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("c.toml");
+        std::fs::write(&config, toml).unwrap();
+        let out = Command::new(BIN)
+            .args(["backup", "list", "--data-dir"])
+            .arg(dir.path())
+            .arg("--config")
+            .arg(&config)
+            .env_remove("STRONGROOM_DATABASE_URL")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{toml}: {err}");
+    }
+}
