@@ -318,7 +318,7 @@ test("read the audit trail, filter it, and verify the chain", async () => {
   await done();
 });
 
-test("a viewer sees no upload or delete, and the server refuses the upload the page hides", async () => {
+test("a viewer sees no upload or delete (nor the backup status), and the server refuses the upload the page hides", async () => {
   const { page, done } = await newPage();
   await signIn(page, env.viewer);
   for (const hidden of ["API keys", "Members", "Audit trail"]) {
@@ -337,6 +337,11 @@ test("a viewer sees no upload or delete, and the server refuses the upload the p
     return res.status;
   }, space.id);
   assert.equal(status, 403);
+  // The Security page shows the viewer the policy, read-only, but not the instance's backups
+  // (the owner's alone).
+  await page.goto(`${env.base}/#/security`);
+  await page.getByRole("heading", { name: "Security policy" }).waitFor();
+  assert.equal(await page.getByRole("region", { name: "Backups" }).count(), 0, "no backup status for a viewer");
   // A page the viewer is not offered shows the server's refusal, not an empty form.
   await page.goto(`${env.base}/#/keys`);
   await page.getByRole("heading", { name: "Something went wrong" }).waitFor();
@@ -358,6 +363,9 @@ test("security settings: require 2FA and session timeouts, with who has 2FA", as
   assert.equal((await apiCall(env.owner.key, "GET", `/api/v1/orgs/${env.owner.org}`)).json.session_idle_secs, 45 * 60, "a refused change changes nothing");
   const row = page.getByRole("region", { name: "Who has two-factor authentication" }).getByRole("row", { name: new RegExp(env.admin.email) });
   await row.getByText("on").waitFor();
+  const backups = page.getByRole("region", { name: "Backups" });
+  await backups.getByText(new RegExp(`Last backup: .*${process.env.BACKUP_ID}`)).waitFor();
+  await backups.getByText(new RegExp(`Last verified backup: .*${process.env.BACKUP_ID}`)).waitFor();
   await screenshot(page, "security");
   await assertAccessible(page);
   await done();

@@ -98,6 +98,12 @@ member "${VIEWER_EMAIL}" viewer "${VIEWER_PASSWORD}"
 member "${EDITOR_EMAIL}" editor "${EDITOR_PASSWORD}"
 member "${CAPTCHA_EMAIL}" viewer "${CAPTCHA_PASSWORD}"
 
+# A backup, verified, for the Backups card the owner sees on the Security page.
+"${BIN}" backup create --to "fs://${WORK}/backups" --data-dir "${DATA}" --json >"${WORK}/backup.json"
+BACKUP_ID=$(json_field id <"${WORK}/backup.json")
+export BACKUP_ID
+"${BIN}" backup verify "${BACKUP_ID}" --from "fs://${WORK}/backups" --data-dir "${DATA}" >/dev/null
+
 if [[ -z "${STRONGROOM_TEST_SMTP_URL:-}" ]]; then
     scripts/mailsink.sh status || STOP_SINK=1
     sink=$(scripts/mailsink.sh start)

@@ -162,8 +162,10 @@ const minutes = (s) => Math.round(s / 60);
 
 export async function securityPage(main) {
   let policyForm = null;
+  let orgView = null;
   if (can("org:manage") || can("org:read")) {
     const o = await api("GET", `/api/v1/orgs/${org()}`);
+    orgView = o;
     policyForm = h("form", { class: "card", novalidate: true }, h("h2", {}, "Security policy"),
       h("div", { class: "field check" }, h("input", { type: "checkbox", name: "require_mfa", id: "require-mfa", checked: o.require_mfa }),
         h("label", { for: "require-mfa" }, "Require two-factor authentication for every member")),
@@ -186,6 +188,8 @@ export async function securityPage(main) {
       if (done) notify("Security policy saved.");
     });
   }
+  let backups = null;
+  if (policyForm && orgView && orgView.backups) backups = backupCard(orgView.backups);
   let who = null;
   if (can("member:manage")) {
     const members = await listAll(`/api/v1/orgs/${org()}/members`);
@@ -194,5 +198,19 @@ export async function securityPage(main) {
       h("p", {}, `${on} of ${members.length} members.`),
       table(["Member", "Role", "Two-factor"], members.map((m) => [m.email, m.role, m.mfa_enabled ? "on" : "off"]), "Two-factor by member"));
   }
-  page(main, "Security", policyForm, who);
+  page(main, "Security", policyForm, backups, who);
+}
+
+// Owners only (the server sends `backups` to them alone): the instance's latest backup,
+// verification and restore. Backups are taken and checked with `strongroom backup`.
+function backupCard(b) {
+  const when = (r) => `${new Date(r.finished_at).toLocaleString()} (${r.backup_id})`;
+  const line = (label, r, none) =>
+    h("li", {}, h("strong", {}, `${label}: `), r ? `${r.ok ? "" : "FAILED "}${when(r)}` : none);
+  return h("section", { class: "card", "aria-labelledby": "backups-title" }, h("h2", { id: "backups-title" }, "Backups"),
+    h("ul", {},
+      line("Last backup", b.last_backup, "none yet"),
+      line("Last verified backup", b.last_verified, "never verified"),
+      line("Restored", b.last_restore, "never (this database was not restored from a backup)")),
+    h("p", { class: "hint" }, "Backups cover the whole server. The operator takes them with strongroom backup create and checks them with strongroom backup verify."));
 }
