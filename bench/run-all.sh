@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark in one sitting and appends a dated section to bench/RESULTS.md.
 #
-#   bench/run-all.sh            every benchmark: download, upload, memory, rotation, small requests, login flood, HLS packaging and serving, two-node rolling restart, S3 transfer, copies, scrub, client transfer (CLI vs curl), dashboard (page weight, a 10,000-asset space in Chromium)
+#   bench/run-all.sh            every benchmark: download, upload, memory, rotation, small requests, login flood, HLS packaging and serving, two-node rolling restart, S3 transfer, copies, scrub, client transfer (CLI vs curl), dashboard (page weight, a 10,000-asset space in Chromium), backup (backup and restore vs tar)
 #   bench/run-all.sh NAME...    only these (e.g. small_requests login_flood), still as one section
 #   bench/run-all.sh --init     only create bench/RESULTS.md with its header, if missing
 #
@@ -66,6 +66,10 @@ this file, in \`bench/results/<UTC time>-<commit>/\`; earlier ones kept theirs i
   backend, the server stopped; GB/s = stored ciphertext bytes / wall time, against \`dd bs=1M\` of
   the same files, with the files in the page cache (warm) and evicted from it (cold, per-file
   posix_fadvise DONTNEED).
+- **Backup**: 1,000 random 1 MiB assets on a SQLite instance; a backup, 1% of the assets purged
+  and as many uploaded, a second backup to the same destination (its \`new_bytes\` against the
+  first's); then, the server stopped, \`strongroom backup create\` / \`backup restore\` of the data dir
+  against \`tar -cf\` / \`tar -xf\` of it (alone, and followed by \`sync\`), interleaved, medians.
 
 ## Targets (DESIGN.md)
 | measure | target |
@@ -83,6 +87,8 @@ this file, in \`bench/results/<UTC time>-<commit>/\`; earlier ones kept theirs i
 | S3 backend: peak RSS during 10 parallel 1 GiB uploads (issue 9) | < 150 MiB |
 | 1 GiB upload throughput, \`copies = 2\` / \`copies = 1\` (issue 9) | >= 0.8 |
 | \`storage scrub\` of the fs backend, GB/s of verified ciphertext (issue 9) | disk-bound, >= 1 GB/s |
+| full backup and full restore of a data dir of 1,000 assets (1 GiB), Strongroom / \`tar\` (issue 11) | >= 0.8 |
+| bytes written by a second backup after 1% of the assets changed / the first's (issue 11) | <= 3% |
 
 ## Runs
 EOF
@@ -95,7 +101,7 @@ if [[ "${1:-}" == "--init" ]]; then
     exit 0
 fi
 
-ALL=(download upload memory rotation small_requests login_flood hls_packaging hls_serving rolling_restart s3_transfer copies scrub client_transfer dashboard)
+ALL=(download upload memory rotation small_requests login_flood hls_packaging hls_serving rolling_restart s3_transfer copies scrub client_transfer dashboard backup)
 if (($# > 0)); then
     names=("$@")
     for name in "${names[@]}"; do

@@ -13,6 +13,7 @@ mod assets;
 mod audit_verify;
 mod authz;
 mod backup;
+mod backup_ops;
 mod browser;
 mod bruteforce;
 mod cli;
