@@ -13,6 +13,7 @@ use sqlx::any::AnyTypeInfoKind;
 use sqlx::{Column, Row, TypeInfo, ValueRef};
 use strongroom_domain::{BlobId, Timestamp};
 
+use crate::keys::Lease;
 use crate::{Backend, Result, Store, StoreError};
 
 /// Every table a backup holds, in an order where each table comes after the tables it refers
@@ -72,16 +73,19 @@ pub enum Value {
     },
 }
 
-mod b64 {
+/// Serde for bytes as base64 text (`#[serde(with = "strongroom_store::b64")]`).
+pub mod b64 {
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    /// Writes the bytes as base64.
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&STANDARD.encode(v))
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    /// Reads base64 back into bytes.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let s = String::deserialize(d)?;
         STANDARD.decode(s).map_err(serde::de::Error::custom)
     }
@@ -235,25 +239,12 @@ impl Store {
         now: Timestamp,
         until: Timestamp,
     ) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE backup_lease SET holder = $1, lease_until = $2 \
-             WHERE id = 1 AND (lease_until < $3 OR holder = $1)",
-        )
-        .bind(holder)
-        .bind(until.millis())
-        .bind(now.millis())
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        self.take_lease(Lease::Backup, holder, now, until).await
     }
 
     /// Ends `holder`'s backup lease.
     pub async fn release_backup(&self, holder: &str) -> Result<()> {
-        sqlx::query("UPDATE backup_lease SET lease_until = 0 WHERE id = 1 AND holder = $1")
-            .bind(holder)
-            .execute(self.pool())
-            .await?;
-        Ok(())
+        self.end_lease(Lease::Backup, holder).await
     }
 
     /// Loads rows of `table` (columns as named) into an empty database, in one transaction

@@ -503,16 +503,7 @@ impl Store {
         now: Timestamp,
         until: Timestamp,
     ) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE storage_scrub_lease SET holder = $1, lease_until = $2 \
-             WHERE id = 1 AND (lease_until < $3 OR holder = $1)",
-        )
-        .bind(holder)
-        .bind(until.millis())
-        .bind(now.millis())
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        self.take_lease(Lease::Scrub, holder, now, until).await
     }
 
     /// Who holds the scrub lease and until when (an empty holder: nobody ever did).
@@ -528,7 +519,38 @@ impl Store {
 
     /// Ends `holder`'s scrub lease (nothing happens if it is another's now).
     pub async fn release_scrub(&self, holder: &str) -> Result<()> {
-        sqlx::query("UPDATE storage_scrub_lease SET lease_until = 0 WHERE id = 1 AND holder = $1")
+        self.end_lease(Lease::Scrub, holder).await
+    }
+
+    /// Takes (or renews) `lease` for `holder` until `until`, unless another holder's runs past
+    /// `now`; returns whether `holder` holds it.
+    pub(crate) async fn take_lease(
+        &self,
+        lease: Lease,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool> {
+        let sql = format!(
+            "UPDATE {} SET holder = $1, lease_until = $2 WHERE id = 1 AND (lease_until < $3 OR holder = $1)",
+            lease.table()
+        );
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(holder)
+            .bind(until.millis())
+            .bind(now.millis())
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ends `holder`'s hold on `lease` (nothing happens if it is another's now).
+    pub(crate) async fn end_lease(&self, lease: Lease, holder: &str) -> Result<()> {
+        let sql = format!(
+            "UPDATE {} SET lease_until = 0 WHERE id = 1 AND holder = $1",
+            lease.table()
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(holder)
             .execute(self.pool())
             .await?;
@@ -726,5 +748,23 @@ impl Tx {
             crate::backup::log_shred(self.conn(), id.as_str()).await?;
         }
         Ok(done.rows_affected() == 1)
+    }
+}
+
+/// The one-row leases that keep a periodic task to one node at a time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Lease {
+    /// The storage scrub.
+    Scrub,
+    /// The scheduled backup.
+    Backup,
+}
+
+impl Lease {
+    fn table(self) -> &'static str {
+        match self {
+            Lease::Scrub => "storage_scrub_lease",
+            Lease::Backup => "backup_lease",
+        }
     }
 }

@@ -33,7 +33,7 @@ use sqlx::{Any, AnyPool, Row};
 
 pub use access::{GrantRow, InvitationRow, RoleRow};
 pub use audit::{AuditEventRow, AuditHead, NewAuditEvent};
-pub use backup::{BACKUP_TABLES, BackupRun, NOT_BACKED_UP, Snapshot, Value, Values};
+pub use backup::{BACKUP_TABLES, BackupRun, NOT_BACKED_UP, Snapshot, Value, Values, b64};
 pub use jobs::{JobRow, JobStatus, Lane, NewJob};
 pub use keys::{
     ApiKeyDetails, ApiKeyRow, BlobRow, GrantAccessRow, KekRow, KeyPrincipalRow, PrincipalRow,

@@ -151,23 +151,8 @@ pub(crate) struct KeySet {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct WrappedKey {
     pub(crate) kek: u32,
-    #[serde(with = "b64")]
+    #[serde(with = "strongroom_store::b64")]
     pub(crate) wrapped: Vec<u8>,
-}
-
-mod b64 {
-    use base64::Engine;
-    use base64::engine::general_purpose::STANDARD;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&STANDARD.encode(v))
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let s = String::deserialize(d)?;
-        STANDARD.decode(s).map_err(serde::de::Error::custom)
-    }
 }
 
 /// One line of the snapshot (JSON lines): a header, then each table's columns followed by its
