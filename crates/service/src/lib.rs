@@ -33,6 +33,7 @@ pub mod jobs;
 pub mod keys;
 pub mod notify;
 pub mod ops;
+mod sealing;
 pub mod tenancy;
 
 use std::sync::Arc;
@@ -45,6 +46,7 @@ use strongroom_store::{Store, StoreError};
 pub use audit::checkpoint::CheckpointRound;
 pub use audit::{AuditEvent, AuditExport, ChainReport, CheckpointInfo, SeqRange};
 pub use authz::perm;
+pub use sealing::metadata_sealer;
 pub use authz::principal::{Actor, Principal, RequestMeta};
 pub use content::assets::{Asset, AssetDetail, ByteStream, Content, ListQuery, NewUpload, Space};
 pub use content::lifecycle::{LifecycleReport, MAX_RETENTION_DAYS, TRASH_DAYS};

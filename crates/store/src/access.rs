@@ -7,6 +7,7 @@ use strongroom_domain::{
     Email, InvitationId, Name, OrgId, PermissionSet, RoleId, RoleRef, SpaceId, Timestamp, UserId,
 };
 
+use crate::seal::{INVITATION_EMAIL, ROLE_NAME, Seal, USER_EMAIL};
 use crate::{Result, Store, StoreError, Tx, conflict, parsed, role_ref};
 
 /// A custom role of an organization.
@@ -65,12 +66,13 @@ pub struct InvitationRow {
     pub revoked_at: Option<Timestamp>,
 }
 
-fn custom_role(row: &AnyRow) -> Result<RoleRow> {
+fn custom_role(s: &Seal, row: &AnyRow) -> Result<RoleRow> {
     let permissions: String = row.try_get("permissions")?;
+    let id = parsed(row, "roles", "id", RoleId::parse)?;
     Ok(RoleRow {
-        id: parsed(row, "roles", "id", RoleId::parse)?,
+        name: s.parsed(row, ROLE_NAME, id.as_str(), Name::parse)?,
+        id,
         org_id: parsed(row, "roles", "org_id", OrgId::parse)?,
-        name: parsed(row, "roles", "name", Name::parse)?,
         permissions: PermissionSet::from_stored(&permissions).map_err(|detail| {
             StoreError::Corrupt {
                 table: "roles",
@@ -81,26 +83,28 @@ fn custom_role(row: &AnyRow) -> Result<RoleRow> {
     })
 }
 
-fn grant(row: &AnyRow) -> Result<GrantRow> {
+fn grant(s: &Seal, row: &AnyRow) -> Result<GrantRow> {
+    let user_id = parsed(row, "space_grants", "user_id", UserId::parse)?;
     Ok(GrantRow {
         space_id: parsed(row, "space_grants", "space_id", SpaceId::parse)?,
-        user_id: parsed(row, "space_grants", "user_id", UserId::parse)?,
-        email: parsed(row, "users", "email", Email::parse)?,
+        email: s.parsed(row, USER_EMAIL, user_id.as_str(), Email::parse)?,
+        user_id,
         role: role_ref(&row.try_get::<String, _>("role")?, "space_grants")?,
         created_at: Timestamp::from_millis(row.try_get("created_at")?),
     })
 }
 
-fn invitation(row: &AnyRow) -> Result<InvitationRow> {
+fn invitation(s: &Seal, row: &AnyRow) -> Result<InvitationRow> {
     let ts = |col: &str| -> Result<Option<Timestamp>> {
         Ok(row
             .try_get::<Option<i64>, _>(col)?
             .map(Timestamp::from_millis))
     };
+    let id = parsed(row, "invitations", "id", InvitationId::parse)?;
     Ok(InvitationRow {
-        id: parsed(row, "invitations", "id", InvitationId::parse)?,
+        email: s.parsed(row, INVITATION_EMAIL, id.as_str(), Email::parse)?,
+        id,
         org_id: parsed(row, "invitations", "org_id", OrgId::parse)?,
-        email: parsed(row, "invitations", "email", Email::parse)?,
         role: role_ref(&row.try_get::<String, _>("role")?, "invitations")?,
         invited_by: row.try_get("invited_by")?,
         inviter: row
@@ -133,28 +137,34 @@ impl Store {
             .bind(org_id.as_str())
             .fetch_optional(self.pool())
             .await?;
-        row.as_ref().map(custom_role).transpose()
+        row.map(|r| custom_role(self.seal(), &r)).transpose()
     }
 
     /// The organization's custom role with this name.
     pub async fn custom_role_by_name(&self, org_id: &OrgId, name: &str) -> Result<Option<RoleRow>> {
-        let sql = format!("SELECT {ROLE_COLUMNS} FROM roles WHERE org_id = $1 AND name = $2");
+        let sql = format!("SELECT {ROLE_COLUMNS} FROM roles WHERE org_id = $1 AND name_index = $2");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(org_id.as_str())
-            .bind(name)
+            .bind(self.seal().index(ROLE_NAME, org_id.as_str(), name))
             .fetch_optional(self.pool())
             .await?;
-        row.as_ref().map(custom_role).transpose()
+        row.map(|r| custom_role(self.seal(), &r)).transpose()
     }
 
     /// The organization's custom roles, by name.
     pub async fn custom_roles(&self, org_id: &OrgId) -> Result<Vec<RoleRow>> {
-        let sql = format!("SELECT {ROLE_COLUMNS} FROM roles WHERE org_id = $1 ORDER BY name");
+        let sql = format!("SELECT {ROLE_COLUMNS} FROM roles WHERE org_id = $1");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(org_id.as_str())
             .fetch_all(self.pool())
             .await?;
-        rows.iter().map(custom_role).collect()
+        // Names are sealed: sorted here, after opening (an organization has few roles).
+        let mut roles = rows
+            .iter()
+            .map(|r| custom_role(self.seal(), r))
+            .collect::<Result<Vec<_>>>()?;
+        roles.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
+        Ok(roles)
     }
 
     /// How many members, grants, live API keys and open invitations hold this role.
@@ -186,20 +196,26 @@ impl Store {
             .bind(user_id.as_str())
             .fetch_all(self.pool())
             .await?;
-        rows.iter().map(grant).collect()
+        rows.iter().map(|r| grant(self.seal(), r)).collect()
     }
 
     /// Everyone granted a role in a space, by email.
     pub async fn grants_on(&self, space_id: &SpaceId) -> Result<Vec<GrantRow>> {
         let sql = format!(
             "SELECT {GRANT_COLUMNS} FROM space_grants g JOIN users u ON u.id = g.user_id \
-             WHERE g.space_id = $1 ORDER BY u.email"
+             WHERE g.space_id = $1"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(space_id.as_str())
             .fetch_all(self.pool())
             .await?;
-        rows.iter().map(grant).collect()
+        // Emails are sealed: sorted here, after opening.
+        let mut grants = rows
+            .iter()
+            .map(|r| grant(self.seal(), r))
+            .collect::<Result<Vec<_>>>()?;
+        grants.sort_by(|a, b| a.email.as_str().cmp(b.email.as_str()));
+        Ok(grants)
     }
 
     /// The invitation whose link token has this keyed hash.
@@ -209,7 +225,7 @@ impl Store {
             .bind(hash)
             .fetch_optional(self.pool())
             .await?;
-        row.as_ref().map(invitation).transpose()
+        row.map(|r| invitation(self.seal(), &r)).transpose()
     }
 
     /// The organization's invitation with this id.
@@ -225,7 +241,7 @@ impl Store {
             .bind(org_id.as_str())
             .fetch_optional(self.pool())
             .await?;
-        row.as_ref().map(invitation).transpose()
+        row.map(|r| invitation(self.seal(), &r)).transpose()
     }
 
     /// The organization's invitations, newest first (at most 1000).
@@ -238,7 +254,7 @@ impl Store {
             .bind(org_id.as_str())
             .fetch_all(self.pool())
             .await?;
-        rows.iter().map(invitation).collect()
+        rows.iter().map(|r| invitation(self.seal(), r)).collect()
     }
 
     /// Whether the user has signed in from the device with this keyed cookie hash before, and
@@ -367,14 +383,20 @@ impl Tx {
 
     /// Creates a custom role.
     pub async fn insert_role(&mut self, row: &RoleRow) -> Result<()> {
+        let name = self.seal().seal(ROLE_NAME, row.id.as_str(), row.name.as_str());
+        let index = self
+            .seal()
+            .index(ROLE_NAME, row.org_id.as_str(), row.name.as_str());
         sqlx::query(
-            "INSERT INTO roles (id, org_id, name, permissions, created_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO roles (id, org_id, name, name_index, permissions, created_at) \
+             VALUES ($1, $2, $3, $6, $4, $5)",
         )
         .bind(row.id.as_str())
         .bind(row.org_id.as_str())
-        .bind(row.name.as_str())
+        .bind(name)
         .bind(row.permissions.to_stored())
         .bind(row.created_at.millis())
+        .bind(index)
         .execute(self.conn())
         .await
         .map_err(conflict("a role with this name"))?;
@@ -448,13 +470,16 @@ impl Tx {
         row: &InvitationRow,
         token_hash: &[u8],
     ) -> Result<()> {
+        let email = self
+            .seal()
+            .seal(INVITATION_EMAIL, row.id.as_str(), row.email.as_str());
         sqlx::query(
             "INSERT INTO invitations (id, org_id, email, role, token_hash, invited_by, created_at, \
              expires_at, inviter_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(row.id.as_str())
         .bind(row.org_id.as_str())
-        .bind(row.email.as_str())
+        .bind(email)
         .bind(row.role.to_stored())
         .bind(token_hash)
         .bind(row.invited_by.as_str())

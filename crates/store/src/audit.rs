@@ -8,6 +8,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use strongroom_domain::{OrgId, Timestamp};
 
+use crate::seal::{AUDIT_DETAIL, AUDIT_IP, Seal, audit_row};
 use crate::{Result, Store, StoreError, Tx, parsed};
 
 /// An event to append.
@@ -53,17 +54,20 @@ pub struct AuditHead {
     pub mac: Vec<u8>,
 }
 
-pub(crate) fn event(row: &AnyRow) -> Result<AuditEventRow> {
+pub(crate) fn event(s: &Seal, row: &AnyRow) -> Result<AuditEventRow> {
+    let org_id = parsed(row, "audit_events", "org_id", OrgId::parse)?;
+    let seq: i64 = row.try_get("seq")?;
+    let row_id = audit_row(org_id.as_str(), seq);
     Ok(AuditEventRow {
-        org_id: parsed(row, "audit_events", "org_id", OrgId::parse)?,
-        seq: row.try_get("seq")?,
+        org_id,
+        seq,
         event: NewAuditEvent {
             at: Timestamp::from_millis(row.try_get("at")?),
             actor: row.try_get("actor")?,
             action: row.try_get("action")?,
             target: row.try_get("target")?,
-            ip: row.try_get("ip")?,
-            detail: row.try_get("detail")?,
+            ip: s.column(row, AUDIT_IP, &row_id)?,
+            detail: s.column(row, AUDIT_DETAIL, &row_id)?,
         },
         prev_hash: row.try_get("prev_hash")?,
         hash: row.try_get("hash")?,
@@ -87,7 +91,7 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(event).collect()
+        rows.iter().map(|r| event(self.seal(), r)).collect()
     }
 
     /// The recorded head of an organization's chain.
@@ -201,8 +205,18 @@ impl Tx {
                 b + 10
             ));
         }
+        let sealed = events
+            .iter()
+            .map(|(seq, ev, _, _)| {
+                let row_id = audit_row(org_id.as_str(), *seq);
+                (
+                    self.seal().seal(AUDIT_IP, &row_id, &ev.ip),
+                    self.seal().seal(AUDIT_DETAIL, &row_id, &ev.detail),
+                )
+            })
+            .collect::<Vec<_>>();
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (seq, ev, prev, hash) in events {
+        for ((seq, ev, prev, hash), (ip, detail)) in events.iter().zip(sealed) {
             q = q
                 .bind(org_id.as_str())
                 .bind(*seq)
@@ -210,8 +224,8 @@ impl Tx {
                 .bind(ev.actor.as_str())
                 .bind(ev.action.as_str())
                 .bind(ev.target.as_str())
-                .bind(ev.ip.as_str())
-                .bind(ev.detail.as_str())
+                .bind(ip)
+                .bind(detail)
                 .bind(prev.as_slice())
                 .bind(hash.as_slice());
         }
@@ -235,6 +249,9 @@ impl Tx {
         hash: &[u8],
         head_mac: &[u8],
     ) -> Result<()> {
+        let row_id = audit_row(org_id.as_str(), seq);
+        let ip = self.seal().seal(AUDIT_IP, &row_id, &ev.ip);
+        let detail = self.seal().seal(AUDIT_DETAIL, &row_id, &ev.detail);
         sqlx::query(
             "INSERT INTO audit_events (org_id, seq, at, actor, action, target, ip, detail, prev_hash, hash) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -245,8 +262,8 @@ impl Tx {
         .bind(ev.actor.as_str())
         .bind(ev.action.as_str())
         .bind(ev.target.as_str())
-        .bind(ev.ip.as_str())
-        .bind(ev.detail.as_str())
+        .bind(ip)
+        .bind(detail)
         .bind(prev_hash)
         .bind(hash)
         .execute(self.conn())

@@ -138,6 +138,14 @@ impl Store {
         Ok(n == 0)
     }
 
+    /// The highest migration applied to this database.
+    pub async fn schema_version(&self) -> Result<i64> {
+        let v: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(v.unwrap_or(0))
+    }
+
     /// The names of every table in the database (for the test that [`BACKUP_TABLES`] is whole).
     pub async fn table_names(&self) -> Result<Vec<String>> {
         let sql = match self.backend() {

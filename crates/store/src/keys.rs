@@ -6,6 +6,7 @@ use strongroom_domain::{
     ApiKeyId, BlobId, Name, OrgId, PermissionSet, RoleRef, SpaceId, Timestamp, UserId,
 };
 
+use crate::seal::{KEY_LAST_IP, KEY_NAME, ROLE_NAME, Seal};
 use crate::tenancy::{SPACE_COLUMNS, space};
 use crate::{Page, Result, SpaceRow, Store, StoreError, Tx, conflict, parsed};
 
@@ -80,8 +81,12 @@ pub struct GrantAccessRow {
     pub custom_permissions: Option<PermissionSet>,
 }
 
+/// The custom role joined as `name`/`perms` whose id is in the column `role` (its name is
+/// sealed, bound to that id).
 fn custom_role_of(
+    seal: &Seal,
     row: &AnyRow,
+    role: &str,
     name: &str,
     perms: &str,
 ) -> Result<Option<(String, PermissionSet)>> {
@@ -89,6 +94,8 @@ fn custom_role_of(
     let perms: Option<String> = row.try_get(perms)?;
     match (name, perms) {
         (Some(n), Some(p)) => {
+            let role: String = row.try_get(role)?;
+            let n = seal.open(ROLE_NAME, &role, &n)?;
             let set = PermissionSet::from_stored(&p).map_err(|detail| StoreError::Corrupt {
                 table: "roles",
                 detail,
@@ -150,10 +157,12 @@ fn opt_ts(row: &AnyRow, col: &str) -> Result<Option<Timestamp>> {
         .map(Timestamp::from_millis))
 }
 
-pub(crate) fn api_key(row: &AnyRow) -> Result<ApiKeyRow> {
+pub(crate) fn api_key(s: &Seal, row: &AnyRow) -> Result<ApiKeyRow> {
     let user: Option<String> = row.try_get("user_id")?;
+    let id = parsed(row, "api_keys", "id", ApiKeyId::parse)?;
     Ok(ApiKeyRow {
-        id: parsed(row, "api_keys", "id", ApiKeyId::parse)?,
+        name: s.parsed(row, KEY_NAME, id.as_str(), Name::parse)?,
+        id,
         org_id: parsed(row, "api_keys", "org_id", OrgId::parse)?,
         user_id: user
             .map(|u| UserId::parse(&u))
@@ -162,7 +171,6 @@ pub(crate) fn api_key(row: &AnyRow) -> Result<ApiKeyRow> {
                 table: "api_keys",
                 detail: e.to_string(),
             })?,
-        name: parsed(row, "api_keys", "name", Name::parse)?,
         role: crate::role_ref(&row.try_get::<String, _>("role")?, "api_keys")?,
         created_at: Timestamp::from_millis(row.try_get("created_at")?),
         expires_at: opt_ts(row, "expires_at")?,
@@ -187,12 +195,13 @@ fn spaces(row: &AnyRow) -> Result<Option<Vec<SpaceId>>> {
     .transpose()
 }
 
-fn details(row: &AnyRow) -> Result<ApiKeyDetails> {
+fn details(s: &Seal, row: &AnyRow) -> Result<ApiKeyDetails> {
+    let key = api_key(s, row)?;
     Ok(ApiKeyDetails {
-        key: api_key(row)?,
+        last_used_ip: s.column_opt(row, KEY_LAST_IP, key.id.as_str())?,
+        key,
         spaces: spaces(row)?,
         last_used_at: opt_ts(row, "last_used_at")?,
-        last_used_ip: row.try_get("last_used_ip")?,
         previous_valid_until: opt_ts(row, "previous_valid_until")?,
     })
 }
@@ -264,7 +273,7 @@ impl Store {
         };
         Ok(Some(KeyPrincipalRow {
             found: PrincipalRow {
-                key: api_key(&row)?,
+                key: api_key(self.seal(), &row)?,
                 member_role: member_role
                     .map(|r| crate::role_ref(&r, "memberships"))
                     .transpose()?,
@@ -273,8 +282,20 @@ impl Store {
                 previous_valid_until: opt_ts(&row, "previous_valid_until")?,
             },
             spaces: spaces(&row)?,
-            key_custom_role: custom_role_of(&row, "key_role_name", "key_role_perms")?,
-            member_custom_role: custom_role_of(&row, "member_role_name", "member_role_perms")?,
+            key_custom_role: custom_role_of(
+                self.seal(),
+                &row,
+                "role",
+                "key_role_name",
+                "key_role_perms",
+            )?,
+            member_custom_role: custom_role_of(
+                self.seal(),
+                &row,
+                "member_role",
+                "member_role_name",
+                "member_role_perms",
+            )?,
             org_requires_mfa: flag("org_requires_mfa")?,
             owner_has_mfa: flag("owner_has_mfa")?,
             owner_has_grants: flag("owner_has_grants")?,
@@ -329,7 +350,7 @@ impl Store {
             .bind(org_id.as_str())
             .fetch_optional(self.pool())
             .await?;
-        row.as_ref().map(details).transpose()
+        row.map(|r| details(self.seal(), &r)).transpose()
     }
 
     /// The organization's API keys with their details, in creation order.
@@ -349,7 +370,7 @@ impl Store {
             .bind(i64::from(limit) + 1)
             .fetch_all(self.pool())
             .await?;
-        let items = rows.iter().map(details).collect::<Result<Vec<_>>>()?;
+        let items = rows.iter().map(|r| details(self.seal(), r)).collect::<Result<Vec<_>>>()?;
         Ok(Page::from_overfetch(items, limit, |k| k.key.id.to_string()))
     }
 
@@ -385,7 +406,7 @@ impl Store {
             query = query.bind(id.as_str());
         }
         let rows = query.fetch_all(self.pool()).await?;
-        let items = rows.iter().map(space).collect::<Result<Vec<_>>>()?;
+        let items = rows.iter().map(|r| space(self.seal(), r)).collect::<Result<Vec<_>>>()?;
         Ok(Page::from_overfetch(items, limit, |s| s.id.to_string()))
     }
 
@@ -406,7 +427,7 @@ impl Store {
             .bind(i64::from(limit) + 1)
             .fetch_all(self.pool())
             .await?;
-        let items = rows.iter().map(api_key).collect::<Result<Vec<_>>>()?;
+        let items = rows.iter().map(|r| api_key(self.seal(), r)).collect::<Result<Vec<_>>>()?;
         Ok(Page::from_overfetch(items, limit, |k| k.id.to_string()))
     }
 
@@ -414,7 +435,7 @@ impl Store {
     pub async fn touch_api_key(&self, id: &ApiKeyId, at: Timestamp, ip: &str) -> Result<()> {
         sqlx::query("UPDATE api_keys SET last_used_at = $1, last_used_ip = $2 WHERE id = $3")
             .bind(at.millis())
-            .bind(ip)
+            .bind(self.seal().seal(KEY_LAST_IP, id.as_str(), ip))
             .bind(id.as_str())
             .execute(self.pool())
             .await?;
@@ -589,6 +610,7 @@ impl Store {
 impl Tx {
     /// Stores a new API key.
     pub async fn insert_api_key(&mut self, row: &ApiKeyRow, secret_hash: &[u8]) -> Result<()> {
+        let name = self.seal().seal(KEY_NAME, row.id.as_str(), row.name.as_str());
         sqlx::query(
             "INSERT INTO api_keys (id, org_id, user_id, name, role, secret_hash, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -596,7 +618,7 @@ impl Tx {
         .bind(row.id.as_str())
         .bind(row.org_id.as_str())
         .bind(row.user_id.as_ref().map(|u| u.as_str()))
-        .bind(row.name.as_str())
+        .bind(name)
         .bind(row.role.to_stored())
         .bind(secret_hash)
         .bind(row.created_at.millis())

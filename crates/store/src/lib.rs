@@ -22,10 +22,12 @@ mod migrate;
 mod privacy;
 mod quotas;
 mod regions;
+mod seal;
 mod sessions;
 mod tenancy;
 mod throttle;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -45,6 +47,7 @@ pub use mfa::{MemberRow, TotpRow};
 pub use migrate::{SCHEMA_VERSION, versions as migration_versions};
 pub use quotas::{QuotaRow, Usage};
 pub use regions::RegionSpread;
+pub use seal::FieldSealer;
 pub use sessions::{SessionLookup, SessionRow};
 pub use tenancy::{AssetRow, OrgRow, SpaceRow, UserRow};
 
@@ -119,6 +122,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    seal: seal::Seal,
 }
 
 impl std::fmt::Debug for Store {
@@ -132,7 +136,29 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Connects to `url` (`sqlite:PATH` or `postgres://...`) and brings the schema up to date.
-    pub async fn connect(url: &str) -> Result<Store> {
+    /// `sealer` seals and opens the columns that hold what users typed (see the `seal` module);
+    /// a database written with one sealer is read only with the same one.
+    pub async fn connect(url: &str, sealer: Arc<dyn FieldSealer>) -> Result<Store> {
+        let store = Store::open(url, sealer).await?;
+        migrate::run(&store).await?;
+        Ok(store)
+    }
+
+    /// [`Store::connect`], but brings the schema only up to `version`: a restore loads a
+    /// snapshot into the schema it was taken at, then [`Store::connect`] migrates the rest (so a
+    /// backup from before migration 17 has its metadata sealed). Tests of a migration use it
+    /// to write rows the way an older release did.
+    pub async fn connect_at_version(
+        url: &str,
+        sealer: Arc<dyn FieldSealer>,
+        version: i64,
+    ) -> Result<Store> {
+        let store = Store::open(url, sealer).await?;
+        migrate::run_until(&store, version).await?;
+        Ok(store)
+    }
+
+    async fn open(url: &str, sealer: Arc<dyn FieldSealer>) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -182,9 +208,11 @@ impl Store {
                     .await?
             }
         };
-        let store = Store { pool, backend };
-        migrate::run(&store).await?;
-        Ok(store)
+        Ok(Store {
+            pool,
+            backend,
+            seal: seal::Seal::new(sealer),
+        })
     }
 
     /// The engine behind this store.
@@ -198,7 +226,10 @@ impl Store {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        Ok(Tx { inner })
+        Ok(Tx {
+            inner,
+            seal: self.seal.clone(),
+        })
     }
 
     /// Readiness probe: one round trip to the database.
@@ -215,11 +246,16 @@ impl Store {
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
+
+    pub(crate) fn seal(&self) -> &seal::Seal {
+        &self.seal
+    }
 }
 
 /// A write transaction. Dropped without [`Tx::commit`], it rolls back.
 pub struct Tx {
     inner: sqlx::Transaction<'static, Any>,
+    seal: seal::Seal,
 }
 
 impl Tx {
@@ -231,6 +267,10 @@ impl Tx {
 
     pub(crate) fn conn(&mut self) -> &mut sqlx::AnyConnection {
         &mut self.inner
+    }
+
+    pub(crate) fn seal(&self) -> &seal::Seal {
+        &self.seal
     }
 }
 

@@ -61,7 +61,7 @@ impl Store {
             .bind(i64::from(limit) + 1)
             .fetch_all(self.pool())
             .await?;
-        let items = rows.iter().map(asset).collect::<Result<Vec<_>>>()?;
+        let items = rows.iter().map(|r| asset(self.seal(), r)).collect::<Result<Vec<_>>>()?;
         Ok(Page::from_overfetch(items, limit, |a| a.id.to_string()))
     }
 
@@ -160,7 +160,7 @@ impl Tx {
             .bind(deleted.map(|(_, by)| by))
             .fetch_optional(self.conn())
             .await?;
-        row.as_ref().map(asset).transpose()
+        row.map(|r| asset(self.seal(), &r)).transpose()
     }
 
     /// Sets (or, with `None`, removes) a space's retention rule.

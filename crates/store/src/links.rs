@@ -10,6 +10,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use strongroom_domain::{AssetId, LinkId, OrgId, Timestamp};
 
+use crate::seal::{LINK_IP, Seal};
 use crate::{Page, Result, Store, Tx, conflict, parsed};
 
 /// A link as stored (never its token: only the token's keyed hash is kept).
@@ -52,17 +53,18 @@ fn opt_ts(row: &AnyRow, col: &str) -> Result<Option<Timestamp>> {
         .map(Timestamp::from_millis))
 }
 
-fn link(row: &AnyRow) -> Result<LinkRow> {
+fn link(s: &Seal, row: &AnyRow) -> Result<LinkRow> {
     let single_use: i64 = row.try_get("single_use")?;
+    let id = parsed(row, "links", "id", LinkId::parse)?;
     Ok(LinkRow {
-        id: parsed(row, "links", "id", LinkId::parse)?,
+        ip: s.column_opt(row, LINK_IP, id.as_str())?,
+        id,
         org_id: parsed(row, "links", "org_id", OrgId::parse)?,
         asset_id: parsed(row, "links", "asset_id", AssetId::parse)?,
         created_by: row.try_get("created_by")?,
         created_at: Timestamp::from_millis(row.try_get("created_at")?),
         expires_at: Timestamp::from_millis(row.try_get("expires_at")?),
         single_use: single_use != 0,
-        ip: row.try_get("ip")?,
         rendition: row.try_get("rendition")?,
         revoked_at: opt_ts(row, "revoked_at")?,
         used_at: opt_ts(row, "used_at")?,
@@ -84,7 +86,7 @@ impl Store {
         else {
             return Ok(None);
         };
-        Ok(Some((link(&row)?, row.try_get("token_hash")?)))
+        Ok(Some((link(self.seal(), &row)?, row.try_get("token_hash")?)))
     }
 
     /// The link with this id, only if it belongs to `org_id`.
@@ -95,7 +97,7 @@ impl Store {
             .bind(org_id.as_str())
             .fetch_optional(self.pool())
             .await?;
-        row.as_ref().map(link).transpose()
+        row.map(|r| link(self.seal(), &r)).transpose()
     }
 
     /// An asset's links of `org_id`, in creation order, after the id `after`.
@@ -117,7 +119,7 @@ impl Store {
             .bind(i64::from(limit) + 1)
             .fetch_all(self.pool())
             .await?;
-        let items = rows.iter().map(link).collect::<Result<Vec<_>>>()?;
+        let items = rows.iter().map(|r| link(self.seal(), r)).collect::<Result<Vec<_>>>()?;
         Ok(Page::from_overfetch(items, limit, |l| l.id.to_string()))
     }
 }
@@ -129,6 +131,9 @@ impl Tx {
             "INSERT INTO links ({COLUMNS}, token_hash) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         );
+        let ip = self
+            .seal()
+            .seal_opt(LINK_IP, row.id.as_str(), row.ip.as_deref());
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(row.id.as_str())
             .bind(row.org_id.as_str())
@@ -137,7 +142,7 @@ impl Tx {
             .bind(row.created_at.millis())
             .bind(row.expires_at.millis())
             .bind(i64::from(row.single_use))
-            .bind(row.ip.as_deref())
+            .bind(ip)
             .bind(row.revoked_at.map(Timestamp::millis))
             .bind(row.used_at.map(Timestamp::millis))
             .bind(i64::try_from(row.use_count).unwrap_or(i64::MAX))

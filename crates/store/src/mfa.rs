@@ -2,8 +2,10 @@
 //! code hashes, and the organization policy that requires them.
 
 use sqlx::Row;
+use sqlx::any::AnyRow;
 use strongroom_domain::{Email, OrgId, Timestamp, UserId};
 
+use crate::seal::{ROLE_NAME, Seal, USER_EMAIL};
 use crate::{Result, Store, Tx, parsed};
 
 /// A user's TOTP enrolment.
@@ -62,26 +64,43 @@ impl Store {
     /// The organization's members with their second-factor status, by email.
     pub async fn members(&self, org_id: &OrgId) -> Result<Vec<MemberRow>> {
         let rows = sqlx::query(
-            "SELECT u.id, u.email, COALESCE(r.name, m.role) AS role, \
+            "SELECT u.id, u.email, m.role, r.name AS role_name, \
              COALESCE(t.active, 0) AS mfa FROM memberships m \
              JOIN users u ON u.id = m.user_id LEFT JOIN user_totp t ON t.user_id = u.id \
              LEFT JOIN roles r ON r.id = m.role AND r.org_id = m.org_id \
-             WHERE m.org_id = $1 ORDER BY u.email",
+             WHERE m.org_id = $1",
         )
         .bind(org_id.as_str())
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
+        let seal = self.seal();
+        let mut members = rows
+            .iter()
             .map(|r| {
                 let mfa: i64 = r.try_get("mfa")?;
+                let user_id = parsed(r, "users", "id", UserId::parse)?;
                 Ok(MemberRow {
-                    user_id: parsed(r, "users", "id", UserId::parse)?,
-                    email: parsed(r, "users", "email", Email::parse)?,
-                    role: r.try_get("role")?,
+                    email: seal.parsed(r, USER_EMAIL, user_id.as_str(), Email::parse)?,
+                    user_id,
+                    role: role_name(seal, r, "role", "role_name")?,
                     mfa_enabled: mfa != 0,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        // Emails are sealed: sorted here, after opening.
+        members.sort_by(|a, b| a.email.as_str().cmp(b.email.as_str()));
+        Ok(members)
+    }
+}
+
+/// A member's role as listings show it: a custom role's name (opened, bound to its id, which
+/// the `role` column holds), or the built-in role's stored name.
+pub(crate) fn role_name(seal: &Seal, row: &AnyRow, role: &str, name: &str) -> Result<String> {
+    let stored: String = row.try_get(role)?;
+    let sealed: Option<String> = row.try_get(name)?;
+    match sealed {
+        Some(n) => seal.open(ROLE_NAME, &stored, &n),
+        None => Ok(stored),
     }
 }
 

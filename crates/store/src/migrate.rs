@@ -6,6 +6,7 @@
 
 use sqlx::AssertSqlSafe;
 
+use crate::seal::{Seal, existing};
 use crate::{Backend, Result, Store, StoreError};
 
 /// (version, script). Append only.
@@ -29,7 +30,12 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (14, include_str!("../migrations/0014_scrub_lease.sql")),
     (15, include_str!("../migrations/0015_trash_retention.sql")),
     (16, include_str!("../migrations/0016_backups.sql")),
+    (17, include_str!("../migrations/0017_sealed_metadata.sql")),
 ];
+
+/// The migration whose transaction also seals the rows written before it (in Rust: the store's
+/// sealer is needed, see `seal::existing`).
+const SEALING: i64 = 17;
 
 /// The schema version a fully migrated database has: the last migration's. Versions increase
 /// but may skip a number (one reserved for a change that lands separately).
@@ -49,7 +55,7 @@ pub(crate) async fn run(store: &Store) -> Result<()> {
             .execute(&mut *conn)
             .await?;
     }
-    let result = apply(store.backend(), &mut conn).await;
+    let result = apply(store.backend(), store.seal(), &mut conn, i64::MAX).await;
     if store.backend() == Backend::Postgres {
         sqlx::query("SELECT pg_advisory_unlock(7262454)")
             .execute(&mut *conn)
@@ -58,14 +64,20 @@ pub(crate) async fn run(store: &Store) -> Result<()> {
     result
 }
 
-async fn apply(backend: Backend, conn: &mut sqlx::AnyConnection) -> Result<()> {
+/// Applies the migrations up to `until` (inclusive).
+async fn apply(
+    backend: Backend,
+    seal: &Seal,
+    conn: &mut sqlx::AnyConnection,
+    until: i64,
+) -> Result<()> {
     sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS schema_migrations \
          (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
     )
     .execute(&mut *conn)
     .await?;
-    for &(version, script) in MIGRATIONS {
+    for &(version, script) in MIGRATIONS.iter().filter(|(v, _)| *v <= until) {
         let bytes = match backend {
             Backend::Sqlite => "BLOB",
             Backend::Postgres => "BYTEA",
@@ -77,6 +89,7 @@ async fn apply(backend: Backend, conn: &mut sqlx::AnyConnection) -> Result<()> {
             Backend::Sqlite => "BEGIN IMMEDIATE",
             Backend::Postgres => "BEGIN",
         };
+        let mut sealed = false;
         let step = async {
             sqlx::raw_sql(begin).execute(&mut *conn).await?;
             let done: Option<i64> =
@@ -88,6 +101,11 @@ async fn apply(backend: Backend, conn: &mut sqlx::AnyConnection) -> Result<()> {
                 sqlx::raw_sql(AssertSqlSafe(sql))
                     .execute(&mut *conn)
                     .await?;
+                if version == SEALING {
+                    let n = existing::seal_existing(seal, &mut *conn).await?;
+                    tracing::info!(values = n, "sealed the metadata of existing rows");
+                    sealed = true;
+                }
                 sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
                     .bind(version)
                     .bind(0_i64)
@@ -100,8 +118,22 @@ async fn apply(backend: Backend, conn: &mut sqlx::AnyConnection) -> Result<()> {
             let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
             return Err(StoreError::Migration { version, source });
         }
+        if sealed && backend == Backend::Sqlite {
+            // The write-ahead log may still hold pages from before the sealing: copy it into
+            // the database (whose freed cells secure_delete has zeroed) and empty it.
+            sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&mut *conn)
+                .await?;
+        }
     }
     Ok(())
+}
+
+/// Brings a database up to schema version `until` only: for tests of later migrations, which
+/// need rows written the way an older version wrote them.
+pub(crate) async fn run_until(store: &Store, until: i64) -> Result<()> {
+    let mut conn = store.pool().acquire().await?;
+    apply(store.backend(), store.seal(), &mut conn, until).await
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ impl Store {
             .bind(user_id.as_str())
             .fetch_all(self.pool())
             .await?;
-        rows.iter().map(api_key).collect()
+        rows.iter().map(|r| api_key(self.seal(), r)).collect()
     }
 
     /// An organization's events done by one of `actors` or aimed at `target`, in chain order,
@@ -53,6 +53,6 @@ impl Store {
             query = query.bind(a.as_str());
         }
         let rows = query.fetch_all(self.pool()).await?;
-        rows.iter().map(event).collect()
+        rows.iter().map(|r| event(self.seal(), r)).collect()
     }
 }

@@ -4,6 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use strongroom_domain::{OrgId, RoleRef, SessionId, Timestamp, UserId};
 
+use crate::seal::{ORG_NAME, SESSION_AGENT, SESSION_IP, Seal, USER_EMAIL};
 use crate::{Result, Store, StoreError, Tx, parsed};
 
 /// A session as stored.
@@ -49,16 +50,17 @@ pub struct SessionLookup {
 const COLUMNS: &str = "s.id, s.user_id, s.org_id, s.created_at, s.last_seen_at, s.reauth_at, \
                        s.ip, s.user_agent, s.revoked_at";
 
-fn session(row: &AnyRow) -> Result<SessionRow> {
+fn session(s: &Seal, row: &AnyRow) -> Result<SessionRow> {
+    let id = parsed(row, "sessions", "id", SessionId::parse)?;
     Ok(SessionRow {
-        id: parsed(row, "sessions", "id", SessionId::parse)?,
+        ip: s.column(row, SESSION_IP, id.as_str())?,
+        user_agent: s.column(row, SESSION_AGENT, id.as_str())?,
+        id,
         user_id: parsed(row, "sessions", "user_id", UserId::parse)?,
         org_id: parsed(row, "sessions", "org_id", OrgId::parse)?,
         created_at: Timestamp::from_millis(row.try_get("created_at")?),
         last_seen_at: Timestamp::from_millis(row.try_get("last_seen_at")?),
         reauth_at: Timestamp::from_millis(row.try_get("reauth_at")?),
-        ip: row.try_get("ip")?,
-        user_agent: row.try_get("user_agent")?,
         revoked_at: row
             .try_get::<Option<i64>, _>("revoked_at")?
             .map(Timestamp::from_millis),
@@ -84,7 +86,7 @@ impl Store {
         };
         let role: Option<String> = row.try_get("member_role")?;
         Ok(Some(SessionLookup {
-            session: session(&row)?,
+            session: session(self.seal(), &row)?,
             csrf_hash: row.try_get("csrf_hash")?,
             secret_hash: row.try_get("secret_hash")?,
             role: role
@@ -104,7 +106,7 @@ impl Store {
             .bind(user_id.as_str())
             .fetch_all(self.pool())
             .await?;
-        rows.iter().map(session).collect()
+        rows.iter().map(|r| session(self.seal(), r)).collect()
     }
 
     /// Records that a session was used now.
@@ -171,6 +173,7 @@ impl Store {
             .await?;
         email
             .map(|e| {
+                let e = self.seal().open(USER_EMAIL, user_id.as_str(), &e)?;
                 strongroom_domain::Email::parse(&e).map_err(|e| StoreError::Corrupt {
                     table: "users",
                     detail: e.0,
@@ -183,23 +186,32 @@ impl Store {
     /// custom role's name in place of its id.
     pub async fn memberships_of(&self, user_id: &UserId) -> Result<Vec<(OrgId, String, String)>> {
         let rows = sqlx::query(
-            "SELECT m.org_id, o.name, COALESCE(r.name, m.role) AS role FROM memberships m \
+            "SELECT m.org_id, o.name, m.role, r.name AS role_name FROM memberships m \
              JOIN orgs o ON o.id = m.org_id \
              LEFT JOIN roles r ON r.id = m.role AND r.org_id = m.org_id \
-             WHERE m.user_id = $1 ORDER BY o.name, m.org_id",
+             WHERE m.user_id = $1 ORDER BY m.org_id",
         )
         .bind(user_id.as_str())
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
+        let seal = self.seal();
+        let mut orgs = rows
+            .iter()
             .map(|row| {
+                let org_id = parsed(row, "memberships", "org_id", OrgId::parse)?;
                 Ok((
-                    parsed(row, "memberships", "org_id", OrgId::parse)?,
-                    row.try_get("name")?,
-                    row.try_get("role")?,
+                    seal.column(row, ORG_NAME, org_id.as_str())?,
+                    org_id,
+                    crate::mfa::role_name(seal, row, "role", "role_name")?,
                 ))
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        // Names are sealed: sorted here, after opening (then by id, as before).
+        orgs.sort_by(|a, b| (&a.0, a.1.as_str()).cmp(&(&b.0, b.1.as_str())));
+        Ok(orgs
+            .into_iter()
+            .map(|(name, id, role)| (id, name, role))
+            .collect())
     }
 
     /// The organization a user joined first, if any (a session's default organization).
@@ -228,6 +240,8 @@ impl Tx {
         secret_hash: &[u8],
         csrf_hash: &[u8],
     ) -> Result<()> {
+        let ip = self.seal().seal(SESSION_IP, row.id.as_str(), &row.ip);
+        let agent = self.seal().seal(SESSION_AGENT, row.id.as_str(), &row.user_agent);
         sqlx::query(
             "INSERT INTO sessions (id, secret_hash, csrf_hash, user_id, org_id, created_at, \
              last_seen_at, reauth_at, ip, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -240,8 +254,8 @@ impl Tx {
         .bind(row.created_at.millis())
         .bind(row.last_seen_at.millis())
         .bind(row.reauth_at.millis())
-        .bind(row.ip.as_str())
-        .bind(row.user_agent.as_str())
+        .bind(ip)
+        .bind(agent)
         .execute(self.conn())
         .await?;
         Ok(())

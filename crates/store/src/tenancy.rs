@@ -6,6 +6,7 @@ use strongroom_domain::{
     AssetId, BlobId, Email, Filename, Name, OrgId, RoleRef, SpaceId, Timestamp, UserId,
 };
 
+use crate::seal::{ASSET_FILENAME, ORG_NAME, SPACE_NAME, Seal, USER_EMAIL};
 use crate::{Page, Result, Store, Tx, conflict, parsed};
 
 /// An organization.
@@ -78,29 +79,32 @@ pub struct AssetRow {
     pub deleted_at: Option<Timestamp>,
 }
 
-fn org(row: &AnyRow) -> Result<OrgRow> {
+fn org(s: &Seal, row: &AnyRow) -> Result<OrgRow> {
+    let id = parsed(row, "orgs", "id", OrgId::parse)?;
     Ok(OrgRow {
-        id: parsed(row, "orgs", "id", OrgId::parse)?,
-        name: parsed(row, "orgs", "name", Name::parse)?,
+        name: s.parsed(row, ORG_NAME, id.as_str(), Name::parse)?,
+        id,
         created_at: Timestamp::from_millis(row.try_get("created_at")?),
         region: row.try_get("region")?,
     })
 }
 
-fn user(row: &AnyRow) -> Result<UserRow> {
+fn user(s: &Seal, row: &AnyRow) -> Result<UserRow> {
+    let id = parsed(row, "users", "id", UserId::parse)?;
     Ok(UserRow {
-        id: parsed(row, "users", "id", UserId::parse)?,
-        email: parsed(row, "users", "email", Email::parse)?,
+        email: s.parsed(row, USER_EMAIL, id.as_str(), Email::parse)?,
+        id,
         created_at: Timestamp::from_millis(row.try_get("created_at")?),
     })
 }
 
-pub(crate) fn space(row: &AnyRow) -> Result<SpaceRow> {
+pub(crate) fn space(s: &Seal, row: &AnyRow) -> Result<SpaceRow> {
     let retention: Option<i64> = row.try_get("retention_days")?;
+    let id = parsed(row, "spaces", "id", SpaceId::parse)?;
     Ok(SpaceRow {
-        id: parsed(row, "spaces", "id", SpaceId::parse)?,
+        name: s.parsed(row, SPACE_NAME, id.as_str(), Name::parse)?,
+        id,
         org_id: parsed(row, "spaces", "org_id", OrgId::parse)?,
-        name: parsed(row, "spaces", "name", Name::parse)?,
         created_at: Timestamp::from_millis(row.try_get("created_at")?),
         retention_days: retention
             .map(|d| {
@@ -116,14 +120,15 @@ pub(crate) fn space(row: &AnyRow) -> Result<SpaceRow> {
 /// The columns `space` reads.
 pub(crate) const SPACE_COLUMNS: &str = "id, org_id, name, created_at, retention_days";
 
-pub(crate) fn asset(row: &AnyRow) -> Result<AssetRow> {
+pub(crate) fn asset(s: &Seal, row: &AnyRow) -> Result<AssetRow> {
     let size: i64 = row.try_get("size")?;
+    let id = parsed(row, "assets", "id", AssetId::parse)?;
     Ok(AssetRow {
-        id: parsed(row, "assets", "id", AssetId::parse)?,
+        filename: s.parsed(row, ASSET_FILENAME, id.as_str(), Filename::parse)?,
+        id,
         org_id: parsed(row, "assets", "org_id", OrgId::parse)?,
         space_id: parsed(row, "assets", "space_id", SpaceId::parse)?,
         blob_id: parsed(row, "assets", "blob_id", BlobId::parse)?,
-        filename: parsed(row, "assets", "filename", Filename::parse)?,
         content_type: row.try_get("content_type")?,
         size: crate::size(size, "assets")?,
         sha256: row.try_get("sha256")?,
@@ -153,16 +158,16 @@ impl Store {
             .bind(id.as_str())
             .fetch_optional(self.pool())
             .await?;
-        row.as_ref().map(org).transpose()
+        row.map(|r| org(self.seal(), &r)).transpose()
     }
 
     /// The organization with this name.
     pub async fn org_by_name(&self, name: &Name) -> Result<Option<OrgRow>> {
-        let row = sqlx::query("SELECT id, name, created_at, region FROM orgs WHERE name = $1")
-            .bind(name.as_str())
+        let row = sqlx::query("SELECT id, name, created_at, region FROM orgs WHERE name_index = $1")
+            .bind(self.seal().index(ORG_NAME, "", name.as_str()))
             .fetch_optional(self.pool())
             .await?;
-        row.as_ref().map(org).transpose()
+        row.map(|r| org(self.seal(), &r)).transpose()
     }
 
     /// Every organization id, for whole-database jobs (audit verification).
@@ -177,11 +182,11 @@ impl Store {
 
     /// The user with this email address.
     pub async fn user_by_email(&self, email: &Email) -> Result<Option<UserRow>> {
-        let row = sqlx::query("SELECT id, email, created_at FROM users WHERE email = $1")
-            .bind(email.as_str())
+        let row = sqlx::query("SELECT id, email, created_at FROM users WHERE email_index = $1")
+            .bind(self.seal().index(USER_EMAIL, "", email.as_str()))
             .fetch_optional(self.pool())
             .await?;
-        row.as_ref().map(user).transpose()
+        row.map(|r| user(self.seal(), &r)).transpose()
     }
 
     /// The user's role in the organization, if a member.
@@ -203,7 +208,7 @@ impl Store {
             .bind(org_id.as_str())
             .fetch_optional(self.pool())
             .await?;
-        row.as_ref().map(space).transpose()
+        row.map(|r| space(self.seal(), &r)).transpose()
     }
 
     /// The organization's spaces, in creation order, after the id `after`.
@@ -222,7 +227,7 @@ impl Store {
             .bind(i64::from(limit) + 1)
             .fetch_all(self.pool())
             .await?;
-        let items = rows.iter().map(space).collect::<Result<Vec<_>>>()?;
+        let items = rows.iter().map(|r| space(self.seal(), r)).collect::<Result<Vec<_>>>()?;
         Ok(Page::from_overfetch(items, limit, |s| s.id.to_string()))
     }
 
@@ -249,7 +254,7 @@ impl Store {
             .bind(org_id.as_str())
             .fetch_optional(self.pool())
             .await?;
-        row.as_ref().map(asset).transpose()
+        row.map(|r| asset(self.seal(), &r)).transpose()
     }
 
     /// The space's live assets, in creation order, after the id `after`.
@@ -268,7 +273,7 @@ impl Store {
             .bind(i64::from(limit) + 1)
             .fetch_all(self.pool())
             .await?;
-        let items = rows.iter().map(asset).collect::<Result<Vec<_>>>()?;
+        let items = rows.iter().map(|r| asset(self.seal(), r)).collect::<Result<Vec<_>>>()?;
         Ok(Page::from_overfetch(items, limit, |a| a.id.to_string()))
     }
 }
@@ -285,16 +290,19 @@ impl Tx {
         genesis_hash: &[u8],
         genesis_mac: &[u8],
     ) -> Result<()> {
+        let name = self.seal().seal(ORG_NAME, row.id.as_str(), row.name.as_str());
+        let index = self.seal().index(ORG_NAME, "", row.name.as_str());
         sqlx::query(
-            "INSERT INTO orgs (id, name, created_at, audit_seq, audit_head, audit_head_mac, region) \
-             VALUES ($1, $2, $3, 0, $4, $5, $6)",
+            "INSERT INTO orgs (id, name, name_index, created_at, audit_seq, audit_head, \
+             audit_head_mac, region) VALUES ($1, $2, $7, $3, 0, $4, $5, $6)",
         )
         .bind(row.id.as_str())
-        .bind(row.name.as_str())
+        .bind(name)
         .bind(row.created_at.millis())
         .bind(genesis_hash)
         .bind(genesis_mac)
         .bind(row.region.as_str())
+        .bind(index)
         .execute(self.conn())
         .await
         .map_err(conflict("an organization with this name"))?;
@@ -303,13 +311,17 @@ impl Tx {
 
     /// Creates a user, with an optional password hash (PHC string).
     pub async fn insert_user(&mut self, row: &UserRow, password_hash: Option<&str>) -> Result<()> {
+        let email = self.seal().seal(USER_EMAIL, row.id.as_str(), row.email.as_str());
+        let index = self.seal().index(USER_EMAIL, "", row.email.as_str());
         sqlx::query(
-            "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO users (id, email, email_index, password_hash, created_at) \
+             VALUES ($1, $2, $5, $3, $4)",
         )
         .bind(row.id.as_str())
-        .bind(row.email.as_str())
+        .bind(email)
         .bind(password_hash)
         .bind(row.created_at.millis())
+        .bind(index)
         .execute(self.conn())
         .await
         .map_err(conflict("a user with this email"))?;
@@ -339,10 +351,11 @@ impl Tx {
 
     /// Creates a space.
     pub async fn insert_space(&mut self, row: &SpaceRow) -> Result<()> {
+        let name = self.seal().seal(SPACE_NAME, row.id.as_str(), row.name.as_str());
         sqlx::query("INSERT INTO spaces (id, org_id, name, created_at) VALUES ($1, $2, $3, $4)")
             .bind(row.id.as_str())
             .bind(row.org_id.as_str())
-            .bind(row.name.as_str())
+            .bind(name)
             .bind(row.created_at.millis())
             .execute(self.conn())
             .await?;
@@ -351,6 +364,7 @@ impl Tx {
 
     /// Records an asset whose blob row already exists in this transaction.
     pub async fn insert_asset(&mut self, row: &AssetRow) -> Result<()> {
+        let filename = self.seal().seal(ASSET_FILENAME, row.id.as_str(), row.filename.as_str());
         sqlx::query(
             "INSERT INTO assets (id, org_id, space_id, blob_id, filename, content_type, size, \
              sha256, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -359,7 +373,7 @@ impl Tx {
         .bind(row.org_id.as_str())
         .bind(row.space_id.as_str())
         .bind(row.blob_id.as_str())
-        .bind(row.filename.as_str())
+        .bind(filename)
         .bind(row.content_type.as_str())
         .bind(i64::try_from(row.size).unwrap_or(i64::MAX))
         .bind(row.sha256.as_str())
@@ -378,6 +392,6 @@ impl Tx {
             .bind(org_id.as_str())
             .fetch_optional(self.conn())
             .await?;
-        row.as_ref().map(asset).transpose()
+        row.map(|r| asset(self.seal(), &r)).transpose()
     }
 }

@@ -1,8 +1,12 @@
 //! Brute-force counters: failed login checks by scope, addresses users signed in from, and
 //! spent captcha challenges. Policy (thresholds, windows) lives in the service.
+//!
+//! Scopes and addresses name people (`acct:<email>`, `ip:<addr>`): only their blind indexes are
+//! stored. Nothing reads them back; they are only counted and matched.
 
 use strongroom_domain::{Timestamp, UserId};
 
+use crate::seal::{FAILURE_SCOPE, SUCCESS_IP};
 use crate::{Result, Store};
 
 impl Store {
@@ -11,7 +15,7 @@ impl Store {
         let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM login_failures WHERE scope = $1 AND kind = $2 AND at > $3",
         )
-        .bind(scope)
+        .bind(self.seal().index(FAILURE_SCOPE, "", scope))
         .bind(kind)
         .bind(since.millis())
         .fetch_one(self.pool())
@@ -24,7 +28,7 @@ impl Store {
         let mut tx = self.begin().await?;
         for scope in scopes {
             sqlx::query("INSERT INTO login_failures (scope, kind, at) VALUES ($1, $2, $3)")
-                .bind(scope.as_str())
+                .bind(self.seal().index(FAILURE_SCOPE, "", scope))
                 .bind(kind)
                 .bind(at.millis())
                 .execute(tx.conn())
@@ -36,7 +40,7 @@ impl Store {
     /// Forgets the failures of a scope (after a success from the same account and address).
     pub async fn clear_failures(&self, scope: &str) -> Result<()> {
         sqlx::query("DELETE FROM login_failures WHERE scope = $1")
-            .bind(scope)
+            .bind(self.seal().index(FAILURE_SCOPE, "", scope))
             .execute(self.pool())
             .await?;
         Ok(())
@@ -54,7 +58,7 @@ impl Store {
              ON CONFLICT (user_id, ip) DO UPDATE SET at = excluded.at",
         )
         .bind(user_id.as_str())
-        .bind(ip)
+        .bind(self.seal().index(SUCCESS_IP, user_id.as_str(), ip))
         .bind(at.millis())
         .execute(self.pool())
         .await?;
@@ -71,7 +75,7 @@ impl Store {
         let at: Option<i64> =
             sqlx::query_scalar("SELECT at FROM login_successes WHERE user_id = $1 AND ip = $2")
                 .bind(user_id.as_str())
-                .bind(ip)
+                .bind(self.seal().index(SUCCESS_IP, user_id.as_str(), ip))
                 .fetch_optional(self.pool())
                 .await?;
         Ok(at.is_some_and(|t| t > since.millis()))

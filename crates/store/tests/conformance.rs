@@ -7,8 +7,37 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use strongroom_store::Store;
+use std::sync::Arc;
+
+use strongroom_crypto::keys::{FieldKey, MacKey, RootKey};
+use strongroom_store::{FieldSealer, Store};
 use strongroom_testkit::{Backend, TestDb};
+
+/// The sealer the server uses (AES-256-GCM field key, HMAC blind indexes), over a fixed root key
+/// so every store of a test reads the others' rows.
+struct TestSealer(FieldKey, MacKey);
+
+impl FieldSealer for TestSealer {
+    fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        self.0.seal(aad, plaintext)
+    }
+    fn open(&self, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        self.0.open(aad, sealed).ok().map(|p| p.to_vec())
+    }
+    fn index(&self, data: &[u8]) -> [u8; 32] {
+        self.1.mac(data)
+    }
+}
+
+pub(crate) fn sealer() -> Arc<dyn FieldSealer> {
+    let root = RootKey::from_bytes(&[7u8; 32]).unwrap();
+    Arc::new(TestSealer(root.field_key("metadata"), root.derive("index")))
+}
+
+/// Connects to `url` with the test sealer.
+pub(crate) async fn connect(url: &str) -> Store {
+    Store::connect(url, sealer()).await.unwrap()
+}
 
 /// One test's database and a store connected to it. Field order is drop order: the pool goes
 /// before the database it points at.
@@ -29,7 +58,7 @@ impl Env {
             Some(url) => url.clone(),
             None => format!("sqlite:{}/t.db?mode=rwc", dir.path().display()),
         };
-        let store = Store::connect(&url).await.unwrap();
+        let store = connect(&url).await;
         Some(Env {
             store,
             backend,
@@ -96,7 +125,7 @@ async fn migrations_are_idempotent(env: &Env) {
     env.store.close().await;
 
     // A second start on a migrated database neither fails nor loses data.
-    let again = Store::connect(&env.url).await.unwrap();
+    let again = connect(&env.url).await;
     let found = again.org(&org.id).await.unwrap().unwrap();
     assert_eq!(found.name, org.name);
 
@@ -114,7 +143,7 @@ async fn migrations_are_idempotent(env: &Env) {
 
     // A third start still works and the store is writable.
     again.close().await;
-    let third = Store::connect(&env.url).await.unwrap();
+    let third = connect(&env.url).await;
     new_org(&third, "Globex").await;
     assert_eq!(third.org_ids().await.unwrap().len(), 2);
     third.close().await;

@@ -283,9 +283,11 @@ async fn restore(args: &InstanceArgs, raw: &str, from: &str, json: bool) -> anyh
     let root = boot::root_key(&settings)?;
     let file = file_config(args)?;
     let dest = open_destination(from, &file)?;
-    backup::check(&root, &dest, &id).await?;
+    let checked = backup::check(&root, &dest, &id).await?;
     let (url, database) = boot::database_url(&settings);
-    let store = Store::connect(&url)
+    // The snapshot goes into the schema it was taken at; `boot::open` below migrates the rest.
+    let sealer = strongroom_service::metadata_sealer(&root);
+    let store = Store::connect_at_version(&url, sealer, checked.schema_version)
         .await
         .with_context(|| format!("cannot open the database ({database})"))?;
     let bar = Bar::new(json, "database");

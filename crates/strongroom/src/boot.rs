@@ -124,7 +124,7 @@ pub async fn open(settings: &InstanceSettings, create: Create) -> anyhow::Result
             )
         }
     };
-    let store = Store::connect(&url)
+    let store = Store::connect(&url, strongroom_service::metadata_sealer(&root))
         .await
         .with_context(|| format!("cannot open the database ({database})"))?;
     if settings.database_url.is_none() {

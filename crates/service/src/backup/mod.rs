@@ -30,7 +30,9 @@ use strongroom_domain::{BackupId, Timestamp};
 use strongroom_store::{BACKUP_TABLES, SCHEMA_VERSION, Value};
 
 pub use prune::{PRUNE_GRACE, PruneReport, ShredReport};
-pub use restore::{BadObject, RestoredDatabase, VerifyReport, check, restore_database, verify};
+pub use restore::{
+    BadObject, CheckedBackup, RestoredDatabase, VerifyReport, check, restore_database, verify,
+};
 pub use status::{BackupStatus, OwnerBackupView, RunBrief, RunView};
 
 use self::format::{

@@ -175,15 +175,35 @@ async fn read_snapshot(
 
 /// Opens backup `id`'s manifest and key set under `root` (a quick check before a restore
 /// touches anything); an error names what does not open.
-pub async fn check(root: &RootKey, dest: &Destination, id: &BackupId) -> Result<String> {
+pub async fn check(root: &RootKey, dest: &Destination, id: &BackupId) -> Result<CheckedBackup> {
     let keys = BackupKeys::derive(root);
     match open_backup(&keys, dest, id).await? {
-        Ok((m, _)) => Ok(Timestamp::from_millis(m.created_at).rfc3339()),
+        Ok((m, _)) if m.schema_version > SCHEMA_VERSION => Err(newer(id, m.schema_version)),
+        Ok((m, _)) => Ok(CheckedBackup {
+            created_at: Timestamp::from_millis(m.created_at).rfc3339(),
+            schema_version: m.schema_version,
+        }),
         Err(b) => Err(ServiceError::Invalid(format!(
             "backup {id} cannot be restored: {} is {}",
             b.object, b.problem
         ))),
     }
+}
+
+/// What [`check`] found in a backup's manifest.
+#[derive(Debug, Clone)]
+pub struct CheckedBackup {
+    /// When it was taken (RFC 3339).
+    pub created_at: String,
+    /// The schema version of its snapshot: restore into a database at this version, then let
+    /// the migrations bring it up to date (sealing the metadata of a snapshot older than 17).
+    pub schema_version: i64,
+}
+
+fn newer(id: &BackupId, version: i64) -> ServiceError {
+    ServiceError::Invalid(format!(
+        "backup {id} was made by a newer Strongroom (schema {version}, this one has {SCHEMA_VERSION}): restore it with that version"
+    ))
 }
 
 /// `strongroom backup verify`: reads back every object of backup `id` and authenticates it —
@@ -355,8 +375,15 @@ pub async fn restore_database(
         }
     };
     if manifest.schema_version > SCHEMA_VERSION {
-        return Err(ServiceError::Invalid(format!(
-            "backup {id} was made by a newer Strongroom (schema {}, this one has {SCHEMA_VERSION}): restore it with that version",
+        return Err(newer(id, manifest.schema_version));
+    }
+    let target = store.schema_version().await?;
+    if target != manifest.schema_version {
+        // Rows are loaded as the snapshot holds them: into a later schema they would skip the
+        // migrations in between (the sealing of metadata among them).
+        return Err(ServiceError::Conflict(format!(
+            "backup {id} holds schema {}, but the target database is already at schema {target}: \
+             restore into a new, empty database",
             manifest.schema_version
         )));
     }
