@@ -383,7 +383,9 @@ impl Tx {
 
     /// Creates a custom role.
     pub async fn insert_role(&mut self, row: &RoleRow) -> Result<()> {
-        let name = self.seal().seal(ROLE_NAME, row.id.as_str(), row.name.as_str());
+        let name = self
+            .seal()
+            .seal(ROLE_NAME, row.id.as_str(), row.name.as_str());
         let index = self
             .seal()
             .index(ROLE_NAME, row.org_id.as_str(), row.name.as_str());

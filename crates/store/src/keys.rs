@@ -370,7 +370,10 @@ impl Store {
             .bind(i64::from(limit) + 1)
             .fetch_all(self.pool())
             .await?;
-        let items = rows.iter().map(|r| details(self.seal(), r)).collect::<Result<Vec<_>>>()?;
+        let items = rows
+            .iter()
+            .map(|r| details(self.seal(), r))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Page::from_overfetch(items, limit, |k| k.key.id.to_string()))
     }
 
@@ -406,7 +409,10 @@ impl Store {
             query = query.bind(id.as_str());
         }
         let rows = query.fetch_all(self.pool()).await?;
-        let items = rows.iter().map(|r| space(self.seal(), r)).collect::<Result<Vec<_>>>()?;
+        let items = rows
+            .iter()
+            .map(|r| space(self.seal(), r))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Page::from_overfetch(items, limit, |s| s.id.to_string()))
     }
 
@@ -427,7 +433,10 @@ impl Store {
             .bind(i64::from(limit) + 1)
             .fetch_all(self.pool())
             .await?;
-        let items = rows.iter().map(|r| api_key(self.seal(), r)).collect::<Result<Vec<_>>>()?;
+        let items = rows
+            .iter()
+            .map(|r| api_key(self.seal(), r))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Page::from_overfetch(items, limit, |k| k.id.to_string()))
     }
 
@@ -610,7 +619,9 @@ impl Store {
 impl Tx {
     /// Stores a new API key.
     pub async fn insert_api_key(&mut self, row: &ApiKeyRow, secret_hash: &[u8]) -> Result<()> {
-        let name = self.seal().seal(KEY_NAME, row.id.as_str(), row.name.as_str());
+        let name = self
+            .seal()
+            .seal(KEY_NAME, row.id.as_str(), row.name.as_str());
         sqlx::query(
             "INSERT INTO api_keys (id, org_id, user_id, name, role, secret_hash, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

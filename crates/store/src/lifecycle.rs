@@ -61,7 +61,10 @@ impl Store {
             .bind(i64::from(limit) + 1)
             .fetch_all(self.pool())
             .await?;
-        let items = rows.iter().map(|r| asset(self.seal(), r)).collect::<Result<Vec<_>>>()?;
+        let items = rows
+            .iter()
+            .map(|r| asset(self.seal(), r))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Page::from_overfetch(items, limit, |a| a.id.to_string()))
     }
 

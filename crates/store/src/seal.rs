@@ -129,7 +129,12 @@ impl Seal {
     }
 
     /// [`Seal::column`] of a nullable column.
-    pub(crate) fn column_opt(&self, row: &AnyRow, f: Field, row_id: &str) -> Result<Option<String>> {
+    pub(crate) fn column_opt(
+        &self,
+        row: &AnyRow,
+        f: Field,
+        row_id: &str,
+    ) -> Result<Option<String>> {
         let stored: Option<String> = row.try_get(f.column)?;
         stored.map(|s| self.open(f, row_id, &s)).transpose()
     }

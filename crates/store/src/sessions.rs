@@ -241,7 +241,9 @@ impl Tx {
         csrf_hash: &[u8],
     ) -> Result<()> {
         let ip = self.seal().seal(SESSION_IP, row.id.as_str(), &row.ip);
-        let agent = self.seal().seal(SESSION_AGENT, row.id.as_str(), &row.user_agent);
+        let agent = self
+            .seal()
+            .seal(SESSION_AGENT, row.id.as_str(), &row.user_agent);
         sqlx::query(
             "INSERT INTO sessions (id, secret_hash, csrf_hash, user_id, org_id, created_at, \
              last_seen_at, reauth_at, ip, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",

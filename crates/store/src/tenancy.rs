@@ -163,10 +163,11 @@ impl Store {
 
     /// The organization with this name.
     pub async fn org_by_name(&self, name: &Name) -> Result<Option<OrgRow>> {
-        let row = sqlx::query("SELECT id, name, created_at, region FROM orgs WHERE name_index = $1")
-            .bind(self.seal().index(ORG_NAME, "", name.as_str()))
-            .fetch_optional(self.pool())
-            .await?;
+        let row =
+            sqlx::query("SELECT id, name, created_at, region FROM orgs WHERE name_index = $1")
+                .bind(self.seal().index(ORG_NAME, "", name.as_str()))
+                .fetch_optional(self.pool())
+                .await?;
         row.map(|r| org(self.seal(), &r)).transpose()
     }
 
@@ -227,7 +228,10 @@ impl Store {
             .bind(i64::from(limit) + 1)
             .fetch_all(self.pool())
             .await?;
-        let items = rows.iter().map(|r| space(self.seal(), r)).collect::<Result<Vec<_>>>()?;
+        let items = rows
+            .iter()
+            .map(|r| space(self.seal(), r))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Page::from_overfetch(items, limit, |s| s.id.to_string()))
     }
 
@@ -273,7 +277,10 @@ impl Store {
             .bind(i64::from(limit) + 1)
             .fetch_all(self.pool())
             .await?;
-        let items = rows.iter().map(|r| asset(self.seal(), r)).collect::<Result<Vec<_>>>()?;
+        let items = rows
+            .iter()
+            .map(|r| asset(self.seal(), r))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Page::from_overfetch(items, limit, |a| a.id.to_string()))
     }
 }
@@ -290,7 +297,9 @@ impl Tx {
         genesis_hash: &[u8],
         genesis_mac: &[u8],
     ) -> Result<()> {
-        let name = self.seal().seal(ORG_NAME, row.id.as_str(), row.name.as_str());
+        let name = self
+            .seal()
+            .seal(ORG_NAME, row.id.as_str(), row.name.as_str());
         let index = self.seal().index(ORG_NAME, "", row.name.as_str());
         sqlx::query(
             "INSERT INTO orgs (id, name, name_index, created_at, audit_seq, audit_head, \
@@ -311,7 +320,9 @@ impl Tx {
 
     /// Creates a user, with an optional password hash (PHC string).
     pub async fn insert_user(&mut self, row: &UserRow, password_hash: Option<&str>) -> Result<()> {
-        let email = self.seal().seal(USER_EMAIL, row.id.as_str(), row.email.as_str());
+        let email = self
+            .seal()
+            .seal(USER_EMAIL, row.id.as_str(), row.email.as_str());
         let index = self.seal().index(USER_EMAIL, "", row.email.as_str());
         sqlx::query(
             "INSERT INTO users (id, email, email_index, password_hash, created_at) \
@@ -351,7 +362,9 @@ impl Tx {
 
     /// Creates a space.
     pub async fn insert_space(&mut self, row: &SpaceRow) -> Result<()> {
-        let name = self.seal().seal(SPACE_NAME, row.id.as_str(), row.name.as_str());
+        let name = self
+            .seal()
+            .seal(SPACE_NAME, row.id.as_str(), row.name.as_str());
         sqlx::query("INSERT INTO spaces (id, org_id, name, created_at) VALUES ($1, $2, $3, $4)")
             .bind(row.id.as_str())
             .bind(row.org_id.as_str())
@@ -364,7 +377,9 @@ impl Tx {
 
     /// Records an asset whose blob row already exists in this transaction.
     pub async fn insert_asset(&mut self, row: &AssetRow) -> Result<()> {
-        let filename = self.seal().seal(ASSET_FILENAME, row.id.as_str(), row.filename.as_str());
+        let filename = self
+            .seal()
+            .seal(ASSET_FILENAME, row.id.as_str(), row.filename.as_str());
         sqlx::query(
             "INSERT INTO assets (id, org_id, space_id, blob_id, filename, content_type, size, \
              sha256, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",

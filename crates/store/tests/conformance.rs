@@ -113,6 +113,8 @@ mod keys;
 mod links;
 #[path = "conformance/regions.rs"]
 mod regions;
+#[path = "conformance/sealing.rs"]
+mod sealing;
 #[path = "conformance/tenancy.rs"]
 mod tenancy;
 
