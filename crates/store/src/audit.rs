@@ -41,6 +41,10 @@ pub struct AuditEventRow {
     pub prev_hash: Vec<u8>,
     /// This event's hash.
     pub hash: Vec<u8>,
+    /// Whether its sealed fields (address, detail) opened in this row. `false`: the row was
+    /// moved or its sealed values edited by hand; they read as empty and verification reports
+    /// the event as tampered with, while listings still show the rest of the trail.
+    pub sealed_intact: bool,
 }
 
 /// The head of an organization's chain as the organization row records it.
@@ -58,16 +62,28 @@ pub(crate) fn event(s: &Seal, row: &AnyRow) -> Result<AuditEventRow> {
     let org_id = parsed(row, "audit_events", "org_id", OrgId::parse)?;
     let seq: i64 = row.try_get("seq")?;
     let row_id = audit_row(org_id.as_str(), seq);
+    let mut sealed_intact = true;
+    let mut open = |f| match s.column(row, f, &row_id) {
+        Ok(v) => Ok(v),
+        Err(StoreError::Corrupt { .. }) => {
+            sealed_intact = false;
+            Ok(String::new())
+        }
+        Err(e) => Err(e),
+    };
+    let ip = open(AUDIT_IP)?;
+    let detail = open(AUDIT_DETAIL)?;
     Ok(AuditEventRow {
         org_id,
         seq,
+        sealed_intact,
         event: NewAuditEvent {
             at: Timestamp::from_millis(row.try_get("at")?),
             actor: row.try_get("actor")?,
             action: row.try_get("action")?,
             target: row.try_get("target")?,
-            ip: s.column(row, AUDIT_IP, &row_id)?,
-            detail: s.column(row, AUDIT_DETAIL, &row_id)?,
+            ip,
+            detail,
         },
         prev_hash: row.try_get("prev_hash")?,
         hash: row.try_get("hash")?,

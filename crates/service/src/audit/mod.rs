@@ -372,6 +372,17 @@ impl Audit {
                         ),
                     ));
                 }
+                if !row.sealed_intact {
+                    return Ok(report.broken(
+                        "chain",
+                        row.seq,
+                        row.seq - 1,
+                        format!(
+                            "event {} was edited or moved: its sealed fields do not open in its row",
+                            row.seq
+                        ),
+                    ));
+                }
                 let hash = event_hash(org_id, row.seq, &row.event, &row.prev_hash)?;
                 if hash.as_slice() != row.hash.as_slice() {
                     return Ok(report.broken(

@@ -329,6 +329,27 @@ async fn a_sealed_value_copied_to_another_row_does_not_open(env: &Env) {
         .execute(&pool)
         .await
         .unwrap();
+    // An audit event's detail copied from event 1 to event 2: the trail still lists, and says
+    // which event no longer opens (verification reports it as tampered with).
+    super::fixtures::append(s, &org.id, 1).await;
+    super::fixtures::append(s, &org.id, 2).await;
+    let detail: String =
+        sqlx::query_scalar("SELECT detail FROM audit_events WHERE org_id = $1 AND seq = 1")
+            .bind(org.id.as_str())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    sqlx::query("UPDATE audit_events SET detail = $1 WHERE org_id = $2 AND seq = 2")
+        .bind(detail)
+        .bind(org.id.as_str())
+        .execute(&pool)
+        .await
+        .unwrap();
+    let events = s.audit_events(&org.id, 0, 10).await.unwrap();
+    let intact = events.iter().map(|e| e.sealed_intact).collect::<Vec<_>>();
+    assert_eq!(intact, [true, false]);
+    assert_eq!(events[1].event.detail, "", "a value that does not open reads as empty");
+    assert_eq!(events[0].event.detail, r#"{"n":1}"#);
     pool.close().await;
     // The value is bound to asset a: in b's row it is refused as corrupt, never read as a's name.
     let err = s.asset(&org.id, &b.id).await.unwrap_err();

@@ -446,8 +446,8 @@ both_backends! {
         assert!(v.get("password").is_none(), "a password given on stdin is not \"generated\": {v}");
         assert!(!String::from_utf8_lossy(&out.stdout).contains(good));
 
-        let hash: Option<String> = sqlx::query_scalar("SELECT password_hash FROM users WHERE email = $1")
-            .bind("weak@example.com".to_owned())
+        let hash: Option<String> = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+            .bind(v["user_id"].as_str().unwrap().to_owned())
             .fetch_one(&mut conn)
             .await
             .unwrap();
