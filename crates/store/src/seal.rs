@@ -194,6 +194,7 @@ pub(crate) fn audit_row(org_id: &str, seq: i64) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
