@@ -11,6 +11,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use strongroom_domain::{BlobId, JobId, OrgId, Timestamp};
 
+use crate::seal::{JOB_ERROR, Seal};
 use crate::{Backend, Result, Store, StoreError, Tx, parsed};
 
 /// Where a job is in its life.
@@ -103,8 +104,9 @@ pub struct JobRow {
 const COLUMNS: &str = "id, org_id, kind, subject, payload, status, attempts, worker, \
                        max_attempts, run_after, progress, last_error, created_at, updated_at";
 
-fn job(row: &AnyRow) -> Result<JobRow> {
+fn job(s: &Seal, row: &AnyRow) -> Result<JobRow> {
     let org: Option<String> = row.try_get("org_id")?;
+    let id = parsed(row, "jobs", "id", JobId::parse)?;
     let num = |col: &str| -> Result<i64> { Ok(row.try_get::<i64, _>(col)?) };
     let small = |v: i64| -> Result<u32> {
         u32::try_from(v).map_err(|_| StoreError::Corrupt {
@@ -113,7 +115,8 @@ fn job(row: &AnyRow) -> Result<JobRow> {
         })
     };
     Ok(JobRow {
-        id: parsed(row, "jobs", "id", JobId::parse)?,
+        last_error: s.column_opt(row, JOB_ERROR, id.as_str())?,
+        id,
         org_id: org
             .map(|o| {
                 OrgId::parse(&o).map_err(|e| StoreError::Corrupt {
@@ -131,7 +134,6 @@ fn job(row: &AnyRow) -> Result<JobRow> {
         max_attempts: small(num("max_attempts")?)?,
         run_after: Timestamp::from_millis(num("run_after")?),
         progress: u8::try_from(num("progress")?.clamp(0, 100)).unwrap_or(0),
-        last_error: row.try_get("last_error")?,
         created_at: Timestamp::from_millis(num("created_at")?),
         updated_at: Timestamp::from_millis(num("updated_at")?),
     })
@@ -242,7 +244,7 @@ impl Store {
         } else {
             query.fetch_optional(self.pool()).await?
         };
-        row.as_ref().map(job).transpose()
+        row.map(|r| job(self.seal(), &r)).transpose()
     }
 
     /// Records progress and extends the lease; false when the job is no longer this worker's
@@ -321,7 +323,7 @@ impl Store {
             JobStatus::Failed.as_str()
         })
         .bind(retry_at.map(Timestamp::millis))
-        .bind(error)
+        .bind(self.seal().seal(JOB_ERROR, id.as_str(), error))
         .bind(now.millis())
         .execute(self.pool())
         .await?;
@@ -335,7 +337,7 @@ impl Store {
             .bind(id.as_str())
             .fetch_optional(self.pool())
             .await?;
-        row.as_ref().map(job).transpose()
+        row.map(|r| job(self.seal(), &r)).transpose()
     }
 
     /// The jobs about `subject`, oldest first.
@@ -345,7 +347,7 @@ impl Store {
             .bind(subject)
             .fetch_all(self.pool())
             .await?;
-        rows.iter().map(job).collect()
+        rows.iter().map(|r| job(self.seal(), r)).collect()
     }
 
     /// How many jobs are in each status, for operators.
@@ -396,7 +398,7 @@ impl Store {
             .bind(i64::from(limit))
             .fetch_all(self.pool())
             .await?;
-        rows.iter().map(job).collect()
+        rows.iter().map(|r| job(self.seal(), r)).collect()
     }
 
     /// Forgets finished jobs last changed before `before`; returns how many.

@@ -5,6 +5,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use strongroom_domain::{AssetId, BlobId, OrgId, PlaybackId, Timestamp};
 
+use crate::seal::{MEDIA_ERROR, MEDIA_INFO};
 use crate::{Result, Store, StoreError, Tx, parsed};
 
 /// Where an asset's media processing is.
@@ -129,10 +130,11 @@ impl Store {
         let Some(row) = row else {
             return Ok(MediaState::default());
         };
+        let seal = self.seal();
         Ok(MediaState {
             status: row.try_get("media_status")?,
-            error: row.try_get("media_error")?,
-            info: row.try_get("media_info")?,
+            error: seal.column_opt(&row, MEDIA_ERROR, asset_id.as_str())?,
+            info: seal.column_opt(&row, MEDIA_INFO, asset_id.as_str())?,
         })
     }
 
@@ -212,8 +214,14 @@ impl Tx {
         )
         .bind(asset_id.as_str())
         .bind(state.status.as_deref())
-        .bind(state.error.as_deref())
-        .bind(state.info.as_deref())
+        .bind(
+            self.seal()
+                .seal_opt(MEDIA_ERROR, asset_id.as_str(), state.error.as_deref()),
+        )
+        .bind(
+            self.seal()
+                .seal_opt(MEDIA_INFO, asset_id.as_str(), state.info.as_deref()),
+        )
         .execute(self.conn())
         .await?;
         Ok(())

@@ -6,9 +6,9 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::{
-    ASSET_FILENAME, AUDIT_DETAIL, AUDIT_IP, FAILURE_SCOPE, Field, INVITATION_EMAIL, KEY_LAST_IP,
-    KEY_NAME, LINK_IP, ORG_NAME, ROLE_NAME, SESSION_AGENT, SESSION_IP, SPACE_NAME, SUCCESS_IP,
-    Seal, USER_EMAIL, audit_row,
+    ASSET_FILENAME, AUDIT_DETAIL, AUDIT_IP, FAILURE_SCOPE, Field, INVITATION_EMAIL, JOB_ERROR,
+    KEY_LAST_IP, KEY_NAME, LINK_IP, MEDIA_ERROR, MEDIA_INFO, ORG_NAME, ROLE_NAME, SESSION_AGENT,
+    SESSION_IP, SPACE_NAME, SUCCESS_IP, Seal, USER_EMAIL, audit_row,
 };
 
 /// Rows read per statement.
@@ -55,7 +55,7 @@ const TABLES: &[Table] = &[
     },
     Table {
         name: "assets",
-        fields: &[ASSET_FILENAME],
+        fields: &[ASSET_FILENAME, MEDIA_ERROR, MEDIA_INFO],
         index: None,
     },
     Table {
@@ -85,6 +85,11 @@ const TABLES: &[Table] = &[
     Table {
         name: "links",
         fields: &[LINK_IP],
+        index: None,
+    },
+    Table {
+        name: "jobs",
+        fields: &[JOB_ERROR],
         index: None,
     },
 ];

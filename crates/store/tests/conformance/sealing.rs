@@ -4,12 +4,12 @@
 
 use futures_util::TryStreamExt;
 use strongroom_domain::{
-    ApiKeyId, AssetId, BlobId, Email, Filename, InvitationId, LinkId, OrgId, PermissionSet, Role,
-    RoleId, SessionId, SpaceId, UserId,
+    ApiKeyId, AssetId, BlobId, Email, Filename, InvitationId, JobId, LinkId, OrgId, PermissionSet,
+    Role, RoleId, SessionId, SpaceId, UserId,
 };
 use strongroom_store::{
-    ApiKeyRow, AssetRow, BACKUP_TABLES, InvitationRow, LinkRow, NewAuditEvent, RoleRow, SessionRow,
-    Store, StoreError, Value,
+    ApiKeyRow, AssetRow, BACKUP_TABLES, InvitationRow, Lane, LinkRow, MediaState, NewAuditEvent,
+    NewJob, RoleRow, SessionRow, Store, StoreError, Value,
 };
 
 use super::fixtures::{
@@ -40,6 +40,9 @@ const DETAIL: &str = r#"{"note":"Markdetail Zq7"}"#;
 const LINK_IP: &str = "192.0.2.99";
 const FAILED_SCOPE: &str = "acct:markfail.zq7@example.com";
 const SIGNIN_IP: &str = "192.0.2.123";
+const MEDIA_ERROR: &str = "Markmediaerror Zq7";
+const MEDIA_INFO: &str = r#"{"title":"Markmediainfo Zq7"}"#;
+const JOB_ERROR: &str = "550 no such user markjob.zq7@example.com";
 
 const MARKERS: &[&str] = &[
     ORG,
@@ -57,6 +60,9 @@ const MARKERS: &[&str] = &[
     LINK_IP,
     "markfail",
     SIGNIN_IP,
+    "Markmediaerror",
+    "Markmediainfo",
+    "markjob",
 ];
 
 /// Fails naming the table and column where a marker is found in any value of any table.
@@ -92,6 +98,7 @@ struct Written {
     asset: AssetId,
     key: ApiKeyId,
     link: LinkId,
+    job: JobId,
 }
 
 /// Writes one marker into every sealed field through the store's own writes.
@@ -194,7 +201,41 @@ async fn write_markers(s: &Store) -> Written {
     tx.append_audit(&org.id, seq, &event, &prev, &hash_of(seq), b"mac")
         .await
         .unwrap();
+    tx.set_media_state(
+        &asset.id,
+        &MediaState {
+            status: Some("failed".into()),
+            error: Some(MEDIA_ERROR.into()),
+            info: Some(MEDIA_INFO.into()),
+        },
+    )
+    .await
+    .unwrap();
+    let job = JobId::generate();
+    tx.enqueue_job(
+        &NewJob {
+            id: job.clone(),
+            org_id: Some(org.id.clone()),
+            kind: "mail".into(),
+            subject: None,
+            payload: vec![1],
+            max_attempts: 1,
+            run_after: ts(0),
+        },
+        ts(0),
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
+    let claimed = s
+        .claim_job(&Lane::any(), "w", ts(1_000), ts(61_000))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.id, job);
+    s.fail_job(&job, "w", JOB_ERROR, None, ts(1_500))
+        .await
+        .unwrap();
     s.touch_api_key(&key.id, ts(1_700_000_000_013), KEY_IP)
         .await
         .unwrap();
@@ -211,6 +252,7 @@ async fn write_markers(s: &Store) -> Written {
         asset: asset.id,
         key: key.id,
         link: link.id,
+        job,
     }
 }
 
@@ -256,6 +298,11 @@ async fn assert_readable(s: &Store, w: &Written) {
     assert_eq!(failures, 1);
     assert!(s.known_address(&w.user, SIGNIN_IP, ts(0)).await.unwrap());
     assert!(!s.known_address(&w.user, AUDIT_IP, ts(0)).await.unwrap());
+    let media = s.media_state(&w.asset).await.unwrap();
+    assert_eq!(media.error.as_deref(), Some(MEDIA_ERROR));
+    assert_eq!(media.info.as_deref(), Some(MEDIA_INFO));
+    let job = s.job(&w.job).await.unwrap().unwrap();
+    assert_eq!(job.last_error.as_deref(), Some(JOB_ERROR));
 }
 
 async fn typed_values_are_sealed_and_read_back(env: &Env) {
@@ -348,7 +395,10 @@ async fn a_sealed_value_copied_to_another_row_does_not_open(env: &Env) {
     let events = s.audit_events(&org.id, 0, 10).await.unwrap();
     let intact = events.iter().map(|e| e.sealed_intact).collect::<Vec<_>>();
     assert_eq!(intact, [true, false]);
-    assert_eq!(events[1].event.detail, "", "a value that does not open reads as empty");
+    assert_eq!(
+        events[1].event.detail, "",
+        "a value that does not open reads as empty"
+    );
     assert_eq!(events[0].event.detail, r#"{"n":1}"#);
     pool.close().await;
     // The value is bound to asset a: in b's row it is refused as corrupt, never read as a's name.
@@ -388,6 +438,7 @@ async fn write_markers_at_16(pool: &sqlx::AnyPool) -> Written {
         asset: AssetId::generate(),
         key: ApiKeyId::generate(),
         link: LinkId::generate(),
+        job: JobId::generate(),
     };
     let blob = BlobId::generate();
     let role = RoleId::generate();
@@ -439,7 +490,8 @@ async fn write_markers_at_16(pool: &sqlx::AnyPool) -> Written {
     .await;
     run(
         "INSERT INTO assets (id, org_id, space_id, blob_id, filename, content_type, size, sha256, \
-         created_at) VALUES ($1, $2, $3, $4, $5, 'application/pdf', 10, $6, 1)",
+         created_at, media_status, media_error, media_info) \
+         VALUES ($1, $2, $3, $4, $5, 'application/pdf', 10, $6, 1, 'failed', $7, $8)",
         vec![
             t(w.asset.as_str()),
             t(org),
@@ -447,6 +499,8 @@ async fn write_markers_at_16(pool: &sqlx::AnyPool) -> Written {
             t(blob.as_str()),
             t(FILENAME),
             T(format!("{:064x}", 1)),
+            t(MEDIA_ERROR),
+            t(MEDIA_INFO),
         ],
     )
     .await;
@@ -519,6 +573,13 @@ async fn write_markers_at_16(pool: &sqlx::AnyPool) -> Written {
             B(GENESIS.to_vec()),
             B(hash_of(1)),
         ],
+    )
+    .await;
+    run(
+        "INSERT INTO jobs (id, org_id, kind, subject, payload, status, attempts, worker, \
+         max_attempts, run_after, progress, last_error, created_at, updated_at) \
+         VALUES ($1, $2, 'mail', NULL, $3, 'failed', 1, NULL, 1, 0, 0, $4, 0, 0)",
+        vec![t(w.job.as_str()), t(org), B(vec![1]), t(JOB_ERROR)],
     )
     .await;
     run(
