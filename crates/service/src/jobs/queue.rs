@@ -570,7 +570,7 @@ impl Jobs {
                     kind = %job.kind,
                     attempts = job.attempts,
                     retry = retry,
-                    error = %message,
+                    error = %without_addresses(&message),
                     "job failed"
                 );
             }
@@ -723,6 +723,33 @@ impl Jobs {
         let before = self.ctx.clock.now().plus_secs(-7 * 24 * 3600);
         Ok(self.ctx.store.prune_jobs(before).await?)
     }
+}
+
+/// `message` with every word holding an `@` (an email address a mail server quoted in its
+/// answer) replaced by `<address>`: the log gets the reason, the sealed job row keeps the whole
+/// answer.
+fn without_addresses(message: &str) -> String {
+    let is_word = |c: char| !c.is_whitespace() && !"<>()[]{},;:\"'".contains(c);
+    let mut out = String::with_capacity(message.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.contains('@') {
+            out.push_str("<address>");
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in message.chars() {
+        if is_word(c) {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
 }
 
 #[cfg(test)]

@@ -77,3 +77,21 @@ fn backoff_doubles_up_to_an_hour() {
     assert_eq!(backoff_secs(11), 3600);
     assert_eq!(backoff_secs(u32::MAX), 3600);
 }
+
+#[test]
+fn logged_job_errors_name_no_address() {
+    assert_eq!(
+        without_addresses(
+            "the mail server refused: permanent error (550): 5.1.1 <bob.smith@example.com>: unknown"
+        ),
+        "the mail server refused: permanent error (550): 5.1.1 <<address>>: unknown"
+    );
+    assert_eq!(
+        without_addresses("rcpt ann@example.org rejected"),
+        "rcpt <address> rejected"
+    );
+    assert_eq!(
+        without_addresses("cannot deliver through smtp://127.0.0.1:2525: timed out"),
+        "cannot deliver through smtp://127.0.0.1:2525: timed out"
+    );
+}
