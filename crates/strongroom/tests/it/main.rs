@@ -33,6 +33,7 @@ mod mfa;
 mod quotas;
 mod residency;
 mod s3;
+mod sealed_metadata;
 mod sessions;
 mod signals;
 mod storage;
