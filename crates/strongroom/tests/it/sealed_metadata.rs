@@ -655,3 +655,31 @@ both_backends! {
         assert_no_marker_stored(&srv, b, &m, &stored, "after a restart");
     }
 }
+
+both_backends! {
+    async fn audit_verify_names_an_event_whose_sealed_detail_was_moved(b: Backend) {
+        let Some(srv) = TestServer::start(b).await else { return };
+        let boot = srv.bootstrap("moved@example.com", "moved-org");
+        for name in ["one", "two", "three"] {
+            srv.create_space(&boot.api_key, &boot.org_id, name).await;
+        }
+        let ok = srv.run(&["audit", "verify", "--org", &boot.org_id]);
+        assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+        // Event 3's sealed detail replaced by event 2's: both are valid ciphertexts under the same
+        // key, but a value opens only in the row it was sealed for.
+        let mut conn = srv.db_conn().await;
+        let detail: String = sqlx::query_scalar("SELECT detail FROM audit_events WHERE org_id = $1 AND seq = 2")
+            .bind(boot.org_id.clone()).fetch_one(&mut conn).await.unwrap();
+        assert!(detail.starts_with("sr1:"), "{detail}");
+        sqlx::query("UPDATE audit_events SET detail = $1 WHERE org_id = $2 AND seq = 3")
+            .bind(detail).bind(boot.org_id.clone()).execute(&mut conn).await.unwrap();
+        let out = srv.run(&["audit", "verify", "--org", &boot.org_id]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "a moved sealed value passed verification");
+        let line = stderr.lines().find(|l| l.starts_with("error:")).unwrap_or_else(|| panic!("{stderr}"));
+        assert!(line.contains("event 3") && line.contains("sealed"), "{line}");
+        // The trail still lists: the other events read as before.
+        let list = get_json(srv.req(Method::GET, &format!("/api/v1/orgs/{}/audit", boot.org_id), Some(&boot.api_key))).await;
+        assert!(list["items"].as_array().is_some_and(|a| a.len() >= 3), "{list}");
+    }
+}
