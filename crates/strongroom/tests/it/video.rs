@@ -474,14 +474,23 @@ async fn job_about(srv: &TestServer, subject: &str) -> (String, Option<String>) 
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    let (id, status): (String, String) = (row.try_get("id").unwrap(), row.try_get("status").unwrap());
+    let (id, status): (String, String) =
+        (row.try_get("id").unwrap(), row.try_get("status").unwrap());
     let stored: Option<String> = row.try_get("last_error").unwrap();
     // The error is sealed in the row: a failed job's reads back through `jobs status`.
     let error = match (&stored, status.as_str()) {
         (Some(sealed), "failed") => {
-            assert!(sealed.starts_with("sr1:"), "a job error is stored in the clear: {sealed}");
+            assert!(
+                sealed.starts_with("sr1:"),
+                "a job error is stored in the clear: {sealed}"
+            );
             let report = srv.run_json(&["jobs", "status", "--json"]);
-            let failure = report["recent_failures"].as_array().unwrap().iter().find(|f| f["id"] == id.as_str()).cloned();
+            let failure = report["recent_failures"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["id"] == id.as_str())
+                .cloned();
             failure.map(|f| f["error"].as_str().unwrap().to_owned())
         }
         _ => stored,
