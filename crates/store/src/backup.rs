@@ -17,7 +17,8 @@ use crate::keys::Lease;
 use crate::{Backend, Result, Store, StoreError};
 
 /// Every table a backup holds, in an order where each table comes after the tables it refers
-/// to (the order they were created in). The migrations' bookkeeping and the two leases are left
+/// to (the order they were created in). The migrations' bookkeeping, the two leases and the
+/// authorization epoch (a counter every database starts afresh) are left
 /// out: a restored database gets its own. A test checks this against the live schema, so a new
 /// table cannot be forgotten.
 pub const BACKUP_TABLES: &[&str] = &[
@@ -52,7 +53,12 @@ pub const BACKUP_TABLES: &[&str] = &[
 ];
 
 /// Tables deliberately not in a backup (see [`BACKUP_TABLES`]).
-pub const NOT_BACKED_UP: &[&str] = &["schema_migrations", "storage_scrub_lease", "backup_lease"];
+pub const NOT_BACKED_UP: &[&str] = &[
+    "schema_migrations",
+    "storage_scrub_lease",
+    "backup_lease",
+    "authz_epoch",
+];
 
 /// One stored value, in a form both engines accept back. The schema uses only integers, text
 /// and bytes (times are milliseconds, flags are 0/1).

@@ -68,6 +68,8 @@ pub struct KeyPrincipalRow {
     pub owner_has_mfa: bool,
     /// The owner holds at least one space grant (only then are the grants worth reading).
     pub owner_has_grants: bool,
+    /// The database's authorization epoch as this row was read (see [`Store::authz_epoch`]).
+    pub authz_epoch: i64,
 }
 
 /// A space grant with the permissions of its role when that is a custom role.
@@ -214,17 +216,23 @@ fn version(v: i64) -> Result<u32> {
 }
 
 pub(crate) fn blob(row: &AnyRow) -> Result<BlobRow> {
-    let size: i64 = row.try_get("size")?;
-    let stored: i64 = row.try_get("stored_size")?;
+    blob_as(row, "")
+}
+
+/// A blob row whose columns were selected under names starting with `prefix` (in a join).
+pub(crate) fn blob_as(row: &AnyRow, prefix: &str) -> Result<BlobRow> {
+    let col = |name: &str| format!("{prefix}{name}");
+    let size: i64 = row.try_get(col("size").as_str())?;
+    let stored: i64 = row.try_get(col("stored_size").as_str())?;
     Ok(BlobRow {
-        id: parsed(row, "blobs", "id", BlobId::parse)?,
-        org_id: parsed(row, "blobs", "org_id", OrgId::parse)?,
-        kek_version: version(row.try_get("kek_version")?)?,
-        wrapped_dek: row.try_get("wrapped_dek")?,
+        id: parsed(row, "blobs", &col("id"), BlobId::parse)?,
+        org_id: parsed(row, "blobs", &col("org_id"), OrgId::parse)?,
+        kek_version: version(row.try_get(col("kek_version").as_str())?)?,
+        wrapped_dek: row.try_get(col("wrapped_dek").as_str())?,
         size: crate::size(size, "blobs")?,
         stored_size: crate::size(stored, "blobs")?,
-        created_at: Timestamp::from_millis(row.try_get("created_at")?),
-        region: row.try_get("region")?,
+        created_at: Timestamp::from_millis(row.try_get(col("created_at").as_str())?),
+        region: row.try_get(col("region").as_str())?,
     })
 }
 
@@ -252,7 +260,8 @@ impl Store {
              o.require_mfa AS org_requires_mfa, COALESCE(t.active, 0) AS owner_has_mfa, \
              CASE WHEN EXISTS (SELECT 1 FROM space_grants g \
                  WHERE g.org_id = k.org_id AND g.user_id = k.user_id) THEN 1 ELSE 0 END \
-                 AS owner_has_grants \
+                 AS owner_has_grants, \
+             (SELECT n FROM authz_epoch WHERE id = 1) AS authz_epoch \
              FROM api_keys k JOIN orgs o ON o.id = k.org_id \
              LEFT JOIN memberships m ON m.org_id = k.org_id AND m.user_id = k.user_id \
              LEFT JOIN roles kr ON kr.id = k.role AND kr.org_id = k.org_id \
@@ -299,6 +308,7 @@ impl Store {
             org_requires_mfa: flag("org_requires_mfa")?,
             owner_has_mfa: flag("owner_has_mfa")?,
             owner_has_grants: flag("owner_has_grants")?,
+            authz_epoch: row.try_get("authz_epoch")?,
         }))
     }
 

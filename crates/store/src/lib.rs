@@ -28,7 +28,11 @@ mod tenancy;
 mod throttle;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// A PostgreSQL connection idle for longer than this is pinged before it serves a query.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row};
@@ -123,6 +127,9 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     seal: seal::Seal,
+    /// Moved by every write transaction of this process once it has committed (see
+    /// [`Store::authz_generation`]).
+    generation: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -167,7 +174,13 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl);
         };
-        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
+        // sqlx pings every connection it hands out by default: a second round trip for every
+        // query. A SQLite connection is a file handle in this process and cannot go stale; a
+        // PostgreSQL connection is pinged only after sitting idle (as HikariCP's 500 ms
+        // "alive bypass" window does), so a server restart still never reaches a request.
+        let options = AnyPoolOptions::new()
+            .acquire_timeout(Duration::from_secs(30))
+            .test_before_acquire(false);
         let pool = match backend {
             Backend::Sqlite => {
                 options
@@ -193,14 +206,29 @@ impl Store {
             Backend::Postgres => {
                 options
                     .max_connections(16)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for > PING_WHEN_IDLE_FOR {
+                                sqlx::Connection::ping(conn).await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             // Like SQLite's busy timeout: a lock held longer than this fails the
                             // statement (lock_not_available), which the service answers with a
                             // retryable 503 instead of holding the request and a connection.
-                            sqlx::raw_sql("SET lock_timeout = '10s'")
-                                .execute(conn)
-                                .await?;
+                            // plan_cache_mode: every statement here is prepared once per
+                            // connection and looks rows up by key; without it PostgreSQL plans
+                            // a statement again on every execution whenever it guesses a
+                            // custom plan might be cheaper, which costs more than the lookup.
+                            sqlx::raw_sql(
+                                "SET lock_timeout = '10s'; \
+                                 SET plan_cache_mode = force_generic_plan",
+                            )
+                            .execute(conn)
+                            .await?;
                             Ok(())
                         })
                     })
@@ -212,6 +240,7 @@ impl Store {
             pool,
             backend,
             seal: seal::Seal::new(sealer),
+            generation: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -220,8 +249,22 @@ impl Store {
         self.backend
     }
 
-    /// Starts a write transaction.
+    /// Starts a write transaction. Its commit moves [`Store::authz_generation`]: whatever it
+    /// changed, credentials this process resolved before it are resolved again.
     pub async fn begin(&self) -> Result<Tx> {
+        self.begin_tx(Some(self.generation.clone())).await
+    }
+
+    /// Starts a write transaction that only appends audit events (the group commit of reads):
+    /// it changes nothing a credential's permissions are read from, so its commit leaves
+    /// [`Store::authz_generation`] alone. Were it to write such a fact after all, the database's
+    /// authorization epoch (migration 18) would still move, and every node would notice within
+    /// its confirmation window.
+    pub async fn begin_audit_append(&self) -> Result<Tx> {
+        self.begin_tx(None).await
+    }
+
+    async fn begin_tx(&self, generation: Option<Arc<AtomicU64>>) -> Result<Tx> {
         let inner = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
@@ -229,7 +272,23 @@ impl Store {
         Ok(Tx {
             inner,
             seal: self.seal.clone(),
+            generation,
         })
+    }
+
+    /// A number this process moves after every write transaction it commits (or fails to:
+    /// a failed commit may still have landed). A credential resolved while it had one value is
+    /// out of date once it has another: the in-process half of the authorization epoch.
+    pub fn authz_generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// The database's authorization epoch: moved by triggers, in the changing transaction, by
+    /// every change to what an API key's permissions are read from, whichever process made it.
+    pub async fn authz_epoch(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT n FROM authz_epoch WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     /// Readiness probe: one round trip to the database.
@@ -256,12 +315,22 @@ impl Store {
 pub struct Tx {
     inner: sqlx::Transaction<'static, Any>,
     seal: seal::Seal,
+    /// The store's generation, moved once this transaction has committed (`None`: an audit
+    /// append, see [`Store::begin_audit_append`]).
+    generation: Option<Arc<AtomicU64>>,
 }
 
 impl Tx {
     /// Makes every write of this transaction durable.
     pub async fn commit(self) -> Result<()> {
-        self.inner.commit().await?;
+        let result = self.inner.commit().await;
+        // Moved after the commit, and before the caller can answer anyone: a credential
+        // resolved from before the commit is never used once the change is acknowledged. Moved
+        // on failure too: a commit whose answer was lost may have landed.
+        if let Some(generation) = &self.generation {
+            generation.fetch_add(1, Ordering::SeqCst);
+        }
+        result?;
         Ok(())
     }
 

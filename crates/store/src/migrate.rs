@@ -31,7 +31,16 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (15, include_str!("../migrations/0015_trash_retention.sql")),
     (16, include_str!("../migrations/0016_backups.sql")),
     (17, include_str!("../migrations/0017_sealed_metadata.sql")),
+    (18, include_str!("../migrations/0018_authz_epoch.sql")),
 ];
+
+/// The part of a migration written in each engine's own dialect (triggers), run after its
+/// shared script: `(version, SQLite, PostgreSQL)`.
+const PER_ENGINE: &[(i64, &str, &str)] = &[(
+    18,
+    include_str!("../migrations/0018_authz_epoch.sqlite.sql"),
+    include_str!("../migrations/0018_authz_epoch.postgres.sql"),
+)];
 
 /// The migration whose transaction also seals the rows written before it (in Rust: the store's
 /// sealer is needed, see `seal::existing`).
@@ -82,7 +91,13 @@ async fn apply(
             Backend::Sqlite => "BLOB",
             Backend::Postgres => "BYTEA",
         };
-        let sql = script.replace("BYTES", bytes);
+        let mut sql = script.replace("BYTES", bytes);
+        if let Some((_, sqlite, postgres)) = PER_ENGINE.iter().find(|(v, _, _)| *v == version) {
+            sql.push_str(match backend {
+                Backend::Sqlite => sqlite,
+                Backend::Postgres => postgres,
+            });
+        }
         // The "already applied?" check runs inside the transaction: on SQLite, BEGIN IMMEDIATE
         // makes a second process starting on a new file wait, then find the migration done.
         let begin = match backend {

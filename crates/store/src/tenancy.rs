@@ -7,7 +7,7 @@ use strongroom_domain::{
 };
 
 use crate::seal::{ASSET_FILENAME, ORG_NAME, SPACE_NAME, Seal, USER_EMAIL};
-use crate::{Page, Result, Store, Tx, conflict, parsed};
+use crate::{BlobRow, Page, Result, Store, Tx, conflict, parsed};
 
 /// An organization.
 #[derive(Debug, Clone)]
@@ -238,6 +238,42 @@ impl Store {
     /// The live asset with this id (not in the trash), only if it belongs to `org_id`.
     pub async fn asset(&self, org_id: &OrgId, id: &AssetId) -> Result<Option<AssetRow>> {
         self.asset_where(org_id, id, AssetState::Live).await
+    }
+
+    /// The live asset with this id of `org_id` and its blob row (its data key), read together:
+    /// what a read of its content needs, in one round trip.
+    pub async fn asset_with_blob(
+        &self,
+        org_id: &OrgId,
+        id: &AssetId,
+    ) -> Result<Option<(AssetRow, BlobRow)>> {
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let asset: Vec<String> = ASSET_COLUMNS
+                .split(", ")
+                .map(|c| format!("a.{c}"))
+                .collect();
+            format!(
+                "SELECT {}, b.id AS b_id, b.org_id AS b_org_id, b.kek_version AS b_kek_version, \
+                 b.wrapped_dek AS b_wrapped_dek, b.size AS b_size, \
+                 b.stored_size AS b_stored_size, b.created_at AS b_created_at, \
+                 b.region AS b_region \
+                 FROM assets a JOIN blobs b ON b.id = a.blob_id \
+                 WHERE a.id = $1 AND a.org_id = $2 AND a.deleted_at IS NULL",
+                asset.join(", ")
+            )
+        });
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(SQL.as_str()))
+            .bind(id.as_str())
+            .bind(org_id.as_str())
+            .fetch_optional(self.pool())
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some((
+            asset(self.seal(), &row)?,
+            crate::keys::blob_as(&row, "b_")?,
+        )))
     }
 
     /// The asset with this id of `org_id`, if it is in `state`.

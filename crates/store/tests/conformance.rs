@@ -101,6 +101,8 @@ macro_rules! conformance {
 
 #[path = "conformance/audit.rs"]
 mod audit;
+#[path = "conformance/authz_epoch.rs"]
+mod authz_epoch;
 #[path = "conformance/backup.rs"]
 mod backup;
 #[path = "conformance/fixtures.rs"]

@@ -208,7 +208,7 @@ impl AuditLog {
         // each other (the order within an organization is the order of arrival).
         group.sort_by(|a, b| a.org_id.as_str().cmp(b.org_id.as_str()));
         let outcome = async {
-            let mut tx = self.store.begin().await?;
+            let mut tx = self.store.begin_audit_append().await?;
             // Each organization's events as one run: three statements, however many events.
             for run in group.chunk_by(|a, b| a.org_id == b.org_id) {
                 self.append_run(&mut tx, run).await?;

@@ -63,7 +63,7 @@ use strongroom_domain::{
     ApiKeyId, AssetId, InvitationId, LinkId, OrgId, Permission, PlaybackId, SessionId, SpaceId,
     UserId,
 };
-use strongroom_store::{AssetRow, LinkRow, PlaybackRow, SpaceRow};
+use strongroom_store::{AssetRow, BlobRow, LinkRow, PlaybackRow, SpaceRow};
 
 use std::sync::Arc;
 
@@ -74,6 +74,7 @@ use crate::identity::sessions::REAUTH_WINDOW_SECS;
 use crate::{Actor, Principal, Result, ServiceError};
 use principal::SpaceScope;
 
+mod key_cache;
 pub(crate) mod principal;
 
 /// Permissions as types, so a proof's permission is checked by the compiler at every use.
@@ -175,10 +176,11 @@ pub struct SpaceAuthz<'a, P: Perm> {
 }
 
 /// Proof that the caller may do `P` to one asset it can see.
-#[derive(Debug)]
 pub struct AssetAuthz<'a, P: Perm> {
     principal: &'a Principal,
     asset: AssetRow,
+    /// The asset's blob row, when it was read with the asset (a live asset's check).
+    blob: Option<BlobRow>,
     _perm: PhantomData<P>,
 }
 
@@ -274,10 +276,26 @@ impl<P: Perm> SpaceAuthz<'_, P> {
     }
 }
 
+impl<P: Perm> std::fmt::Debug for AssetAuthz<'_, P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The blob row holds a wrapped data key: only its id is shown.
+        f.debug_struct("AssetAuthz")
+            .field("principal", &self.principal)
+            .field("asset", &self.asset)
+            .field("blob", &self.blob.as_ref().map(|b| &b.id))
+            .finish()
+    }
+}
+
 impl<P: Perm> AssetAuthz<'_, P> {
     /// The asset, as it was when the check ran.
     pub fn asset(&self) -> &AssetRow {
         &self.asset
+    }
+
+    /// The asset's blob row, if it was read with the asset.
+    pub(crate) fn blob(&self) -> Option<&BlobRow> {
+        self.blob.as_ref()
     }
 }
 
@@ -417,6 +435,8 @@ pub struct Authz {
     session_hasher: MacKey,
     csrf_hasher: MacKey,
     key_touches: principal::TouchThrottle,
+    /// API keys resolved recently (see `key_cache`).
+    key_cache: key_cache::KeyCache,
 }
 
 impl Authz {
@@ -427,6 +447,7 @@ impl Authz {
             session_hasher: root.derive("session"),
             csrf_hasher: root.derive("csrf"),
             key_touches: principal::TouchThrottle::default(),
+            key_cache: key_cache::KeyCache::default(),
         }
     }
 
@@ -543,6 +564,7 @@ impl Authz {
         Ok(AssetAuthz {
             principal: p,
             asset,
+            blob: None,
             _perm: PhantomData,
         })
     }
@@ -568,11 +590,17 @@ impl Authz {
         p: &'a Principal,
         asset_id: &AssetId,
     ) -> Result<AssetAuthz<'a, P>> {
-        let asset = self.visible_asset(p, asset_id).await?;
+        // With its blob row: a read then needs no second round trip.
+        let row = self.ctx.store.asset_with_blob(&p.org_id, asset_id).await?;
+        let (asset, blob) = match row {
+            Some((asset, blob)) => (Self::within_reach(p, Some(asset))?, blob),
+            None => return Err(ServiceError::NotFound("asset")),
+        };
         p.require_in_space::<P>(&asset.space_id)?;
         Ok(AssetAuthz {
             principal: p,
             asset,
+            blob: Some(blob),
             _perm: PhantomData,
         })
     }

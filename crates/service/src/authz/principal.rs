@@ -8,6 +8,7 @@ use strongroom_crypto::token::{self, ct_eq};
 use strongroom_domain::{ApiKeyId, OrgId, PermissionSet, RoleRef, SpaceId, UserId};
 
 use super::Authz;
+use super::key_cache::ResolvedKey;
 use crate::identity::sessions::SessionCredentials;
 use crate::{Result, ServiceError};
 
@@ -241,27 +242,62 @@ impl Authz {
             return Err(ServiceError::Unauthenticated);
         }
         let hash = self.api_key_hasher.mac(secret.as_bytes());
+        let generation = self.ctx.store.authz_generation();
+        let resolved = match self.key_cache.get(&hash, generation) {
+            Some(resolved) => resolved,
+            None => self.resolve_api_key(hash, generation).await?,
+        };
+        let now = self.ctx.clock.now();
+        // The index lookup was by hash; the constant-time comparison is what decides, so a
+        // future change of lookup strategy (the cache's map included) cannot open a timing side
+        // channel. The secret a rotation replaced works only until the end of its grace period.
+        let current = ct_eq(&resolved.secret_hash, &hash);
+        let previous = resolved
+            .previous
+            .as_ref()
+            .is_some_and(|(h, until)| ct_eq(h, &hash) && now < *until);
+        let key = &resolved.key;
+        if !(current || previous)
+            || key.revoked_at.is_some()
+            || key.expires_at.is_some_and(|t| t <= now)
+        {
+            return Err(ServiceError::Unauthenticated);
+        }
+        // At most once a minute per key (and per node): not on the request's round trips.
+        if self.key_touches.due(&key.id)
+            && let Err(e) = self.ctx.store.touch_api_key(&key.id, now, &meta.ip).await
+        {
+            tracing::warn!(error = %e, "could not record API key use");
+        }
+        Ok(Principal {
+            org_id: key.org_id.clone(),
+            role: resolved.role,
+            access: resolved.access,
+            actor: Actor::ApiKey {
+                key_id: key.id.clone(),
+                user_id: key.user_id.clone(),
+            },
+            meta,
+            mfa_enrolment_required: resolved.mfa_enrolment_required,
+            space_limit: resolved.space_limit,
+        })
+    }
+
+    /// Reads what the key with this secret's `hash` may do from the database, and keeps it in
+    /// the cache. A key that is unknown, revoked, expired, or whose owner left the organization
+    /// is `Unauthenticated` (and not kept).
+    async fn resolve_api_key(&self, hash: [u8; 32], generation: u64) -> Result<ResolvedKey> {
+        let lookup = self.key_cache.begin(generation);
         // Round trip 1: the key, its limit, its owner's membership and custom roles, the MFA
-        // facts, whether the owner holds space grants. Round trip 2, only for a key whose owner
-        // holds grants that could matter: those grants.
+        // facts, whether the owner holds space grants, and the authorization epoch. Round trip
+        // 2, only for a key whose owner holds grants that could matter: those grants.
         let Some(row) = self.ctx.store.key_principal(&hash).await? else {
             return Err(ServiceError::Unauthenticated);
         };
+        self.key_cache.confirm(&lookup, row.authz_epoch);
         let found = row.found;
         let key = found.key;
         let now = self.ctx.clock.now();
-        // The index lookup was by hash; the constant-time comparison is what decides, so a
-        // future change of lookup strategy cannot open a timing side channel. The secret a
-        // rotation replaced works only until the end of its grace period.
-        let current = ct_eq(&found.secret_hash, &hash);
-        let previous = found
-            .previous_secret_hash
-            .as_deref()
-            .is_some_and(|h| ct_eq(h, &hash))
-            && found.previous_valid_until.is_some_and(|t| now < t);
-        if !(current || previous) {
-            return Err(ServiceError::Unauthenticated);
-        }
         if key.revoked_at.is_some() || key.expires_at.is_some_and(|t| t <= now) {
             return Err(ServiceError::Unauthenticated);
         }
@@ -302,26 +338,20 @@ impl Authz {
                 spaces: Vec::new(),
             },
         };
-        // At most once a minute per key (and per node): not on the request's round trips.
-        if self.key_touches.due(&key.id)
-            && let Err(e) = self.ctx.store.touch_api_key(&key.id, now, &meta.ip).await
-        {
-            tracing::warn!(error = %e, "could not record API key use");
-        }
         let mfa_enrolment_required =
             key.user_id.is_some() && row.org_requires_mfa && !row.owner_has_mfa;
-        Ok(Principal {
-            org_id: key.org_id,
+        let resolved = ResolvedKey {
+            secret_hash: found.secret_hash,
+            previous: found.previous_secret_hash.zip(found.previous_valid_until),
+            key,
             role,
             access,
-            actor: Actor::ApiKey {
-                key_id: key.id,
-                user_id: key.user_id,
-            },
-            meta,
             mfa_enrolment_required,
             space_limit: row.spaces,
-        })
+        };
+        self.key_cache
+            .insert(hash, &lookup, row.authz_epoch, resolved.clone());
+        Ok(resolved)
     }
 
     /// Resolves a session cookie into a principal. Unknown, revoked, idle-expired and

@@ -364,7 +364,9 @@ impl ContentService {
         range: Option<(u64, u64)>,
     ) -> Result<Content> {
         let p = authz.principal();
-        let read = self.prepare_read(authz.asset().clone(), range).await?;
+        let read = self
+            .prepare_read(authz.asset().clone(), authz.blob().cloned(), range)
+            .await?;
         let detail = read.audit_detail(serde_json::json!({}));
         self.ctx
             .audit
@@ -379,16 +381,20 @@ impl ContentService {
     pub(crate) async fn prepare_read(
         &self,
         asset: AssetRow,
+        blob: Option<BlobRow>,
         range: Option<(u64, u64)>,
     ) -> Result<PreparedRead> {
         // The blob row goes only with its asset row (a foreign key keeps it), in the delete's
         // transaction: missing here, the asset was deleted since it was looked up.
-        let blob = self
-            .ctx
-            .store
-            .blob(&asset.blob_id)
-            .await?
-            .ok_or(ServiceError::NotFound("asset"))?;
+        let blob = match blob {
+            Some(blob) if blob.id == asset.blob_id => blob,
+            _ => self
+                .ctx
+                .store
+                .blob(&asset.blob_id)
+                .await?
+                .ok_or(ServiceError::NotFound("asset"))?,
+        };
         let dek = self.keyring.data_key(&self.ctx.store, &blob).await?;
         let (start, end) = range.unwrap_or((0, asset.size));
         if start > end || end > asset.size {

@@ -335,10 +335,13 @@ impl ContentService {
         let LinkGrant {
             link, asset, meta, ..
         } = grant;
-        let read = self.prepare_read(asset, range).await.map_err(|e| match e {
-            ServiceError::NotFound(_) => refused(),
-            other => other,
-        })?;
+        let read = self
+            .prepare_read(asset, None, range)
+            .await
+            .map_err(|e| match e {
+                ServiceError::NotFound(_) => refused(),
+                other => other,
+            })?;
         let mut tx = self.ctx.store.begin().await?;
         if !tx.use_link(&link.id, self.ctx.clock.now()).await? {
             return Err(refused());

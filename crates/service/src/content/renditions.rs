@@ -223,7 +223,7 @@ impl ContentService {
     ) -> Result<crate::Content> {
         let p = authz.principal();
         let row = self.visible_rendition(authz, name).await?;
-        let read = self.prepare_read(row, range).await?;
+        let read = self.prepare_read(row, None, range).await?;
         let detail = read.audit_detail(serde_json::json!({"rendition": name}));
         self.ctx
             .audit
