@@ -24,6 +24,7 @@ mod dashboard;
 mod edge;
 mod escalation;
 mod faults;
+mod key_cache;
 mod keys;
 mod lifecycle;
 mod links;
