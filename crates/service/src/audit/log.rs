@@ -150,27 +150,39 @@ impl AuditLog {
 
     /// Appends a read's audit event durably, in a group commit with concurrent reads; returns
     /// once the event is committed.
+    ///
+    /// A read waits for whichever comes first: its event's outcome (a group that took it was
+    /// committed by another read) or the turn to commit. Waiting on the outcome itself, not on
+    /// the turn, lets every read of a committed group go on at once, instead of each taking and
+    /// passing on the turn in a queue only to find its event already settled.
     pub(crate) async fn append_read(&self, rec: Record<'_>) -> Result<()> {
         let mut result = self.enqueue_read(&rec)?;
         loop {
-            let turn = self.batch.turn.lock().await;
-            // The holder of the turn before us may have settled our event already.
-            match result.try_recv() {
-                Ok(outcome) => return outcome.map_err(ServiceError::Internal),
-                // That holder's request was cancelled mid-commit, so the group rolled back:
-                // queue the event again.
-                Err(oneshot::error::TryRecvError::Closed) => result = self.enqueue_read(&rec)?,
-                Err(oneshot::error::TryRecvError::Empty) => {}
+            tokio::select! {
+                biased;
+                outcome = &mut result => match outcome {
+                    Ok(outcome) => return outcome.map_err(ServiceError::Internal),
+                    // The holder of the turn was cancelled mid-commit, so its group rolled
+                    // back: queue the event again.
+                    Err(_) => result = self.enqueue_read(&rec)?,
+                },
+                turn = self.batch.turn.lock() => {
+                    // The holder of the turn before us may have settled our event already.
+                    match result.try_recv() {
+                        Ok(outcome) => return outcome.map_err(ServiceError::Internal),
+                        Err(oneshot::error::TryRecvError::Closed) => {
+                            result = self.enqueue_read(&rec)?;
+                        }
+                        Err(oneshot::error::TryRecvError::Empty) => {}
+                    }
+                    let group = self.take_group()?;
+                    if !group.is_empty() {
+                        self.commit_group(group).await;
+                    }
+                    drop(turn);
+                    // Our event was beyond this group's size if it is still pending: wait again.
+                }
             }
-            let group = self.take_group()?;
-            if !group.is_empty() {
-                self.commit_group(group).await;
-            }
-            drop(turn);
-            if let Ok(outcome) = result.try_recv() {
-                return outcome.map_err(ServiceError::Internal);
-            }
-            // Our event was beyond this group's size: take the next turn.
         }
     }
 

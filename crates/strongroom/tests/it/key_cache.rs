@@ -35,8 +35,12 @@ async fn heat(srv: &TestServer, key: &str) -> StatusCode {
 /// `POST /orgs/{org}/spaces` as `key`: what an editor may do and a viewer may not.
 async fn create_space_status(srv: &TestServer, key: &str, org: &str) -> StatusCode {
     status(
-        srv.req(Method::POST, &format!("/api/v1/orgs/{org}/spaces"), Some(key))
-            .json(&json!({"name": "x"})),
+        srv.req(
+            Method::POST,
+            &format!("/api/v1/orgs/{org}/spaces"),
+            Some(key),
+        )
+        .json(&json!({"name": "x"})),
     )
     .await
 }
