@@ -1,6 +1,7 @@
 //! The API key lifecycle through the API, on both backends: keys limited to some spaces see
 //! nothing else; rotation hands out a new secret while the old one works for a grace period;
-//! revocation and expiry are effective at once; the key list shows the last use and never a
+//! revocation and expiry are effective at once (on the node they were made through; see
+//! `key_cache` for other processes); the key list shows the last use and never a
 //! secret; another organization's key ids are not found; every step is in the audit trail.
 
 use std::time::{Duration, Instant};
