@@ -45,6 +45,13 @@ async fn create_space_status(srv: &TestServer, key: &str, org: &str) -> StatusCo
     .await
 }
 
+/// Revokes key `id` with a plain `UPDATE` on a connection of its own, not through Strongroom.
+async fn revoke_behind_the_servers_back(srv: &TestServer, id: &str) {
+    let mut conn = srv.db_conn().await;
+    let sql = format!("UPDATE api_keys SET revoked_at = 1 WHERE id = '{id}'");
+    conn.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
+}
+
 /// A member with `role` who made an API key of that role for themselves: (user id, secret).
 async fn member_with_key(srv: &TestServer, org: &str, email: &str, role: &str) -> (String, String) {
     let user = add_member(srv, org, email, role, Some(PASSWORD));
@@ -122,10 +129,7 @@ both_backends! {
         assert_eq!(heat(&srv, &secret).await, StatusCode::OK);
 
         // Not through Strongroom at all: a plain UPDATE on another connection.
-        let mut conn = srv.db_conn().await;
-        let sql = format!("UPDATE api_keys SET revoked_at = 1 WHERE id = '{id}'");
-        conn.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
-        drop(conn);
+        revoke_behind_the_servers_back(&srv, &id).await;
 
         // Resolving another key reads the epoch the trigger moved: the hot key goes at once.
         assert_eq!(heat(&srv, &other).await, StatusCode::OK);
@@ -139,10 +143,7 @@ both_backends! {
         let org = boot.org_id.as_str();
         let (id, secret) = srv.create_key(org, "editor");
         assert_eq!(heat(&srv, &secret).await, StatusCode::OK);
-        let mut conn = srv.db_conn().await;
-        let sql = format!("UPDATE api_keys SET revoked_at = 1 WHERE id = '{id}'");
-        conn.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
-        drop(conn);
+        revoke_behind_the_servers_back(&srv, &id).await;
         tokio::time::sleep(WINDOW).await;
         let res = send(srv.req(Method::GET, "/api/v1/me", Some(&secret))).await;
         expect_problem(res, StatusCode::UNAUTHORIZED, "unauthenticated").await;
