@@ -219,16 +219,9 @@ impl Store {
                             // Like SQLite's busy timeout: a lock held longer than this fails the
                             // statement (lock_not_available), which the service answers with a
                             // retryable 503 instead of holding the request and a connection.
-                            // plan_cache_mode: every statement here is prepared once per
-                            // connection and looks rows up by key; without it PostgreSQL plans
-                            // a statement again on every execution whenever it guesses a
-                            // custom plan might be cheaper, which costs more than the lookup.
-                            sqlx::raw_sql(
-                                "SET lock_timeout = '10s'; \
-                                 SET plan_cache_mode = force_generic_plan",
-                            )
-                            .execute(conn)
-                            .await?;
+                            sqlx::raw_sql("SET lock_timeout = '10s'")
+                                .execute(conn)
+                                .await?;
                             Ok(())
                         })
                     })
