@@ -13,7 +13,7 @@ use sqlx::any::AnyTypeInfoKind;
 use sqlx::{Column, Row, TypeInfo, ValueRef};
 use strongroom_domain::{BlobId, Timestamp};
 
-use crate::keys::Lease;
+use crate::leases::Lease;
 use crate::{Backend, Result, Store, StoreError};
 
 /// Every table a backup holds, in an order where each table comes after the tables it refers

@@ -14,6 +14,7 @@ mod audit;
 mod backup;
 mod jobs;
 mod keys;
+mod leases;
 mod lifecycle;
 mod links;
 mod media;
