@@ -13,7 +13,9 @@ any checkpoints past the chain's end, then an end line with the counts.
 What this checks, in one pass and constant memory:
   - sequence numbers run 1, 2, 3, ... without a gap;
   - every event links to the one before it (the first to the organization's genesis hash);
-  - every event's hash is SHA-256(prev_hash || canonical JSON of its fields);
+  - every event's hash is SHA-256(prev_hash || canonical JSON of its fields); for a version-2
+    event (a person's), the digest of its address and detail matches, unless the person was
+    erased (then only the digest is left, and the hash is checked over it);
   - every checkpoint names the hash the chain has at its seq, and none lies past the chain's end
     (a rollback: the events in between are missing);
   - the export is complete (its end line is present and its counts match).
@@ -45,8 +47,25 @@ def genesis(org_id):
     return hashlib.sha256(GENESIS_LABEL + org_id.encode("utf-8")).hexdigest()
 
 
+PERSONAL_LABEL = b"strongroom audit personal v2\0"
+
+
+def personal_digest(salt_hex, ip, detail):
+    """A version-2 event's digest of its personal part: label, salt, then each part
+    length-prefixed (u64 big-endian)."""
+    h = hashlib.sha256(PERSONAL_LABEL + bytes.fromhex(salt_hex))
+    for part in (ip, detail):
+        data = part.encode("utf-8")
+        h.update(len(data).to_bytes(8, "big"))
+        h.update(data)
+    return h.hexdigest()
+
+
 def canonical(org_id, ev):
-    """The bytes Strongroom hashes: compact JSON, keys in this order, non-ASCII as UTF-8."""
+    """The bytes Strongroom hashes: compact JSON, keys in this order, non-ASCII as UTF-8.
+
+    A version-2 event (one with a "subject") hashes the person's id and the digest of its
+    address and detail instead of them, so it still verifies once the person is erased."""
     fields = {
         "org": org_id,
         "seq": ev["seq"],
@@ -54,9 +73,13 @@ def canonical(org_id, ev):
         "actor": ev["actor"],
         "action": ev["action"],
         "target": ev["target"],
-        "ip": ev["ip"],
-        "detail": ev["detail"],
     }
+    if "subject" in ev:
+        fields["subject"] = ev["subject"]
+        fields["personal"] = ev["personal"]
+    else:
+        fields["ip"] = ev["ip"]
+        fields["detail"] = ev["detail"]
     return json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
@@ -114,6 +137,11 @@ def verify(lines, expect):
                     raise Broken(f"event {last_seq + 1} is missing (the next event is {seq})")
                 if item["prev_hash"] != prev:
                     raise Broken(f"event {seq} does not link to event {seq - 1}")
+                if "subject" in item and item.get("salt") is not None:
+                    if personal_digest(item["salt"], item["ip"], item["detail"]) != item["personal"]:
+                        raise Broken(f"event {seq} was edited: its address or detail does not match its digest")
+                elif "subject" in item and not item.get("erased"):
+                    raise Broken(f"event {seq} has neither its personal part nor the mark of an erasure")
                 if event_hash(org_id, item) != item["hash"]:
                     raise Broken(f"event {seq} was edited: its content does not match its hash")
                 prev = item["hash"]

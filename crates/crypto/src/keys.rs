@@ -297,6 +297,14 @@ pub struct FieldKey {
 }
 
 impl FieldKey {
+    /// A field key from 32 random bytes kept elsewhere (one person's key, sealed in their row),
+    /// rather than derived from the root key: destroying the bytes destroys the key.
+    pub fn from_bytes(bytes: &[u8; 32]) -> FieldKey {
+        FieldKey {
+            key: aes_key(bytes),
+        }
+    }
+
     /// `nonce || ciphertext || tag`, with a fresh random nonce.
     pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
         self.seal_with_nonce(crate::token::random_bytes(), aad, plaintext)

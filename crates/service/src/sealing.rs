@@ -29,6 +29,21 @@ impl FieldSealer for MetadataSealer {
     fn index(&self, data: &[u8]) -> [u8; 32] {
         self.index.mac(data)
     }
+
+    fn new_person_key(&self) -> [u8; 32] {
+        strongroom_crypto::token::random_bytes()
+    }
+
+    fn seal_with(&self, key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        FieldKey::from_bytes(key).seal(aad, plaintext)
+    }
+
+    fn open_with(&self, key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        FieldKey::from_bytes(key)
+            .open(aad, sealed)
+            .ok()
+            .map(|p| p.to_vec())
+    }
 }
 
 /// The sealer for a store whose rows this root key protects.

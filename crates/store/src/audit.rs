@@ -26,7 +26,41 @@ pub struct NewAuditEvent {
     pub ip: String,
     /// Extra facts as a JSON object.
     pub detail: String,
+    /// Set for a version-2 event (a person's): the address and detail are then stored sealed
+    /// under that person's key, and the hash covers their digest instead of them.
+    pub personal: Option<Personal>,
 }
+
+/// The personal part of a version-2 event (schema 19): whose it is, and the salted digest of
+/// its address and detail that the event's hash covers. The store seals the address, the
+/// detail and the salt under the person's key (a random key in their `users` row, made on
+/// their first event); erasing the person destroys that key.
+#[derive(Debug, Clone)]
+pub struct Personal {
+    /// The person: a user id.
+    pub subject: String,
+    /// The digest of the salt, the address and the detail (computed by the caller).
+    pub digest: Vec<u8>,
+    /// The digest's random salt. Read back as `None` when the part no longer opens because
+    /// the person was erased (the address and detail then read as empty).
+    pub salt: Option<Vec<u8>>,
+}
+
+/// What a version-2 event's sealed part holds.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PersonalPart {
+    #[serde(with = "crate::backup::b64")]
+    salt: Vec<u8>,
+    ip: String,
+    detail: String,
+}
+
+/// The columns `event` reads: an event, and its person's key and erasure for a version-2 one.
+pub(crate) const EVENT_COLUMNS: &str = "e.org_id, e.seq, e.at, e.actor, e.action, e.target, \
+    e.ip, e.detail, e.prev_hash, e.hash, e.subject, e.personal, e.personal_digest, \
+    u.person_key, u.erased_at";
+/// The join `EVENT_COLUMNS` needs after `FROM audit_events e`.
+pub(crate) const EVENT_JOIN: &str = "LEFT JOIN users u ON u.id = e.subject";
 
 /// A stored event.
 #[derive(Debug, Clone)]
@@ -71,8 +105,44 @@ pub(crate) fn event(s: &Seal, row: &AnyRow) -> Result<AuditEventRow> {
         }
         Err(e) => Err(e),
     };
-    let ip = open(AUDIT_IP)?;
-    let detail = open(AUDIT_DETAIL)?;
+    let mut ip = open(AUDIT_IP)?;
+    let mut detail = open(AUDIT_DETAIL)?;
+    let subject: Option<String> = row.try_get("subject")?;
+    let personal = match subject {
+        None => None,
+        Some(subject) => {
+            let digest: Vec<u8> = row.try_get::<Option<Vec<u8>>, _>("personal_digest")?.unwrap_or_default();
+            let sealed: Vec<u8> = row.try_get::<Option<Vec<u8>>, _>("personal")?.unwrap_or_default();
+            let key: Option<String> = row.try_get("person_key")?;
+            let erased: Option<i64> = row.try_get("erased_at")?;
+            let part = match key {
+                Some(k) => s
+                    .open_person_key(&subject, &k)
+                    .ok()
+                    .and_then(|key| s.open_personal(&key, &row_id, &sealed))
+                    .and_then(|p| serde_json::from_slice::<PersonalPart>(&p).ok()),
+                None => None,
+            };
+            let salt = match part {
+                Some(part) => {
+                    (ip, detail) = (part.ip, part.detail);
+                    Some(part.salt)
+                }
+                // Erased: the part is gone for good, and the event still verifies by its
+                // digest. Otherwise the key or the part was tampered with.
+                None if erased.is_some() => None,
+                None => {
+                    sealed_intact = false;
+                    None
+                }
+            };
+            Some(Personal {
+                subject,
+                digest,
+                salt,
+            })
+        }
+    };
     Ok(AuditEventRow {
         org_id,
         seq,
@@ -84,6 +154,7 @@ pub(crate) fn event(s: &Seal, row: &AnyRow) -> Result<AuditEventRow> {
             target: row.try_get("target")?,
             ip,
             detail,
+            personal,
         },
         prev_hash: row.try_get("prev_hash")?,
         hash: row.try_get("hash")?,
@@ -98,10 +169,11 @@ impl Store {
         after: i64,
         limit: u32,
     ) -> Result<Vec<AuditEventRow>> {
-        let rows = sqlx::query(
-            "SELECT org_id, seq, at, actor, action, target, ip, detail, prev_hash, hash \
-             FROM audit_events WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-        )
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM audit_events e {EVENT_JOIN} \
+             WHERE e.org_id = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(org_id.as_str())
         .bind(after)
         .bind(i64::from(limit))
@@ -186,9 +258,102 @@ impl Tx {
         Ok((last - n + 1, row.try_get("audit_head")?))
     }
 
+    /// The keys of the people `subjects` (user ids) for sealing their events, made for anyone
+    /// who has none yet (a user from before schema 19). An erased person, or an id that names
+    /// no user, maps to `None`: their part is then sealed under a key nobody keeps.
+    async fn person_keys(
+        &mut self,
+        subjects: &[&str],
+    ) -> Result<std::collections::HashMap<String, Option<[u8; 32]>>> {
+        let mut keys = std::collections::HashMap::new();
+        for &subject in subjects {
+            if keys.contains_key(subject) {
+                continue;
+            }
+            let key = self.person_key(subject).await?;
+            keys.insert(subject.to_owned(), key);
+        }
+        Ok(keys)
+    }
+
+    async fn person_key(&mut self, subject: &str) -> Result<Option<[u8; 32]>> {
+        for _ in 0..2 {
+            let row = sqlx::query("SELECT person_key, erased_at FROM users WHERE id = $1")
+                .bind(subject)
+                .fetch_optional(self.conn())
+                .await?;
+            let Some(row) = row else { return Ok(None) };
+            if row.try_get::<Option<i64>, _>("erased_at")?.is_some() {
+                return Ok(None);
+            }
+            if let Some(stored) = row.try_get::<Option<String>, _>("person_key")? {
+                return self.seal().open_person_key(subject, &stored).map(Some);
+            }
+            let (key, stored) = self.seal().new_person_key(subject);
+            let made = sqlx::query(
+                "UPDATE users SET person_key = $1 \
+                 WHERE id = $2 AND person_key IS NULL AND erased_at IS NULL",
+            )
+            .bind(stored)
+            .bind(subject)
+            .execute(self.conn())
+            .await?;
+            if made.rows_affected() == 1 {
+                return Ok(Some(key));
+            }
+            // Another transaction made one (or erased the person) first: read again.
+        }
+        Err(StoreError::Corrupt {
+            table: "users",
+            detail: format!("person_key of {subject}: neither made nor found"),
+        })
+    }
+
+    /// The stored form of an event's address, detail and personal part: `(ip, detail,
+    /// subject, personal, digest)`.
+    fn sealed_event(
+        &self,
+        org_id: &OrgId,
+        seq: i64,
+        ev: &NewAuditEvent,
+        keys: &std::collections::HashMap<String, Option<[u8; 32]>>,
+    ) -> Result<StoredEvent> {
+        let row_id = audit_row(org_id.as_str(), seq);
+        let Some(p) = &ev.personal else {
+            return Ok(StoredEvent {
+                ip: self.seal().seal(AUDIT_IP, &row_id, &ev.ip),
+                detail: self.seal().seal(AUDIT_DETAIL, &row_id, &ev.detail),
+                subject: None,
+                personal: None,
+                digest: None,
+            });
+        };
+        let part = serde_json::to_vec(&PersonalPart {
+            salt: p.salt.clone().unwrap_or_default(),
+            ip: ev.ip.clone(),
+            detail: ev.detail.clone(),
+        })
+        .map_err(|e| StoreError::Corrupt {
+            table: "audit_events",
+            detail: e.to_string(),
+        })?;
+        // An erased person's events are sealed under a key that is dropped at once.
+        let key = match keys.get(&p.subject) {
+            Some(Some(k)) => *k,
+            _ => self.seal().new_person_key(&p.subject).0,
+        };
+        Ok(StoredEvent {
+            ip: self.seal().seal(AUDIT_IP, &row_id, ""),
+            detail: self.seal().seal(AUDIT_DETAIL, &row_id, ""),
+            subject: Some(p.subject.clone()),
+            personal: Some(self.seal().seal_personal(&key, &row_id, &part)),
+            digest: Some(p.digest.clone()),
+        })
+    }
+
     /// Appends consecutive events of one organization (seqs reserved by
     /// [`Tx::lock_audit_head_for`]) in one statement, and moves the head to the last of them:
-    /// three round trips for the whole run, whatever its length. `events` are
+    /// a few round trips for the whole run, whatever its length. `events` are
     /// `(seq, event, prev_hash, hash)`, in chain order.
     pub async fn append_audit_run(
         &mut self,
@@ -199,40 +364,30 @@ impl Tx {
         let Some((_, _, _, head)) = events.last() else {
             return Ok(());
         };
+        let subjects: Vec<&str> = events
+            .iter()
+            .filter_map(|(_, ev, _, _)| ev.personal.as_ref().map(|p| p.subject.as_str()))
+            .collect();
+        let keys = self.person_keys(&subjects).await?;
         let mut sql = String::from(
-            "INSERT INTO audit_events (org_id, seq, at, actor, action, target, ip, detail, prev_hash, hash) VALUES ",
+            "INSERT INTO audit_events (org_id, seq, at, actor, action, target, ip, detail, prev_hash, hash, subject, personal, personal_digest) VALUES ",
         );
         for i in 0..events.len() {
-            let b = i * 10;
+            let b = i * COLUMNS;
             if i > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8,
-                b + 9,
-                b + 10
-            ));
+            let row: Vec<String> = (1..=COLUMNS).map(|n| format!("${}", b + n)).collect();
+            sql.push('(');
+            sql.push_str(&row.join(", "));
+            sql.push(')');
         }
         let sealed = events
             .iter()
-            .map(|(seq, ev, _, _)| {
-                let row_id = audit_row(org_id.as_str(), *seq);
-                (
-                    self.seal().seal(AUDIT_IP, &row_id, &ev.ip),
-                    self.seal().seal(AUDIT_DETAIL, &row_id, &ev.detail),
-                )
-            })
-            .collect::<Vec<_>>();
+            .map(|(seq, ev, _, _)| self.sealed_event(org_id, *seq, ev, &keys))
+            .collect::<Result<Vec<_>>>()?;
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for ((seq, ev, prev, hash), (ip, detail)) in events.iter().zip(sealed) {
+        for ((seq, ev, prev, hash), stored) in events.iter().zip(sealed) {
             q = q
                 .bind(org_id.as_str())
                 .bind(*seq)
@@ -240,10 +395,13 @@ impl Tx {
                 .bind(ev.actor.as_str())
                 .bind(ev.action.as_str())
                 .bind(ev.target.as_str())
-                .bind(ip)
-                .bind(detail)
+                .bind(stored.ip)
+                .bind(stored.detail)
                 .bind(prev.as_slice())
-                .bind(hash.as_slice());
+                .bind(hash.as_slice())
+                .bind(stored.subject)
+                .bind(stored.personal)
+                .bind(stored.digest);
         }
         q.execute(self.conn()).await?;
         sqlx::query("UPDATE orgs SET audit_head = $1, audit_head_mac = $2 WHERE id = $3")
@@ -265,31 +423,19 @@ impl Tx {
         hash: &[u8],
         head_mac: &[u8],
     ) -> Result<()> {
-        let row_id = audit_row(org_id.as_str(), seq);
-        let ip = self.seal().seal(AUDIT_IP, &row_id, &ev.ip);
-        let detail = self.seal().seal(AUDIT_DETAIL, &row_id, &ev.detail);
-        sqlx::query(
-            "INSERT INTO audit_events (org_id, seq, at, actor, action, target, ip, detail, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(org_id.as_str())
-        .bind(seq)
-        .bind(ev.at.millis())
-        .bind(ev.actor.as_str())
-        .bind(ev.action.as_str())
-        .bind(ev.target.as_str())
-        .bind(ip)
-        .bind(detail)
-        .bind(prev_hash)
-        .bind(hash)
-        .execute(self.conn())
-        .await?;
-        sqlx::query("UPDATE orgs SET audit_head = $1, audit_head_mac = $2 WHERE id = $3")
-            .bind(hash)
-            .bind(head_mac)
-            .bind(org_id.as_str())
-            .execute(self.conn())
-            .await?;
-        Ok(())
+        let events = [(seq, ev.clone(), prev_hash.to_vec(), hash.to_vec())];
+        self.append_audit_run(org_id, &events, head_mac).await
     }
+}
+
+/// The columns of one inserted event.
+const COLUMNS: usize = 13;
+
+/// An event's columns as stored.
+struct StoredEvent {
+    ip: String,
+    detail: String,
+    subject: Option<String>,
+    personal: Option<Vec<u8>>,
+    digest: Option<Vec<u8>>,
 }

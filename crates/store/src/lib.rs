@@ -39,7 +39,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row};
 
 pub use access::{GrantRow, InvitationRow, RoleRow};
-pub use audit::{AuditEventRow, AuditHead, NewAuditEvent};
+pub use audit::{AuditEventRow, AuditHead, NewAuditEvent, Personal};
 pub use backup::{BACKUP_TABLES, BackupRun, NOT_BACKED_UP, Snapshot, Value, Values, b64};
 pub use jobs::{JobRow, JobStatus, Lane, NewJob};
 pub use keys::{

@@ -32,6 +32,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (16, include_str!("../migrations/0016_backups.sql")),
     (17, include_str!("../migrations/0017_sealed_metadata.sql")),
     (18, include_str!("../migrations/0018_authz_epoch.sql")),
+    (19, include_str!("../migrations/0019_erasure.sql")),
 ];
 
 /// The part of a migration written in each engine's own dialect (triggers), run after its

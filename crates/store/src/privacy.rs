@@ -1,11 +1,13 @@
-//! What a person's data export reads: their keys across organizations, and the audit events
-//! about them.
+//! Privacy requests: what a person's data export reads (their keys across organizations, and
+//! the audit events about them), and their erasure.
 
-use strongroom_domain::{OrgId, UserId};
+use sqlx::Row;
+use strongroom_domain::{OrgId, Timestamp, UserId};
 
-use crate::audit::event;
+use crate::audit::{EVENT_COLUMNS, EVENT_JOIN, event};
 use crate::keys::{KEY_COLUMNS, api_key};
-use crate::{ApiKeyRow, AuditEventRow, Result, Store};
+use crate::seal::{FAILURE_SCOPE, INVITATION_EMAIL, KEY_NAME, USER_EMAIL};
+use crate::{ApiKeyRow, AuditEventRow, Result, Store, StoreError, Tx};
 
 impl Store {
     /// The API keys a user owns, in every organization, in creation order.
@@ -37,12 +39,12 @@ impl Store {
         let by = if actors.is_empty() {
             String::new()
         } else {
-            format!(" OR actor IN ({placeholders})")
+            format!(" OR e.actor IN ({placeholders})")
         };
         let sql = format!(
-            "SELECT org_id, seq, at, actor, action, target, ip, detail, prev_hash, hash \
-             FROM audit_events WHERE org_id = $1 AND seq > $2 AND (target = $3{by}) \
-             ORDER BY seq LIMIT $4"
+            "SELECT {EVENT_COLUMNS} FROM audit_events e {EVENT_JOIN} \
+             WHERE e.org_id = $1 AND e.seq > $2 AND (e.target = $3{by}) \
+             ORDER BY e.seq LIMIT $4"
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(org_id.as_str())
@@ -54,5 +56,145 @@ impl Store {
         }
         let rows = query.fetch_all(self.pool()).await?;
         rows.iter().map(|r| event(self.seal(), r)).collect()
+    }
+}
+
+/// The email address an erased user's row holds instead of theirs: unique, and unroutable
+/// (`.invalid` is reserved, RFC 2606).
+pub fn erased_email(user_id: &UserId) -> String {
+    format!("erased-{}@erased.invalid", user_id.as_str().replace('_', "-"))
+}
+
+/// The name an erased user's API keys are left with.
+const ERASED_KEY_NAME: &str = "erased";
+
+impl Tx {
+    /// Erases a user (a person): the row stays, so ids in the audit trail and elsewhere still
+    /// name one, but it holds nothing about them: a placeholder address (no blind index, so
+    /// their address is free again), no password, and no person key, so the personal part of
+    /// every event they did can no longer be opened. Their sessions, memberships, grants,
+    /// second factor, recovery codes, known devices and sign-in addresses are deleted; their
+    /// API keys are revoked and renamed; invitations they sent and have not been accepted are
+    /// withdrawn; invitations addressed to `email` are deleted; the sign-in failures counted
+    /// under `failure_scopes` are deleted.
+    ///
+    /// `false` when there is no such user, or they were erased already (nothing changes).
+    pub async fn erase_user(
+        &mut self,
+        user_id: &UserId,
+        email: &str,
+        failure_scopes: &[String],
+        at: Timestamp,
+    ) -> Result<bool> {
+        let placeholder = self
+            .seal()
+            .seal(USER_EMAIL, user_id.as_str(), &erased_email(user_id));
+        let done = sqlx::query(
+            "UPDATE users SET email = $1, email_index = NULL, password_hash = NULL, \
+             person_key = NULL, erased_at = $2 WHERE id = $3 AND erased_at IS NULL",
+        )
+        .bind(placeholder)
+        .bind(at.millis())
+        .bind(user_id.as_str())
+        .execute(self.conn())
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        for sql in [
+            "DELETE FROM sessions WHERE user_id = $1",
+            "DELETE FROM memberships WHERE user_id = $1",
+            "DELETE FROM space_grants WHERE user_id = $1",
+            "DELETE FROM user_totp WHERE user_id = $1",
+            "DELETE FROM recovery_codes WHERE user_id = $1",
+            "DELETE FROM user_devices WHERE user_id = $1",
+            "DELETE FROM login_successes WHERE user_id = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(user_id.as_str())
+                .execute(self.conn())
+                .await?;
+        }
+        sqlx::query(
+            "UPDATE invitations SET revoked_at = $2 WHERE inviter_id = $1 \
+             AND accepted_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(user_id.as_str())
+        .bind(at.millis())
+        .execute(self.conn())
+        .await?;
+
+        let keys: Vec<String> = sqlx::query_scalar("SELECT id FROM api_keys WHERE user_id = $1")
+            .bind(user_id.as_str())
+            .fetch_all(self.conn())
+            .await?;
+        for id in keys {
+            let name = self.seal().seal(KEY_NAME, &id, ERASED_KEY_NAME);
+            sqlx::query(
+                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1), name = $2, \
+                 last_used_ip = NULL, previous_secret_hash = NULL, previous_valid_until = NULL \
+                 WHERE id = $3",
+            )
+            .bind(at.millis())
+            .bind(name)
+            .bind(&id)
+            .execute(self.conn())
+            .await?;
+        }
+
+        // Invitations hold the address sealed, without an index: open each one that could be
+        // theirs (few: open or accepted by them).
+        let rows = sqlx::query(
+            "SELECT id, email, accepted_by FROM invitations \
+             WHERE accepted_by = $1 OR accepted_at IS NULL",
+        )
+        .bind(user_id.as_str())
+        .fetch_all(self.conn())
+        .await?;
+        for row in rows {
+            let id: String = row.try_get("id")?;
+            let theirs = match self.seal().column(&row, INVITATION_EMAIL, &id) {
+                Ok(e) => e == email,
+                Err(StoreError::Corrupt { .. }) => false,
+                Err(e) => return Err(e),
+            };
+            let accepted_by: Option<String> = row.try_get("accepted_by")?;
+            let accepted_by_them = accepted_by.as_deref() == Some(user_id.as_str());
+            if theirs || accepted_by_them {
+                sqlx::query("DELETE FROM invitations WHERE id = $1")
+                    .bind(&id)
+                    .execute(self.conn())
+                    .await?;
+            }
+        }
+
+        for scope in failure_scopes {
+            sqlx::query("DELETE FROM login_failures WHERE scope = $1")
+                .bind(self.seal().index(FAILURE_SCOPE, "", scope))
+                .execute(self.conn())
+                .await?;
+        }
+        Ok(true)
+    }
+}
+
+impl Store {
+    /// Every erased user's id (for backups: their person keys are left out of every key set).
+    pub async fn erased_users(&self) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM users WHERE erased_at IS NOT NULL ORDER BY id")
+                .fetch_all(self.pool())
+                .await?,
+        )
+    }
+
+    /// Whether a user was erased (`None`: no such user).
+    pub async fn user_erased(&self, user_id: &UserId) -> Result<Option<bool>> {
+        let at: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT erased_at FROM users WHERE id = $1")
+                .bind(user_id.as_str())
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(at.map(|a| a.is_some()))
     }
 }

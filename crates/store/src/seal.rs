@@ -34,6 +34,12 @@ pub trait FieldSealer: Send + Sync {
     fn open(&self, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>>;
     /// A keyed hash of `data` (HMAC-SHA256 or equivalent), for blind indexes.
     fn index(&self, data: &[u8]) -> [u8; 32];
+    /// A new random 32-byte key for one person (sealed in their row; see `person`).
+    fn new_person_key(&self) -> [u8; 32];
+    /// Encrypts and authenticates `plaintext` under a person's `key`, bound to `aad`.
+    fn seal_with(&self, key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Vec<u8>;
+    /// The plaintext of a value made by `seal_with` under the same key and `aad`.
+    fn open_with(&self, key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>>;
 }
 
 /// Marks a sealed value. A value without it is refused as corrupt.
@@ -72,6 +78,8 @@ pub(crate) const AUDIT_DETAIL: Field = field("audit_events", "detail");
 pub(crate) const LINK_IP: Field = field("links", "ip");
 pub(crate) const FAILURE_SCOPE: Field = field("login_failures", "scope");
 pub(crate) const SUCCESS_IP: Field = field("login_successes", "ip");
+pub(crate) const PERSON_KEY: Field = field("users", "person_key");
+pub(crate) const AUDIT_PERSONAL: Field = field("audit_events", "personal");
 
 /// The store's handle on its sealer.
 #[derive(Clone)]
@@ -157,6 +165,38 @@ impl Seal {
         })
     }
 
+    /// A new person's key and its stored form in their `users` row.
+    pub(crate) fn new_person_key(&self, user_id: &str) -> ([u8; 32], String) {
+        let key = self.sealer.new_person_key();
+        let stored = self.seal(PERSON_KEY, user_id, &URL_SAFE_NO_PAD.encode(key));
+        (key, stored)
+    }
+
+    /// A person's key from its stored form in their row.
+    pub(crate) fn open_person_key(&self, user_id: &str, stored: &str) -> Result<[u8; 32]> {
+        let b64 = self.open(PERSON_KEY, user_id, stored)?;
+        URL_SAFE_NO_PAD
+            .decode(b64)
+            .ok()
+            .and_then(|k| <[u8; 32]>::try_from(k).ok())
+            .ok_or_else(|| StoreError::Corrupt {
+                table: "users",
+                detail: "person_key: not a 32-byte key".into(),
+            })
+    }
+
+    /// `plaintext` sealed under a person's key, bound to the audit event `row_id`.
+    pub(crate) fn seal_personal(&self, key: &[u8; 32], row_id: &str, plaintext: &[u8]) -> Vec<u8> {
+        self.sealer
+            .seal_with(key, &aad(AUDIT_PERSONAL, row_id), plaintext)
+    }
+
+    /// The plaintext of [`Seal::seal_personal`]'s output, if it opens under `key` in this row.
+    pub(crate) fn open_personal(&self, key: &[u8; 32], row_id: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+        self.sealer
+            .open_with(key, &aad(AUDIT_PERSONAL, row_id), sealed)
+    }
+
     /// The blind index of `value` in `field`, within `scope` (an organization id for names
     /// unique per organization, empty for global ones).
     pub(crate) fn index(&self, f: Field, scope: &str, value: &str) -> String {
@@ -219,6 +259,15 @@ mod tests {
                 out[i % 32] ^= b.rotate_left(i as u32 % 8);
             }
             out
+        }
+        fn new_person_key(&self) -> [u8; 32] {
+            [1; 32]
+        }
+        fn seal_with(&self, _: &[u8; 32], aad: &[u8], p: &[u8]) -> Vec<u8> {
+            self.seal(aad, p)
+        }
+        fn open_with(&self, _: &[u8; 32], aad: &[u8], s: &[u8]) -> Option<Vec<u8>> {
+            self.open(aad, s)
         }
     }
 

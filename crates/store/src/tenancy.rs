@@ -360,15 +360,18 @@ impl Tx {
             .seal()
             .seal(USER_EMAIL, row.id.as_str(), row.email.as_str());
         let index = self.seal().index(USER_EMAIL, "", row.email.as_str());
+        // Made now, so an event never has to make it while holding its chain's lock.
+        let (_, person_key) = self.seal().new_person_key(row.id.as_str());
         sqlx::query(
-            "INSERT INTO users (id, email, email_index, password_hash, created_at) \
-             VALUES ($1, $2, $5, $3, $4)",
+            "INSERT INTO users (id, email, email_index, password_hash, created_at, person_key) \
+             VALUES ($1, $2, $5, $3, $4, $6)",
         )
         .bind(row.id.as_str())
         .bind(email)
         .bind(password_hash)
         .bind(row.created_at.millis())
         .bind(index)
+        .bind(person_key)
         .execute(self.conn())
         .await
         .map_err(conflict("a user with this email"))?;

@@ -27,6 +27,15 @@ impl FieldSealer for TestSealer {
     fn index(&self, data: &[u8]) -> [u8; 32] {
         self.1.mac(data)
     }
+    fn new_person_key(&self) -> [u8; 32] {
+        strongroom_crypto::token::random_bytes()
+    }
+    fn seal_with(&self, key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        FieldKey::from_bytes(key).seal(aad, plaintext)
+    }
+    fn open_with(&self, key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        FieldKey::from_bytes(key).open(aad, sealed).ok().map(|p| p.to_vec())
+    }
 }
 
 pub(crate) fn sealer() -> Arc<dyn FieldSealer> {
@@ -105,6 +114,8 @@ mod audit;
 mod authz_epoch;
 #[path = "conformance/backup.rs"]
 mod backup;
+#[path = "conformance/erasure.rs"]
+mod erasure;
 #[path = "conformance/fixtures.rs"]
 mod fixtures;
 #[path = "conformance/jobs.rs"]

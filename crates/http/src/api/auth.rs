@@ -74,6 +74,30 @@ pub const MY_EXPORT: Route = Route {
     response: Some("zip"),
     handler: || get(my_export),
 };
+pub const ERASE_ME: Route = Route {
+    method: "DELETE",
+    path: "/api/v1/me",
+    summary: "Erase your account: your personal data goes, your organizations keep their content, and your past audit events keep only who, what and when (needs a recent re-authentication; refused while you are an organization's only owner)",
+    auth: Credential::Session,
+    success: 204,
+    errors: &[401, 403, 409],
+    query: &[],
+    body: None,
+    response: None,
+    handler: || delete(erase_me),
+};
+pub const ERASE_MEMBER: Route = Route {
+    method: "POST",
+    path: "/api/v1/orgs/{org_id}/members/{user_id}/erase",
+    summary: "Erase a member's account, as an owner (signed in, re-authenticated): only someone who belongs to this organization alone",
+    auth: Credential::Session,
+    success: 204,
+    errors: &[401, 403, 404, 409, 422],
+    query: &[],
+    body: None,
+    response: None,
+    handler: || post(erase_member),
+};
 pub const REVOKE_SESSION: Route = Route {
     method: "DELETE",
     path: "/api/v1/auth/sessions/{session_id}",
@@ -230,6 +254,29 @@ async fn my_export(State(state): State<AppState>, Auth(p): Auth) -> Result<Respo
         export.zip,
     )
         .into_response())
+}
+
+async fn erase_me(State(state): State<AppState>, Auth(p): Auth) -> Result<Response, ApiError> {
+    let authz = state.service.authz.authorize_self(&p)?;
+    state.service.identity.erase_me(&authz).await?;
+    // The session is gone with the account: the browser forgets its cookie too.
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if let Some(v) = cookie("", 0) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}
+
+async fn erase_member(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path((org, user)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let org = super::spaces::org_id(&org)?;
+    let user = super::access::user_id(&user)?;
+    let authz = state.service.authz.authorize_owner(&p, &org).await?;
+    state.service.identity.erase_member(&authz, &user).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn revoke_session(

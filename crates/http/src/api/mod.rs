@@ -94,6 +94,8 @@ pub static ROUTES: &[Route] = &[
     auth::REVOKE_SESSION,
     auth::MY_ORGS,
     auth::MY_EXPORT,
+    auth::ERASE_ME,
+    auth::ERASE_MEMBER,
     auth::REAUTH,
     auth::PASSWORD,
     mfa::ENROL,

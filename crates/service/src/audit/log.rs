@@ -14,11 +14,11 @@
 use std::sync::{Arc, Mutex};
 
 use strongroom_crypto::keys::{MacKey, RootKey};
-use strongroom_domain::{Clock, OrgId};
-use strongroom_store::{AuditHead, NewAuditEvent, Store, Tx};
+use strongroom_domain::{Clock, OrgId, Timestamp, UserId};
+use strongroom_store::{AuditHead, NewAuditEvent, Personal, Store, Tx};
 use tokio::sync::oneshot;
 
-use super::{event_hash, genesis, head_input};
+use super::{event_hash, genesis, head_input, personal_digest};
 use crate::{Principal, Result, ServiceError};
 
 /// The most events one commit takes; more wait for the next.
@@ -28,6 +28,7 @@ const MAX_GROUP: usize = 256;
 struct Pending {
     org_id: OrgId,
     actor: String,
+    subject: Option<UserId>,
     action: &'static str,
     target: String,
     ip: String,
@@ -46,6 +47,10 @@ struct ReadBatch {
 pub(crate) struct Record<'a> {
     pub org_id: &'a OrgId,
     pub actor: String,
+    /// The person whose key seals the address and detail (a version-2 event, see
+    /// `docs/audit.md`): the user acting, or owning the key that acts. `None` for the command
+    /// line, the system and anonymous visitors.
+    pub subject: Option<UserId>,
     pub action: &'static str,
     pub target: String,
     pub ip: String,
@@ -58,6 +63,7 @@ impl<'a> Record<'a> {
         Record {
             org_id: &p.org_id,
             actor: p.actor.audit_name(),
+            subject: p.actor.person().cloned(),
             action,
             target: target.to_string(),
             ip: p.meta.ip.clone(),
@@ -100,14 +106,15 @@ impl AuditLog {
     /// Appends an event inside `tx`: committed with the change it records, or not at all.
     pub(crate) async fn append(&self, tx: &mut Tx, rec: Record<'_>) -> Result<()> {
         let (seq, prev) = tx.lock_audit_head(rec.org_id).await?;
-        let ev = NewAuditEvent {
-            at: self.clock.now(),
-            actor: rec.actor,
-            action: rec.action.to_owned(),
-            target: rec.target,
-            ip: rec.ip,
-            detail: rec.detail.to_string(),
-        };
+        let ev = new_event(
+            self.clock.now(),
+            rec.actor,
+            rec.subject.as_ref(),
+            rec.action,
+            rec.target,
+            rec.ip,
+            rec.detail.to_string(),
+        );
         let hash = event_hash(rec.org_id, seq, &ev, &prev)?;
         let mac = self.key.mac(&head_input(rec.org_id, seq, &hash));
         tx.append_audit(rec.org_id, seq, &ev, &prev, &hash, &mac)
@@ -125,14 +132,15 @@ impl AuditLog {
         let at = self.clock.now();
         let mut events = Vec::with_capacity(run.len());
         for (seq, p) in (first..).zip(run) {
-            let ev = NewAuditEvent {
+            let ev = new_event(
                 at,
-                actor: p.actor.clone(),
-                action: p.action.to_owned(),
-                target: p.target.clone(),
-                ip: p.ip.clone(),
-                detail: p.detail.to_string(),
-            };
+                p.actor.clone(),
+                p.subject.as_ref(),
+                p.action,
+                p.target.clone(),
+                p.ip.clone(),
+                p.detail.to_string(),
+            );
             let hash = event_hash(org_id, seq, &ev, &prev)?.to_vec();
             events.push((seq, ev, std::mem::replace(&mut prev, hash.clone()), hash));
         }
@@ -195,6 +203,7 @@ impl AuditLog {
             .push(Pending {
                 org_id: rec.org_id.clone(),
                 actor: rec.actor.clone(),
+                subject: rec.subject.clone(),
                 action: rec.action,
                 target: rec.target.clone(),
                 ip: rec.ip.clone(),
@@ -237,5 +246,34 @@ impl AuditLog {
             // A waiter that gave up (its request was cancelled) is no longer listening.
             let _ = p.done.send(shared.clone());
         }
+    }
+}
+
+/// An event to append: a version-2 one, with a fresh salt, when a person is behind it.
+fn new_event(
+    at: Timestamp,
+    actor: String,
+    subject: Option<&UserId>,
+    action: &str,
+    target: String,
+    ip: String,
+    detail: String,
+) -> NewAuditEvent {
+    let personal = subject.map(|s| {
+        let salt: [u8; 32] = strongroom_crypto::token::random_bytes();
+        Personal {
+            subject: s.to_string(),
+            digest: personal_digest(&salt, &ip, &detail).to_vec(),
+            salt: Some(salt.to_vec()),
+        }
+    });
+    NewAuditEvent {
+        at,
+        actor,
+        action: action.to_owned(),
+        target,
+        ip,
+        detail,
+        personal,
     }
 }

@@ -72,6 +72,9 @@ pub struct AuditEvent {
     pub prev_hash: String,
     /// Hex SHA-256 of this event.
     pub hash: String,
+    /// The person who did it was erased: their address and the detail are gone for good
+    /// (empty), and the event still verifies by the digest its hash covers.
+    pub erased: bool,
 }
 
 /// The verdict on one organization's chain.
@@ -142,6 +145,36 @@ struct Canonical<'a> {
     detail: &'a str,
 }
 
+/// The canonical form of a version-2 event: its personal part (address and detail) is
+/// replaced by the person's id and the salted digest of that part.
+#[derive(serde::Serialize)]
+struct CanonicalV2<'a> {
+    org: &'a str,
+    seq: i64,
+    at: i64,
+    actor: &'a str,
+    action: &'a str,
+    target: &'a str,
+    subject: &'a str,
+    personal: String,
+}
+
+/// Leads the input of a personal part's digest. Frozen (docs/audit.md).
+const PERSONAL_LABEL: &[u8] = b"strongroom audit personal v2\0";
+
+/// SHA-256 of a version-2 event's personal part: label, salt (32 bytes), then the address and
+/// the detail, each as u64 big-endian length and bytes.
+pub(crate) fn personal_digest(salt: &[u8], ip: &str, detail: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(PERSONAL_LABEL);
+    h.update(salt);
+    for part in [ip, detail] {
+        h.update(&(part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    h.finish()
+}
+
 pub(crate) fn genesis(org_id: &OrgId) -> [u8; 32] {
     let mut input = b"strongroom audit genesis v1\0".to_vec();
     input.extend_from_slice(org_id.as_str().as_bytes());
@@ -154,16 +187,28 @@ pub(crate) fn event_hash(
     ev: &NewAuditEvent,
     prev: &[u8],
 ) -> Result<[u8; 32]> {
-    let canonical = serde_json::to_vec(&Canonical {
-        org: org_id.as_str(),
-        seq,
-        at: ev.at.millis(),
-        actor: &ev.actor,
-        action: &ev.action,
-        target: &ev.target,
-        ip: &ev.ip,
-        detail: &ev.detail,
-    })
+    let canonical = match &ev.personal {
+        None => serde_json::to_vec(&Canonical {
+            org: org_id.as_str(),
+            seq,
+            at: ev.at.millis(),
+            actor: &ev.actor,
+            action: &ev.action,
+            target: &ev.target,
+            ip: &ev.ip,
+            detail: &ev.detail,
+        }),
+        Some(p) => serde_json::to_vec(&CanonicalV2 {
+            org: org_id.as_str(),
+            seq,
+            at: ev.at.millis(),
+            actor: &ev.actor,
+            action: &ev.action,
+            target: &ev.target,
+            subject: &p.subject,
+            personal: hex::encode(&p.digest),
+        }),
+    }
     .map_err(|e| ServiceError::Internal(e.to_string()))?;
     let mut h = Sha256::new();
     h.update(prev);
@@ -379,6 +424,21 @@ impl Audit {
                         row.seq - 1,
                         format!(
                             "event {} was edited or moved: its sealed fields do not open in its row",
+                            row.seq
+                        ),
+                    ));
+                }
+                if let Some(p) = &row.event.personal
+                    && let Some(salt) = &p.salt
+                    && personal_digest(salt, &row.event.ip, &row.event.detail).as_slice()
+                        != p.digest.as_slice()
+                {
+                    return Ok(report.broken(
+                        "chain",
+                        row.seq,
+                        row.seq - 1,
+                        format!(
+                            "event {} was edited: its address or detail does not match its digest",
                             row.seq
                         ),
                     ));
@@ -641,8 +701,11 @@ impl Export {
 
 /// An event as the export writes it: every field its hash covers, exactly as hashed (`detail`
 /// is the stored JSON text, `at_ms` the hashed time).
+///
+/// A version-2 event also carries `subject`, `personal` (the digest its hash covers) and
+/// `salt`; once its person is erased, `ip`, `detail` and `salt` are `null` and `erased` is true.
 fn export_event(row: &AuditEventRow) -> serde_json::Value {
-    serde_json::json!({
+    let mut line = serde_json::json!({
         "type": "event",
         "seq": row.seq,
         "at": row.event.at,
@@ -654,11 +717,31 @@ fn export_event(row: &AuditEventRow) -> serde_json::Value {
         "detail": row.event.detail,
         "prev_hash": hex::encode(&row.prev_hash),
         "hash": hex::encode(&row.hash),
-    })
+    });
+    if let Some(p) = &row.event.personal
+        && let Some(obj) = line.as_object_mut()
+    {
+        let erased = p.salt.is_none();
+        obj.insert("version".into(), 2.into());
+        obj.insert("subject".into(), p.subject.clone().into());
+        obj.insert("personal".into(), hex::encode(&p.digest).into());
+        obj.insert("salt".into(), p.salt.as_ref().map(hex::encode).into());
+        obj.insert("erased".into(), erased.into());
+        if erased {
+            obj.insert("ip".into(), serde_json::Value::Null);
+            obj.insert("detail".into(), serde_json::Value::Null);
+        }
+    }
+    line
 }
 
 fn render(row: AuditEventRow) -> AuditEvent {
     AuditEvent {
+        erased: row
+            .event
+            .personal
+            .as_ref()
+            .is_some_and(|p| p.salt.is_none()),
         seq: row.seq,
         at: row.event.at,
         actor: row.event.actor,

@@ -41,6 +41,15 @@ pub enum Actor {
 }
 
 impl Actor {
+    /// The person behind the actor: the signed-in user, or the user owning the key.
+    pub fn person(&self) -> Option<&UserId> {
+        match self {
+            Actor::ApiKey { user_id, .. } => user_id.as_ref(),
+            Actor::Session { user_id, .. } => Some(user_id),
+            Actor::Cli => None,
+        }
+    }
+
     /// How the actor is written in the audit trail.
     pub fn audit_name(&self) -> String {
         match self {

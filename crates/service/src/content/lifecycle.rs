@@ -47,6 +47,7 @@ impl By<'_> {
             By::Job(why) => Record {
                 org_id,
                 actor: format!("system:{why}"),
+                subject: None,
                 action,
                 target: id.to_string(),
                 ip: String::new(),

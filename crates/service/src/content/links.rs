@@ -294,6 +294,7 @@ impl ContentService {
                         Record {
                             org_id: &link.org_id,
                             actor: format!("link:{}", link.id),
+                            subject: None,
                             action: "link.refused",
                             target: link.asset_id.to_string(),
                             ip: meta.ip.clone(),
@@ -354,6 +355,7 @@ impl ContentService {
                 Record {
                     org_id: &link.org_id,
                     actor: format!("link:{}", link.id),
+                    subject: None,
                     action: "link.use",
                     target: read.asset.id.to_string(),
                     ip: meta.ip,

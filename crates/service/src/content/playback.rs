@@ -164,6 +164,7 @@ impl ContentService {
                         Record {
                             org_id: &pb.org_id,
                             actor: format!("playback:{}", pb.id),
+                            subject: None,
                             action: "playback.view",
                             target: pb.asset_id.to_string(),
                             ip: meta.ip.clone(),

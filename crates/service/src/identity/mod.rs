@@ -13,6 +13,7 @@ use crate::Result;
 use crate::ctx::Ctx;
 use crate::notify::Notify;
 
+pub(crate) mod erasure;
 pub(crate) mod export;
 pub(crate) mod hashing;
 pub(crate) mod mfa;

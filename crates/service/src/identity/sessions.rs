@@ -394,6 +394,7 @@ impl Identity {
         let record = |action| Record {
             org_id: &org_id,
             actor: "anonymous".to_owned(),
+            subject: Some(user_id.clone()),
             action,
             target: user_id.to_string(),
             ip: ip.to_owned(),

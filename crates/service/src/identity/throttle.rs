@@ -59,12 +59,17 @@ pub(crate) struct Scopes {
     pair: String,
 }
 
+/// The sign-in failure counter of one account (by its address).
+pub(crate) fn account_scope(email: &Email) -> String {
+    format!("acct:{}", email.as_str())
+}
+
 impl Scopes {
     pub(crate) fn new(email: &Email, ip: &str) -> Scopes {
         Scopes {
             addr: ip.to_owned(),
             ip: format!("ip:{ip}"),
-            account: format!("acct:{}", email.as_str()),
+            account: account_scope(email),
             pair: format!("pair:{}|{ip}", email.as_str()),
         }
     }

@@ -435,6 +435,7 @@ impl MediaWorker {
                 Record {
                     org_id: &asset.org_id,
                     actor: "system".into(),
+                    subject: None,
                     action: "asset.processed",
                     target: asset.id.to_string(),
                     ip: String::new(),
@@ -474,6 +475,7 @@ impl MediaWorker {
                 Record {
                     org_id: &asset.org_id,
                     actor: "system".into(),
+                    subject: None,
                     action: "asset.processing_failed",
                     target: asset.id.to_string(),
                     ip: String::new(),

@@ -109,6 +109,7 @@ impl RegionMover {
                 Record {
                     org_id: &job.org_id,
                     actor: "system".into(),
+                    subject: None,
                     action: "org.region_moved",
                     target: job.org_id.to_string(),
                     ip: String::new(),

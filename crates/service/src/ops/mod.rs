@@ -50,6 +50,7 @@ fn cli_record<'a>(org_id: &'a OrgId, action: &'static str, target: impl ToString
     Record {
         org_id,
         actor: Actor::Cli.audit_name(),
+        subject: None,
         action,
         target: target.to_string(),
         ip: String::new(),
@@ -303,6 +304,7 @@ impl Ops {
             Record {
                 org_id,
                 actor: Actor::Cli.audit_name(),
+                subject: None,
                 action: "org.quota_change",
                 target: org_id.to_string(),
                 ip: String::new(),

@@ -383,6 +383,7 @@ impl Ops {
                 Record {
                     org_id: &blob.org_id,
                     actor: "system".into(),
+                    subject: None,
                     action,
                     target: blob.id.to_string(),
                     ip: String::new(),

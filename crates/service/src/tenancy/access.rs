@@ -612,8 +612,12 @@ impl Tenancy {
             .audit
             .append(
                 &mut tx,
+                // Not the address: it is the invited person's, and this event is sealed under
+                // the inviter's key, which erasing the invited person would not reach. The
+                // invitation row holds it (and erasure deletes that); their `member.join`
+                // event records it under their own key.
                 Record::by(p, "member.invite", &row.id).detail(serde_json::json!({
-                    "email": row.email, "role": display, "expires_at": row.expires_at,
+                    "role": display, "expires_at": row.expires_at,
                 })),
             )
             .await?;
@@ -747,6 +751,7 @@ impl Tenancy {
         let record = Record {
             org_id: &inv.org_id,
             actor: format!("user:{}", user.id),
+            subject: Some(user.id.clone()),
             action: "member.join",
             target: user.id.to_string(),
             ip: meta.ip.clone(),

@@ -138,6 +138,7 @@ pub(crate) fn audit_event(n: i64) -> NewAuditEvent {
         target: format!("ast_{n}"),
         ip: "203.0.113.7".into(),
         detail: format!(r#"{{"n":{n}}}"#),
+        personal: None,
     }
 }
 

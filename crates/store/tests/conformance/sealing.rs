@@ -9,7 +9,7 @@ use strongroom_domain::{
 };
 use strongroom_store::{
     ApiKeyRow, AssetRow, BACKUP_TABLES, InvitationRow, Lane, LinkRow, MediaState, NewAuditEvent,
-    NewJob, RoleRow, SessionRow, Store, StoreError, Value,
+    NewJob, Personal, RoleRow, SessionRow, Store, StoreError, Value,
 };
 
 use super::fixtures::{
@@ -37,6 +37,9 @@ const SESSION_IP: &str = "198.51.100.23";
 const AGENT: &str = "Markagent Zq7";
 const AUDIT_IP: &str = "192.0.2.45";
 const DETAIL: &str = r#"{"note":"Markdetail Zq7"}"#;
+/// A person's event (version 2): sealed under their own key.
+const PERSONAL_IP: &str = "192.0.2.46";
+const PERSONAL_DETAIL: &str = r#"{"note":"Markpersonal Zq7"}"#;
 const LINK_IP: &str = "192.0.2.99";
 const FAILED_SCOPE: &str = "acct:markfail.zq7@example.com";
 const SIGNIN_IP: &str = "192.0.2.123";
@@ -57,6 +60,8 @@ const MARKERS: &[&str] = &[
     AGENT,
     AUDIT_IP,
     "Markdetail",
+    PERSONAL_IP,
+    "Markpersonal",
     LINK_IP,
     "markfail",
     SIGNIN_IP,
@@ -184,6 +189,17 @@ async fn write_markers(s: &Store) -> Written {
         target: space.id.to_string(),
         ip: AUDIT_IP.into(),
         detail: DETAIL.into(),
+        personal: None,
+    };
+    let personal = NewAuditEvent {
+        ip: PERSONAL_IP.into(),
+        detail: PERSONAL_DETAIL.into(),
+        personal: Some(Personal {
+            subject: user.id.to_string(),
+            digest: vec![7; 32],
+            salt: Some(vec![9; 32]),
+        }),
+        ..event.clone()
     };
     let mut tx = s.begin().await.unwrap();
     tx.insert_blob(&blob).await.unwrap();
@@ -199,6 +215,10 @@ async fn write_markers(s: &Store) -> Written {
     tx.insert_link(&link, b"link-hash-zq7").await.unwrap();
     let (seq, prev) = tx.lock_audit_head(&org.id).await.unwrap();
     tx.append_audit(&org.id, seq, &event, &prev, &hash_of(seq), b"mac")
+        .await
+        .unwrap();
+    let (seq, prev) = tx.lock_audit_head(&org.id).await.unwrap();
+    tx.append_audit(&org.id, seq, &personal, &prev, &hash_of(seq), b"mac")
         .await
         .unwrap();
     tx.set_media_state(
@@ -287,6 +307,16 @@ async fn assert_readable(s: &Store, w: &Written) {
     let events = s.audit_events(&w.org, 0, 10).await.unwrap();
     assert_eq!(events[0].event.ip, AUDIT_IP);
     assert_eq!(events[0].event.detail, DETAIL);
+    assert!(events[0].event.personal.is_none());
+    // A person's event (version 2), where this release wrote the markers (release 16 had none).
+    if let Some(e) = events.get(1) {
+        assert_eq!(e.event.ip, PERSONAL_IP);
+        assert_eq!(e.event.detail, PERSONAL_DETAIL);
+        let p = e.event.personal.as_ref().unwrap();
+        assert_eq!((p.subject.as_str(), p.digest.as_slice()), (w.user.as_str(), &[7u8; 32][..]));
+        assert_eq!(p.salt.as_deref(), Some(&[9u8; 32][..]));
+        assert!(e.sealed_intact);
+    }
     let members = s.members(&w.org).await.unwrap();
     assert_eq!(members[0].email.as_str(), EMAIL);
     let orgs = s.memberships_of(&w.user).await.unwrap();
@@ -307,6 +337,7 @@ async fn assert_readable(s: &Store, w: &Written) {
 
 async fn typed_values_are_sealed_and_read_back(env: &Env) {
     let w = write_markers(&env.store).await;
+    assert_eq!(env.store.audit_events(&w.org, 0, 10).await.unwrap().len(), 2);
     assert_no_marker(&env.store).await;
     assert_readable(&env.store, &w).await;
 }

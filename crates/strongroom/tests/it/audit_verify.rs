@@ -361,7 +361,7 @@ async fn uploads(
 }
 
 /// Downloads the export of `org`; returns its lines.
-async fn export(srv: &TestServer, key: &str, org: &str) -> Vec<String> {
+pub(crate) async fn export(srv: &TestServer, key: &str, org: &str) -> Vec<String> {
     let res = srv
         .req(
             Method::GET,
@@ -379,7 +379,7 @@ async fn export(srv: &TestServer, key: &str, org: &str) -> Vec<String> {
 }
 
 /// Runs the offline verifier on `lines`: (exit success, stdout, stderr).
-fn offline_verify(lines: &[String]) -> (bool, String, String) {
+pub(crate) fn offline_verify(lines: &[String]) -> (bool, String, String) {
     offline_verify_with(lines, &[])
 }
 

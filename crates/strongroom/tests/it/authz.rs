@@ -315,9 +315,21 @@ fn table() -> Vec<(&'static str, &'static str)> {
             "GET /hls/{token}/{*path}",
             "404 | 404 404 404 404 404 404 404 | 404 | 404 404 404 | 404 404 404 404 404 | 404",
         ),
-        // Last: it ends the session it is sent with (a fresh one, for session callers).
+        // Only an owner's session erases a member (there is no owner session among the
+        // callers: `erasure::*` tests it); keys of any role never do.
+        (
+            "POST /api/v1/orgs/{org_id}/members/{user_id}/erase",
+            "401 | 403 403 403 403 403 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 403",
+        ),
+        // Last but one: it ends the session it is sent with (a fresh one, for session callers).
         (
             "POST /api/v1/auth/logout",
+            "401 | 403 403 403 403 403 403 204 | 403 | 401 401 401 | 403 403 403 403 403 | 204",
+        ),
+        // Last: a session caller erases its own account (signed in afresh, so re-authenticated
+        // recently), which no later row could then use.
+        (
+            "DELETE /api/v1/me",
             "401 | 403 403 403 403 403 403 204 | 403 | 401 401 401 | 403 403 403 403 403 | 204",
         ),
     ]
@@ -534,11 +546,13 @@ async fn call(srv: &TestServer, ctx: &Ctx, route: &str, cred: &Cred) -> StatusCo
     if route == "POST /api/v1/spaces/{space_id}/assets" {
         path.push_str("?filename=new.bin");
     }
-    // Logging out ends the session it is sent with: a session caller logs out a fresh one.
+    // Logging out ends the session it is sent with, and erasure the account: a session caller
+    // does either with a fresh session.
     let fresh;
     let cred = match cred {
         Cred::Session { email, .. }
-            if route == "POST /api/v1/auth/logout" && email != "removed" =>
+            if (route == "POST /api/v1/auth/logout" || route == "DELETE /api/v1/me")
+                && email != "removed" =>
         {
             fresh = Cred::Session {
                 web: sign_in(srv, email, PASSWORD).await,

@@ -22,6 +22,7 @@ mod contract;
 mod crash;
 mod dashboard;
 mod edge;
+mod erasure;
 mod escalation;
 mod faults;
 mod key_cache;
