@@ -12,6 +12,9 @@ ALTER TABLE users ADD COLUMN person_key TEXT;
 -- When the person was erased: the row stays, holding nothing about them, so ids in the audit
 -- trail still name a row.
 ALTER TABLE users ADD COLUMN erased_at BIGINT;
+-- Backups keep person keys in their key sets, apart from the snapshot; 1 once every key set
+-- has been rewritten without this person's (as `shredded_blobs.backups_done` for data keys).
+ALTER TABLE users ADD COLUMN erasure_backups_done BIGINT NOT NULL DEFAULT 0;
 
 -- A version-2 event: the person whose key seals its personal part, that part (address, detail
 -- and the salt, sealed under their key) and its digest, which the event's hash covers.

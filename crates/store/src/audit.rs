@@ -111,8 +111,12 @@ pub(crate) fn event(s: &Seal, row: &AnyRow) -> Result<AuditEventRow> {
     let personal = match subject {
         None => None,
         Some(subject) => {
-            let digest: Vec<u8> = row.try_get::<Option<Vec<u8>>, _>("personal_digest")?.unwrap_or_default();
-            let sealed: Vec<u8> = row.try_get::<Option<Vec<u8>>, _>("personal")?.unwrap_or_default();
+            let digest: Vec<u8> = row
+                .try_get::<Option<Vec<u8>>, _>("personal_digest")?
+                .unwrap_or_default();
+            let sealed: Vec<u8> = row
+                .try_get::<Option<Vec<u8>>, _>("personal")?
+                .unwrap_or_default();
             let key: Option<String> = row.try_get("person_key")?;
             let erased: Option<i64> = row.try_get("erased_at")?;
             let part = match key {
@@ -174,11 +178,11 @@ impl Store {
              WHERE e.org_id = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(org_id.as_str())
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(self.pool())
-        .await?;
+            .bind(org_id.as_str())
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await?;
         rows.iter().map(|r| event(self.seal(), r)).collect()
     }
 

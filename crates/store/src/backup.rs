@@ -175,10 +175,13 @@ impl Store {
         )
     }
 
-    /// Shredded blobs the backups' key sets may still hold (not yet applied everywhere).
+    /// Shredded blobs and erased people whose keys the backups' key sets may still hold (not
+    /// yet applied everywhere): blob ids and user ids.
     pub async fn pending_shreds(&self) -> Result<Vec<String>> {
         Ok(sqlx::query_scalar(
-            "SELECT blob_id FROM shredded_blobs WHERE backups_done = 0 ORDER BY blob_id",
+            "SELECT blob_id FROM shredded_blobs WHERE backups_done = 0 \
+             UNION SELECT id FROM users WHERE erased_at IS NOT NULL AND erasure_backups_done = 0 \
+             ORDER BY 1",
         )
         .fetch_all(self.pool())
         .await?)
@@ -198,6 +201,10 @@ impl Store {
     pub async fn shreds_applied(&self, ids: &[String]) -> Result<()> {
         for id in ids {
             sqlx::query("UPDATE shredded_blobs SET backups_done = 1 WHERE blob_id = $1")
+                .bind(id.as_str())
+                .execute(self.pool())
+                .await?;
+            sqlx::query("UPDATE users SET erasure_backups_done = 1 WHERE id = $1")
                 .bind(id.as_str())
                 .execute(self.pool())
                 .await?;
@@ -385,6 +392,18 @@ impl Store {
         }
         tx.commit().await?;
         Ok(assets)
+    }
+
+    /// Puts a person's key (its stored, sealed form, from a backup's key set) back into their
+    /// restored row, unless they are erased in it.
+    pub async fn restore_person_key(&self, user_id: &str, stored: &str) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE users SET person_key = $1 WHERE id = $2 AND erased_at IS NULL")
+                .bind(stored)
+                .bind(user_id)
+                .execute(self.pool())
+                .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Sets the data key of a restored blob row (a backup keeps data keys apart from its rows).

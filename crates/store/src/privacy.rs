@@ -62,7 +62,10 @@ impl Store {
 /// The email address an erased user's row holds instead of theirs: unique, and unroutable
 /// (`.invalid` is reserved, RFC 2606).
 pub fn erased_email(user_id: &UserId) -> String {
-    format!("erased-{}@erased.invalid", user_id.as_str().replace('_', "-"))
+    format!(
+        "erased-{}@erased.invalid",
+        user_id.as_str().replace('_', "-")
+    )
 }
 
 /// The name an erased user's API keys are left with.

@@ -192,7 +192,12 @@ impl Seal {
     }
 
     /// The plaintext of [`Seal::seal_personal`]'s output, if it opens under `key` in this row.
-    pub(crate) fn open_personal(&self, key: &[u8; 32], row_id: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+    pub(crate) fn open_personal(
+        &self,
+        key: &[u8; 32],
+        row_id: &str,
+        sealed: &[u8],
+    ) -> Option<Vec<u8>> {
         self.sealer
             .open_with(key, &aad(AUDIT_PERSONAL, row_id), sealed)
     }

@@ -34,7 +34,10 @@ impl FieldSealer for TestSealer {
         FieldKey::from_bytes(key).seal(aad, plaintext)
     }
     fn open_with(&self, key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
-        FieldKey::from_bytes(key).open(aad, sealed).ok().map(|p| p.to_vec())
+        FieldKey::from_bytes(key)
+            .open(aad, sealed)
+            .ok()
+            .map(|p| p.to_vec())
     }
 }
 

@@ -306,7 +306,7 @@ async fn restore(args: &InstanceArgs, raw: &str, from: &str, json: bool) -> anyh
     // The restored chain heads, signed: `audit verify` passes on the restored system.
     let round = inst.service.audit.write_audit_checkpoints().await?;
     let detail = serde_json::json!({"rows": loaded.rows, "blobs": objects, "bytes": bytes,
-        "shredded_assets": loaded.shredded_assets, "checkpoints": round.written,
+        "shredded_assets": loaded.shredded_assets, "erased_people": loaded.erased_people, "checkpoints": round.written,
         "backup_created_at": loaded.created_at});
     inst.service
         .backups
@@ -321,12 +321,13 @@ async fn restore(args: &InstanceArgs, raw: &str, from: &str, json: bool) -> anyh
         print_json(out);
     } else {
         println!(
-            "restored backup {id} (taken {}) into {}: {} rows, {} blobs ({bytes} bytes), {} purged asset(s) left out; start it with `strongroom serve --data-dir {}`",
+            "restored backup {id} (taken {}) into {}: {} rows, {} blobs ({bytes} bytes), {} purged asset(s) left out, {} person(s) erased since erased again; start it with `strongroom serve --data-dir {}`",
             loaded.created_at,
             database,
             loaded.rows,
             objects,
             loaded.shredded_assets,
+            loaded.erased_people,
             settings.data_dir.display()
         );
     }

@@ -141,11 +141,43 @@ pub(crate) struct BlobEntry {
     pub(crate) region: String,
 }
 
-/// The data keys of a backup's blobs: blob id -> (KEK version, wrapped data key). Kept apart
-/// from the immutable snapshot so a purge can remove one.
+/// The keys a purge or an erasure must be able to destroy, kept apart from the immutable
+/// snapshot: the data keys of a backup's blobs (blob id -> KEK version, wrapped data key), and
+/// the people's keys (user id -> the sealed `users.person_key`, which seals the personal part
+/// of their audit events).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct KeySet {
     pub(crate) keys: BTreeMap<String, WrappedKey>,
+    /// Since schema 19 (absent from older key sets).
+    #[serde(default)]
+    pub(crate) persons: BTreeMap<String, String>,
+    /// People erased since the backup: their keys were taken out, and a restore erases them
+    /// again (the snapshot still holds their account as it was).
+    #[serde(default)]
+    pub(crate) erased: std::collections::BTreeSet<String>,
+}
+
+impl KeySet {
+    /// Takes out the keys of purged blobs and erased people; whether anything changed.
+    pub(crate) fn forget(
+        &mut self,
+        shredded: &std::collections::HashSet<String>,
+        erased: &std::collections::HashSet<String>,
+    ) -> bool {
+        let before = (self.keys.len(), self.persons.len());
+        self.keys.retain(|k, _| !shredded.contains(k));
+        let gone: Vec<String> = self
+            .persons
+            .keys()
+            .filter(|u| erased.contains(*u))
+            .cloned()
+            .collect();
+        for u in gone {
+            self.persons.remove(&u);
+            self.erased.insert(u);
+        }
+        before != (self.keys.len(), self.persons.len())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -251,6 +251,11 @@ impl Backups {
             } else {
                 None
             };
+            let person_cols = if *table == "users" {
+                PersonColumns::find(&columns)
+            } else {
+                None
+            };
             line(
                 &mut buf,
                 &Line::Table {
@@ -264,6 +269,11 @@ impl Backups {
                     let (entry, key) = cols.take_key(&mut row)?;
                     keyset.keys.insert(entry.id.clone(), key);
                     blobs.push(entry);
+                }
+                if let Some(cols) = &person_cols
+                    && let Some((user, key)) = cols.take_key(&mut row)
+                {
+                    keyset.persons.insert(user, key);
                 }
                 line(&mut buf, &Line::Row(row))?;
                 rows += 1;
@@ -325,11 +335,14 @@ impl Backups {
         // write, so a purge that lands meanwhile is never missed).
         loop {
             let shredded: HashSet<String> = store.shredded_blobs().await?.into_iter().collect();
-            keyset.keys.retain(|k, _| !shredded.contains(k));
+            let erased: HashSet<String> = store.erased_users().await?.into_iter().collect();
+            keyset.forget(&shredded, &erased);
             let sealed = self.keys.seal_keyset(&id, &keyset)?;
             new_bytes += sealed.len() as u64;
             put_object(&*dest.store, &keys_object(&id), sealed.into()).await?;
-            if store.shredded_blobs().await?.len() == shredded.len() {
+            if store.shredded_blobs().await?.len() == shredded.len()
+                && store.erased_users().await?.len() == erased.len()
+            {
                 break;
             }
         }
@@ -565,6 +578,34 @@ impl Backups {
                 Ok(None) => {}
                 Err(e) => tracing::error!(error = %e, "the scheduled backup failed"),
             }
+        }
+    }
+}
+
+/// The columns of the `users` table a backup moves a person's key out of (schema 19 on).
+struct PersonColumns {
+    id: usize,
+    key: usize,
+}
+
+impl PersonColumns {
+    fn find(columns: &[String]) -> Option<PersonColumns> {
+        let at = |name: &str| columns.iter().position(|c| c == name);
+        Some(PersonColumns {
+            id: at("id")?,
+            key: at("person_key")?,
+        })
+    }
+
+    /// The row's user and key (its sealed form), if it has one; the key's place is emptied.
+    fn take_key(&self, row: &mut [Value]) -> Option<(String, String)> {
+        let Value::Text(user) = row.get(self.id)? else {
+            return None;
+        };
+        let user = user.clone();
+        match std::mem::replace(row.get_mut(self.key)?, Value::Null) {
+            Value::Text(key) => Some((user, key)),
+            _ => None,
         }
     }
 }

@@ -118,9 +118,9 @@ impl Backups {
         Ok(report)
     }
 
-    /// Carries purges into the backups: every key set at every destination this instance has
-    /// backed up to (configured, or used by a `backup create`) is rewritten without the data
-    /// keys of blobs shredded since. Marks the shreds done only when every destination answered.
+    /// Carries purges and erasures into the backups: every key set at every destination this
+    /// instance has backed up to (configured, or used by a `backup create`) is rewritten
+    /// without the data keys of blobs shredded since and the keys of people erased since. Marks the shreds done only when every destination answered.
     pub async fn shred_pass(&self) -> Result<ShredReport> {
         let store = &self.ctx.store;
         let pending = store.pending_shreds().await?;
@@ -129,6 +129,7 @@ impl Backups {
             return Ok(report);
         }
         let shredded: HashSet<String> = store.shredded_blobs().await?.into_iter().collect();
+        let erased: HashSet<String> = store.erased_users().await?.into_iter().collect();
         let mut urls: BTreeSet<String> =
             self.destinations().iter().map(|d| d.url.clone()).collect();
         urls.extend(store.backup_destinations_used().await?);
@@ -144,7 +145,7 @@ impl Backups {
                     }
                 },
             };
-            match self.shred_at(&dest, &shredded).await {
+            match self.shred_at(&dest, &shredded, &erased).await {
                 Ok(n) => report.rewritten += n,
                 Err(e) => {
                     tracing::warn!(destination = %url, error = %e, "cannot remove purged keys from a backup destination; trying again at the next pass");
@@ -158,7 +159,12 @@ impl Backups {
         Ok(report)
     }
 
-    async fn shred_at(&self, dest: &Destination, shredded: &HashSet<String>) -> Result<u64> {
+    async fn shred_at(
+        &self,
+        dest: &Destination,
+        shredded: &HashSet<String>,
+        erased: &HashSet<String>,
+    ) -> Result<u64> {
         let mut rewritten = 0;
         for (name, _) in dest.store.list_objects().await? {
             let Some(id) = manifest_id(&name) else {
@@ -170,9 +176,7 @@ impl Backups {
                 tracing::warn!(destination = %dest.url, object = %object, "a backup key set does not open under this root key");
                 continue;
             };
-            let before = keyset.keys.len();
-            keyset.keys.retain(|k, _| !shredded.contains(k));
-            if keyset.keys.len() != before {
+            if keyset.forget(shredded, erased) {
                 let sealed = self.keys.seal_keyset(&id, &keyset)?;
                 put_object(&*dest.store, &object, sealed.into()).await?;
                 rewritten += 1;

@@ -25,7 +25,11 @@ fn personal_event(subject: &str, ip: &str) -> NewAuditEvent {
     }
 }
 
-async fn append_event(s: &strongroom_store::Store, org: &strongroom_domain::OrgId, ev: &NewAuditEvent) {
+async fn append_event(
+    s: &strongroom_store::Store,
+    org: &strongroom_domain::OrgId,
+    ev: &NewAuditEvent,
+) {
     let mut tx = s.begin().await.unwrap();
     let (seq, prev) = tx.lock_audit_head(org).await.unwrap();
     tx.append_audit(org, seq, ev, &prev, &hash_of(seq), b"mac")
@@ -47,7 +51,11 @@ pub(crate) async fn erasing_a_person_destroys_the_key_to_their_events(env: &Env)
 
     let mut tx = s.begin().await.unwrap();
     let scopes = ["acct:ada@example.com".to_owned()];
-    assert!(tx.erase_user(&ada.id, "ada@example.com", &scopes, ts(5)).await.unwrap());
+    assert!(
+        tx.erase_user(&ada.id, "ada@example.com", &scopes, ts(5))
+            .await
+            .unwrap()
+    );
     tx.commit().await.unwrap();
 
     let events = s.audit_events(&org.id, 0, 10).await.unwrap();
@@ -57,11 +65,17 @@ pub(crate) async fn erasing_a_person_destroys_the_key_to_their_events(env: &Env)
     assert!(e.sealed_intact);
     assert_eq!((e.event.ip.as_str(), e.event.detail.as_str()), ("", ""));
     let p = e.event.personal.as_ref().unwrap();
-    assert_eq!((p.subject.as_str(), p.digest.as_slice(), p.salt.as_ref()), (ada.id.as_str(), &[3u8; 32][..], None));
+    assert_eq!(
+        (p.subject.as_str(), p.digest.as_slice(), p.salt.as_ref()),
+        (ada.id.as_str(), &[3u8; 32][..], None)
+    );
     assert_eq!(e.event.action, "asset.create");
     // Bob's and the system's are untouched.
     assert_eq!(events[1].event.ip, "192.0.2.2");
-    assert_eq!(events[1].event.personal.as_ref().unwrap().salt.as_deref(), Some(&[4u8; 32][..]));
+    assert_eq!(
+        events[1].event.personal.as_ref().unwrap().salt.as_deref(),
+        Some(&[4u8; 32][..])
+    );
     assert_eq!(events[2].event.ip, audit_event(3).ip);
 
     // Her address finds no one, and is free for a new account; she is in no organization.
@@ -84,9 +98,21 @@ pub(crate) async fn an_erased_person_is_erased_once(env: &Env) {
     let s = &env.store;
     let ada = new_user(s, "ada@example.com").await;
     let mut tx = s.begin().await.unwrap();
-    assert!(tx.erase_user(&ada.id, "ada@example.com", &[], ts(5)).await.unwrap());
-    assert!(!tx.erase_user(&ada.id, "ada@example.com", &[], ts(6)).await.unwrap());
+    assert!(
+        tx.erase_user(&ada.id, "ada@example.com", &[], ts(5))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tx.erase_user(&ada.id, "ada@example.com", &[], ts(6))
+            .await
+            .unwrap()
+    );
     let nobody = strongroom_domain::UserId::generate();
-    assert!(!tx.erase_user(&nobody, "x@example.com", &[], ts(6)).await.unwrap());
+    assert!(
+        !tx.erase_user(&nobody, "x@example.com", &[], ts(6))
+            .await
+            .unwrap()
+    );
     tx.commit().await.unwrap();
 }

@@ -313,7 +313,10 @@ async fn assert_readable(s: &Store, w: &Written) {
         assert_eq!(e.event.ip, PERSONAL_IP);
         assert_eq!(e.event.detail, PERSONAL_DETAIL);
         let p = e.event.personal.as_ref().unwrap();
-        assert_eq!((p.subject.as_str(), p.digest.as_slice()), (w.user.as_str(), &[7u8; 32][..]));
+        assert_eq!(
+            (p.subject.as_str(), p.digest.as_slice()),
+            (w.user.as_str(), &[7u8; 32][..])
+        );
         assert_eq!(p.salt.as_deref(), Some(&[9u8; 32][..]));
         assert!(e.sealed_intact);
     }
@@ -337,7 +340,10 @@ async fn assert_readable(s: &Store, w: &Written) {
 
 async fn typed_values_are_sealed_and_read_back(env: &Env) {
     let w = write_markers(&env.store).await;
-    assert_eq!(env.store.audit_events(&w.org, 0, 10).await.unwrap().len(), 2);
+    assert_eq!(
+        env.store.audit_events(&w.org, 0, 10).await.unwrap().len(),
+        2
+    );
     assert_no_marker(&env.store).await;
     assert_readable(&env.store, &w).await;
 }

@@ -8,6 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::audit_verify::{export, offline_verify};
+use crate::backup::{assert_all_read_back, audit_verifies, create, dest, fixture, restore};
 use crate::both_backends;
 use crate::support::*;
 
@@ -246,5 +247,43 @@ both_backends! {
         // Carol is untouched.
         sign_in(&srv, &carol_email, PASSWORD).await;
         chain_verifies(&srv, owner, org).await;
+    }
+
+    async fn an_erasure_reaches_a_restore_of_an_earlier_backup(b: Backend) {
+        let Some(srv) = TestServer::start(b).await else { return };
+        let f = fixture(&srv, &[1000, 2000]).await;
+        let ada_email = unique_email("ada");
+        let ada = add_member(&srv, &f.org, &ada_email, "editor", Some(PASSWORD));
+        let web = sign_in(&srv, &ada_email, PASSWORD).await;
+        let res = web.send(&srv, Method::POST, &format!("/api/v1/spaces/{}/assets?filename=ADAMARKER.txt", f.space)).body(pattern(700, 9)).send().await.unwrap();
+        let upload = expect_json(res, StatusCode::CREATED).await["id"].as_str().unwrap().to_owned();
+        let d = dest();
+        let before = create(&srv, &d);
+        let id = before["id"].as_str().unwrap();
+
+        let res = web.send(&srv, Method::DELETE, "/api/v1/me").send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::NO_CONTENT);
+        let status = srv.run_json(&["storage", "status", "--json"]);
+        assert_eq!(status["backups"]["shreds_pending"], 1, "{status}");
+        // The shred pass takes her key out of the earlier backup's key set.
+        let pruned = srv.run_json(&["backup", "prune", "--from", &d.url, "--json"]);
+        assert_eq!(pruned["shred"]["rewritten"], 1, "{pruned}");
+        let status = srv.run_json(&["storage", "status", "--json"]);
+        assert_eq!(status["backups"]["shreds_pending"], 0, "{status}");
+
+        // Restored, the earlier backup holds her account as it was: the restore erases it
+        // again, and her events cannot be opened without the key it no longer has.
+        let (restored, report) = restore(&srv.data_dir, id, &d.url, b).await;
+        assert_eq!(report["erased_people"], 1, "{report}");
+        let res = restored.client.post(restored.url("/api/v1/auth/login")).json(&json!({"email": ada_email, "password": PASSWORD})).send().await.unwrap();
+        expect_problem(res, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+        let events = trail(&restored, &f.key, &f.org).await;
+        let hers: Vec<&Value> = events.iter().filter(|e| e["actor"] == format!("user:{ada}")).collect();
+        assert!(!hers.is_empty() && hers.iter().all(|e| e["erased"] == true && e["ip"] == ""), "{hers:?}");
+        assert!(!Value::Array(events.clone()).to_string().contains("ADAMARKER"));
+        // Everything else is there: the organization's content, hers included, and the chain.
+        assert_all_read_back(&restored, &f).await;
+        assert_eq!(download(&restored, &f.key, &upload).await, pattern(700, 9));
+        audit_verifies(&restored, &f.org);
     }
 }
