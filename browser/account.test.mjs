@@ -1,11 +1,12 @@
 // The dashboard's account, organization and access flows in a real Chromium: the captcha solved
 // in the page, password change, sessions, two-factor off again, the organization switcher (and a
-// quota refusal there), a custom role granted in one space, and delete with confirmation.
+// quota refusal there), a custom role granted in one space, delete with confirmation, and
+// erasing an account (one's own, and a member's as the owner).
 
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { after, before, test } from "node:test";
-import { apiCall, assertAccessible, close, env, eventually, launch, media, newPage, screenshot, signIn, totp, unique } from "./support.mjs";
+import { apiCall, assertAccessible, close, env, eventually, invitationToken, launch, media, newPage, screenshot, signIn, totp, unique } from "./support.mjs";
 
 before(launch);
 after(close);
@@ -244,5 +245,65 @@ test("download my data: the account page gives a zip of the signed-in person's d
   assert.equal(bytes.subarray(0, 2).toString(), "PK", "a zip archive");
   assert.ok(bytes.includes(Buffer.from("account.json")) && bytes.includes(Buffer.from(env.admin.email)), "it holds the account");
   assert.ok(!bytes.includes(Buffer.from(env.owner.email)), "nobody else's address");
+  await done();
+});
+
+/** A new member of the owner's organization, through an invitation accepted over the API. */
+async function acceptedMember(role) {
+  const email = `${unique("gone")}@example.com`;
+  const password = "quartz lantern meadow forty 6";
+  const inv = await apiCall(env.owner.key, "POST", `/api/v1/orgs/${env.owner.org}/invitations`, { email, role });
+  assert.equal(inv.status, 201, inv.text);
+  const token = await invitationToken(email);
+  const ok = await apiCall(null, "POST", "/api/v1/invitations/accept", { token, password });
+  assert.equal(ok.status, 200, ok.text);
+  return { email, password, id: ok.json.user_id };
+}
+
+test("erase my account: typed confirmation, then signed out and unable to sign in again", async () => {
+  const gone = await acceptedMember("editor");
+  const { page, done } = await newPage();
+  await signIn(page, gone);
+  await page.getByRole("link", { name: "My account" }).click();
+  const card = page.getByRole("form", { name: "Erase my account" });
+  await card.waitFor();
+  await assertAccessible(page);
+  // A wrong confirmation erases nothing.
+  await card.getByLabel("Type your email address to confirm").fill("someone-else@example.com");
+  await card.getByRole("button", { name: "Erase my account" }).click();
+  await card.getByText("Type your email address exactly as shown above to confirm.").waitFor();
+  // Cancel in the dialog erases nothing either.
+  await card.getByLabel("Type your email address to confirm").fill(gone.email);
+  await card.getByRole("button", { name: "Erase my account" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Cancel" }).click();
+  assert.equal((await login(gone.email, gone.password)).status, 200);
+  await card.getByRole("button", { name: "Erase my account" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Erase" }).click();
+  await page.getByText("Your account was erased.").waitFor();
+  assert.equal((await login(gone.email, gone.password)).status, 401);
+  // The trail keeps who, what and when of their actions, and nothing else.
+  const trail = (await apiCall(env.owner.key, "GET", `/api/v1/orgs/${env.owner.org}/audit?limit=1000`)).json.items;
+  const theirs = trail.filter((e) => e.actor === `user:${gone.id}`);
+  assert.ok(theirs.length > 0 && theirs.every((e) => e.erased === true && e.ip === ""), JSON.stringify(theirs));
+  await done();
+});
+
+test("an owner erases a member's account from the members page; an admin has no such button", async () => {
+  const gone = await acceptedMember("viewer");
+  const admin = await newPage();
+  await signIn(admin.page, env.admin);
+  await admin.page.goto(`${env.base}/#/members`);
+  await admin.page.getByRole("button", { name: `Remove ${gone.email}` }).waitFor();
+  assert.equal(await admin.page.getByRole("button", { name: `Erase the account of ${gone.email}` }).count(), 0);
+  await admin.done();
+
+  const { page, done } = await newPage();
+  await signIn(page, env.owner);
+  await page.goto(`${env.base}/#/members`);
+  await page.getByRole("button", { name: `Erase the account of ${gone.email}` }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Erase" }).click();
+  await page.getByText(`The account of ${gone.email} was erased.`).waitFor();
+  assert.equal(await page.getByRole("button", { name: `Remove ${gone.email}` }).count(), 0);
+  assert.equal((await login(gone.email, gone.password)).status, 401);
   await done();
 });

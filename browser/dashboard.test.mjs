@@ -69,7 +69,7 @@ test("a page still loading when the user moves on never replaces the page opened
   page.on("requestfinished", (r) => slow(new URL(r.url())) && answered());
   await signIn(page, env.viewer);
   await page.getByRole("link", { name: "My account" }).click();
-  await page.getByRole("heading", { name: "My account" }).waitFor();
+  await page.getByRole("heading", { name: "My account", exact: true }).waitFor();
   released();
   await spacesAnswered;
   await page.waitForTimeout(300);

@@ -1,5 +1,5 @@
 // My account: change password, two-factor authentication (enrol with the QR code, recovery
-// codes shown once, turn off) and my signed-in sessions.
+// codes shown once, turn off), my signed-in sessions, a copy of my data, and erasing my account.
 
 import { ApiError, add, api, busy, confirmAction, field, fill, h, notify, page, secretBox, session, table, time, withCaptcha } from "./lib.js";
 
@@ -142,6 +142,29 @@ async function sessionsCard() {
   return card;
 }
 
+/** Erasure of the account: typed confirmation, then the password if the sign-in is old. */
+function eraseCard() {
+  const email = session.account.email || "";
+  const say = h("p", { class: "error", role: "alert" });
+  const form = h("form", { class: "card", novalidate: true, "aria-labelledby": "erase-title" },
+    h("h2", { id: "erase-title" }, "Erase my account"),
+    h("p", {}, "Your account, sessions, API keys and second factor are deleted. Your uploads stay with their organizations. Your past actions stay in each organization's audit trail as who, what and when, but their addresses and details can no longer be read by anyone, in this database or in any backup. This cannot be undone."),
+    field("Type your email address to confirm", { name: "confirm", type: "text", autocomplete: "off", required: true, spellcheck: "false" }),
+    h("button", { type: "submit", class: "danger" }, "Erase my account"), say);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    fill(say);
+    if (new FormData(form).get("confirm").trim().toLowerCase() !== email.toLowerCase()) {
+      fill(say, "Type your email address exactly as shown above to confirm.");
+      return;
+    }
+    if (!(await confirmAction("Erase your account for good? This cannot be undone.", "Erase"))) return;
+    const ok = await busy(form, () => withReauth(() => api("DELETE", "/api/v1/me")).then(() => true));
+    if (ok) window.dispatchEvent(new CustomEvent("strongroom:account-erased"));
+  });
+  return form;
+}
+
 export async function accountPage(main) {
   const refresh = async () => {
     session.account = await api("GET", "/api/v1/me/orgs");
@@ -153,7 +176,8 @@ export async function accountPage(main) {
     mfaCard(refresh),
     session.me.mfa_enrolment_required ? null : passwordCard(),
     session.me.mfa_enrolment_required ? null : await sessionsCard(),
-    exportCard());
+    exportCard(),
+    eraseCard());
 }
 
 /** Your copy of your data: a zip the browser downloads with the session cookie. */

@@ -142,5 +142,9 @@ window.addEventListener("strongroom:signed-out", () => {
     location.hash = `#/signin?next=${encodeURIComponent(location.hash)}&expired=1`;
   }
 });
+window.addEventListener("strongroom:account-erased", () => {
+  signedOut();
+  location.hash = "#/signin?erased=1";
+});
 window.addEventListener("hashchange", route);
 route();

@@ -1,7 +1,8 @@
-// Members (change role, remove, who has 2FA), invitations (invite, list, revoke), roles
+// Members (change role, remove, erase an account as an owner, who has 2FA), invitations (invite, list, revoke), roles
 // (custom roles with a permission picker) and the organization's security settings.
 
 import { api, busy, can, confirmAction, enc, field, fill, h, listAll, messageOf, notify, option, page, session, table, time } from "./lib.js";
+import { withReauth } from "./account.js";
 
 const PERMISSIONS = [
   ["org:read", "See the organization"], ["org:manage", "Change organization settings"],
@@ -48,7 +49,22 @@ async function membersCard(roles) {
         }
       },
     }, "Remove");
-    return [m.email, select, m.mfa_enabled ? h("span", { class: "badge ready" }, "on") : h("span", { class: "badge" }, "off"), remove];
+    // Only an owner erases an account, and only of someone in this organization alone (the
+    // server says so otherwise).
+    const erase = self || session.me.role !== "owner" ? null : h("button", {
+      type: "button", class: "quiet danger", "aria-label": `Erase the account of ${m.email}`,
+      onclick: async (ev) => {
+        if (!(await confirmAction(`Erase the account of ${m.email} for good? Their uploads stay; their account, sessions and keys are deleted, and the addresses and details of their past actions in the audit trail can no longer be read.`, "Erase"))) return;
+        try {
+          await withReauth(() => api("POST", `/api/v1/orgs/${org()}/members/${enc(m.user_id)}/erase`));
+          ev.target.closest("tr").remove();
+          notify(`The account of ${m.email} was erased.`);
+        } catch (e) {
+          notify(messageOf(e), "error");
+        }
+      },
+    }, "Erase account");
+    return [m.email, select, m.mfa_enabled ? h("span", { class: "badge ready" }, "on") : h("span", { class: "badge" }, "off"), h("span", { class: "row-actions" }, remove, erase ? " " : null, erase)];
   }), "Members"));
   return card;
 }
