@@ -70,6 +70,7 @@ pub use sealing::metadata_sealer;
 pub use strongroom_store::MemberRow;
 pub use strongroom_store::Page;
 pub use tenancy::access::{Accepted, GrantInfo, InvitationInfo, RoleInfo};
+pub use tenancy::deletion::OrgDeleted;
 pub use tenancy::policy::{OrgDetail, OrgPolicy, PolicyChange, RegionMoveSummary};
 pub use tenancy::quotas::UsageInfo;
 

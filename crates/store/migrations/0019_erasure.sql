@@ -1,4 +1,4 @@
--- Schema v19: erasure of a person.
+-- Schema v19: erasure of a person, and deletion of a whole organization.
 --
 -- Each person gets a random key (sealed in their row) that seals the personal part of the audit
 -- events they do: the address and the detail. Such an event's hash covers a salted digest of
@@ -21,3 +21,11 @@ ALTER TABLE users ADD COLUMN erasure_backups_done BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE audit_events ADD COLUMN subject TEXT;
 ALTER TABLE audit_events ADD COLUMN personal BYTES;
 ALTER TABLE audit_events ADD COLUMN personal_digest BYTES;
+
+-- When the organization was deleted: the row stays as a tombstone, with no name (its index
+-- cleared, so the name is free) and nothing in it, keeping the head of its chain, whose last
+-- event (the `org.delete` event, the only one kept) `audit verify` checks.
+ALTER TABLE orgs ADD COLUMN deleted_at BIGINT;
+-- 1 once every backup key set notes the deletion (a restore of an earlier backup deletes the
+-- organization again).
+ALTER TABLE orgs ADD COLUMN deletion_backups_done BIGINT NOT NULL DEFAULT 0;

@@ -203,10 +203,11 @@ impl Store {
         .transpose()
     }
 
-    /// The recorded head of every organization's chain, in organization id order.
+    /// The recorded head of every live organization's chain (a deleted one's never moves
+    /// again), in organization id order.
     pub async fn audit_heads(&self) -> Result<Vec<(OrgId, AuditHead)>> {
         let rows =
-            sqlx::query("SELECT id, audit_seq, audit_head, audit_head_mac FROM orgs ORDER BY id")
+            sqlx::query("SELECT id, audit_seq, audit_head, audit_head_mac FROM orgs WHERE deleted_at IS NULL ORDER BY id")
                 .fetch_all(self.pool())
                 .await?;
         rows.iter()

@@ -175,12 +175,13 @@ impl Store {
         )
     }
 
-    /// Shredded blobs and erased people whose keys the backups' key sets may still hold (not
-    /// yet applied everywhere): blob ids and user ids.
+    /// Shredded blobs, erased people and deleted organizations the backups' key sets may not
+    /// reflect yet (not applied everywhere): blob, user and organization ids.
     pub async fn pending_shreds(&self) -> Result<Vec<String>> {
         Ok(sqlx::query_scalar(
             "SELECT blob_id FROM shredded_blobs WHERE backups_done = 0 \
              UNION SELECT id FROM users WHERE erased_at IS NOT NULL AND erasure_backups_done = 0 \
+             UNION SELECT id FROM orgs WHERE deleted_at IS NOT NULL AND deletion_backups_done = 0 \
              ORDER BY 1",
         )
         .fetch_all(self.pool())
@@ -205,6 +206,10 @@ impl Store {
                 .execute(self.pool())
                 .await?;
             sqlx::query("UPDATE users SET erasure_backups_done = 1 WHERE id = $1")
+                .bind(id.as_str())
+                .execute(self.pool())
+                .await?;
+            sqlx::query("UPDATE orgs SET deletion_backups_done = 1 WHERE id = $1")
                 .bind(id.as_str())
                 .execute(self.pool())
                 .await?;

@@ -50,6 +50,7 @@ pub use links::LinkRow;
 pub use media::{MediaState, PlaybackRow, RenditionRow};
 pub use mfa::{MemberRow, TotpRow};
 pub use migrate::{SCHEMA_VERSION, versions as migration_versions};
+pub use privacy::DeletedOrg;
 pub use quotas::{QuotaRow, Usage};
 pub use regions::RegionSpread;
 pub use seal::FieldSealer;

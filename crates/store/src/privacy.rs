@@ -1,12 +1,12 @@
 //! Privacy requests: what a person's data export reads (their keys across organizations, and
-//! the audit events about them), and their erasure.
+//! the audit events about them), their erasure, and the deletion of a whole organization.
 
 use sqlx::Row;
-use strongroom_domain::{OrgId, Timestamp, UserId};
+use strongroom_domain::{BlobId, OrgId, Timestamp, UserId};
 
 use crate::audit::{EVENT_COLUMNS, EVENT_JOIN, event};
 use crate::keys::{KEY_COLUMNS, api_key};
-use crate::seal::{FAILURE_SCOPE, INVITATION_EMAIL, KEY_NAME, USER_EMAIL};
+use crate::seal::{FAILURE_SCOPE, INVITATION_EMAIL, KEY_NAME, ORG_NAME, USER_EMAIL};
 use crate::{ApiKeyRow, AuditEventRow, Result, Store, StoreError, Tx};
 
 impl Store {
@@ -196,6 +196,146 @@ impl Store {
         let at: Option<Option<i64>> =
             sqlx::query_scalar("SELECT erased_at FROM users WHERE id = $1")
                 .bind(user_id.as_str())
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(at.map(|a| a.is_some()))
+    }
+}
+
+/// What a deleted organization left behind: the blobs whose rows (and keys) went with it, for
+/// their objects to be removed, and the people who belonged to it alone.
+#[derive(Debug, Default)]
+pub struct DeletedOrg {
+    /// Every blob the organization held: originals and renditions.
+    pub blobs: Vec<BlobId>,
+    /// Assets that went with it.
+    pub assets: u64,
+}
+
+impl Tx {
+    /// The members of `org_id` who belong to no other organization.
+    pub async fn members_of_org_alone(&mut self, org_id: &OrgId) -> Result<Vec<UserId>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT m.user_id FROM memberships m WHERE m.org_id = $1 AND NOT EXISTS \
+             (SELECT 1 FROM memberships o WHERE o.user_id = m.user_id AND o.org_id <> $1) \
+             ORDER BY m.user_id",
+        )
+        .bind(org_id.as_str())
+        .fetch_all(self.conn())
+        .await?;
+        ids.iter()
+            .map(|id| {
+                UserId::parse(id).map_err(|e| StoreError::Corrupt {
+                    table: "memberships",
+                    detail: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes everything an organization holds, in this transaction: its assets (with their
+    /// renditions, package keys, links and playbacks) and every blob row, each recorded as
+    /// shredded (the data keys go with the rows, so every stored copy is unreadable from the
+    /// commit on, and backups' key sets lose them at the next shred pass); its spaces, grants,
+    /// roles, invitations, API keys, sessions, memberships and jobs; and every audit event but
+    /// the last, which must be the deletion's own (`org.delete`, appended before this call).
+    /// The row stays as a tombstone holding the chain's head. `None`: no such live
+    /// organization.
+    pub async fn delete_org(
+        &mut self,
+        org_id: &OrgId,
+        at: Timestamp,
+    ) -> Result<Option<DeletedOrg>> {
+        let placeholder = self
+            .seal()
+            .seal(ORG_NAME, org_id.as_str(), DELETED_ORG_NAME);
+        let done = sqlx::query(
+            "UPDATE orgs SET name = $1, name_index = NULL, deleted_at = $2 \
+             WHERE id = $3 AND deleted_at IS NULL",
+        )
+        .bind(placeholder)
+        .bind(at.millis())
+        .bind(org_id.as_str())
+        .execute(self.conn())
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let org = org_id.as_str();
+        let assets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM assets WHERE org_id = $1")
+            .bind(org)
+            .fetch_one(self.conn())
+            .await?;
+        let blobs: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM blobs WHERE org_id = $1 ORDER BY id")
+                .bind(org)
+                .fetch_all(self.conn())
+                .await?;
+        sqlx::query(
+            "INSERT INTO shredded_blobs (blob_id, shredded_at) \
+             SELECT id, $2 FROM blobs WHERE org_id = $1 ON CONFLICT (blob_id) DO NOTHING",
+        )
+        .bind(org)
+        .bind(at.millis())
+        .execute(self.conn())
+        .await?;
+        // Children before parents; each statement is one pass over the organization's rows.
+        for sql in [
+            "DELETE FROM links WHERE org_id = $1",
+            "DELETE FROM playbacks WHERE org_id = $1",
+            "DELETE FROM hls_keys WHERE asset_id IN (SELECT id FROM assets WHERE org_id = $1)",
+            "DELETE FROM renditions WHERE org_id = $1",
+            "DELETE FROM assets WHERE org_id = $1",
+            "DELETE FROM job_outputs WHERE job_id IN (SELECT id FROM jobs WHERE org_id = $1)",
+            "DELETE FROM jobs WHERE org_id = $1",
+            "DELETE FROM blobs WHERE org_id = $1",
+            "DELETE FROM space_grants WHERE org_id = $1",
+            "DELETE FROM spaces WHERE org_id = $1",
+            "DELETE FROM invitations WHERE org_id = $1",
+            "DELETE FROM api_keys WHERE org_id = $1",
+            "DELETE FROM sessions WHERE org_id = $1",
+            "DELETE FROM memberships WHERE org_id = $1",
+            "DELETE FROM roles WHERE org_id = $1",
+            "DELETE FROM audit_events WHERE org_id = $1 \
+             AND seq < (SELECT audit_seq FROM orgs WHERE id = $1)",
+        ] {
+            sqlx::query(sql).bind(org).execute(self.conn()).await?;
+        }
+        let blobs = blobs
+            .iter()
+            .map(|id| {
+                BlobId::parse(id).map_err(|e| StoreError::Corrupt {
+                    table: "blobs",
+                    detail: e.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(DeletedOrg {
+            blobs,
+            assets: u64::try_from(assets).unwrap_or(0),
+        }))
+    }
+}
+
+/// The name a deleted organization's row is left with.
+const DELETED_ORG_NAME: &str = "deleted organization";
+
+impl Store {
+    /// Every deleted organization's id (for backups: a restore of an earlier one deletes them
+    /// again).
+    pub async fn deleted_orgs(&self) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM orgs WHERE deleted_at IS NOT NULL ORDER BY id")
+                .fetch_all(self.pool())
+                .await?,
+        )
+    }
+
+    /// Whether an organization was deleted (`None`: no such organization).
+    pub async fn org_deleted(&self, org_id: &OrgId) -> Result<Option<bool>> {
+        let at: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT deleted_at FROM orgs WHERE id = $1")
+                .bind(org_id.as_str())
                 .fetch_optional(self.pool())
                 .await?;
         Ok(at.map(|a| a.is_some()))

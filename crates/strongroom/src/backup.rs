@@ -303,10 +303,21 @@ async fn restore(args: &InstanceArgs, raw: &str, from: &str, json: bool) -> anyh
         .restore_blobs(&dest, &id, &|p| bar.update(p))
         .await?;
     bar.done();
+    // What was erased or deleted after the backup was taken is erased or deleted again (the
+    // key set no longer holds their keys), before the chains' heads are signed.
+    // Organizations first: deleting one erases the people who belonged to it alone.
+    let mut deleted_orgs = 0;
+    for org in &loaded.deleted_orgs {
+        deleted_orgs += u64::from(inst.service.tenancy.delete_org_again(org).await?.is_some());
+    }
+    let mut erased_people = 0;
+    for user in &loaded.erased_people {
+        erased_people += u64::from(inst.service.identity.erase_again(user).await?);
+    }
     // The restored chain heads, signed: `audit verify` passes on the restored system.
     let round = inst.service.audit.write_audit_checkpoints().await?;
     let detail = serde_json::json!({"rows": loaded.rows, "blobs": objects, "bytes": bytes,
-        "shredded_assets": loaded.shredded_assets, "erased_people": loaded.erased_people, "checkpoints": round.written,
+        "shredded_assets": loaded.shredded_assets, "erased_people": erased_people, "deleted_orgs": deleted_orgs, "checkpoints": round.written,
         "backup_created_at": loaded.created_at});
     inst.service
         .backups
@@ -321,13 +332,12 @@ async fn restore(args: &InstanceArgs, raw: &str, from: &str, json: bool) -> anyh
         print_json(out);
     } else {
         println!(
-            "restored backup {id} (taken {}) into {}: {} rows, {} blobs ({bytes} bytes), {} purged asset(s) left out, {} person(s) erased since erased again; start it with `strongroom serve --data-dir {}`",
+            "restored backup {id} (taken {}) into {}: {} rows, {} blobs ({bytes} bytes), {} purged asset(s) left out, {erased_people} person(s) and {deleted_orgs} organization(s) erased or deleted since done so again; start it with `strongroom serve --data-dir {}`",
             loaded.created_at,
             database,
             loaded.rows,
             objects,
             loaded.shredded_assets,
-            loaded.erased_people,
             settings.data_dir.display()
         );
     }

@@ -39,6 +39,18 @@ pub const REMOVE_MEMBER: Route = Route {
     response: None,
     handler: || delete(remove_member),
 };
+pub const DELETE_ORG: Route = Route {
+    method: "DELETE",
+    path: "/api/v1/orgs/{org_id}",
+    summary: "Delete the organization and everything in it, for good: an owner, signed in and re-authenticated, typing its name; members who belong to it alone are erased with it",
+    auth: Credential::Session,
+    success: 200,
+    errors: &[400, 401, 403, 404, 413, 415, 422],
+    query: &[],
+    body: Some("json:OrgDeletion"),
+    response: Some("OrgDeleted"),
+    handler: || delete(delete_org),
+};
 pub const INVITE: Route = Route {
     method: "POST",
     path: "/api/v1/orgs/{org_id}/invitations",
@@ -233,6 +245,28 @@ async fn remove_member(
         .authorize_org::<perm::MemberManage>(&p, &org)?;
     state.service.tenancy.remove_member(&authz, &user).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrgDeletion {
+    confirm: String,
+}
+
+async fn delete_org(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(org): Path<String>,
+    ApiJson(body): ApiJson<OrgDeletion>,
+) -> Result<Json<strongroom_service::OrgDeleted>, ApiError> {
+    let org = org_id(&org)?;
+    let authz = state.service.authz.authorize_owner(&p, &org).await?;
+    let done = state
+        .service
+        .tenancy
+        .delete_org(&authz, &body.confirm)
+        .await?;
+    Ok(Json(done))
 }
 
 #[derive(serde::Deserialize)]

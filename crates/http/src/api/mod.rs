@@ -106,6 +106,7 @@ pub static ROUTES: &[Route] = &[
     mfa::POLICY,
     access::SET_MEMBER_ROLE,
     access::REMOVE_MEMBER,
+    access::DELETE_ORG,
     access::INVITE,
     access::INVITATIONS,
     access::REVOKE_INVITATION,

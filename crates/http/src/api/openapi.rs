@@ -153,6 +153,7 @@ fn request_schemas(limits: Limits) -> Value {
             "new_password": {"type": "string", "description": "checked by the password policy (422 weak_password says why)"},
             "captcha": captcha})),
         "TotpConfirm": object(&["code"], json!({"code": text})),
+        "OrgDeletion": object(&["confirm"], json!({"confirm": {"type": "string", "description": "the organization's name, typed exactly"}})),
         "PasswordConfirm": object(&["password"], json!({"password": text, "captcha": captcha})),
         "OrgPolicy": object(&[], json!({"require_mfa": or_null(json!({"type": "boolean"})),
             "session_idle_secs": or_null(seconds(300, 86_400, "sign a session out after this long without a request")),
@@ -246,6 +247,8 @@ fn response_schemas() -> Value {
     // Apart from the map above: one json! call of everything would pass its recursion limit.
     if let Value::Object(m) = &mut schemas {
         m.insert("Org".into(), org_schema(&id, &text, &time));
+        m.insert("OrgDeleted".into(), json!({"type": "object", "required": ["assets", "blobs", "members_erased"], "properties": {
+            "assets": {"type": "integer"}, "blobs": {"type": "integer"}, "members_erased": {"type": "integer"}}}));
         m.insert("MyAccount".into(), json!({"type": "object", "required": ["email", "mfa_enabled", "orgs"], "properties": {
             "email": {"type": ["string", "null"]}, "mfa_enabled": {"type": "boolean"},
             "orgs": {"type": "array", "items": {"type": "object", "required": ["org_id", "name", "role", "current"], "properties": {
@@ -254,7 +257,8 @@ fn response_schemas() -> Value {
             "org_id": id, "events": {"type": "integer"}, "intact": {"type": "boolean"},
             "first_broken_seq": {"type": ["integer", "null"]}, "problem": {"type": ["string", "null"]},
             "problem_kind": {"type": ["string", "null"], "enum": ["chain", "rolled_back", "rewritten", "invalid_checkpoint", null]},
-            "missing": {"type": ["object", "null"]}, "checkpoints": {"type": "integer"}, "latest_checkpoint": {"type": ["object", "null"]}}}));
+            "missing": {"type": ["object", "null"]}, "checkpoints": {"type": "integer"}, "latest_checkpoint": {"type": ["object", "null"]},
+            "deleted": {"type": "boolean"}}}));
     }
     schemas
 }

@@ -101,6 +101,8 @@ pub struct ChainReport {
     pub checkpoints: usize,
     /// The newest authentic checkpoint seen.
     pub latest_checkpoint: Option<CheckpointInfo>,
+    /// The organization was deleted: only its deletion event is left (and checked).
+    pub deleted: bool,
 }
 
 /// An inclusive range of sequence numbers.
@@ -367,7 +369,12 @@ impl Audit {
             missing: None,
             checkpoints: 0,
             latest_checkpoint: None,
+            deleted: false,
         };
+        if self.ctx.store.org_deleted(org_id).await? == Some(true) {
+            report.deleted = true;
+            return self.verify_deleted(org_id, head, checkpoints, report).await;
+        }
         let mut pending = checkpoints.iter().copied().peekable();
         let mut prev = genesis(org_id).to_vec();
         // A checkpoint of seq 0 (never written by Strongroom) could only name the genesis hash.
@@ -417,43 +424,8 @@ impl Audit {
                         ),
                     ));
                 }
-                if !row.sealed_intact {
-                    return Ok(report.broken(
-                        "chain",
-                        row.seq,
-                        row.seq - 1,
-                        format!(
-                            "event {} was edited or moved: its sealed fields do not open in its row",
-                            row.seq
-                        ),
-                    ));
-                }
-                if let Some(p) = &row.event.personal
-                    && let Some(salt) = &p.salt
-                    && personal_digest(salt, &row.event.ip, &row.event.detail).as_slice()
-                        != p.digest.as_slice()
-                {
-                    return Ok(report.broken(
-                        "chain",
-                        row.seq,
-                        row.seq - 1,
-                        format!(
-                            "event {} was edited: its address or detail does not match its digest",
-                            row.seq
-                        ),
-                    ));
-                }
-                let hash = event_hash(org_id, row.seq, &row.event, &row.prev_hash)?;
-                if hash.as_slice() != row.hash.as_slice() {
-                    return Ok(report.broken(
-                        "chain",
-                        row.seq,
-                        row.seq - 1,
-                        format!(
-                            "event {} was edited: its content does not match its hash",
-                            row.seq
-                        ),
-                    ));
+                if let Some(why) = event_problem(org_id, &row)? {
+                    return Ok(report.broken("chain", row.seq, row.seq - 1, why));
                 }
                 prev = row.hash;
                 expected_seq += 1;
@@ -551,6 +523,104 @@ impl Audit {
         report.events = count;
         Ok(report)
     }
+}
+
+impl Audit {
+    /// A deleted organization's chain: only its last event is kept, and it must be the
+    /// deletion (`org.delete`) at the MAC'd head. Checkpoints before it named events that went
+    /// with the organization and are not checked; none may lie past it.
+    async fn verify_deleted(
+        &self,
+        org_id: &OrgId,
+        head: &AuditHead,
+        checkpoints: &[u64],
+        mut report: ChainReport,
+    ) -> Result<ChainReport> {
+        let rows = self.ctx.store.audit_events(org_id, 0, 2).await?;
+        let [row] = rows.as_slice() else {
+            return Ok(report.broken(
+                "chain",
+                head.seq,
+                0,
+                format!(
+                    "the deleted organization's trail holds {} events: only its deletion should be left",
+                    rows.len()
+                ),
+            ));
+        };
+        if row.seq != head.seq || row.event.action != "org.delete" || row.hash != head.hash {
+            return Ok(report.broken(
+                "chain",
+                row.seq,
+                0,
+                format!(
+                    "the deleted organization's last event ({} at seq {}) is not its deletion at the head (seq {}): the trail was altered",
+                    row.event.action, row.seq, head.seq
+                ),
+            ));
+        }
+        if let Some(why) = event_problem(org_id, row)? {
+            return Ok(report.broken("chain", row.seq, 0, why));
+        }
+        if !self.ctx.audit.head_authentic(org_id, head) {
+            return Ok(report.broken(
+                "chain",
+                head.seq,
+                0,
+                "the chain head's signature does not verify: the trail was rewritten".into(),
+            ));
+        }
+        for &seq in checkpoints {
+            let at = i64::try_from(seq).unwrap_or(i64::MAX);
+            if at < head.seq {
+                continue;
+            }
+            let problem = if at == head.seq {
+                self.check_checkpoint(org_id, seq, &head.hash, &mut report)
+                    .await?
+            } else {
+                Some((
+                    "rolled_back",
+                    format!(
+                        "a checkpoint at seq {seq} lies past the deleted organization's last event {}",
+                        head.seq
+                    ),
+                ))
+            };
+            if let Some((kind, why)) = problem {
+                return Ok(report.broken(kind, at, 1, why));
+            }
+        }
+        report.events = 1;
+        Ok(report)
+    }
+}
+
+/// What is wrong with one stored event on its own, if anything: sealed fields that do not open
+/// in its row, a personal part that does not match its digest, content that does not match its
+/// hash.
+fn event_problem(org_id: &OrgId, row: &AuditEventRow) -> Result<Option<String>> {
+    let seq = row.seq;
+    if !row.sealed_intact {
+        return Ok(Some(format!(
+            "event {seq} was edited or moved: its sealed fields do not open in its row"
+        )));
+    }
+    if let Some(p) = &row.event.personal
+        && let Some(salt) = &p.salt
+        && personal_digest(salt, &row.event.ip, &row.event.detail).as_slice() != p.digest.as_slice()
+    {
+        return Ok(Some(format!(
+            "event {seq} was edited: its address or detail does not match its digest"
+        )));
+    }
+    let hash = event_hash(org_id, seq, &row.event, &row.prev_hash)?;
+    if hash.as_slice() != row.hash.as_slice() {
+        return Ok(Some(format!(
+            "event {seq} was edited: its content does not match its hash"
+        )));
+    }
+    Ok(None)
 }
 
 impl ChainReport {

@@ -155,16 +155,23 @@ pub(crate) struct KeySet {
     /// again (the snapshot still holds their account as it was).
     #[serde(default)]
     pub(crate) erased: std::collections::BTreeSet<String>,
+    /// Organizations deleted since the backup: a restore deletes them again.
+    #[serde(default)]
+    pub(crate) deleted_orgs: std::collections::BTreeSet<String>,
 }
 
 impl KeySet {
-    /// Takes out the keys of purged blobs and erased people; whether anything changed.
+    /// Takes out the keys of purged blobs and erased people, and notes deleted organizations;
+    /// whether anything changed.
     pub(crate) fn forget(
         &mut self,
         shredded: &std::collections::HashSet<String>,
         erased: &std::collections::HashSet<String>,
+        deleted_orgs: &std::collections::HashSet<String>,
     ) -> bool {
-        let before = (self.keys.len(), self.persons.len());
+        let noted = self.deleted_orgs.len();
+        self.deleted_orgs.extend(deleted_orgs.iter().cloned());
+        let before = (self.keys.len(), self.persons.len(), noted);
         self.keys.retain(|k, _| !shredded.contains(k));
         let gone: Vec<String> = self
             .persons
@@ -176,7 +183,7 @@ impl KeySet {
             self.persons.remove(&u);
             self.erased.insert(u);
         }
-        before != (self.keys.len(), self.persons.len())
+        before != (self.keys.len(), self.persons.len(), self.deleted_orgs.len())
     }
 }
 

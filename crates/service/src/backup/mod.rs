@@ -336,7 +336,8 @@ impl Backups {
         loop {
             let shredded: HashSet<String> = store.shredded_blobs().await?.into_iter().collect();
             let erased: HashSet<String> = store.erased_users().await?.into_iter().collect();
-            keyset.forget(&shredded, &erased);
+            // A backup's own snapshot already holds what was deleted before it.
+            keyset.forget(&shredded, &erased, &HashSet::new());
             let sealed = self.keys.seal_keyset(&id, &keyset)?;
             new_bytes += sealed.len() as u64;
             put_object(&*dest.store, &keys_object(&id), sealed.into()).await?;

@@ -130,6 +130,7 @@ impl Backups {
         }
         let shredded: HashSet<String> = store.shredded_blobs().await?.into_iter().collect();
         let erased: HashSet<String> = store.erased_users().await?.into_iter().collect();
+        let deleted: HashSet<String> = store.deleted_orgs().await?.into_iter().collect();
         let mut urls: BTreeSet<String> =
             self.destinations().iter().map(|d| d.url.clone()).collect();
         urls.extend(store.backup_destinations_used().await?);
@@ -145,7 +146,7 @@ impl Backups {
                     }
                 },
             };
-            match self.shred_at(&dest, &shredded, &erased).await {
+            match self.shred_at(&dest, &shredded, &erased, &deleted).await {
                 Ok(n) => report.rewritten += n,
                 Err(e) => {
                     tracing::warn!(destination = %url, error = %e, "cannot remove purged keys from a backup destination; trying again at the next pass");
@@ -164,6 +165,7 @@ impl Backups {
         dest: &Destination,
         shredded: &HashSet<String>,
         erased: &HashSet<String>,
+        deleted: &HashSet<String>,
     ) -> Result<u64> {
         let mut rewritten = 0;
         for (name, _) in dest.store.list_objects().await? {
@@ -176,7 +178,7 @@ impl Backups {
                 tracing::warn!(destination = %dest.url, object = %object, "a backup key set does not open under this root key");
                 continue;
             };
-            if keyset.forget(shredded, erased) {
+            if keyset.forget(shredded, erased, deleted) {
                 let sealed = self.keys.seal_keyset(&id, &keyset)?;
                 put_object(&*dest.store, &object, sealed.into()).await?;
                 rewritten += 1;

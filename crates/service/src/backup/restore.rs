@@ -9,14 +9,13 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use strongroom_blob::{BlobError, read_range, verify_copy};
 use strongroom_crypto::keys::{Kek, RootKey};
-use strongroom_domain::{BackupId, BlobId, Clock, SystemClock, Timestamp, UserId};
+use strongroom_domain::{BackupId, BlobId, OrgId, Timestamp, UserId};
 use strongroom_store::{SCHEMA_VERSION, Store, Value, Values};
 
 use super::format::{
     BackupKeys, DB_FORMAT, FORMAT, KeySet, Line, Manifest, db_object, keys_object, manifest_object,
 };
 use super::{Destination, OnProgress, Progress, read_object};
-use crate::identity::throttle::account_scope;
 use crate::{Result, ServiceError};
 
 /// Rows loaded per transaction during a restore.
@@ -61,33 +60,12 @@ pub struct RestoredDatabase {
     pub rows: u64,
     /// Assets left out because they were purged after the backup was taken.
     pub shredded_assets: u64,
-    /// People erased after the backup was taken, erased again in the restored database.
-    pub erased_people: u64,
-}
-
-/// Erases again, in a restored database, the people erased since its backup was taken: their
-/// keys left the key set then, and their accounts are as the snapshot holds them.
-async fn erase_again(store: &Store, keyset: &KeySet) -> Result<u64> {
-    let mut n = 0;
-    for user in &keyset.erased {
-        let Ok(user_id) = UserId::parse(user) else {
-            continue;
-        };
-        let Some(email) = store.user_email(&user_id).await? else {
-            continue;
-        };
-        let now = SystemClock.now();
-        let mut tx = store.begin().await?;
-        let scopes = [account_scope(&email)];
-        if tx
-            .erase_user(&user_id, email.as_str(), &scopes, now)
-            .await?
-        {
-            n += 1;
-        }
-        tx.commit().await?;
-    }
-    Ok(n)
+    /// People erased after the backup was taken: to erase again, through the service
+    /// (`Identity::erase_again`), once the database is restored and migrated.
+    pub erased_people: Vec<UserId>,
+    /// Organizations deleted after the backup was taken: to delete again, through the service
+    /// (`Tenancy::delete_org_again`), once the database is restored.
+    pub deleted_orgs: Vec<OrgId>,
 }
 
 fn bad(object: impl Into<String>, problem: impl Into<String>) -> BadObject {
@@ -490,12 +468,21 @@ pub async fn restore_database(
     for (user, key) in &keyset.persons {
         store.restore_person_key(user, key).await?;
     }
-    let erased_people = erase_again(store, &keyset).await?;
+
     Ok(RestoredDatabase {
         id: id.clone(),
         created_at: Timestamp::from_millis(manifest.created_at).rfc3339(),
         rows,
         shredded_assets,
-        erased_people,
+        erased_people: keyset
+            .erased
+            .iter()
+            .filter_map(|u| UserId::parse(u).ok())
+            .collect(),
+        deleted_orgs: keyset
+            .deleted_orgs
+            .iter()
+            .filter_map(|o| OrgId::parse(o).ok())
+            .collect(),
     })
 }

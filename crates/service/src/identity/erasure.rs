@@ -23,7 +23,7 @@ impl Identity {
     pub async fn erase_me(&self, authz: &SelfAuthz<'_>) -> Result<()> {
         let p = authz.principal();
         self.ctx.require_recent_auth(p).await?;
-        self.erase(p, authz.user_id(), "self").await
+        self.erase(Some(p), authz.user_id(), "self").await
     }
 
     /// Erases a member's account on an owner's request: only a member of this organization
@@ -47,11 +47,23 @@ impl Identity {
                     .into(),
             ));
         }
-        self.erase(p, user_id, "owner").await
+        self.erase(Some(p), user_id, "owner").await
     }
 
-    /// Erases `user_id`, recording `user.erase` in each organization they belonged to.
-    async fn erase(&self, p: &Principal, user_id: &UserId, by: &str) -> Result<()> {
+    /// Erases again, in a restored database, a person erased after its backup was taken (the
+    /// backup's key set notes them): recorded as done by the system. `false` when they are not
+    /// there, or erased already.
+    pub async fn erase_again(&self, user_id: &UserId) -> Result<bool> {
+        if self.ctx.store.user_erased(user_id).await? != Some(false) {
+            return Ok(false);
+        }
+        self.erase(None, user_id, "restore").await?;
+        Ok(true)
+    }
+
+    /// Erases `user_id`, recording `user.erase` in each organization they belonged to, as done
+    /// by `p` (or by the system).
+    async fn erase(&self, p: Option<&Principal>, user_id: &UserId, by: &str) -> Result<()> {
         let store = &self.ctx.store;
         let email = store
             .user_email(user_id)
@@ -74,14 +86,29 @@ impl Identity {
                 .member_role(org_id, user_id)
                 .await?
                 .is_some_and(|r| r.is_owner());
-            if owner && tx.owner_count(org_id).await? <= 1 {
+            // A restore re-applies an erasure that already happened: it is not refused.
+            if p.is_some() && owner && tx.owner_count(org_id).await? <= 1 {
                 return Err(ServiceError::Conflict(format!(
                     "this account is the only owner of the organization {name:?}: make another \
                      member an owner first"
                 )));
             }
-            let mut rec = Record::by(p, "user.erase", user_id).detail(json!({"by": by}));
-            rec.org_id = org_id;
+            let rec = match p {
+                Some(p) => {
+                    let mut rec = Record::by(p, "user.erase", user_id).detail(json!({"by": by}));
+                    rec.org_id = org_id;
+                    rec
+                }
+                None => Record {
+                    org_id,
+                    actor: "system".into(),
+                    subject: None,
+                    action: "user.erase",
+                    target: user_id.to_string(),
+                    ip: String::new(),
+                    detail: json!({"by": by}),
+                },
+            };
             self.ctx.audit.append(&mut tx, rec).await?;
         }
         let scopes = [account_scope(&email)];

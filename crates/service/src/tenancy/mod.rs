@@ -1,5 +1,6 @@
 //! Tenancy: who belongs to an organization and what they may do there. Members, custom roles,
-//! space grants, invitations, the organization's security policy, and its storage usage.
+//! space grants, invitations, the organization's security policy, its storage usage, and its
+//! deletion.
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use crate::identity::Passwords;
 use crate::notify::Notify;
 
 pub(crate) mod access;
+pub(crate) mod deletion;
 pub(crate) mod policy;
 pub(crate) mod quotas;
 

@@ -315,6 +315,12 @@ fn table() -> Vec<(&'static str, &'static str)> {
             "GET /hls/{token}/{*path}",
             "404 | 404 404 404 404 404 404 404 | 404 | 404 404 404 | 404 404 404 404 404 | 404",
         ),
+        // Only an owner's session deletes the organization (`org_deletion::*` tests it), and
+        // only with its name typed; keys of any role never do.
+        (
+            "DELETE /api/v1/orgs/{org_id}",
+            "401 | 403 403 403 403 403 403 403 | 404 | 401 401 401 | 403 403 403 403 403 | 403",
+        ),
         // Only an owner's session erases a member (there is no owner session among the
         // callers: `erasure::*` tests it); keys of any role never do.
         (
@@ -521,6 +527,7 @@ fn body_for(route: &str, ctx: &Ctx) -> Option<Value> {
         "POST /api/v1/me/mfa/totp/confirm" => json!({"code": "000000"}),
         "POST /api/v1/me/mfa/totp/disable" => json!({"password": "not the password at all 2"}),
         "PATCH /api/v1/orgs/{org_id}" => json!({"require_mfa": false}),
+        "DELETE /api/v1/orgs/{org_id}" => json!({"confirm": "not its name"}),
         "PATCH /api/v1/spaces/{space_id}" => json!({"retention_days": null}),
         "PATCH /api/v1/orgs/{org_id}/members/{user_id}" => json!({"role": "viewer"}),
         "POST /api/v1/orgs/{org_id}/invitations" => {

@@ -32,6 +32,7 @@ mod links;
 mod mail;
 mod metrics;
 mod mfa;
+mod org_deletion;
 mod quotas;
 mod residency;
 mod s3;

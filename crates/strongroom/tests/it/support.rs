@@ -477,7 +477,23 @@ pub async fn login(srv: &TestServer, email: &str, password: &str) -> reqwest::Re
 }
 
 pub async fn sign_in(srv: &TestServer, email: &str, password: &str) -> Browser {
-    let res = login(srv, email, password).await;
+    browser_of(login(srv, email, password).await).await
+}
+
+/// Signs in to one organization of several.
+pub async fn sign_in_to(srv: &TestServer, email: &str, password: &str, org_id: &str) -> Browser {
+    let res = srv
+        .client
+        .post(srv.url("/api/v1/auth/login"))
+        .header("user-agent", "strongroom-tests/1")
+        .json(&serde_json::json!({"email": email, "password": password, "org_id": org_id}))
+        .send()
+        .await
+        .unwrap();
+    browser_of(res).await
+}
+
+async fn browser_of(res: reqwest::Response) -> Browser {
     let set_cookie = res
         .headers()
         .get("set-cookie")
