@@ -307,3 +307,37 @@ test("an owner erases a member's account from the members page; an admin has no 
   assert.equal((await login(gone.email, gone.password)).status, 401);
   await done();
 });
+
+test("an owner deletes a whole organization from the security page, typing its name; an admin sees no such card", async () => {
+  const admin = await newPage();
+  await signIn(admin.page, env.admin);
+  await admin.page.getByRole("link", { name: "Security" }).click();
+  await admin.page.getByRole("heading", { name: "Security", exact: true }).waitFor();
+  assert.equal(await admin.page.getByRole("form", { name: "Delete this organization" }).count(), 0);
+  await admin.done();
+
+  const space = await apiCall(env.doomed.key, "POST", `/api/v1/orgs/${env.doomed.org}/spaces`, { name: "Doomed work" });
+  assert.equal(space.status, 201, space.text);
+  const { page, done } = await newPage();
+  await signIn(page, env.doomed);
+  await page.getByRole("link", { name: "Security" }).click();
+  const card = page.getByRole("form", { name: "Delete this organization" });
+  await card.waitFor();
+  await assertAccessible(page);
+  await card.getByLabel(/Type the organization's name/).fill("Doomed");
+  await card.getByRole("button", { name: "Delete this organization" }).click();
+  await card.getByText("Type the organization's name exactly as shown to confirm.").waitFor();
+  await card.getByLabel(/Type the organization's name/).fill("Doomed Studio");
+  await card.getByRole("button", { name: "Delete this organization" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Cancel" }).click();
+  assert.equal((await apiCall(env.doomed.key, "GET", "/api/v1/me")).status, 200, "cancel deletes nothing");
+  await card.getByRole("button", { name: "Delete this organization" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Delete the organization" }).click();
+  await page.getByText("The organization was deleted.").waitFor();
+  assert.equal((await apiCall(env.doomed.key, "GET", "/api/v1/me")).status, 401);
+  // Its owner belonged to it alone: their account went with it.
+  assert.equal((await login(env.doomed.email, env.doomed.password)).status, 401);
+  // The other organizations are untouched.
+  assert.equal((await apiCall(env.owner.key, "GET", "/api/v1/me")).status, 200);
+  await done();
+});

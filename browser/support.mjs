@@ -29,6 +29,7 @@ export const env = {
   editor: { email: need("EDITOR_EMAIL"), password: need("EDITOR_PASSWORD") },
   captcha: { email: need("CAPTCHA_EMAIL"), password: need("CAPTCHA_PASSWORD") },
   secondOrg: need("SECOND_ORG_ID"),
+  doomed: { email: need("DOOMED_EMAIL"), password: need("DOOMED_PASSWORD"), key: need("DOOMED_KEY"), org: need("DOOMED_ORG_ID") },
 };
 
 let browser = null;

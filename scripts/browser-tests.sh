@@ -4,7 +4,8 @@
 # Installs playwright-core (pinned in browser/package-lock.json, from npm) and Debian's Chromium,
 # starts a real server (the `strongroom` binary, HTTPS on 127.0.0.1, a fresh data directory, mail
 # to the SMTP sink), gives it an organization with an owner, an admin, an editor and two viewers
-# (and the owner a second organization with a tiny quota), and runs
+# (and the owner a second organization with a tiny quota; a third, of its own owner, is there to
+# be deleted), and runs
 # browser/*.test.mjs with node's test runner: Chromium drives the dashboard over HTTPS, trusting
 # the server's self-signed certificate by its public key. Exits non-zero on any failure.
 #
@@ -66,7 +67,7 @@ trap finish EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-step "A server with two organizations, an owner, an admin, an editor and two viewers"
+step "A server with three organizations, an owner, an admin, an editor and two viewers"
 unset STRONGROOM_DATABASE_URL STRONGROOM_MASTER_KEY STRONGROOM_MASTER_KEY_FILE STRONGROOM_CONFIG \
     STRONGROOM_DATA_DIR STRONGROOM_LISTEN STRONGROOM_TLS_CERT STRONGROOM_TLS_KEY STRONGROOM_SMTP_URL \
     STRONGROOM_PUBLIC_URL
@@ -89,6 +90,13 @@ member() {
 SECOND_ORG_ID=$(json_field org_id <"${WORK}/second.json")
 export SECOND_ORG_ID
 "${BIN}" admin set-quota --org "${SECOND_ORG_ID}" --max-bytes 4096 --max-assets none --data-dir "${DATA}" >/dev/null
+# An organization of its own owner, for the test that deletes an organization.
+"${BIN}" admin bootstrap --email doomed@example.com --org "Doomed Studio" --data-dir "${DATA}" --json >"${WORK}/doomed.json"
+export DOOMED_EMAIL=doomed@example.com
+DOOMED_PASSWORD=$(json_field password <"${WORK}/doomed.json")
+DOOMED_KEY=$(json_field api_key <"${WORK}/doomed.json")
+DOOMED_ORG_ID=$(json_field org_id <"${WORK}/doomed.json")
+export DOOMED_PASSWORD DOOMED_KEY DOOMED_ORG_ID
 export ADMIN_EMAIL=ada@example.com ADMIN_PASSWORD="ada's long passphrase 2026"
 export EDITOR_EMAIL=eve@example.com EDITOR_PASSWORD="eve edits many things 31"
 export CAPTCHA_EMAIL=cap@example.com CAPTCHA_PASSWORD="cap is a careful typist 5"

@@ -146,5 +146,9 @@ window.addEventListener("strongroom:account-erased", () => {
   signedOut();
   location.hash = "#/signin?erased=1";
 });
+window.addEventListener("strongroom:org-deleted", () => {
+  signedOut();
+  location.hash = "#/signin?org_deleted=1";
+});
 window.addEventListener("hashchange", route);
 route();

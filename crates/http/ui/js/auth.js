@@ -54,6 +54,7 @@ export function signInPage(main, params, done) {
   const title = orgName ? `Sign in to ${orgName}` : "Sign in";
   page(main, title,
     params.get("expired") ? h("p", { class: "warn", role: "alert" }, "Your session has ended. Sign in again.") : null,
+    params.get("org_deleted") ? h("p", { role: "status" }, "The organization was deleted. If you belong to another one, sign in to it.") : null,
     params.get("erased") ? h("p", { role: "status" }, "Your account was erased. Your organizations keep their content; nothing else about you is kept.") : null,
     orgName ? h("p", {}, "A session acts in one organization: signing in here ends your session in the other one.") : null,
     form);

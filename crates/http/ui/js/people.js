@@ -1,5 +1,6 @@
-// Members (change role, remove, erase an account as an owner, who has 2FA), invitations (invite, list, revoke), roles
-// (custom roles with a permission picker) and the organization's security settings.
+// Members (change role, remove, erase an account as an owner, who has 2FA), invitations
+// (invite, list, revoke), roles (custom roles with a permission picker), the organization's
+// security settings, and its deletion by an owner.
 
 import { api, busy, can, confirmAction, enc, field, fill, h, listAll, messageOf, notify, option, page, session, table, time } from "./lib.js";
 import { withReauth } from "./account.js";
@@ -214,7 +215,31 @@ export async function securityPage(main) {
       h("p", {}, `${on} of ${members.length} members.`),
       table(["Member", "Role", "Two-factor"], members.map((m) => [m.email, m.role, m.mfa_enabled ? "on" : "off"]), "Two-factor by member"));
   }
-  page(main, "Security", policyForm, backups, who);
+  const deletion = session.me.role === "owner" && orgView ? deleteOrgCard(orgView.name) : null;
+  page(main, "Security", policyForm, backups, who, deletion);
+}
+
+/** An owner deletes the whole organization: its name typed, a dialog, the password if needed. */
+function deleteOrgCard(name) {
+  const say = h("p", { class: "error", role: "alert" });
+  const form = h("form", { class: "card danger-zone", novalidate: true, "aria-labelledby": "delete-org-title" },
+    h("h2", { id: "delete-org-title" }, "Delete this organization"),
+    h("p", {}, "Every space, asset, rendition, link, key, role and invitation is destroyed for good; the content's keys are destroyed at once, here and in the backups. Members who belong to no other organization have their accounts erased. Only the deletion itself stays in the audit trail."),
+    field(`Type the organization's name (${name}) to confirm`, { name: "confirm", type: "text", autocomplete: "off", required: true, spellcheck: "false" }),
+    h("button", { type: "submit", class: "danger" }, "Delete this organization"), say);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    fill(say);
+    const confirm = new FormData(form).get("confirm").trim();
+    if (confirm !== name) {
+      fill(say, "Type the organization's name exactly as shown to confirm.");
+      return;
+    }
+    if (!(await confirmAction(`Delete ${name} and everything in it, for good? This cannot be undone.`, "Delete the organization"))) return;
+    const done = await busy(form, () => withReauth(() => api("DELETE", `/api/v1/orgs/${org()}`, { confirm })));
+    if (done) window.dispatchEvent(new CustomEvent("strongroom:org-deleted"));
+  });
+  return form;
 }
 
 // Owners only (the server sends `backups` to them alone): the instance's latest backup,
