@@ -276,6 +276,10 @@ pub async fn audit(cmd: AuditCommand) -> anyhow::Result<bool> {
         for r in &reports {
             match (&r.first_broken_seq, &r.problem) {
                 (Some(seq), Some(why)) => println!("{}: BROKEN at event {seq}: {why}", r.org_id),
+                _ if r.deleted => println!(
+                    "{}: deleted, intact (its last event, the deletion, is the head it recorded)",
+                    r.org_id
+                ),
                 _ => match &r.latest_checkpoint {
                     Some(cp) => println!(
                         "{}: intact ({} events; {} checkpoints, the latest at seq {} written {})",
