@@ -354,6 +354,36 @@ pub enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Erase a person's account, on their request (see docs/privacy.md): their sessions, keys,
+    /// memberships and address go, and the address and detail of their audit events can no
+    /// longer be read. Refused while they are an organization's only owner.
+    EraseUser {
+        /// Instance settings.
+        #[command(flatten)]
+        instance: InstanceArgs,
+        /// The account's email address.
+        #[arg(long)]
+        email: String,
+        /// Print JSON: {"user_id", "erased"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an organization and everything in it, for good (see docs/privacy.md). Members
+    /// who belong to it alone are erased with it.
+    DeleteOrg {
+        /// Instance settings.
+        #[command(flatten)]
+        instance: InstanceArgs,
+        /// Organization id.
+        #[arg(long)]
+        org: String,
+        /// The organization's name, typed exactly, to confirm.
+        #[arg(long)]
+        confirm: String,
+        /// Print JSON: {"org_id", "assets", "blobs", "members_erased"}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Add a member to an organization (creating the user if new).
     CreateUser {
         /// Instance settings.

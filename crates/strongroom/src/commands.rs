@@ -184,6 +184,46 @@ pub async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
                 );
             }
         }
+        AdminCommand::EraseUser {
+            instance,
+            email,
+            json,
+        } => {
+            let email = Email::parse(&email).map_err(|e| anyhow::anyhow!(e.0))?;
+            let inst = open(&instance, Create::Never).await?;
+            let user = inst.service.identity.erase_by_operator(&email).await?;
+            if json {
+                print_json(serde_json::json!({"user_id": user, "erased": true}));
+            } else {
+                println!("erased the account {user} (its address is no longer kept)");
+            }
+        }
+        AdminCommand::DeleteOrg {
+            instance,
+            org,
+            confirm,
+            json,
+        } => {
+            let org = org_id(&org)?;
+            let inst = open(&instance, Create::Never).await?;
+            let done = inst
+                .service
+                .tenancy
+                .delete_org_by_operator(&org, &confirm)
+                .await?;
+            // Its objects are unreadable now (their keys are gone); the running server's orphan
+            // sweep removes them from storage.
+            if json {
+                let mut out = serde_json::json!(done);
+                out["org_id"] = serde_json::json!(org);
+                print_json(out);
+            } else {
+                println!(
+                    "deleted the organization {org}: {} asset(s) and {} stored object(s) destroyed, {} member(s) of it alone erased",
+                    done.assets, done.blobs, done.members_erased
+                );
+            }
+        }
         AdminCommand::CreateUser {
             instance,
             email,

@@ -9,7 +9,7 @@
 //! restored afterwards, whose key sets leave erased people's keys out) opens them again.
 
 use serde_json::json;
-use strongroom_domain::{OrgId, UserId};
+use strongroom_domain::{Email, OrgId, UserId};
 
 use super::Identity;
 use super::throttle::account_scope;
@@ -23,7 +23,7 @@ impl Identity {
     pub async fn erase_me(&self, authz: &SelfAuthz<'_>) -> Result<()> {
         let p = authz.principal();
         self.ctx.require_recent_auth(p).await?;
-        self.erase(Some(p), authz.user_id(), "self").await
+        self.erase(By::Caller(p, "self"), authz.user_id()).await
     }
 
     /// Erases a member's account on an owner's request: only a member of this organization
@@ -47,7 +47,21 @@ impl Identity {
                     .into(),
             ));
         }
-        self.erase(Some(p), user_id, "owner").await
+        self.erase(By::Caller(p, "owner"), user_id).await
+    }
+
+    /// Erases the account with this address on the operator's request (`strongroom admin
+    /// erase-user`), with the same refusal as a person's own request: never an organization's
+    /// only owner.
+    pub async fn erase_by_operator(&self, email: &Email) -> Result<UserId> {
+        let user = self
+            .ctx
+            .store
+            .user_by_email(email)
+            .await?
+            .ok_or(ServiceError::NotFound("user"))?;
+        self.erase(By::Operator, &user.id).await?;
+        Ok(user.id)
     }
 
     /// Erases again, in a restored database, a person erased after its backup was taken (the
@@ -57,13 +71,12 @@ impl Identity {
         if self.ctx.store.user_erased(user_id).await? != Some(false) {
             return Ok(false);
         }
-        self.erase(None, user_id, "restore").await?;
+        self.erase(By::Restore, user_id).await?;
         Ok(true)
     }
 
-    /// Erases `user_id`, recording `user.erase` in each organization they belonged to, as done
-    /// by `p` (or by the system).
-    async fn erase(&self, p: Option<&Principal>, user_id: &UserId, by: &str) -> Result<()> {
+    /// Erases `user_id`, recording `user.erase` in each organization they belonged to.
+    async fn erase(&self, by: By<'_>, user_id: &UserId) -> Result<()> {
         let store = &self.ctx.store;
         let email = store
             .user_email(user_id)
@@ -87,26 +100,26 @@ impl Identity {
                 .await?
                 .is_some_and(|r| r.is_owner());
             // A restore re-applies an erasure that already happened: it is not refused.
-            if p.is_some() && owner && tx.owner_count(org_id).await? <= 1 {
+            if !matches!(by, By::Restore) && owner && tx.owner_count(org_id).await? <= 1 {
                 return Err(ServiceError::Conflict(format!(
                     "this account is the only owner of the organization {name:?}: make another \
                      member an owner first"
                 )));
             }
-            let rec = match p {
-                Some(p) => {
-                    let mut rec = Record::by(p, "user.erase", user_id).detail(json!({"by": by}));
+            let rec = match by {
+                By::Caller(p, who) => {
+                    let mut rec = Record::by(p, "user.erase", user_id).detail(json!({"by": who}));
                     rec.org_id = org_id;
                     rec
                 }
-                None => Record {
+                By::Operator | By::Restore => Record {
                     org_id,
-                    actor: "system".into(),
+                    actor: by.actor().into(),
                     subject: None,
                     action: "user.erase",
                     target: user_id.to_string(),
                     ip: String::new(),
-                    detail: json!({"by": by}),
+                    detail: json!({"by": by.actor()}),
                 },
             };
             self.ctx.audit.append(&mut tx, rec).await?;
@@ -116,7 +129,29 @@ impl Identity {
             return Err(ServiceError::NotFound("user"));
         }
         tx.commit().await?;
-        tracing::info!(user = %user_id, by, orgs = orgs.len(), "erased a person's account");
+        tracing::info!(user = %user_id, by = by.actor(), orgs = orgs.len(), "erased a person's account");
         Ok(())
+    }
+}
+
+/// Who asks for an erasure.
+#[derive(Clone, Copy)]
+enum By<'a> {
+    /// A signed-in person: themselves (`"self"`) or an owner (`"owner"`).
+    Caller(&'a Principal, &'static str),
+    /// The operator, through `strongroom admin erase-user`.
+    Operator,
+    /// A restore, applying again an erasure made after its backup.
+    Restore,
+}
+
+impl By<'_> {
+    /// The audit trail's name for who asked.
+    fn actor(&self) -> &'static str {
+        match self {
+            By::Caller(_, who) => who,
+            By::Operator => "cli",
+            By::Restore => "system",
+        }
     }
 }

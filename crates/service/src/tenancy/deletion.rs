@@ -37,16 +37,40 @@ impl Tenancy {
             .org(org_id)
             .await?
             .ok_or(ServiceError::NotFound("organization"))?;
-        if confirm.trim() != org.name.as_str() {
-            return Err(ServiceError::Invalid(
-                "type the organization's name exactly as it is shown to confirm: nothing was \
-                 deleted"
-                    .into(),
-            ));
-        }
+        confirmed(org.name.as_str(), confirm)?;
         let done = self
             .purge(org_id, |n| {
                 Record::by(p, "org.delete", org_id).detail(json!({"members_erased": n}))
+            })
+            .await?;
+        done.ok_or(ServiceError::NotFound("organization"))
+    }
+
+    /// Deletes an organization on the operator's request (`strongroom admin delete-org`), when
+    /// `confirm` is its name.
+    pub async fn delete_org_by_operator(
+        &self,
+        org_id: &OrgId,
+        confirm: &str,
+    ) -> Result<OrgDeleted> {
+        let store = &self.ctx.store;
+        if store.org_deleted(org_id).await? != Some(false) {
+            return Err(ServiceError::NotFound("organization"));
+        }
+        let org = store
+            .org(org_id)
+            .await?
+            .ok_or(ServiceError::NotFound("organization"))?;
+        confirmed(org.name.as_str(), confirm)?;
+        let done = self
+            .purge(org_id, |n| Record {
+                org_id,
+                actor: "cli".into(),
+                subject: None,
+                action: "org.delete",
+                target: org_id.to_string(),
+                ip: String::new(),
+                detail: json!({"members_erased": n}),
             })
             .await?;
         done.ok_or(ServiceError::NotFound("organization"))
@@ -113,5 +137,17 @@ impl Tenancy {
             blobs: deleted.blobs.len(),
             members_erased: alone.len(),
         }))
+    }
+}
+
+/// Refuses unless `confirm` is the organization's name.
+fn confirmed(name: &str, confirm: &str) -> Result<()> {
+    if confirm.trim() == name {
+        Ok(())
+    } else {
+        Err(ServiceError::Invalid(
+            "type the organization's name exactly as it is shown to confirm: nothing was deleted"
+                .into(),
+        ))
     }
 }

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::audit_verify::{export, offline_verify};
 use crate::backup::{assert_all_read_back, audit_verifies, create, dest, fixture, restore};
 use crate::both_backends;
+use crate::process::one_sentence_error;
 use crate::support::*;
 
 const PASSWORD: &str = "correct horse battery staple 42";
@@ -285,5 +286,27 @@ both_backends! {
         assert_all_read_back(&restored, &f).await;
         assert_eq!(download(&restored, &f.key, &upload).await, pattern(700, 9));
         audit_verifies(&restored, &f.org);
+    }
+
+    async fn the_operator_erases_an_account_from_the_command_line(b: Backend) {
+        let Some(srv) = TestServer::start(b).await else { return };
+        let boot = srv.bootstrap("owner@example.com", "acme");
+        let (org, owner) = (boot.org_id.as_str(), boot.api_key.as_str());
+        let ada_email = unique_email("ada");
+        let ada = add_member(&srv, org, &ada_email, "editor", Some(PASSWORD));
+        sign_in(&srv, &ada_email, PASSWORD).await;
+        // Unknown addresses and an only owner are refused in one sentence, changing nothing.
+        let line = one_sentence_error(&srv.run(&["admin", "erase-user", "--email", "nobody@example.com"]));
+        assert!(line.contains("not found") || line.contains("no "), "{line}");
+        let line = one_sentence_error(&srv.run(&["admin", "erase-user", "--email", "owner@example.com"]));
+        assert!(line.contains("only owner"), "{line}");
+        let done = srv.run_json(&["admin", "erase-user", "--email", &ada_email, "--json"]);
+        assert_eq!(done, json!({"user_id": ada, "erased": true}));
+        expect_problem(login(&srv, &ada_email, PASSWORD).await, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+        let events = trail(&srv, owner, org).await;
+        assert!(events.iter().filter(|e| e["actor"] == format!("user:{ada}")).all(|e| e["erased"] == true));
+        let erase = events.iter().find(|e| e["action"] == "user.erase").unwrap();
+        assert_eq!((erase["actor"].as_str(), erase["target"].as_str()), (Some("cli"), Some(ada.as_str())));
+        chain_verifies(&srv, owner, org).await;
     }
 }

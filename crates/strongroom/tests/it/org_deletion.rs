@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::backup::{create, dest, restore};
 use crate::both_backends;
+use crate::process::one_sentence_error;
 use crate::process::poll;
 use crate::support::*;
 
@@ -221,5 +222,27 @@ both_backends! {
         assert_eq!(n, 0);
         let (ok, report) = verify_all(&restored);
         assert!(ok, "{report}");
+    }
+
+    async fn the_operator_deletes_an_organization_from_the_command_line(b: Backend) {
+        let Some(srv) = TestServer::start(b).await else { return };
+        let boot = srv.bootstrap("owner@example.com", "acme");
+        let (org, owner) = (boot.org_id.as_str(), boot.api_key.as_str());
+        let space = srv.create_space(owner, org, "Plans").await;
+        let a = srv.upload(owner, &space, "plan.txt", pattern(900, 1)).await["id"].as_str().unwrap().to_owned();
+        let line = one_sentence_error(&srv.run(&["admin", "delete-org", "--org", org, "--confirm", "Acme"]));
+        assert!(line.contains("name"), "{line}");
+        assert_eq!(download(&srv, owner, &a).await, pattern(900, 1));
+        let done = srv.run_json(&["admin", "delete-org", "--org", org, "--confirm", "acme", "--json"]);
+        assert_eq!(done, json!({"org_id": org, "assets": 1, "blobs": 1, "members_erased": 1}));
+        // Done by another process: the server notices within its resolved-key window (100 ms,
+        // docs/threat-model.md).
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        assert_eq!(status(srv.req(Method::GET, "/api/v1/me", Some(owner))).await, StatusCode::UNAUTHORIZED);
+        let (ok, report) = verify_all(&srv);
+        assert!(ok && report["orgs"][0]["deleted"] == true, "{report}");
+        // Deleted once: a second time finds nothing.
+        let line = one_sentence_error(&srv.run(&["admin", "delete-org", "--org", org, "--confirm", "acme"]));
+        assert!(line.contains("not found"), "{line}");
     }
 }
