@@ -287,6 +287,7 @@ async fn missing_blobs_are_not_found(h: &Harness) {
     assert!(is_not_found(s.read_at("missing", 0, 0).await));
     assert!(is_not_found(s.get_checkpoint("org_missing", 1).await));
     assert!(s.checkpoint_seqs("org_missing").await.unwrap().is_empty());
+    assert!(s.checkpoint_orgs().await.unwrap().is_empty());
 }
 
 async fn delete_is_idempotent(h: &Harness) {
@@ -322,6 +323,11 @@ async fn list_older_than_names_committed_blobs_only(h: &Harness) {
     s.delete("a_blob").await.unwrap();
     assert_eq!(s.list_older_than(later()).await.unwrap(), vec!["b_blob"]);
     assert_eq!(s.checkpoint_seqs("org_1").await.unwrap(), vec![1]);
+    // The organizations with checkpoints, and no blob among them.
+    s.put_checkpoint("org_0", 7, Bytes::from_static(b"cp"))
+        .await
+        .unwrap();
+    assert_eq!(s.checkpoint_orgs().await.unwrap(), vec!["org_0", "org_1"]);
     drop(pending);
 }
 

@@ -380,6 +380,32 @@ impl BlobStore for FsBlobStore {
         })
     }
 
+    fn checkpoint_orgs<'a>(&'a self) -> BoxFuture<'a, Result<Vec<String>, BlobError>> {
+        Box::pin(async move {
+            let dir = self.checkpoints.clone();
+            blocking(move || {
+                let entries = match std::fs::read_dir(&dir) {
+                    Ok(e) => e,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+                    Err(e) => return Err(e),
+                };
+                let mut orgs = Vec::new();
+                for entry in entries {
+                    let entry = entry?;
+                    if let Some(name) = entry.file_name().to_str()
+                        && entry.file_type()?.is_dir()
+                        && validate_id(name).is_ok()
+                    {
+                        orgs.push(name.to_owned());
+                    }
+                }
+                orgs.sort_unstable();
+                Ok(orgs)
+            })
+            .await
+        })
+    }
+
     fn get_checkpoint<'a>(
         &'a self,
         org: &'a str,

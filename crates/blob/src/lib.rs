@@ -226,6 +226,9 @@ pub trait BlobStore: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), BlobError>>;
     /// The sequence numbers of `org`'s stored checkpoints, ascending (empty when it has none).
     fn checkpoint_seqs<'a>(&'a self, org: &'a str) -> BoxFuture<'a, Result<Vec<u64>, BlobError>>;
+    /// Every organization with a checkpoint folder here (ids that are valid names), ascending:
+    /// `audit verify` looks for organizations the database no longer holds.
+    fn checkpoint_orgs<'a>(&'a self) -> BoxFuture<'a, Result<Vec<String>, BlobError>>;
     /// Reads checkpoint `seq` of `org`: at most [`MAX_CHECKPOINT_LEN`] + 1 bytes, so a caller can
     /// tell an oversized (planted) object from a real one without reading all of it.
     fn get_checkpoint<'a>(

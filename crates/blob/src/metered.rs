@@ -137,6 +137,14 @@ impl BlobStore for Metered {
         )
     }
 
+    fn checkpoint_orgs<'a>(&'a self) -> BoxFuture<'a, Result<Vec<String>, BlobError>> {
+        measured(
+            &self.name,
+            "list_checkpoint_orgs",
+            self.inner.checkpoint_orgs(),
+        )
+    }
+
     fn get_checkpoint<'a>(
         &'a self,
         org: &'a str,

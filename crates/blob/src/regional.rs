@@ -325,6 +325,24 @@ impl BlobStore for RegionView {
         })
     }
 
+    /// Those of every region.
+    fn checkpoint_orgs<'a>(&'a self) -> BoxFuture<'a, Result<Vec<String>, BlobError>> {
+        Box::pin(async move {
+            let mut orgs = self.home.checkpoint_orgs().await?;
+            for other in &self.others {
+                match other.checkpoint_orgs().await {
+                    Ok(o) => orgs.extend(o),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not list the audit checkpoints of another region")
+                    }
+                }
+            }
+            orgs.sort_unstable();
+            orgs.dedup();
+            Ok(orgs)
+        })
+    }
+
     fn get_checkpoint<'a>(
         &'a self,
         org: &'a str,

@@ -335,6 +335,33 @@ impl BlobStore for Replicated {
         })
     }
 
+    /// The union of what the members that answer hold (an error only when none answers).
+    fn checkpoint_orgs<'a>(&'a self) -> BoxFuture<'a, Result<Vec<String>, BlobError>> {
+        Box::pin(async move {
+            let lists = join_all(self.members.iter().map(|m| m.store.checkpoint_orgs())).await;
+            let mut orgs = Vec::new();
+            let mut answered = 0;
+            let mut last_err = None;
+            for list in lists {
+                match list {
+                    Ok(l) => {
+                        answered += 1;
+                        orgs.extend(l);
+                    }
+                    Err(e) => last_err = Some(e),
+                }
+            }
+            if answered == 0
+                && let Some(e) = last_err
+            {
+                return Err(e);
+            }
+            orgs.sort_unstable();
+            orgs.dedup();
+            Ok(orgs)
+        })
+    }
+
     fn get_checkpoint<'a>(
         &'a self,
         org: &'a str,

@@ -417,6 +417,28 @@ impl BlobStore for S3BlobStore {
         })
     }
 
+    fn checkpoint_orgs<'a>(&'a self) -> BoxFuture<'a, Result<Vec<String>, BlobError>> {
+        Box::pin(async move {
+            let root = self.inner.key("checkpoints");
+            let mut orgs = Vec::new();
+            let mut stream = self.inner.client.list(Some(&root));
+            while let Some(meta) = stream.try_next().await.map_err(|e| self.inner.failed(e))? {
+                let Some(parts) = meta.location.prefix_match(&root) else {
+                    continue;
+                };
+                let parts: Vec<_> = parts.collect();
+                if let [org, _] = parts.as_slice()
+                    && validate_id(org.as_ref()).is_ok()
+                {
+                    orgs.push(org.as_ref().to_owned());
+                }
+            }
+            orgs.sort_unstable();
+            orgs.dedup();
+            Ok(orgs)
+        })
+    }
+
     fn get_checkpoint<'a>(
         &'a self,
         org: &'a str,

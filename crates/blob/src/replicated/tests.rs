@@ -115,6 +115,12 @@ impl BlobStore for Switchable {
             self.inner.checkpoint_seqs(org).await
         })
     }
+    fn checkpoint_orgs<'a>(&'a self) -> BoxFuture<'a, Result<Vec<String>, BlobError>> {
+        Box::pin(async move {
+            self.gate()?;
+            self.inner.checkpoint_orgs().await
+        })
+    }
     fn get_checkpoint<'a>(
         &'a self,
         org: &'a str,

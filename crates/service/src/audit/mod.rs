@@ -19,6 +19,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::Stream;
 
+use strongroom_blob::{BlobError, BlobStore};
 use strongroom_crypto::digest::{Sha256, sha256};
 use strongroom_domain::{OrgId, Timestamp};
 use strongroom_store::{AuditEventRow, AuditHead, NewAuditEvent};
@@ -305,11 +306,16 @@ impl Audit {
         reports.pop().ok_or(ServiceError::NotFound("organization"))
     }
 
-    /// Verifies one organization's chain, or every organization's when `org` is `None`.
+    /// Verifies one organization's chain, or every organization's when `org` is `None`: then
+    /// also those that have checkpoints in the blob stores but are missing from the database.
     pub async fn verify_audit(&self, org: Option<&OrgId>) -> Result<Vec<ChainReport>> {
         let orgs = match org {
             Some(o) => vec![o.clone()],
             None => self.ctx.store.org_ids().await?,
+        };
+        let missing = match org {
+            Some(_) => Vec::new(),
+            None => self.orgs_missing_from_database(&orgs).await?,
         };
         let mut reports = Vec::with_capacity(orgs.len());
         for org_id in orgs {
@@ -322,6 +328,71 @@ impl Audit {
                 return Err(ServiceError::NotFound("organization"));
             };
             reports.push(self.verify_chain(&org_id, &head, &checkpoints).await?);
+        }
+        reports.extend(missing);
+        Ok(reports)
+    }
+
+    /// Organizations with a checkpoint folder in some region's blob store that the database
+    /// does not hold: each is reported broken. An organization deleted through Strongroom keeps
+    /// its row (a tombstone), so one missing was removed behind the server's back, or the
+    /// database was rolled back to before it existed.
+    async fn orgs_missing_from_database(&self, known: &[OrgId]) -> Result<Vec<ChainReport>> {
+        let known: std::collections::HashSet<&str> = known.iter().map(OrgId::as_str).collect();
+        let mut found: Vec<(OrgId, Arc<dyn BlobStore>)> = Vec::new();
+        for (_, blobs) in self.ctx.blobs.each() {
+            for id in blobs.checkpoint_orgs().await? {
+                if known.contains(id.as_str()) || found.iter().any(|(o, _)| o.as_str() == id) {
+                    continue;
+                }
+                let Ok(org_id) = OrgId::parse(&id) else {
+                    continue;
+                };
+                let store: Arc<dyn BlobStore> = blobs.clone();
+                found.push((org_id, store));
+            }
+        }
+        let mut reports = Vec::new();
+        for (org_id, blobs) in found {
+            let mut report = ChainReport::new(&org_id);
+            let mut newest = None;
+            for seq in blobs
+                .checkpoint_seqs(org_id.as_str())
+                .await?
+                .into_iter()
+                .rev()
+            {
+                let bytes = match blobs.get_checkpoint(org_id.as_str(), seq).await {
+                    Ok(b) => b,
+                    Err(BlobError::NotFound) => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                if let Ok(cp) = self.checkpoints.open(&org_id, seq, &bytes) {
+                    newest = Some(cp);
+                    break;
+                }
+            }
+            reports.push(match newest {
+                Some(cp) => {
+                    report.latest_checkpoint = Some((&cp).into());
+                    report.missing = Some(SeqRange {
+                        from: 1,
+                        to: cp.seq,
+                    });
+                    let why = format!(
+                        "the organization has a signed checkpoint at seq {} (written {}) but is not in the database: it was removed outside Strongroom, or the database was rolled back to before it existed",
+                        cp.seq,
+                        cp.at.rfc3339()
+                    );
+                    report.broken("rolled_back", 1, 0, why)
+                }
+                None => report.broken(
+                    "invalid_checkpoint",
+                    0,
+                    0,
+                    "checkpoints of an organization the database does not hold, none of them authentic: they were planted".into(),
+                ),
+            });
         }
         Ok(reports)
     }
@@ -359,18 +430,7 @@ impl Audit {
         head: &AuditHead,
         checkpoints: &[u64],
     ) -> Result<ChainReport> {
-        let mut report = ChainReport {
-            org_id: org_id.clone(),
-            events: 0,
-            intact: true,
-            first_broken_seq: None,
-            problem: None,
-            problem_kind: None,
-            missing: None,
-            checkpoints: 0,
-            latest_checkpoint: None,
-            deleted: false,
-        };
+        let mut report = ChainReport::new(org_id);
         if self.ctx.store.org_deleted(org_id).await? == Some(true) {
             report.deleted = true;
             return self.verify_deleted(org_id, head, checkpoints, report).await;
@@ -624,6 +684,21 @@ fn event_problem(org_id: &OrgId, row: &AuditEventRow) -> Result<Option<String>> 
 }
 
 impl ChainReport {
+    fn new(org_id: &OrgId) -> ChainReport {
+        ChainReport {
+            org_id: org_id.clone(),
+            events: 0,
+            intact: true,
+            first_broken_seq: None,
+            problem: None,
+            problem_kind: None,
+            missing: None,
+            checkpoints: 0,
+            latest_checkpoint: None,
+            deleted: false,
+        }
+    }
+
     fn broken(mut self, kind: &'static str, seq: i64, events: i64, why: String) -> Self {
         self.intact = false;
         self.events = events;

@@ -286,7 +286,7 @@ fn checkpoint_path(data_dir: &Path, org: &str, seq: u64) -> PathBuf {
 }
 
 /// Waits (up to 10 s) for a checkpoint of `org` at exactly `seq`, and returns it.
-async fn wait_for_checkpoint(data_dir: &Path, org: &str, seq: u64) -> Value {
+pub(crate) async fn wait_for_checkpoint(data_dir: &Path, org: &str, seq: u64) -> Value {
     let found = poll(Duration::from_secs(10), || {
         checkpoint_files(data_dir, org).remove(&seq)
     })

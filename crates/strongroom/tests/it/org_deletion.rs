@@ -6,6 +6,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::audit_verify::wait_for_checkpoint;
 use crate::backup::{create, dest, restore};
 use crate::both_backends;
 use crate::process::one_sentence_error;
@@ -244,5 +245,33 @@ both_backends! {
         // Deleted once: a second time finds nothing.
         let line = one_sentence_error(&srv.run(&["admin", "delete-org", "--org", org, "--confirm", "acme"]));
         assert!(line.contains("not found"), "{line}");
+    }
+
+    async fn an_organization_removed_behind_the_servers_back_is_named_by_audit_verify(b: Backend) {
+        let Some(srv) = TestServer::start_with(b, |s| s.instance.service.audit_checkpoint_interval = std::time::Duration::from_secs(1)).await else { return };
+        let kept = srv.bootstrap("kept@example.com", "kept");
+        let gone = srv.bootstrap("gone@example.com", "gone");
+        let mut db = srv.db_conn().await;
+        let seq: i64 = sqlx::query_scalar("SELECT audit_seq FROM orgs WHERE id = $1").bind(&gone.org_id).fetch_one(&mut db).await.unwrap();
+        wait_for_checkpoint(&srv.data_dir, &gone.org_id, u64::try_from(seq).unwrap()).await;
+        assert!(verify_all(&srv).0);
+        // Someone with database access removes the organization outright, row and all.
+        for sql in [
+            "DELETE FROM api_keys WHERE org_id = $1",
+            "DELETE FROM memberships WHERE org_id = $1",
+            "DELETE FROM audit_events WHERE org_id = $1",
+            "DELETE FROM orgs WHERE id = $1",
+        ] {
+            sqlx::query(sql).bind(&gone.org_id).execute(&mut db).await.unwrap();
+        }
+        let (ok, report) = verify_all(&srv);
+        assert!(!ok, "{report}");
+        let theirs = report["orgs"].as_array().unwrap().iter().find(|o| o["org_id"] == gone.org_id.as_str()).unwrap().clone();
+        assert_eq!(theirs["problem_kind"], "rolled_back", "{theirs}");
+        assert_eq!(theirs["missing"], json!({"from": 1, "to": seq}), "{theirs}");
+        assert!(theirs["problem"].as_str().unwrap().contains("not in the database"), "{theirs}");
+        // The other organization is reported intact.
+        let other = report["orgs"].as_array().unwrap().iter().find(|o| o["org_id"] == kept.org_id.as_str()).unwrap().clone();
+        assert_eq!(other["intact"], true, "{other}");
     }
 }
