@@ -12,6 +12,7 @@ mod api_keys;
 mod assets;
 mod audit_verify;
 mod authz;
+mod authz_table;
 mod backup;
 mod backup_ops;
 mod browser;
