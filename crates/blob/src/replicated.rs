@@ -311,54 +311,13 @@ impl BlobStore for Replicated {
 
     fn checkpoint_seqs<'a>(&'a self, org: &'a str) -> BoxFuture<'a, Result<Vec<u64>, BlobError>> {
         Box::pin(async move {
-            let lists = join_all(self.members.iter().map(|m| m.store.checkpoint_seqs(org))).await;
-            let mut seqs = Vec::new();
-            let mut answered = 0;
-            let mut last_err = None;
-            for list in lists {
-                match list {
-                    Ok(l) => {
-                        answered += 1;
-                        seqs.extend(l);
-                    }
-                    Err(e) => last_err = Some(e),
-                }
-            }
-            if answered == 0
-                && let Some(e) = last_err
-            {
-                return Err(e);
-            }
-            seqs.sort_unstable();
-            seqs.dedup();
-            Ok(seqs)
+            union(join_all(self.members.iter().map(|m| m.store.checkpoint_seqs(org))).await)
         })
     }
 
-    /// The union of what the members that answer hold (an error only when none answers).
     fn checkpoint_orgs<'a>(&'a self) -> BoxFuture<'a, Result<Vec<String>, BlobError>> {
         Box::pin(async move {
-            let lists = join_all(self.members.iter().map(|m| m.store.checkpoint_orgs())).await;
-            let mut orgs = Vec::new();
-            let mut answered = 0;
-            let mut last_err = None;
-            for list in lists {
-                match list {
-                    Ok(l) => {
-                        answered += 1;
-                        orgs.extend(l);
-                    }
-                    Err(e) => last_err = Some(e),
-                }
-            }
-            if answered == 0
-                && let Some(e) = last_err
-            {
-                return Err(e);
-            }
-            orgs.sort_unstable();
-            orgs.dedup();
-            Ok(orgs)
+            union(join_all(self.members.iter().map(|m| m.store.checkpoint_orgs())).await)
         })
     }
 
@@ -452,6 +411,29 @@ impl BlobWriter for ReplicatedWriter {
             Ok(())
         })
     }
+}
+
+/// The union of the lists of the members that answered, sorted, without repeats: an error only
+/// when none answered.
+fn union<T: Ord>(lists: Vec<Result<Vec<T>, BlobError>>) -> Result<Vec<T>, BlobError> {
+    let mut all = Vec::new();
+    let mut answered = false;
+    let mut last_err = None;
+    for list in lists {
+        match list {
+            Ok(l) => {
+                answered = true;
+                all.extend(l);
+            }
+            Err(e) => last_err = Some(e),
+        }
+    }
+    if !answered && let Some(e) = last_err {
+        return Err(e);
+    }
+    all.sort_unstable();
+    all.dedup();
+    Ok(all)
 }
 
 #[cfg(test)]

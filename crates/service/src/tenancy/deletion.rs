@@ -63,14 +63,8 @@ impl Tenancy {
             .ok_or(ServiceError::NotFound("organization"))?;
         confirmed(org.name.as_str(), confirm)?;
         let done = self
-            .purge(org_id, |n| Record {
-                org_id,
-                actor: "cli".into(),
-                subject: None,
-                action: "org.delete",
-                target: org_id.to_string(),
-                ip: String::new(),
-                detail: json!({"members_erased": n}),
+            .purge(org_id, |n| {
+                unattended(org_id, "cli", json!({"members_erased": n}))
             })
             .await?;
         done.ok_or(ServiceError::NotFound("organization"))
@@ -79,14 +73,12 @@ impl Tenancy {
     /// Deletes again, in a restored database, an organization deleted after its backup was
     /// taken (the backup's key set notes it). `None` when it is not there, or deleted already.
     pub async fn delete_org_again(&self, org_id: &OrgId) -> Result<Option<OrgDeleted>> {
-        self.purge(org_id, |n| Record {
-            org_id,
-            actor: "system".into(),
-            subject: None,
-            action: "org.delete",
-            target: org_id.to_string(),
-            ip: String::new(),
-            detail: json!({"members_erased": n, "reason": "deleted after the backup this database was restored from"}),
+        self.purge(org_id, |n| {
+            unattended(
+                org_id,
+                "system",
+                json!({"members_erased": n, "reason": "deleted after the backup this database was restored from"}),
+            )
         })
         .await
     }
@@ -149,5 +141,19 @@ fn confirmed(name: &str, confirm: &str) -> Result<()> {
             "type the organization's name exactly as it is shown to confirm: nothing was deleted"
                 .into(),
         ))
+    }
+}
+
+/// The deletion event of a deletion no signed-in person asked for: the operator's (`cli`) or a
+/// restore's (`system`).
+fn unattended<'a>(org_id: &'a OrgId, actor: &str, detail: serde_json::Value) -> Record<'a> {
+    Record {
+        org_id,
+        actor: actor.into(),
+        subject: None,
+        action: "org.delete",
+        target: org_id.to_string(),
+        ip: String::new(),
+        detail,
     }
 }
