@@ -162,6 +162,7 @@ suite!(
     commit_makes_a_blob_visible,
     dropped_writers_leave_nothing_visible,
     large_blobs_and_ranged_reads_across_parts,
+    cursors_read_a_range_in_order,
     missing_blobs_are_not_found,
     delete_is_idempotent,
     list_older_than_names_committed_blobs_only,
@@ -278,6 +279,62 @@ async fn large_blobs_and_ranged_reads_across_parts(h: &Harness) {
     w.commit().await.unwrap();
     assert_eq!(s.len("one_part").await.unwrap(), PART_SIZE as u64);
     assert!(s.read_at("one_part", 0, PART_SIZE).await.unwrap()[..] == one[..]);
+}
+
+/// Every byte of `range` read through a cursor, `step` bytes per read.
+async fn through_cursor(
+    s: &dyn BlobStore,
+    id: &str,
+    range: std::ops::Range<u64>,
+    step: usize,
+) -> Vec<u8> {
+    let Some(mut cursor) = s.cursor(id, 0, range).await.unwrap() else {
+        panic!("this store offers no cursor");
+    };
+    let mut got = Vec::new();
+    loop {
+        let piece = cursor.read(step).await.unwrap();
+        assert!(piece.len() <= step, "a cursor returned more than was asked");
+        if piece.is_empty() {
+            return got;
+        }
+        got.extend_from_slice(&piece);
+    }
+}
+
+async fn cursors_read_a_range_in_order(h: &Harness) {
+    let s = &*h.store;
+    let data = pattern(PART_SIZE + 3 * 65_552 + 77, 11);
+    let len = data.len() as u64;
+    put(s, "sequential", &data).await;
+    // Read sizes that do not divide the range, from the start, the middle, up to the end.
+    for (range, step) in [
+        (0..len, 1_048_832),
+        (16..len, 65_552),
+        (1000..1001, 7),
+        (len - 3000..len, 1024),
+        (5..PART_SIZE as u64 + 9, 333_333),
+    ] {
+        let got = through_cursor(s, "sequential", range.clone(), step).await;
+        let want = &data[range.start as usize..range.end as usize];
+        assert_eq!(got.len(), want.len(), "cursor over {range:?}");
+        assert!(
+            got[..] == *want,
+            "cursor over {range:?} returned other bytes"
+        );
+    }
+    assert!(through_cursor(s, "sequential", 9..9, 10).await.is_empty());
+    // A missing blob, and a copy this single store does not have, are not found.
+    assert!(is_not_found(
+        s.cursor("missing", 0, 0..10).await.map(|_| ())
+    ));
+    assert!(is_not_found(
+        s.cursor("sequential", 1, 0..10).await.map(|_| ())
+    ));
+    assert!(matches!(
+        s.cursor("../x", 0, 0..1).await.map(|_| ()),
+        Err(BlobError::InvalidId)
+    ));
 }
 
 async fn missing_blobs_are_not_found(h: &Harness) {

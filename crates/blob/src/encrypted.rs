@@ -20,7 +20,7 @@ use strongroom_crypto::blobfmt::{
 use strongroom_crypto::digest::Sha256;
 use strongroom_crypto::keys::DataKey;
 
-use crate::{BlobError, BlobStore, BlobWriter};
+use crate::{BlobCursor, BlobError, BlobStore, BlobWriter};
 
 /// Chunks sealed or opened per storage call (16 x 64 KiB = 1 MiB of plaintext).
 pub(crate) const BATCH_CHUNKS: usize = 16;
@@ -191,12 +191,13 @@ impl EncryptedWriter {
 }
 
 /// Reads the header and prepares to decrypt blob `id`, from the first copy whose header is
-/// intact (every copy of a blob is the same ciphertext, so any copy's chunks follow it).
+/// intact (every copy of a blob is the same ciphertext, so any copy's chunks follow it); says
+/// which copy that was.
 async fn open_blob(
     store: &dyn BlobStore,
     id: &str,
     dek: &DataKey,
-) -> Result<BlobOpener, BlobError> {
+) -> Result<(BlobOpener, usize), BlobError> {
     open_blob_from(store, id, dek, 0..store.copies()).await
 }
 
@@ -206,7 +207,7 @@ async fn open_blob_from(
     id: &str,
     dek: &DataKey,
     copies: Range<usize>,
-) -> Result<BlobOpener, BlobError> {
+) -> Result<(BlobOpener, usize), BlobError> {
     let mut worst: Option<BlobError> = None;
     for copy in copies {
         let opened = match store.read_copy_at(id, copy, 0, HEADER_LEN).await {
@@ -214,7 +215,7 @@ async fn open_blob_from(
             Err(e) => Err(e),
         };
         match opened {
-            Ok(opener) => return Ok(opener),
+            Ok(opener) => return Ok((opener, copy)),
             Err(e) => worst = Some(fell_back(id, copy, store.copies(), e, worst)),
         }
     }
@@ -267,11 +268,7 @@ async fn read_batch_from(
     want: Range<u64>,
     copies: Range<usize>,
 ) -> Result<Vec<Bytes>, BlobError> {
-    let total = chunk_count(size);
-    let ct_len: usize = chunks
-        .clone()
-        .map(|i| chunk_plaintext_len(size, i) + TAG_LEN)
-        .sum();
+    let ct_len = batch_len(size, chunks.clone());
     let mut worst: Option<BlobError> = None;
     // The first copy whose chunks all authenticate; the client never sees a damaged copy.
     for copy in copies {
@@ -279,27 +276,7 @@ async fn read_batch_from(
             let data = store
                 .read_copy_at(id, copy, chunk_offset(chunks.start), ct_len)
                 .await?;
-            if data.len() < ct_len {
-                return Err(CryptoError::Truncated.into());
-            }
-            // Zero-copy when the store handed us a uniquely owned buffer.
-            let mut buf = Vec::from(data);
-            let mut keep = Vec::with_capacity(chunks.clone().count());
-            let mut pos = 0usize;
-            for i in chunks.clone() {
-                let clen = chunk_plaintext_len(size, i) + TAG_LEN;
-                let got = opener.open_chunk(i, i + 1 == total, &mut buf[pos..pos + clen])?;
-                let pstart = i * CHUNK_SIZE as u64;
-                let lo = want.start.max(pstart);
-                let hi = want.end.min(pstart + got as u64);
-                if lo < hi {
-                    // Both offsets are within this chunk, so below CHUNK_SIZE.
-                    keep.push(pos + (lo - pstart) as usize..pos + (hi - pstart) as usize);
-                }
-                pos += clen;
-            }
-            let shared = Bytes::from(buf);
-            Ok::<_, BlobError>(keep.into_iter().map(|r| shared.slice(r)).collect())
+            open_batch(opener, size, chunks.clone(), &want, data)
         };
         match read.await {
             Ok(parts) => return Ok(parts),
@@ -309,13 +286,112 @@ async fn read_batch_from(
     Err(worst.unwrap_or(BlobError::NotFound))
 }
 
+/// Ciphertext bytes of chunks `chunks` of a blob of `size` plaintext bytes.
+fn batch_len(size: u64, chunks: Range<u64>) -> usize {
+    chunks.map(|i| chunk_plaintext_len(size, i) + TAG_LEN).sum()
+}
+
+/// Authenticates and decrypts the ciphertext `data` of chunks `chunks` (all of it before any
+/// byte is returned) and returns the plaintext inside `want`, as slices of one shared buffer.
+fn open_batch(
+    opener: &BlobOpener,
+    size: u64,
+    chunks: Range<u64>,
+    want: &Range<u64>,
+    data: Bytes,
+) -> Result<Vec<Bytes>, BlobError> {
+    let total = chunk_count(size);
+    if data.len() < batch_len(size, chunks.clone()) {
+        return Err(CryptoError::Truncated.into());
+    }
+    // Zero-copy when the store handed us a uniquely owned buffer.
+    let mut buf = Vec::from(data);
+    let mut keep = Vec::with_capacity(chunks.clone().count());
+    let mut pos = 0usize;
+    for i in chunks {
+        let clen = chunk_plaintext_len(size, i) + TAG_LEN;
+        let got = opener.open_chunk(i, i + 1 == total, &mut buf[pos..pos + clen])?;
+        let pstart = i * CHUNK_SIZE as u64;
+        let lo = want.start.max(pstart);
+        let hi = want.end.min(pstart + got as u64);
+        if lo < hi {
+            // Both offsets are within this chunk, so below CHUNK_SIZE.
+            keep.push(pos + (lo - pstart) as usize..pos + (hi - pstart) as usize);
+        }
+        pos += clen;
+    }
+    let shared = Bytes::from(buf);
+    Ok(keep.into_iter().map(|r| shared.slice(r)).collect())
+}
+
+/// Reads chunks in order through one copy's [`BlobCursor`] when the store offers one, and
+/// otherwise (or once a read through it failed) batch by batch with [`read_batch_from`], which
+/// falls back to the other copies.
+struct Sequential {
+    cursor: Option<Box<dyn BlobCursor>>,
+    copy: usize,
+}
+
+impl Sequential {
+    /// Opens copy `copy` for chunks `chunks` of a blob of `size` plaintext bytes. A cursor that
+    /// cannot be opened is not an error: the batches are then read one by one.
+    async fn open(
+        store: &dyn BlobStore,
+        id: &str,
+        copy: usize,
+        size: u64,
+        chunks: Range<u64>,
+    ) -> Sequential {
+        let start = chunk_offset(chunks.start);
+        let end = start.saturating_add(batch_len(size, chunks) as u64);
+        let cursor = match store.cursor(id, copy, start..end).await {
+            Ok(cursor) => cursor,
+            Err(e) => {
+                tracing::debug!(blob = %id, copy, error = %e, "no sequential reader: reading batch by batch");
+                None
+            }
+        };
+        Sequential { cursor, copy }
+    }
+
+    /// The next batch, chunks `chunks` (each call continues where the last one ended), from the
+    /// copies `copies` when the cursor cannot serve it.
+    #[allow(clippy::too_many_arguments)]
+    async fn batch(
+        &mut self,
+        store: &dyn BlobStore,
+        id: &str,
+        opener: &BlobOpener,
+        size: u64,
+        chunks: Range<u64>,
+        want: Range<u64>,
+        copies: Range<usize>,
+    ) -> Result<Vec<Bytes>, BlobError> {
+        if let Some(cursor) = self.cursor.as_mut() {
+            let read = async {
+                let data = cursor.read(batch_len(size, chunks.clone())).await?;
+                open_batch(opener, size, chunks.clone(), &want, data)
+            };
+            match read.await {
+                Ok(parts) => return Ok(parts),
+                Err(e) => {
+                    tracing::warn!(blob = %id, copy = self.copy, error = %e, "a sequential read of a blob failed: reading batch by batch");
+                    self.cursor = None;
+                }
+            }
+        }
+        read_batch_from(store, id, opener, size, chunks, want, copies).await
+    }
+}
+
 /// State of a [`read_range`] stream between items.
 struct RangeState {
     store: Arc<dyn BlobStore>,
     id: String,
     /// Held only until the header is read, then dropped (and wiped).
     dek: Option<DataKey>,
-    opener: Option<BlobOpener>,
+    /// Set once the header is read: the chunks follow through the copy it came from.
+    reading: Option<(BlobOpener, Sequential)>,
     ready: VecDeque<Bytes>,
     size: u64,
     want: Range<u64>,
@@ -347,7 +423,7 @@ pub fn read_range(
         store,
         id,
         dek: Some(dek),
-        opener: None,
+        reading: None,
         ready: VecDeque::new(),
         size: plaintext_size,
         want: start..end,
@@ -369,25 +445,33 @@ pub fn read_range(
             if st.next >= st.end_chunk {
                 return Ok(None);
             }
-            let opener = match st.opener.take() {
-                Some(o) => o,
+            let (opener, mut sequential) = match st.reading.take() {
+                Some(reading) => reading,
                 None => match st.dek.take() {
-                    Some(dek) => open_blob(&*st.store, &st.id, &dek).await?,
+                    Some(dek) => {
+                        let (opener, copy) = open_blob(&*st.store, &st.id, &dek).await?;
+                        let chunks = st.next..st.end_chunk;
+                        let sequential =
+                            Sequential::open(&*st.store, &st.id, copy, st.size, chunks).await;
+                        (opener, sequential)
+                    }
                     // Unreachable: the key is only taken when the opener is set.
                     None => return Ok(None),
                 },
             };
             let batch_end = (st.next + BATCH_CHUNKS as u64).min(st.end_chunk);
-            let got = read_batch(
-                &*st.store,
-                &st.id,
-                &opener,
-                st.size,
-                st.next..batch_end,
-                st.want.clone(),
-            )
-            .await?;
-            st.opener = Some(opener);
+            let got = sequential
+                .batch(
+                    &*st.store,
+                    &st.id,
+                    &opener,
+                    st.size,
+                    st.next..batch_end,
+                    st.want.clone(),
+                    0..st.store.copies(),
+                )
+                .await?;
+            st.reading = Some((opener, sequential));
             st.ready.extend(got);
             st.next = batch_end;
         }
@@ -412,7 +496,7 @@ impl BlobReader {
         dek: &DataKey,
         plaintext_size: u64,
     ) -> Result<BlobReader, BlobError> {
-        let opener = open_blob(&*store, &id, dek).await?;
+        let (opener, _) = open_blob(&*store, &id, dek).await?;
         Ok(BlobReader {
             store,
             id,
@@ -466,21 +550,23 @@ pub async fn verify_copy(
     plaintext_size: u64,
 ) -> Result<(), BlobError> {
     let one = copy..copy + 1;
-    let opener = open_blob_from(store, id, dek, one.clone()).await?;
+    let (opener, _) = open_blob_from(store, id, dek, one.clone()).await?;
     let total = chunk_count(plaintext_size);
+    let mut sequential = Sequential::open(store, id, copy, plaintext_size, 0..total).await;
     let mut next = 0;
     while next < total {
         let batch_end = (next + BATCH_CHUNKS as u64).min(total);
-        read_batch_from(
-            store,
-            id,
-            &opener,
-            plaintext_size,
-            next..batch_end,
-            0..0,
-            one.clone(),
-        )
-        .await?;
+        sequential
+            .batch(
+                store,
+                id,
+                &opener,
+                plaintext_size,
+                next..batch_end,
+                0..0,
+                one.clone(),
+            )
+            .await?;
         next = batch_end;
     }
     Ok(())
@@ -494,7 +580,7 @@ pub async fn read_all(
     dek: &DataKey,
     plaintext_size: u64,
 ) -> Result<Vec<u8>, BlobError> {
-    let opener = open_blob(store, id, dek).await?;
+    let (opener, _) = open_blob(store, id, dek).await?;
     let total = chunk_count(plaintext_size);
     // Capacity capped: the size comes from the database and should not decide an allocation.
     let mut out = Vec::with_capacity(plaintext_size.min(BATCH_PLAINTEXT as u64 * 4) as usize);

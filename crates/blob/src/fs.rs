@@ -14,6 +14,7 @@
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Read as _, Seek as _, Write as _};
+use std::ops::Range;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
-use crate::{BlobError, BlobStore, BlobWriter, BoxFuture, validate_id};
+use crate::{BlobCursor, BlobError, BlobStore, BlobWriter, BoxFuture, validate_id};
 
 /// Blobs as files in a local directory (or a mounted volume).
 #[derive(Debug, Clone)]
@@ -160,6 +161,39 @@ fn not_found(e: io::Error) -> BlobError {
     }
 }
 
+/// One open file read in order: unlike a fresh open per read, the kernel sees a sequential
+/// reader and reads ahead while the caller decrypts.
+struct FsCursor {
+    /// Lent to the blocking pool during a read; `None` after a read failed or was cancelled.
+    file: Option<File>,
+    /// Bytes of the range not read yet.
+    left: u64,
+}
+
+impl BlobCursor for FsCursor {
+    fn read<'a>(&'a mut self, len: usize) -> BoxFuture<'a, Result<Bytes, BlobError>> {
+        Box::pin(async move {
+            let want = usize::try_from(self.left).map_or(len, |left| left.min(len));
+            if want == 0 {
+                return Ok(Bytes::new());
+            }
+            let mut file = self.file.take().ok_or_else(|| {
+                BlobError::Io(io::Error::other("blob cursor used after a failed read"))
+            })?;
+            let (file, buf) = blocking(move || {
+                // Unfilled capacity, as in `read_at`: no zero-fill of each batch.
+                let mut buf = Vec::with_capacity(want);
+                (&mut file).take(want as u64).read_to_end(&mut buf)?;
+                Ok((file, buf))
+            })
+            .await?;
+            self.file = Some(file);
+            self.left -= buf.len() as u64;
+            Ok(Bytes::from(buf))
+        })
+    }
+}
+
 impl BlobStore for FsBlobStore {
     fn create<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>> {
         Box::pin(async move {
@@ -212,6 +246,33 @@ impl BlobStore for FsBlobStore {
                 Ok(Bytes::from(buf))
             })
             .await
+        })
+    }
+
+    fn cursor<'a>(
+        &'a self,
+        id: &'a str,
+        copy: usize,
+        range: Range<u64>,
+    ) -> BoxFuture<'a, Result<Option<Box<dyn BlobCursor>>, BlobError>> {
+        Box::pin(async move {
+            validate_id(id)?;
+            if copy != 0 {
+                return Err(BlobError::NotFound);
+            }
+            let path = self.object_path(id);
+            let start = range.start;
+            let file = blocking(move || {
+                let mut file = File::open(path)?;
+                file.seek(io::SeekFrom::Start(start))?;
+                Ok(file)
+            })
+            .await?;
+            let cursor: Box<dyn BlobCursor> = Box::new(FsCursor {
+                file: Some(file),
+                left: range.end.saturating_sub(range.start),
+            });
+            Ok(Some(cursor))
         })
     }
 

@@ -30,6 +30,7 @@ mod s3;
 mod conformance;
 
 use std::future::Future;
+use std::ops::Range;
 use std::pin::Pin;
 use std::time::SystemTime;
 
@@ -156,6 +157,19 @@ pub trait BlobStore: Send + Sync + 'static {
             Box::pin(async { Err(BlobError::NotFound) })
         }
     }
+    /// Opens copy `copy` of blob `id` for reading bytes `range` in order, through one open file
+    /// or one streaming request for the whole range: a remote backend's per-request latency is
+    /// paid once, and the kernel's read-ahead builds up over a file. `Ok(None)` when this store
+    /// has no such reader: read with [`BlobStore::read_copy_at`] instead.
+    fn cursor<'a>(
+        &'a self,
+        id: &'a str,
+        copy: usize,
+        range: Range<u64>,
+    ) -> BoxFuture<'a, Result<Option<Box<dyn BlobCursor>>, BlobError>> {
+        let _ = (id, copy, range);
+        Box::pin(async { Ok(None) })
+    }
     /// How many copies must be durable before a blob is acknowledged: 1 for a single backend.
     fn required_copies(&self) -> usize {
         1
@@ -240,6 +254,13 @@ pub trait BlobStore: Send + Sync + 'static {
 
 /// Largest checkpoint object accepted; a real one is about 300 bytes.
 pub const MAX_CHECKPOINT_LEN: usize = 4096;
+
+/// Sequential reads through one copy of a blob, opened by [`BlobStore::cursor`]. A read that
+/// failed, or was cancelled, leaves the cursor unusable: open another.
+pub trait BlobCursor: Send {
+    /// The next `len` bytes of the range; fewer only where the range or the blob ends.
+    fn read<'a>(&'a mut self, len: usize) -> BoxFuture<'a, Result<bytes::Bytes, BlobError>>;
+}
 
 /// A blob being written. Dropping it without [`BlobWriter::commit`] discards it (its temp data
 /// is removed), so an interrupted upload never becomes visible.

@@ -4,12 +4,13 @@
 //! A missing blob is an answer, not an error (reads ask each copy in turn and a new backend lacks
 //! everything until the scrub fills it), so `NotFound` is not counted as a failure.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 
-use crate::{BlobError, BlobStore, BlobWriter, BoxFuture};
+use crate::{BlobCursor, BlobError, BlobStore, BlobWriter, BoxFuture};
 
 /// Time per backend call, by backend and operation.
 pub const STORAGE_DURATION: &str = "strongroom_storage_operation_duration_seconds";
@@ -62,6 +63,25 @@ fn measured<'a, T: Send + 'a>(
     })
 }
 
+/// A cursor whose every read is measured like a [`BlobStore::read_at`].
+struct MeteredCursor {
+    name: Arc<str>,
+    inner: Box<dyn BlobCursor>,
+}
+
+impl BlobCursor for MeteredCursor {
+    fn read<'a>(&'a mut self, len: usize) -> BoxFuture<'a, Result<Bytes, BlobError>> {
+        Box::pin(async move {
+            let r = measured(&self.name, "read", self.inner.read(len)).await;
+            if let Ok(b) = &r {
+                metrics::counter!(STORAGE_READ_BYTES, "backend" => self.name.to_string())
+                    .increment(b.len() as u64);
+            }
+            r
+        })
+    }
+}
+
 impl BlobStore for Metered {
     fn create<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>> {
         Box::pin(async move {
@@ -90,6 +110,23 @@ impl BlobStore for Metered {
                     .increment(b.len() as u64);
             }
             r
+        })
+    }
+
+    fn cursor<'a>(
+        &'a self,
+        id: &'a str,
+        copy: usize,
+        range: Range<u64>,
+    ) -> BoxFuture<'a, Result<Option<Box<dyn BlobCursor>>, BlobError>> {
+        Box::pin(async move {
+            let opened = measured(&self.name, "read", self.inner.cursor(id, copy, range)).await?;
+            Ok(opened.map(|inner| {
+                Box::new(MeteredCursor {
+                    name: Arc::clone(&self.name),
+                    inner,
+                }) as Box<dyn BlobCursor>
+            }))
         })
     }
 

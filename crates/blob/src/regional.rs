@@ -16,13 +16,14 @@
 //! lowercase words, checked by [`validate_region`].
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
 use futures_util::future::join_all;
 
-use crate::{BlobError, BlobStore, BlobWriter, BoxFuture, Replicated};
+use crate::{BlobCursor, BlobError, BlobStore, BlobWriter, BoxFuture, Replicated};
 
 /// The region of a backend, or of an organization, when none is given.
 pub const DEFAULT_REGION: &str = "default";
@@ -236,6 +237,18 @@ impl BlobStore for RegionView {
     ) -> BoxFuture<'a, Result<Bytes, BlobError>> {
         match self.locate(copy) {
             Some((store, c)) => store.read_copy_at(id, c, offset, len),
+            None => Box::pin(async { Err(BlobError::NotFound) }),
+        }
+    }
+
+    fn cursor<'a>(
+        &'a self,
+        id: &'a str,
+        copy: usize,
+        range: Range<u64>,
+    ) -> BoxFuture<'a, Result<Option<Box<dyn BlobCursor>>, BlobError>> {
+        match self.locate(copy) {
+            Some((store, c)) => store.cursor(id, c, range),
             None => Box::pin(async { Err(BlobError::NotFound) }),
         }
     }

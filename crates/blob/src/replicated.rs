@@ -9,13 +9,14 @@
 //! copy never reaches a client. Copies a backend missed (it was down, or was added later) are
 //! written by the scrub, which also replaces damaged ones.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
 use futures_util::future::join_all;
 
-use crate::{BlobError, BlobStore, BlobWriter, BoxFuture};
+use crate::{BlobCursor, BlobError, BlobStore, BlobWriter, BoxFuture};
 
 /// One backend of a replicated store.
 #[derive(Clone)]
@@ -198,6 +199,18 @@ impl BlobStore for Replicated {
     ) -> BoxFuture<'a, Result<Bytes, BlobError>> {
         match self.members.get(copy) {
             Some(m) => m.store.read_at(id, offset, len),
+            None => Box::pin(async { Err(BlobError::NotFound) }),
+        }
+    }
+
+    fn cursor<'a>(
+        &'a self,
+        id: &'a str,
+        copy: usize,
+        range: Range<u64>,
+    ) -> BoxFuture<'a, Result<Option<Box<dyn BlobCursor>>, BlobError>> {
+        match self.members.get(copy) {
+            Some(m) => m.store.cursor(id, 0, range),
             None => Box::pin(async { Err(BlobError::NotFound) }),
         }
     }

@@ -19,22 +19,27 @@
 //! Every error other than "not found" becomes [`BlobError::Backend`], naming the backend, with
 //! the access key id and the secret scrubbed from the message.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
-use futures_util::TryStreamExt as _;
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::multipart::{MultipartStore as _, PartId};
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    BackoffConfig, ClientOptions, ObjectStore as _, ObjectStoreExt as _, PutPayload, RetryConfig,
+    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore as _, ObjectStoreExt as _,
+    PutPayload, RetryConfig,
 };
 use zeroize::Zeroizing;
 
 use crate::backend::{Credentials, S3Location};
 use crate::fs::{checkpoint_name, parse_checkpoint_name};
-use crate::{BlobError, BlobStore, BlobWriter, BoxFuture, MAX_CHECKPOINT_LEN, validate_id};
+use crate::{
+    BlobCursor, BlobError, BlobStore, BlobWriter, BoxFuture, MAX_CHECKPOINT_LEN, validate_id,
+};
 
 /// Size of a multipart upload's parts (and the most a writer buffers). S3 wants at least 5 MiB
 /// for every part but the last; some S3-compatible services want them all the same size, which
@@ -43,6 +48,10 @@ pub const PART_SIZE: usize = 8 * 1024 * 1024;
 
 /// The longest one request may take, body included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The longest a streaming read may wait for its next bytes once it asked for them (a stalled
+/// connection); the whole response may take as long as its reader needs.
+const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The longest a multipart completion may take (the service assembles the whole object).
 const COMPLETE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -76,6 +85,9 @@ struct Inner {
     client: AmazonS3,
     /// The same client with a longer timeout, for multipart completions.
     completer: AmazonS3,
+    /// The same client without a whole-request timeout (a stall timeout instead), for
+    /// [`BlobStore::cursor`]: one response read as slowly as a downloading client reads it.
+    streamer: AmazonS3,
     location: S3Location,
     /// `<prefix>/` or empty.
     base: String,
@@ -116,12 +128,10 @@ impl S3BlobStore {
             max_retries: 10,
             retry_timeout: options.retry_timeout,
         };
-        let client_options = |timeout: Duration| {
-            ClientOptions::new()
-                .with_allow_http(location.allow_http)
-                .with_connect_timeout(Duration::from_secs(5))
-                .with_timeout(timeout)
-        };
+        let base_options = ClientOptions::new()
+            .with_allow_http(location.allow_http)
+            .with_connect_timeout(Duration::from_secs(5));
+        let client_options = |timeout: Duration| base_options.clone().with_timeout(timeout);
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(&location.bucket)
             .with_region(&location.region)
@@ -154,7 +164,17 @@ impl S3BlobStore {
         // can take minutes for a large one (AWS documents it; s3s-fs rewrites the file); ten
         // 1 GiB uploads completing at once took longer than a minute here.
         let completer = builder
+            .clone()
             .with_client_options(client_options(COMPLETE_TIMEOUT))
+            .build()
+            .map_err(|e| scrubbed(name, &redact, &e))?;
+        let streamer = builder
+            .with_client_options(
+                base_options
+                    .clone()
+                    .with_timeout_disabled()
+                    .with_read_timeout(STALL_TIMEOUT),
+            )
             .build()
             .map_err(|e| scrubbed(name, &redact, &e))?;
         Ok(S3BlobStore {
@@ -162,6 +182,7 @@ impl S3BlobStore {
                 name: name.to_owned(),
                 client,
                 completer,
+                streamer,
                 location,
                 objects: ObjectPath::from(format!("{base}objects")),
                 base,
@@ -296,6 +317,48 @@ fn scrubbed(backend: &str, redact: &[Zeroizing<String>], e: &dyn std::fmt::Displ
     }
 }
 
+/// One ranged GET read in order as its body arrives (the client retries a cut-off body from
+/// where it stopped, checking the object's ETag did not change).
+struct S3Cursor {
+    inner: Arc<Inner>,
+    /// `None` for an empty range.
+    body: Option<BoxStream<'static, object_store::Result<Bytes>>>,
+    /// Received beyond what the last read asked for.
+    held: Bytes,
+}
+
+impl BlobCursor for S3Cursor {
+    fn read<'a>(&'a mut self, len: usize) -> BoxFuture<'a, Result<Bytes, BlobError>> {
+        Box::pin(async move {
+            if self.held.len() >= len {
+                return Ok(self.held.split_to(len));
+            }
+            let mut out = BytesMut::with_capacity(len);
+            out.extend_from_slice(&std::mem::take(&mut self.held));
+            while out.len() < len {
+                let Some(body) = self.body.as_mut() else {
+                    break;
+                };
+                match body.next().await {
+                    Some(Ok(mut piece)) => {
+                        let need = len - out.len();
+                        if piece.len() > need {
+                            self.held = piece.split_off(need);
+                        }
+                        out.extend_from_slice(&piece);
+                    }
+                    Some(Err(e)) => {
+                        self.body = None;
+                        return Err(self.inner.failed(e));
+                    }
+                    None => self.body = None,
+                }
+            }
+            Ok(out.freeze())
+        })
+    }
+}
+
 impl BlobStore for S3BlobStore {
     fn create<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>> {
         Box::pin(async move {
@@ -314,6 +377,40 @@ impl BlobStore for S3BlobStore {
         Box::pin(async move {
             validate_id(id)?;
             self.inner.read(&self.object(id), offset, len).await
+        })
+    }
+
+    fn cursor<'a>(
+        &'a self,
+        id: &'a str,
+        copy: usize,
+        range: Range<u64>,
+    ) -> BoxFuture<'a, Result<Option<Box<dyn BlobCursor>>, BlobError>> {
+        Box::pin(async move {
+            validate_id(id)?;
+            if copy != 0 {
+                return Err(BlobError::NotFound);
+            }
+            let mut cursor = S3Cursor {
+                inner: Arc::clone(&self.inner),
+                body: None,
+                held: Bytes::new(),
+            };
+            if range.start < range.end {
+                let options = GetOptions {
+                    range: Some(GetRange::Bounded(range)),
+                    ..GetOptions::default()
+                };
+                let got = self
+                    .inner
+                    .streamer
+                    .get_opts(&self.object(id), options)
+                    .await
+                    .map_err(|e| self.inner.failed(e))?;
+                cursor.body = Some(got.into_stream());
+            }
+            let cursor: Box<dyn BlobCursor> = Box::new(cursor);
+            Ok(Some(cursor))
         })
     }
 

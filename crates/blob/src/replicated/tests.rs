@@ -5,7 +5,7 @@ use futures_util::TryStreamExt;
 use strongroom_crypto::keys::DataKey;
 
 use super::*;
-use crate::{EncryptedWriter, FsBlobStore, read_all, read_range};
+use crate::{BlobCursor, EncryptedWriter, FsBlobStore, read_all, read_range, verify_copy};
 
 /// A filesystem backend that can be switched off, like a disk that fails or an S3 server
 /// that stops answering: every call then fails with an I/O error.
@@ -49,6 +49,22 @@ impl BlobWriter for GatedWriter {
     }
 }
 
+/// A sequential read from a switchable backend: fails once the backend is switched off, like a
+/// connection cut in the middle of a download.
+struct GatedCursor {
+    inner: Box<dyn BlobCursor>,
+    down: Arc<AtomicBool>,
+}
+
+impl BlobCursor for GatedCursor {
+    fn read<'a>(&'a mut self, len: usize) -> BoxFuture<'a, Result<Bytes, BlobError>> {
+        Box::pin(async move {
+            gate(&self.down)?;
+            self.inner.read(len).await
+        })
+    }
+}
+
 impl BlobStore for Switchable {
     fn create<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>> {
         Box::pin(async move {
@@ -69,6 +85,23 @@ impl BlobStore for Switchable {
         Box::pin(async move {
             self.gate()?;
             self.inner.read_at(id, offset, len).await
+        })
+    }
+    fn cursor<'a>(
+        &'a self,
+        id: &'a str,
+        copy: usize,
+        range: std::ops::Range<u64>,
+    ) -> BoxFuture<'a, Result<Option<Box<dyn BlobCursor>>, BlobError>> {
+        Box::pin(async move {
+            self.gate()?;
+            let inner = self.inner.cursor(id, copy, range).await?;
+            Ok(inner.map(|inner| {
+                Box::new(GatedCursor {
+                    inner,
+                    down: self.down.clone(),
+                }) as Box<dyn BlobCursor>
+            }))
         })
     }
     fn len<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<u64, BlobError>> {
@@ -245,6 +278,73 @@ async fn a_flipped_byte_or_a_lost_copy_is_read_from_another_copy() {
         .unwrap();
         assert_eq!(part.concat(), &plain[650_000..750_000], "{id}: range");
     }
+}
+
+/// Plaintext of 3 MiB and some: several batches of a sequential read.
+const LONG: usize = 3 * 1024 * 1024 + 12_345;
+
+#[tokio::test]
+async fn damage_in_the_middle_of_a_sequential_read_is_read_from_another_copy() {
+    let s = Setup::new(2, 2);
+    let key = [3u8; 32];
+    let dek = DataKey::from_bytes(&key);
+    let plain = data(LONG);
+    s.put("long", &dek, &plain).await.unwrap();
+    // A byte in the second batch of copy 0: the first batch came through its cursor already.
+    let p = s.path(0, "long");
+    let mut bytes = std::fs::read(&p).unwrap();
+    bytes[1_500_000] ^= 0x04;
+    std::fs::write(&p, bytes).unwrap();
+    let whole: Vec<Bytes> = read_range(
+        s.store.clone(),
+        "long".into(),
+        DataKey::from_bytes(&key),
+        LONG as u64,
+        0,
+        LONG as u64,
+    )
+    .try_collect()
+    .await
+    .unwrap();
+    assert!(
+        whole.concat() == plain,
+        "the client sees the intact bytes, in order"
+    );
+    // The scrub's check still names the damaged copy, and only that one.
+    assert!(matches!(
+        verify_copy(s.store.as_ref(), "long", 0, &dek, LONG as u64).await,
+        Err(BlobError::Crypto(_))
+    ));
+    verify_copy(s.store.as_ref(), "long", 1, &dek, LONG as u64)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_backend_lost_in_the_middle_of_a_download_is_not_noticed_by_the_client() {
+    let s = Setup::new(2, 2);
+    let dek = DataKey::generate();
+    let plain = data(LONG);
+    s.put("long", &dek, &plain).await.unwrap();
+    let mut stream = Box::pin(read_range(
+        s.store.clone(),
+        "long".into(),
+        dek,
+        LONG as u64,
+        0,
+        LONG as u64,
+    ));
+    let mut got = stream.try_next().await.unwrap().unwrap().to_vec();
+    assert!(
+        got.len() < LONG,
+        "the first piece is one batch, not the whole blob"
+    );
+    // Copy 0's backend stops answering while its cursor is open.
+    s.backends[0].down.store(true, Ordering::SeqCst);
+    while let Some(piece) = stream.try_next().await.unwrap() {
+        got.extend_from_slice(&piece);
+    }
+    assert!(got == plain, "the rest came from copy 1");
 }
 
 #[tokio::test]
