@@ -1,9 +1,9 @@
 //! The storage scrub and status: every copy of every blob checked by its tags, a missing or
 //! damaged copy rewritten from a good one, and what was found kept for `storage status`.
 //!
-//! The scrub walks the blob rows (originals and renditions) in id order. For each, it unwraps
-//! the data key and checks each copy alone ([`strongroom_blob::verify_copy`]): header and every
-//! chunk's tag. A copy that is missing (a backend that was down during the upload, or added
+//! The scrub walks the blob rows (originals and renditions) in id order, checking two blobs at
+//! once. For each, it unwraps the data key and checks each copy alone, reading it in order
+//! ([`strongroom_blob::verify_copy`]): header and every chunk's tag. A copy that is missing (a backend that was down during the upload, or added
 //! since) or damaged is rewritten byte for byte from a copy that passed, and the repair is
 //! recorded in the organization's audit trail. A blob with no good copy left is recorded as
 //! unrecoverable: the scrub cannot make one up, so the operator must restore it from a backup.
@@ -11,8 +11,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use futures_util::StreamExt as _;
 use serde::Serialize;
 use strongroom_blob::{BlobError, BlobStore, rewrite_copy, verify_copy};
+use strongroom_crypto::keys::DataKey;
 use strongroom_domain::OrgId;
 use strongroom_store::BlobRow;
 
@@ -22,6 +24,9 @@ use crate::{Result, ServiceError};
 
 /// Blob rows read per page.
 const PAGE: u32 = 500;
+
+/// Blobs checked at once.
+const SCRUB_PARALLEL: usize = 2;
 
 /// What a scrub found and did, per backend and in all.
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
@@ -247,8 +252,9 @@ impl Ops {
             let page = self.ctx.store.blobs_after(after.as_deref(), PAGE).await?;
             let Some(last) = page.last() else { break };
             after = Some(last.id.to_string());
+            // Blobs to check, in order; those of a moving organization are the move's to check.
+            let mut work = Vec::with_capacity(page.len());
             for blob in &page {
-                lease.renew(&self.ctx).await?;
                 if !org_regions.contains_key(&blob.org_id) {
                     let region = self.ctx.store.org_region(&blob.org_id).await?;
                     org_regions.insert(blob.org_id.clone(), region);
@@ -272,7 +278,23 @@ impl Ops {
                         blob.id, blob.region
                     )));
                 };
-                self.scrub_blob(home.as_ref(), first, blob, report).await?;
+                work.push((blob, home, first));
+            }
+            // Checking (reading and authenticating every copy) runs for a few blobs at once, so
+            // one blob's reads overlap another's decryption; repairs and the report follow in
+            // order, one blob at a time.
+            let mut checked = futures_util::stream::iter(work.into_iter().map(
+                |(blob, home, first)| async move {
+                    let found = self.check_copies(home.as_ref(), blob).await;
+                    (blob, home, first, found)
+                },
+            ))
+            .buffered(SCRUB_PARALLEL);
+            while let Some((blob, home, first, found)) = checked.next().await {
+                lease.renew(&self.ctx).await?;
+                let (dek, states) = found?;
+                self.settle(home.as_ref(), first, blob, &dek, &states, report)
+                    .await?;
                 report.checked += 1;
                 progress(report.checked);
             }
@@ -285,15 +307,13 @@ impl Ops {
         Ok(())
     }
 
-    /// Checks and repairs the copies of `blob` in its region (`blobs`), whose backends are
-    /// `report.backends[first..]`.
-    async fn scrub_blob(
+    /// Checks each copy of `blob` in its region (`blobs`) alone; returns its data key for the
+    /// repairs.
+    async fn check_copies(
         &self,
         blobs: &dyn BlobStore,
-        first: usize,
         blob: &BlobRow,
-        report: &mut ScrubReport,
-    ) -> Result<()> {
+    ) -> Result<(DataKey, Vec<CopyState>)> {
         let id = blob.id.as_str();
         let dek = self.keyring.data_key(&self.ctx.store, blob).await?;
         let mut states = Vec::with_capacity(blobs.copies());
@@ -305,6 +325,21 @@ impl Ops {
                 Err(e) => CopyState::Unreachable(e.to_string()),
             });
         }
+        Ok((dek, states))
+    }
+
+    /// Repairs the copies of `blob` that [`Ops::check_copies`] found missing or damaged, from
+    /// one that passed, and counts them in `report.backends[first..]` (the region's backends).
+    async fn settle(
+        &self,
+        blobs: &dyn BlobStore,
+        first: usize,
+        blob: &BlobRow,
+        dek: &DataKey,
+        states: &[CopyState],
+        report: &mut ScrubReport,
+    ) -> Result<()> {
+        let id = blob.id.as_str();
         let good = states.iter().position(|s| matches!(s, CopyState::Good));
         let mut repaired = Vec::new();
         for (copy, state) in states.iter().enumerate() {
@@ -326,7 +361,7 @@ impl Ops {
                     }
                     let Some(from) = good else { continue };
                     match rewrite_copy(blobs, id, from, copy, blob.stored_size).await {
-                        Ok(()) => match verify_copy(blobs, id, copy, &dek, blob.size).await {
+                        Ok(()) => match verify_copy(blobs, id, copy, dek, blob.size).await {
                             Ok(()) => {
                                 b.objects += 1;
                                 b.bytes += blob.stored_size;
