@@ -12,6 +12,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use futures_util::StreamExt as _;
+use futures_util::stream::FuturesOrdered;
 use serde::Serialize;
 use strongroom_blob::{BlobError, BlobStore, rewrite_copy, verify_copy};
 use strongroom_crypto::keys::DataKey;
@@ -283,14 +284,21 @@ impl Ops {
             // Checking (reading and authenticating every copy) runs for a few blobs at once, so
             // one blob's reads overlap another's decryption; repairs and the report follow in
             // order, one blob at a time.
-            let mut checked = futures_util::stream::iter(work.into_iter().map(
-                |(blob, home, first)| async move {
-                    let found = self.check_copies(home.as_ref(), blob).await;
-                    (blob, home, first, found)
-                },
-            ))
-            .buffered(SCRUB_PARALLEL);
-            while let Some((blob, home, first, found)) = checked.next().await {
+            let mut work = work.into_iter();
+            let mut checking = FuturesOrdered::new();
+            loop {
+                while checking.len() < SCRUB_PARALLEL {
+                    let Some((blob, home, first)) = work.next() else {
+                        break;
+                    };
+                    checking.push_back(async move {
+                        let found = self.check_copies(home.as_ref(), blob).await;
+                        (blob, home, first, found)
+                    });
+                }
+                let Some((blob, home, first, found)) = checking.next().await else {
+                    break;
+                };
                 lease.renew(&self.ctx).await?;
                 let (dek, states) = found?;
                 self.settle(home.as_ref(), first, blob, &dek, &states, report)
