@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # S3 transfer benchmark: Strongroom on an S3 backend (s3s-fs from scripts/s3.sh, on 127.0.0.1)
 # against the same transfer made directly against the same S3 server with a plain client.
-#   - upload: one 1 GiB file, curl -> Strongroom (HTTPS, POST raw body; Strongroom encrypts it and
-#     sends it to s3s-fs as a multipart upload of 8 MiB parts) vs curl -> s3s-fs (one SigV4-signed
-#     PUT of the same file, UNSIGNED-PAYLOAD);
-#   - download: the same object back, curl <- Strongroom (HTTPS; Strongroom reads ~1 MiB ranges from
-#     s3s-fs and decrypts them) vs curl <- s3s-fs (one signed GET); and, as a diagnostic beside
-#     them, curl <- s3s-fs in Strongroom's pattern (1 MiB ranges, one after the other, keep-alive);
+#   - upload: one 1 GiB file, curl -> Strongroom (HTTPS, POST raw body with its Content-Length;
+#     Strongroom encrypts it and streams it to s3s-fs as one PUT of the known ciphertext length, to
+#     a pre-signed URL, UNSIGNED-PAYLOAD) vs curl -> s3s-fs (one SigV4-signed PUT of the same
+#     file, UNSIGNED-PAYLOAD);
+#   - download: the same object back, curl <- Strongroom (HTTPS; Strongroom reads the object as one
+#     streaming range GET and decrypts it batch by batch) vs curl <- s3s-fs (one signed GET);
 #   - memory: PARALLEL (10) simultaneous 1 GiB uploads to a fresh Strongroom on S3; its peak RSS.
 # Targets (issue 9): download >= 0.8x the direct GET; upload >= 0.7x the direct PUT; peak RSS
 # during the parallel uploads < 150 MiB (flat, as on disk).
@@ -108,31 +108,6 @@ get_direct() {
         "$(cpu_delta "${s30}" "$(cpu_seconds "${S3_PID}")")"
 }
 
-# get_ranges KEY: the object in 1 MiB range GETs, one after the other on one keep-alive
-# connection (one curl, `next` between transfers): Strongroom's read pattern (16 sealed 64 KiB
-# chunks per request, about 1 MiB), made by the plain client. Not a target; it tells what that
-# pattern costs on this S3 server. Prints "<bytes/s> <sr CPU s> <s3s CPU s>".
-RANGE=$((1024 * 1024))
-get_ranges() {
-    local sr0 s30 t0 t1 got at next
-    sr0=$(cpu_seconds "${SR_PID}") s30=$(cpu_seconds "${S3_PID}")
-    t0=$(date +%s.%N)
-    got=$(
-        for ((at = 0; at < BYTES; at += RANGE)); do
-            printf 'user = "%s:%s"\naws-sigv4 = "aws:amz:%s:s3"\nheader = "x-amz-content-sha256: UNSIGNED-PAYLOAD"\n' \
-                "${AWS_ACCESS_KEY_ID}" "${AWS_SECRET_ACCESS_KEY}" "${S3_REGION}"
-            printf 'http1.1\nsilent\nshow-error\nfail\nrange = "%s-%s"\noutput = "/dev/null"\n' "${at}" "$((at + RANGE - 1))"
-            # `next` between transfers, not after the last (curl would want one more URL).
-            if ((at + RANGE < BYTES)); then next=next; else next=; fi
-            printf 'write-out = "%%{size_download}\\n"\nurl = "%s"\n%s\n' "${S3_ENDPOINT}/${S3_BUCKET}/direct/$1" "${next}"
-        done | curl --config - | awk '{ s += $1 } END { printf "%.0f\n", s }'
-    )
-    t1=$(date +%s.%N)
-    [[ "${got}" == "${BYTES}" ]] || die "range GETs brought ${got} of ${BYTES} bytes"
-    printf '%s %s %s\n' "$(awk -v b="${BYTES}" -v s="${t0}" -v e="${t1}" 'BEGIN { printf "%.0f", b / (e - s) }')" \
-        "$(cpu_delta "${sr0}" "$(cpu_seconds "${SR_PID}")")" "$(cpu_delta "${s30}" "$(cpu_seconds "${S3_PID}")")"
-}
-
 get_strongroom() {
     local sr0 s30 out code size speed
     sr0=$(cpu_seconds "${SR_PID}") s30=$(cpu_seconds "${S3_PID}")
@@ -188,11 +163,10 @@ get_direct down.bin >/dev/null
 get_strongroom "${ASSET}" >/dev/null
 down_direct=() down_sr=()
 for ((run = 1; run <= RUNS; run++)); do
-    if ((run % 2)); then order=(direct strongroom ranges); else order=(ranges strongroom direct); fi
+    if ((run % 2)); then order=(direct strongroom); else order=(strongroom direct); fi
     for path in "${order[@]}"; do
         case ${path} in
         direct) line=$(get_direct down.bin) ;;
-        ranges) line=$(get_ranges down.bin) ;;
         *) line=$(get_strongroom "${ASSET}") ;;
         esac
         read -r speed c1 c2 <<<"${line}"
@@ -284,7 +258,7 @@ raw_figures s3_transfer s3_transfer.tsv s3_transfer.memory.tsv
 report s3_transfer \
     "### S3 backend, ${SIZE_MIB} MiB, Strongroom (HTTPS) vs the same S3 server directly, median of ${RUNS}" \
     "" \
-    "S3 server: s3s-fs $("$(command -v s3s-fs || echo "${HOME}/.cargo/bin/s3s-fs")" --version | cut -d' ' -f2) on 127.0.0.1 (scripts/s3.sh; files under bench/out/s3, plain HTTP, SigV4 checked). Direct client: curl \`--aws-sigv4\`, one PUT (UNSIGNED-PAYLOAD, 100-continue) / one GET, HTTP/1.1. Strongroom: one S3 backend (\`copies = 1\`), multipart upload in 8 MiB parts, downloads as ~1 MiB range GETs; its clients: curl over HTTPS as in the other sections. CPU columns: seconds per 10^9 bytes moved, of each server process." \
+    "S3 server: s3s-fs $("$(command -v s3s-fs || echo "${HOME}/.cargo/bin/s3s-fs")" --version | cut -d' ' -f2) on 127.0.0.1 (scripts/s3.sh; files under bench/out/s3, plain HTTP, SigV4 checked). Direct client: curl \`--aws-sigv4\`, one PUT (UNSIGNED-PAYLOAD, 100-continue) / one GET, HTTP/1.1. Strongroom: one S3 backend (\`copies = 1\`), an upload with a known length streamed as one PUT to a pre-signed URL (UNSIGNED-PAYLOAD), a download as one streaming range GET; its clients: curl over HTTPS as in the other sections. CPU columns: seconds per 10^9 bytes moved, of each server process." \
     "" \
     "| transfer | throughput GB/s | Strongroom CPU s/GB | s3s-fs CPU s/GB |" \
     "|---|---|---|---|" \
@@ -292,7 +266,6 @@ report s3_transfer \
     "$(row "upload, curl -> Strongroom -> s3s-fs" "${us}" upload strongroom)" \
     "$(row "download, curl GET <- s3s-fs" "${dd_}" download direct)" \
     "$(row "download, curl <- Strongroom <- s3s-fs" "${ds}" download strongroom)" \
-    "$(row "download, curl GET <- s3s-fs in 1 MiB ranges, one keep-alive connection (Strongroom's read pattern; not a target)" "$(median_col download ranges 6)" download ranges)" \
     "" \
     "- upload ratio Strongroom/direct: **${up_ratio}** (target >= 0.7: $(verdict "${up_ratio}" '>=' 0.7))" \
     "- download ratio Strongroom/direct: **${down_ratio}** (target >= 0.8: $(verdict "${down_ratio}" '>=' 0.8))" \

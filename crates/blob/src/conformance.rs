@@ -163,6 +163,7 @@ suite!(
     dropped_writers_leave_nothing_visible,
     large_blobs_and_ranged_reads_across_parts,
     cursors_read_a_range_in_order,
+    sized_writers_store_exactly_their_length,
     missing_blobs_are_not_found,
     delete_is_idempotent,
     list_older_than_names_committed_blobs_only,
@@ -335,6 +336,51 @@ async fn cursors_read_a_range_in_order(h: &Harness) {
         s.cursor("../x", 0, 0..1).await.map(|_| ()),
         Err(BlobError::InvalidId)
     ));
+}
+
+async fn sized_writers_store_exactly_their_length(h: &Harness) {
+    let s = &*h.store;
+    // Above one part (streamed in one request on S3) and below (buffered).
+    for (id, len) in [("sized_big", 2 * PART_SIZE + 4321), ("sized_small", 1000)] {
+        let data = pattern(len, 21);
+        let mut w = s.create_sized(id, len as u64).await.unwrap();
+        for piece in data.chunks(1_048_832) {
+            w.write(Bytes::copy_from_slice(piece)).await.unwrap();
+        }
+        assert!(is_not_found(s.len(id).await), "{id} visible before commit");
+        w.commit().await.unwrap();
+        assert_eq!(s.len(id).await.unwrap(), len as u64);
+        assert!(s.read_at(id, 0, len).await.unwrap()[..] == data[..], "{id}");
+    }
+    // More than declared is refused at the write; fewer at the commit; nothing becomes visible.
+    let len = PART_SIZE as u64 + 10;
+    let mut w = s.create_sized("too_long", len).await.unwrap();
+    w.write(Bytes::from(pattern(PART_SIZE, 22))).await.unwrap();
+    assert!(matches!(
+        w.write(Bytes::from(pattern(11, 23))).await,
+        Err(BlobError::WrongLength { declared, got }) if declared == len && got == len + 1
+    ));
+    drop(w);
+    let mut w = s.create_sized("too_short", len).await.unwrap();
+    w.write(Bytes::from(pattern(PART_SIZE, 24))).await.unwrap();
+    assert!(matches!(
+        w.commit().await,
+        Err(BlobError::WrongLength { got, .. }) if got == PART_SIZE as u64
+    ));
+    // Abandoned halfway through.
+    let mut w = s.create_sized("abandoned_sized", len).await.unwrap();
+    w.write(Bytes::from(pattern(PART_SIZE / 2, 25)))
+        .await
+        .unwrap();
+    drop(w);
+    // The service may take a moment to notice a request cut off mid-body.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for id in ["too_long", "too_short", "abandoned_sized"] {
+        assert!(is_not_found(s.len(id).await), "{id} became visible");
+    }
+    let mut listed = s.list_older_than(later()).await.unwrap();
+    listed.sort();
+    assert_eq!(listed, vec!["sized_big", "sized_small"]);
 }
 
 async fn missing_blobs_are_not_found(h: &Harness) {

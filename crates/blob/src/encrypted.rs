@@ -42,6 +42,8 @@ pub struct EncryptedWriter {
     size: u64,
     stored: u64,
     max_size: Option<u64>,
+    /// The exact plaintext length promised to the store, if any.
+    declared: Option<u64>,
 }
 
 /// The plaintext SHA-256, computed batch by batch on the blocking pool so that hashing (the most
@@ -103,10 +105,45 @@ impl EncryptedWriter {
         max_size: Option<u64>,
     ) -> Result<EncryptedWriter, BlobError> {
         let writer = store.create(id).await?;
+        Ok(EncryptedWriter::around(writer, id, dek, max_size, None))
+    }
+
+    /// Like [`EncryptedWriter::create`], for exactly `plaintext_len` bytes (an upload with a
+    /// declared length): the store may then stream the blob instead of buffering it
+    /// ([`BlobStore::create_sized`]). More bytes, or fewer at [`EncryptedWriter::finish`], fail
+    /// with [`BlobError::WrongLength`] and commit nothing.
+    pub async fn create_sized(
+        store: &dyn BlobStore,
+        id: &str,
+        dek: &DataKey,
+        max_size: Option<u64>,
+        plaintext_len: u64,
+    ) -> Result<EncryptedWriter, BlobError> {
+        if max_size.is_some_and(|max| plaintext_len > max) {
+            return Err(BlobError::TooLarge);
+        }
+        let stored = strongroom_crypto::blobfmt::ciphertext_len(plaintext_len);
+        let writer = store.create_sized(id, stored).await?;
+        Ok(EncryptedWriter::around(
+            writer,
+            id,
+            dek,
+            max_size,
+            Some(plaintext_len),
+        ))
+    }
+
+    fn around(
+        writer: Box<dyn BlobWriter>,
+        id: &str,
+        dek: &DataKey,
+        max_size: Option<u64>,
+        declared: Option<u64>,
+    ) -> EncryptedWriter {
         let sealer = BlobSealer::new(dek, id);
         let mut out = Vec::with_capacity(OUT_CAPACITY);
         out.extend_from_slice(&sealer.header());
-        Ok(EncryptedWriter {
+        EncryptedWriter {
             writer,
             sealer,
             pending: Vec::with_capacity(PENDING_CAPACITY),
@@ -115,7 +152,8 @@ impl EncryptedWriter {
             size: 0,
             stored: 0,
             max_size,
-        })
+            declared,
+        }
     }
 
     /// Buffers plaintext, seals whole chunks in batches of 16 and writes them; always holds back
@@ -126,6 +164,14 @@ impl EncryptedWriter {
         let new_size = self.size.saturating_add(data.len() as u64);
         if self.max_size.is_some_and(|max| new_size > max) {
             return Err(BlobError::TooLarge);
+        }
+        if let Some(declared) = self.declared
+            && new_size > declared
+        {
+            return Err(BlobError::WrongLength {
+                declared,
+                got: new_size,
+            });
         }
         self.size = new_size;
         let mut data = data;
@@ -160,6 +206,14 @@ impl EncryptedWriter {
     /// Seals the final chunk and commits the blob durably. Only after this returns may the blob be
     /// referenced from the database.
     pub async fn finish(mut self) -> Result<WrittenBlob, BlobError> {
+        if let Some(declared) = self.declared
+            && declared != self.size
+        {
+            return Err(BlobError::WrongLength {
+                declared,
+                got: self.size,
+            });
+        }
         // `pending` is never empty here unless the blob is empty: a batch flush always leaves at
         // least one byte behind.
         let pending = std::mem::take(&mut self.pending);
@@ -699,6 +753,47 @@ mod tests {
             );
         }
         assert_eq!(std::fs::read_dir(s.root().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_declared_length_is_held_to_and_a_wrong_one_commits_nothing() {
+        let (_d, s) = store();
+        let key = [4u8; 32];
+        let dek = DataKey::from_bytes(&key);
+        let pt = pattern(3 * C + 5);
+        let len = pt.len() as u64;
+        let mut w = EncryptedWriter::create_sized(&*s, "exact", &dek, None, len)
+            .await
+            .unwrap();
+        w.push(&pt).await.unwrap();
+        let written = w.finish().await.unwrap();
+        assert_eq!(written.stored_size, ciphertext_len(len));
+        assert_eq!(range(&s, "exact", &key, len, 0, len).await.unwrap(), pt);
+
+        let mut w = EncryptedWriter::create_sized(&*s, "long", &dek, None, len)
+            .await
+            .unwrap();
+        w.push(&pt).await.unwrap();
+        assert!(matches!(
+            w.push(b"x").await,
+            Err(BlobError::WrongLength { declared, got }) if declared == len && got == len + 1
+        ));
+        let mut w = EncryptedWriter::create_sized(&*s, "short", &dek, None, len)
+            .await
+            .unwrap();
+        w.push(&pt[..100]).await.unwrap();
+        assert!(matches!(
+            w.finish().await,
+            Err(BlobError::WrongLength { got: 100, .. })
+        ));
+        // Over the size limit before a byte is read.
+        assert!(matches!(
+            EncryptedWriter::create_sized(&*s, "big", &dek, Some(len - 1), len).await,
+            Err(BlobError::TooLarge)
+        ));
+        for id in ["long", "short", "big"] {
+            assert!(matches!(s.len(id).await, Err(BlobError::NotFound)), "{id}");
+        }
     }
 
     #[tokio::test]

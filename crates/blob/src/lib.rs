@@ -94,6 +94,15 @@ pub enum BlobError {
         /// What is wrong.
         reason: String,
     },
+    /// A blob created for an exact length ([`BlobStore::create_sized`],
+    /// [`EncryptedWriter::create_sized`]) was given more or fewer bytes; nothing was committed.
+    #[error("the upload was declared as {declared} bytes but {got} arrived")]
+    WrongLength {
+        /// The length declared up front.
+        declared: u64,
+        /// The bytes given (at least, when more than declared).
+        got: u64,
+    },
     /// A requested plaintext range is inverted or runs past the end of the blob.
     #[error("invalid byte range {start}..{end} for a blob of {size} bytes")]
     InvalidRange {
@@ -130,6 +139,23 @@ pub fn validate_id(id: &str) -> Result<(), BlobError> {
 pub trait BlobStore: Send + Sync + 'static {
     /// Starts writing a new blob; it becomes visible under `id` only on [`BlobWriter::commit`].
     fn create<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>>;
+    /// Like [`BlobStore::create`], for a blob that will be exactly `len` bytes: a store may then
+    /// stream it in one request instead of buffering parts (S3). Writing more, or committing
+    /// fewer, fails.
+    fn create_sized<'a>(
+        &'a self,
+        id: &'a str,
+        len: u64,
+    ) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>> {
+        Box::pin(async move {
+            let inner = self.create(id).await?;
+            Ok(Box::new(Sized_ {
+                inner,
+                len,
+                written: 0,
+            }) as Box<dyn BlobWriter>)
+        })
+    }
     /// Reads `len` bytes at `offset`; may return fewer bytes only at end of blob.
     fn read_at<'a>(
         &'a self,
@@ -254,6 +280,38 @@ pub trait BlobStore: Send + Sync + 'static {
 
 /// Largest checkpoint object accepted; a real one is about 300 bytes.
 pub const MAX_CHECKPOINT_LEN: usize = 4096;
+
+/// A writer held to the length it was created for (the default [`BlobStore::create_sized`]).
+struct Sized_ {
+    inner: Box<dyn BlobWriter>,
+    len: u64,
+    written: u64,
+}
+
+impl BlobWriter for Sized_ {
+    fn write<'a>(&'a mut self, data: bytes::Bytes) -> BoxFuture<'a, Result<(), BlobError>> {
+        Box::pin(async move {
+            let got = self.written.saturating_add(data.len() as u64);
+            if got > self.len {
+                return Err(BlobError::WrongLength {
+                    declared: self.len,
+                    got,
+                });
+            }
+            self.inner.write(data).await?;
+            self.written = got;
+            Ok(())
+        })
+    }
+
+    fn commit(self: Box<Self>) -> BoxFuture<'static, Result<(), BlobError>> {
+        if self.written != self.len {
+            let (declared, got) = (self.len, self.written);
+            return Box::pin(async move { Err(BlobError::WrongLength { declared, got }) });
+        }
+        self.inner.commit()
+    }
+}
 
 /// Sequential reads through one copy of a blob, opened by [`BlobStore::cursor`]. A read that
 /// failed, or was cancelled, leaves the cursor unusable: open another.

@@ -36,6 +36,24 @@ impl Metered {
             inner,
         }
     }
+
+    /// Measures the opening of a writer, and wraps it so its writes are counted.
+    fn metered_writer<'a>(
+        &'a self,
+        opening: BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>>,
+    ) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let r = opening.await;
+            observe(&self.name, "create", started, &r);
+            r.map(|inner| {
+                Box::new(MeteredWriter {
+                    name: Arc::clone(&self.name),
+                    inner,
+                }) as Box<dyn BlobWriter>
+            })
+        })
+    }
 }
 
 /// Records one call's time and, if it failed for a reason other than a missing blob, its error.
@@ -84,17 +102,15 @@ impl BlobCursor for MeteredCursor {
 
 impl BlobStore for Metered {
     fn create<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>> {
-        Box::pin(async move {
-            let started = Instant::now();
-            let r = self.inner.create(id).await;
-            observe(&self.name, "create", started, &r);
-            r.map(|inner| {
-                Box::new(MeteredWriter {
-                    name: Arc::clone(&self.name),
-                    inner,
-                }) as Box<dyn BlobWriter>
-            })
-        })
+        self.metered_writer(self.inner.create(id))
+    }
+
+    fn create_sized<'a>(
+        &'a self,
+        id: &'a str,
+        len: u64,
+    ) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>> {
+        self.metered_writer(self.inner.create_sized(id, len))
     }
 
     fn read_at<'a>(

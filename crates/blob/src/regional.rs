@@ -213,6 +213,14 @@ impl BlobStore for RegionView {
         self.home.create(id)
     }
 
+    fn create_sized<'a>(
+        &'a self,
+        id: &'a str,
+        len: u64,
+    ) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>> {
+        self.home.create_sized(id, len)
+    }
+
     fn read_at<'a>(
         &'a self,
         id: &'a str,

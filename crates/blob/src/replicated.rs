@@ -36,6 +36,47 @@ pub struct Replicated {
 }
 
 impl Replicated {
+    /// Opens a writer on every member (of a blob of `len` bytes when known).
+    fn create_with<'a>(
+        &'a self,
+        id: &'a str,
+        len: Option<u64>,
+    ) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>> {
+        Box::pin(async move {
+            crate::validate_id(id)?;
+            let opened = join_all(self.members.iter().map(|m| async move {
+                let w = match len {
+                    Some(len) => m.store.create_sized(id, len).await,
+                    None => m.store.create(id).await,
+                };
+                (m.clone(), w)
+            }))
+            .await;
+
+            let mut writers = Vec::with_capacity(opened.len());
+            let mut failures = Vec::new();
+            for (m, r) in opened {
+                match r {
+                    Ok(w) => writers.push((m, w)),
+                    Err(e) => failures.push(format!("{}: {e}", m.name)),
+                }
+            }
+            if writers.len() < self.copies {
+                return Err(self.too_few("an upload", writers.len(), &failures));
+            }
+            for f in &failures {
+                tracing::warn!(blob = %id, failure = %f, "a storage backend refused a copy; the scrub will write it");
+            }
+            Ok(Box::new(ReplicatedWriter {
+                id: id.to_owned(),
+                writers,
+                failures,
+                copies: self.copies,
+                total: self.members.len(),
+            }) as Box<dyn BlobWriter>)
+        })
+    }
+
     /// A store over `members` (in read preference order) that acknowledges a blob once `copies`
     /// of them hold it. Refuses `copies` of 0 or above the number of members.
     pub fn new(members: Vec<Member>, copies: usize) -> Result<Replicated, String> {
@@ -143,36 +184,15 @@ where
 
 impl BlobStore for Replicated {
     fn create<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>> {
-        Box::pin(async move {
-            crate::validate_id(id)?;
-            let opened = join_all(
-                self.members
-                    .iter()
-                    .map(|m| async move { (m.clone(), m.store.create(id).await) }),
-            )
-            .await;
-            let mut writers = Vec::with_capacity(opened.len());
-            let mut failures = Vec::new();
-            for (m, r) in opened {
-                match r {
-                    Ok(w) => writers.push((m, w)),
-                    Err(e) => failures.push(format!("{}: {e}", m.name)),
-                }
-            }
-            if writers.len() < self.copies {
-                return Err(self.too_few("an upload", writers.len(), &failures));
-            }
-            for f in &failures {
-                tracing::warn!(blob = %id, failure = %f, "a storage backend refused a copy; the scrub will write it");
-            }
-            Ok(Box::new(ReplicatedWriter {
-                id: id.to_owned(),
-                writers,
-                failures,
-                copies: self.copies,
-                total: self.members.len(),
-            }) as Box<dyn BlobWriter>)
-        })
+        self.create_with(id, None)
+    }
+
+    fn create_sized<'a>(
+        &'a self,
+        id: &'a str,
+        len: u64,
+    ) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>> {
+        self.create_with(id, Some(len))
     }
 
     fn read_at<'a>(

@@ -88,6 +88,9 @@ struct Inner {
     /// The same client without a whole-request timeout (a stall timeout instead), for
     /// [`BlobStore::cursor`]: one response read as slowly as a downloading client reads it.
     streamer: AmazonS3,
+    /// Sends the streamed PUTs of [`BlobStore::create_sized`] to pre-signed URLs (no
+    /// whole-request timeout either: the body arrives as fast as the uploading client sends it).
+    uploader: reqwest::Client,
     location: S3Location,
     /// `<prefix>/` or empty.
     base: String,
@@ -177,12 +180,18 @@ impl S3BlobStore {
             )
             .build()
             .map_err(|e| scrubbed(name, &redact, &e))?;
+        let uploader = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .read_timeout(STALL_TIMEOUT)
+            .build()
+            .map_err(|e| scrubbed(name, &redact, &e))?;
         Ok(S3BlobStore {
             inner: Arc::new(Inner {
                 name: name.to_owned(),
                 client,
                 completer,
                 streamer,
+                uploader,
                 location,
                 objects: ObjectPath::from(format!("{base}objects")),
                 base,
@@ -364,6 +373,25 @@ impl BlobStore for S3BlobStore {
         Box::pin(async move {
             validate_id(id)?;
             let writer: Box<dyn BlobWriter> = Box::new(self.writer(id));
+            Ok(writer)
+        })
+    }
+
+    fn create_sized<'a>(
+        &'a self,
+        id: &'a str,
+        len: u64,
+    ) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>> {
+        Box::pin(async move {
+            validate_id(id)?;
+            let writer: Box<dyn BlobWriter> = if streamed::streams(len, self.inner.part_size) {
+                let path = self.object(id);
+                Box::new(
+                    streamed::StreamedWriter::start(Arc::clone(&self.inner), &path, len).await?,
+                )
+            } else {
+                Box::new(self.writer(id))
+            };
             Ok(writer)
         })
     }
@@ -710,5 +738,6 @@ impl Drop for S3Writer {
     }
 }
 
+mod streamed;
 #[cfg(test)]
 mod tests;

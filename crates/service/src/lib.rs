@@ -174,6 +174,7 @@ impl From<BlobError> for ServiceError {
         match e {
             BlobError::Crypto(_) => ServiceError::Integrity(e),
             BlobError::Unavailable(why) => ServiceError::Unavailable(why),
+            BlobError::WrongLength { .. } => ServiceError::Invalid(e.to_string()),
             other => ServiceError::Blob(other),
         }
     }

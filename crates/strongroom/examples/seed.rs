@@ -65,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
                 let upload = NewUpload {
                     filename: Filename::parse(&format!("f{i}")).unwrap(),
                     content_type: "application/octet-stream".into(),
+                    size: None,
                 };
                 let body = futures_util::stream::iter([Ok::<_, Infallible>(Bytes::from(format!(
                     "asset {i}"

@@ -155,7 +155,23 @@ async fn a_wrong_secret_is_refused_by_the_server_and_named() {
     .unwrap();
     let mut w = bad.writer("forged");
     w.write(Bytes::from_static(b"not allowed")).await.unwrap();
+    // A streamed PUT (a known length above one part) carries a pre-signed URL instead: its
+    // signature must not reach the message either.
+    let len = PART_SIZE + 1;
+    let mut streamed = bad
+        .create_sized("forged_streamed", len as u64)
+        .await
+        .unwrap();
+    let streamed_err = match streamed.write(Bytes::from(vec![7u8; len])).await {
+        Err(e) => e,
+        Ok(()) => streamed.commit().await.unwrap_err(),
+    };
+    assert!(
+        !streamed_err.to_string().contains("X-Amz-"),
+        "{streamed_err}"
+    );
     for err in [
+        streamed_err,
         bad.check().await.unwrap_err(),
         Box::new(w).commit().await.unwrap_err(),
         bad.len("anything").await.unwrap_err(),
@@ -175,6 +191,10 @@ async fn a_wrong_secret_is_refused_by_the_server_and_named() {
     }
     // Nothing was written.
     assert!(matches!(good.len("forged").await, Err(BlobError::NotFound)));
+    assert!(matches!(
+        good.len("forged_streamed").await,
+        Err(BlobError::NotFound)
+    ));
     good.remove_everything().await;
 }
 

@@ -217,6 +217,7 @@ async fn upload(
             let upload = NewUpload {
                 filename,
                 content_type,
+                size: None,
             };
             break state
                 .service
@@ -239,6 +240,7 @@ async fn upload(
                 NewUpload {
                     filename,
                     content_type,
+                    size: declared,
                 },
                 stream,
             )

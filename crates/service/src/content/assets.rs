@@ -110,6 +110,9 @@ pub struct NewUpload {
     pub filename: Filename,
     /// The media type to serve it with.
     pub content_type: String,
+    /// The body's length, when the client declared it (`Content-Length` of a raw body): the
+    /// blob store may then stream it in one request. A body of another length is refused.
+    pub size: Option<u64>,
 }
 
 /// Plaintext as it is decrypted; an `Err` item means an integrity failure.
@@ -231,8 +234,28 @@ impl ContentService {
         let blob_id = BlobId::generate();
         let dek = DataKey::generate();
         let (region, blobs) = self.ctx.org_blobs(&p.org_id).await?;
-        let mut writer =
-            EncryptedWriter::create(blobs.as_ref(), blob_id.as_str(), &dek, Some(cap)).await?;
+        let opened = match upload.size {
+            Some(len) => {
+                EncryptedWriter::create_sized(
+                    blobs.as_ref(),
+                    blob_id.as_str(),
+                    &dek,
+                    Some(cap),
+                    len,
+                )
+                .await
+            }
+            None => {
+                EncryptedWriter::create(blobs.as_ref(), blob_id.as_str(), &dek, Some(cap)).await
+            }
+        };
+        let mut writer = match opened {
+            Err(BlobError::TooLarge) if quota_binds => {
+                return Err(self.ctx.quota_passed(&p.org_id).await);
+            }
+            Err(BlobError::TooLarge) => return Err(ServiceError::TooLarge { limit }),
+            other => other?,
+        };
         while let Some(chunk) = body.next().await {
             let chunk = chunk
                 .map_err(|e| ServiceError::Invalid(format!("the upload was interrupted: {e}")))?;
