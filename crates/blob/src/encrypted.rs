@@ -20,7 +20,7 @@ use strongroom_crypto::blobfmt::{
 use strongroom_crypto::digest::Sha256;
 use strongroom_crypto::keys::DataKey;
 
-use crate::{BlobCursor, BlobError, BlobStore, BlobWriter};
+use crate::{BlobCursor, BlobError, BlobStore, BlobWriter, pool};
 
 /// Chunks sealed or opened per storage call (16 x 64 KiB = 1 MiB of plaintext).
 pub(crate) const BATCH_CHUNKS: usize = 16;
@@ -141,12 +141,12 @@ impl EncryptedWriter {
         declared: Option<u64>,
     ) -> EncryptedWriter {
         let sealer = BlobSealer::new(dek, id);
-        let mut out = Vec::with_capacity(OUT_CAPACITY);
+        let mut out = pool::take(OUT_CAPACITY);
         out.extend_from_slice(&sealer.header());
         EncryptedWriter {
             writer,
             sealer,
-            pending: Vec::with_capacity(PENDING_CAPACITY),
+            pending: pool::take(PENDING_CAPACITY),
             out,
             hasher: HashPipe::Idle(Sha256::new()),
             size: 0,
@@ -183,14 +183,14 @@ impl EncryptedWriter {
             if self.pending.len() > BATCH_PLAINTEXT {
                 // The batch's buffer moves to the hasher instead of being copied; the held-back
                 // tail (at most one chunk) starts the next buffer.
-                let mut next = Vec::with_capacity(PENDING_CAPACITY);
+                let mut next = pool::take(PENDING_CAPACITY);
                 next.extend_from_slice(&self.pending[BATCH_PLAINTEXT..]);
                 let mut batch = std::mem::replace(&mut self.pending, next);
                 batch.truncate(BATCH_PLAINTEXT);
                 for chunk in batch.chunks_exact(CHUNK_SIZE) {
                     self.sealer.seal_chunk(chunk, false, &mut self.out)?;
                 }
-                self.hasher.feed(Bytes::from(batch)).await?;
+                self.hasher.feed(pool::bytes(batch)).await?;
                 self.write_out().await?;
             }
         }
@@ -198,9 +198,9 @@ impl EncryptedWriter {
     }
 
     async fn write_out(&mut self) -> Result<(), BlobError> {
-        let batch = std::mem::replace(&mut self.out, Vec::with_capacity(OUT_CAPACITY));
+        let batch = std::mem::replace(&mut self.out, pool::take(OUT_CAPACITY));
         self.stored += batch.len() as u64;
-        self.writer.write(Bytes::from(batch)).await
+        self.writer.write(pool::bytes(batch)).await
     }
 
     /// Seals the final chunk and commits the blob durably. Only after this returns may the blob be
@@ -374,7 +374,7 @@ fn open_batch(
         }
         pos += clen;
     }
-    let shared = Bytes::from(buf);
+    let shared = pool::bytes(buf);
     Ok(keep.into_iter().map(|r| shared.slice(r)).collect())
 }
 

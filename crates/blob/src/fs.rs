@@ -182,7 +182,7 @@ impl BlobCursor for FsCursor {
             })?;
             let (file, buf) = blocking(move || {
                 // Unfilled capacity, as in `read_at`: no zero-fill of each batch.
-                let mut buf = Vec::with_capacity(want);
+                let mut buf = crate::pool::take(want);
                 (&mut file).take(want as u64).read_to_end(&mut buf)?;
                 Ok((file, buf))
             })
@@ -241,7 +241,7 @@ impl BlobStore for FsBlobStore {
                 file.seek(io::SeekFrom::Start(offset))?;
                 // Read into reserved, unfilled capacity: zero-filling a fresh megabyte per batch
                 // first was a measurable share of download CPU.
-                let mut buf = Vec::with_capacity(len);
+                let mut buf = crate::pool::take(len);
                 (&mut file).take(len as u64).read_to_end(&mut buf)?;
                 Ok(Bytes::from(buf))
             })

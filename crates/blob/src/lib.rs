@@ -22,6 +22,7 @@ mod backend;
 mod encrypted;
 mod fs;
 mod metered;
+mod pool;
 mod regional;
 mod replicated;
 mod s3;

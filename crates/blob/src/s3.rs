@@ -23,7 +23,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
@@ -342,7 +342,7 @@ impl BlobCursor for S3Cursor {
             if self.held.len() >= len {
                 return Ok(self.held.split_to(len));
             }
-            let mut out = BytesMut::with_capacity(len);
+            let mut out = crate::pool::take(len);
             out.extend_from_slice(&std::mem::take(&mut self.held));
             while out.len() < len {
                 let Some(body) = self.body.as_mut() else {
@@ -363,7 +363,7 @@ impl BlobCursor for S3Cursor {
                     None => self.body = None,
                 }
             }
-            Ok(out.freeze())
+            Ok(Bytes::from(out))
         })
     }
 }
