@@ -54,7 +54,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The longest a multipart completion may take (the service assembles the whole object).
-const COMPLETE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+pub(crate) const COMPLETE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// Tuning of an S3 backend; the defaults suit production, tests shorten them.
 #[derive(Debug, Clone)]
@@ -64,6 +64,8 @@ pub(crate) struct S3Options {
     /// How long one request is retried (5xx answers, refused or reset connections) before its
     /// error is returned.
     pub retry_timeout: Duration,
+    /// How long a streaming request may go without progress ([`STALL_TIMEOUT`]).
+    pub stall_timeout: Duration,
 }
 
 impl Default for S3Options {
@@ -71,6 +73,7 @@ impl Default for S3Options {
         S3Options {
             part_size: PART_SIZE,
             retry_timeout: Duration::from_secs(10),
+            stall_timeout: STALL_TIMEOUT,
         }
     }
 }
@@ -98,6 +101,7 @@ struct Inner {
     /// Strings scrubbed from every error message: the credentials.
     redact: Vec<Zeroizing<String>>,
     part_size: usize,
+    stall_timeout: Duration,
 }
 
 impl std::fmt::Debug for S3BlobStore {
@@ -176,13 +180,14 @@ impl S3BlobStore {
                 base_options
                     .clone()
                     .with_timeout_disabled()
-                    .with_read_timeout(STALL_TIMEOUT),
+                    .with_read_timeout(options.stall_timeout),
             )
             .build()
             .map_err(|e| scrubbed(name, &redact, &e))?;
+        // No read timeout: nothing is read while the body is sent, however long that takes (the
+        // writer times each piece itself).
         let uploader = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
-            .read_timeout(STALL_TIMEOUT)
             .build()
             .map_err(|e| scrubbed(name, &redact, &e))?;
         Ok(S3BlobStore {
@@ -197,6 +202,7 @@ impl S3BlobStore {
                 base,
                 redact,
                 part_size: options.part_size,
+                stall_timeout: options.stall_timeout,
             }),
         })
     }

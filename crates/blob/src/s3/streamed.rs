@@ -22,7 +22,7 @@ use object_store::signer::{Method, Signer as _};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::Inner;
+use super::{COMPLETE_TIMEOUT, Inner};
 use crate::{BlobError, BlobWriter, BoxFuture};
 
 /// Largest object one PUT may carry on S3.
@@ -87,13 +87,23 @@ impl StreamedWriter {
         })
     }
 
-    /// The request's outcome once it ended (early, for a failure while sending).
+    /// The request's outcome once it ended (early, for a failure while sending), waiting at
+    /// most [`COMPLETE_TIMEOUT`] for the service to store the object and answer.
     async fn outcome(&mut self) -> Result<(), BlobError> {
         match self.request.take() {
-            Some(request) => request.await.map_err(|e| {
-                self.inner
-                    .backend_error(&format!("the PUT task failed: {e}"))
-            })?,
+            Some(mut request) => match tokio::time::timeout(COMPLETE_TIMEOUT, &mut request).await {
+                Ok(done) => done.map_err(|e| {
+                    self.inner
+                        .backend_error(&format!("the PUT task failed: {e}"))
+                })?,
+                Err(_) => {
+                    request.abort();
+                    Err(self.inner.backend_error(&format!(
+                        "the PUT got no answer within {} s of its body's end",
+                        COMPLETE_TIMEOUT.as_secs()
+                    )))
+                }
+            },
             None => Err(self
                 .inner
                 .backend_error(&"blob writer used after a failed or cancelled write")),
@@ -125,11 +135,21 @@ impl BlobWriter for StreamedWriter {
                     .inner
                     .backend_error(&"blob writer used after a failed or cancelled write"));
             };
-            if body.send(Ok(data)).await.is_err() {
-                // The request ended before its body did: its error says why.
-                self.body = None;
-                self.outcome().await?;
-                return Err(self.inner.backend_error(&"the PUT ended before its body"));
+            let stall = self.inner.stall_timeout;
+            match tokio::time::timeout(stall, body.send(Ok(data))).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    // The request ended before its body did: its error says why.
+                    self.body = None;
+                    self.outcome().await?;
+                    return Err(self.inner.backend_error(&"the PUT ended before its body"));
+                }
+                Err(_) => {
+                    return Err(self.inner.backend_error(&format!(
+                        "the PUT took no data for {} ms",
+                        stall.as_millis()
+                    )));
+                }
             }
             self.sent += n;
             Ok(())

@@ -266,3 +266,79 @@ fn debug_shows_no_credentials() {
         "{shown}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_put_may_take_longer_than_its_stall_timeout_while_data_flows() {
+    let Some((location, credentials)) = s3_test_target() else {
+        return;
+    };
+    let options = S3Options {
+        stall_timeout: Duration::from_millis(400),
+        ..S3Options::default()
+    };
+    let s3 = S3BlobStore::open("s3-test", location, credentials, options).unwrap();
+    // Ten pieces a quarter of a second apart: 2.5 s in all, nothing read back meanwhile.
+    let data = pattern(PART_SIZE + 100_000, 31);
+    let mut w = s3.create_sized("slow", data.len() as u64).await.unwrap();
+    for piece in data.chunks(data.len() / 10 + 1) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        w.write(Bytes::copy_from_slice(piece)).await.unwrap();
+    }
+    w.commit().await.unwrap();
+    assert!(s3.read_at("slow", 0, data.len()).await.unwrap()[..] == data[..]);
+    s3.remove_everything().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_put_to_a_service_that_stops_reading_fails_after_its_stall_timeout() {
+    // A service that accepts the connection and never reads from it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut kept = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            kept.push(socket);
+        }
+    });
+    let location = S3Location {
+        bucket: "strongroom-test".into(),
+        prefix: "p".into(),
+        endpoint: Some(format!("http://127.0.0.1:{port}")),
+        region: "us-east-1".into(),
+        allow_http: true,
+    };
+    let credentials = Credentials {
+        access_key_id: Zeroizing::new("AKIDSTALLED00000".into()),
+        secret_access_key: Zeroizing::new("SECRETSTALLED000".into()),
+        session_token: None,
+    };
+    let options = S3Options {
+        stall_timeout: Duration::from_millis(500),
+        ..S3Options::default()
+    };
+    let s3 = S3BlobStore::open("stalled", location, credentials, options).unwrap();
+    let len = 64 * PART_SIZE as u64;
+    let mut w = s3.create_sized("stuck", len).await.unwrap();
+    let started = Instant::now();
+    let piece = Bytes::from(vec![0u8; 1 << 20]);
+    let err = loop {
+        if let Err(e) = w.write(piece.clone()).await {
+            break e;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the writes never failed"
+        );
+    };
+    let shown = err.to_string();
+    assert!(
+        shown.starts_with("storage backend 'stalled' failed: "),
+        "{shown}"
+    );
+    assert!(shown.contains("no data"), "{shown}");
+    assert!(
+        !shown.contains("X-Amz-") && !shown.contains("SECRETSTALLED"),
+        "{shown}"
+    );
+    held.abort();
+}
