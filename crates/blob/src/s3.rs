@@ -441,7 +441,7 @@ impl BlobStore for S3BlobStore {
                     .get_opts(&self.object(id), options)
                     .await
                     .map_err(|e| self.inner.failed(e))?;
-                cursor.body = Some(got.into_stream());
+                cursor.body = Some(ahead::read_ahead(got.into_stream()));
             }
             let cursor: Box<dyn BlobCursor> = Box::new(cursor);
             Ok(Some(cursor))
@@ -744,6 +744,7 @@ impl Drop for S3Writer {
     }
 }
 
+mod ahead;
 mod streamed;
 #[cfg(test)]
 mod tests;
