@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use strongroom_crypto::digest::Sha256;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncReadExt as _;
 
 use super::{
     Client, ClientError, Failure, Result, ServerArgs, id_segment, network, print_json, problem,
@@ -165,18 +165,16 @@ async fn upload_one(c: &Client, args: &ServerArgs, space: &str, path: &Path) -> 
         .and_then(|n| n.to_str())
         .ok_or_else(|| ClientError::other(format!("{} has no usable file name", path.display())))?
         .to_owned();
-    let file = tokio::fs::File::open(path)
-        .await
+    let file = std::fs::File::open(path)
         .map_err(|e| ClientError::other(format!("cannot open {}: {e}", path.display())))?;
     let len = file
         .metadata()
-        .await
         .map_err(|e| ClientError::other(format!("cannot read {}: {e}", path.display())))?
         .len();
     let progress = bar(args, len, name.clone());
     let hasher = Hasher::start(Sha256::new());
     let (p, h) = (progress.clone(), hasher.sender());
-    let body = tokio_util::io::ReaderStream::with_capacity(file, CHUNK).map(move |chunk| {
+    let body = read_chunks(file).map(move |chunk| {
         if let Ok(bytes) = &chunk {
             p.inc(bytes.len() as u64);
             if let Some(tx) = &h {
@@ -211,6 +209,42 @@ async fn upload_one(c: &Client, args: &ServerArgs, space: &str, path: &Path) -> 
     Ok(asset)
 }
 
+/// The file's bytes in chunks of [`CHUNK`], read in order by a thread of its own (one `read`
+/// per chunk straight into the buffer that is sent, with at most eight chunks waiting), instead
+/// of a hop to the blocking pool and a copy per chunk.
+fn read_chunks(
+    mut file: std::fs::File,
+) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
+    use std::io::Read as _;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
+    std::thread::spawn(move || {
+        let mut buf = bytes::BytesMut::new();
+        loop {
+            if buf.capacity() < CHUNK {
+                buf = bytes::BytesMut::with_capacity(16 * CHUNK);
+            }
+            buf.resize(CHUNK, 0);
+            let item = match file.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Ok(buf.split().freeze())
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => Err(e),
+            };
+            let failed = item.is_err();
+            // The receiver is gone when the upload stopped: nothing more to read.
+            if tx.blocking_send(item).is_err() || failed {
+                return;
+            }
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+}
+
 /// SHA-256 on a thread of its own, fed the chunks as they pass: the transfer's task only hands
 /// over a reference-counted chunk, so hashing runs beside TLS on the other core instead of in
 /// its way.
@@ -238,12 +272,6 @@ impl Hasher {
         self.chunks.clone()
     }
 
-    fn feed(&self, chunk: &bytes::Bytes) {
-        if let Some(tx) = &self.chunks {
-            let _ = tx.send(chunk.clone());
-        }
-    }
-
     /// The digest, once every chunk fed so far is hashed.
     async fn finish(mut self) -> Result<String> {
         self.chunks = None;
@@ -253,6 +281,87 @@ impl Hasher {
             .ok()
             .and_then(|r| r.ok())
             .ok_or_else(|| ClientError::other("the SHA-256 thread failed"))?;
+        Ok(hex(&digest))
+    }
+}
+
+/// A download's file, written on a thread of its own: each chunk is hashed and written there
+/// (a mebibyte per write), and every [`FLUSH_EVERY`] bytes a second thread starts flushing what
+/// was written to the disk, so the disk works while the network does and the final fsync waits
+/// for the last few megabytes instead of the whole file.
+struct FileSink {
+    chunks: Option<tokio::sync::mpsc::Sender<bytes::Bytes>>,
+    done: std::thread::JoinHandle<std::io::Result<[u8; 32]>>,
+}
+
+/// Bytes written between two background flushes of a download.
+const FLUSH_EVERY: u64 = 32 << 20;
+
+impl FileSink {
+    fn start(file: std::fs::File, mut sha: Sha256) -> std::io::Result<FileSink> {
+        use std::io::Write as _;
+        let flusher_file = file.try_clone()?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+        let done = std::thread::spawn(move || {
+            // Flushes run behind the writes; a failed one is reported by the final fsync too,
+            // but is kept to be returned first.
+            let (flush_tx, flush_rx) = std::sync::mpsc::channel::<()>();
+            let flusher = std::thread::spawn(move || {
+                let mut first_error = None;
+                for () in flush_rx {
+                    if let Err(e) = flusher_file.sync_data() {
+                        first_error.get_or_insert(e);
+                    }
+                }
+                first_error
+            });
+            let mut out = std::io::BufWriter::with_capacity(WRITE_BUFFER, file);
+            let mut since_flush = 0u64;
+            let mut written = Ok(());
+            while let Some(chunk) = rx.blocking_recv() {
+                sha.update(&chunk);
+                if let Err(e) = out.write_all(&chunk) {
+                    written = Err(e);
+                    break;
+                }
+                since_flush += chunk.len() as u64;
+                if since_flush >= FLUSH_EVERY {
+                    since_flush = 0;
+                    let _ = flush_tx.send(());
+                }
+            }
+            drop(flush_tx);
+            let flushed = flusher.join().ok().flatten();
+            written?;
+            if let Some(e) = flushed {
+                return Err(e);
+            }
+            let file = out.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            Ok(sha.finish())
+        });
+        Ok(FileSink {
+            chunks: Some(tx),
+            done,
+        })
+    }
+
+    /// Hands a chunk to the writing thread; `Err` once that thread stopped on an error.
+    async fn feed(&self, chunk: bytes::Bytes) -> std::result::Result<(), ()> {
+        match &self.chunks {
+            Some(tx) => tx.send(chunk).await.map_err(|_| ()),
+            None => Err(()),
+        }
+    }
+
+    /// Writes what is left, fsyncs the file, and returns the SHA-256 of everything it holds.
+    async fn finish(mut self) -> std::io::Result<String> {
+        self.chunks = None;
+        let done = self.done;
+        let digest = tokio::task::spawn_blocking(move || done.join())
+            .await
+            .map_err(std::io::Error::other)?
+            .map_err(|_| std::io::Error::other("the writing thread failed"))??;
         Ok(hex(&digest))
     }
 }
@@ -326,17 +435,14 @@ pub(crate) async fn download(
     if have > 0 {
         hash_prefix(&part, have, &mut kept).await?;
     }
-    let hasher = Hasher::start(kept);
-    let file = tokio::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .create(true)
         .write(true)
         .truncate(have == 0)
         .append(have > 0)
         .open(&part)
-        .await
         .map_err(|e| local(e, &part))?;
-    // Written a mebibyte at a time: each write is a hop to the blocking pool.
-    let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
+    let sink = FileSink::start(file, kept).map_err(|e| local(e, &part))?;
     if let Some(res) = res {
         let progress = bar(
             args,
@@ -346,24 +452,30 @@ pub(crate) async fn download(
         progress.set_position(have);
         let mut stream = res.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| {
-                ClientError::new(
-                    Failure::Network,
-                    format!("the download was cut off at {have} of {size} bytes ({e}); run the same command again to resume"),
-                )
-            })?;
-            hasher.feed(&chunk);
-            file.write_all(&chunk).await.map_err(|e| local(e, &part))?;
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    progress.finish_and_clear();
+                    // What arrived is kept (and made durable) for the next attempt to resume.
+                    sink.finish().await.map_err(|e| local(e, &part))?;
+                    return Err(ClientError::new(
+                        Failure::Network,
+                        format!(
+                            "the download was cut off at {have} of {size} bytes ({e}); run the same command again to resume"
+                        ),
+                    ));
+                }
+            };
             have += chunk.len() as u64;
+            if sink.feed(chunk).await.is_err() {
+                // The writing thread stopped on an error: `finish` says which.
+                break;
+            }
             progress.set_position(have);
         }
         progress.finish_and_clear();
     }
-    file.flush().await.map_err(|e| local(e, &part))?;
-    let file = file.into_inner();
-    file.sync_all().await.map_err(|e| local(e, &part))?;
-    drop(file);
-    let got = hasher.finish().await?;
+    let got = sink.finish().await.map_err(|e| local(e, &part))?;
     if got != want {
         let _ = tokio::fs::remove_file(&part).await;
         return Err(ClientError::new(
