@@ -299,29 +299,39 @@ fn fell_back(
     }
 }
 
-/// Reads chunks `chunks` of a blob of `size` plaintext bytes, authenticates all of them, and only
-/// then returns the plaintext that falls inside `want`, as slices of one shared buffer (no copy).
-async fn read_batch(
-    store: &dyn BlobStore,
-    id: &str,
-    opener: &BlobOpener,
+/// A blob being read: where it is, and its opened header.
+#[derive(Clone, Copy)]
+struct Opened<'a> {
+    store: &'a dyn BlobStore,
+    id: &'a str,
+    opener: &'a BlobOpener,
+    /// Plaintext bytes.
     size: u64,
+}
+
+/// Reads chunks `chunks` of a blob, authenticates all of them, and only then returns the
+/// plaintext that falls inside `want`, as slices of one shared buffer (no copy).
+async fn read_batch(
+    blob: Opened<'_>,
     chunks: Range<u64>,
     want: Range<u64>,
 ) -> Result<Vec<Bytes>, BlobError> {
-    read_batch_from(store, id, opener, size, chunks, want, 0..store.copies()).await
+    read_batch_from(blob, chunks, want, 0..blob.store.copies()).await
 }
 
 /// [`read_batch`] from the copies `copies` only.
 async fn read_batch_from(
-    store: &dyn BlobStore,
-    id: &str,
-    opener: &BlobOpener,
-    size: u64,
+    blob: Opened<'_>,
     chunks: Range<u64>,
     want: Range<u64>,
     copies: Range<usize>,
 ) -> Result<Vec<Bytes>, BlobError> {
+    let Opened {
+        store,
+        id,
+        opener,
+        size,
+    } = blob;
     let ct_len = batch_len(size, chunks.clone());
     let mut worst: Option<BlobError> = None;
     // The first copy whose chunks all authenticate; the client never sees a damaged copy.
@@ -410,31 +420,27 @@ impl Sequential {
 
     /// The next batch, chunks `chunks` (each call continues where the last one ended), from the
     /// copies `copies` when the cursor cannot serve it.
-    #[allow(clippy::too_many_arguments)]
     async fn batch(
         &mut self,
-        store: &dyn BlobStore,
-        id: &str,
-        opener: &BlobOpener,
-        size: u64,
+        blob: Opened<'_>,
         chunks: Range<u64>,
         want: Range<u64>,
         copies: Range<usize>,
     ) -> Result<Vec<Bytes>, BlobError> {
         if let Some(cursor) = self.cursor.as_mut() {
             let read = async {
-                let data = cursor.read(batch_len(size, chunks.clone())).await?;
-                open_batch(opener, size, chunks.clone(), &want, data)
+                let data = cursor.read(batch_len(blob.size, chunks.clone())).await?;
+                open_batch(blob.opener, blob.size, chunks.clone(), &want, data)
             };
             match read.await {
                 Ok(parts) => return Ok(parts),
                 Err(e) => {
-                    tracing::warn!(blob = %id, copy = self.copy, error = %e, "a sequential read of a blob failed: reading batch by batch");
+                    tracing::warn!(blob = %blob.id, copy = self.copy, error = %e, "a sequential read of a blob failed: reading batch by batch");
                     self.cursor = None;
                 }
             }
         }
-        read_batch_from(store, id, opener, size, chunks, want, copies).await
+        read_batch_from(blob, chunks, want, copies).await
     }
 }
 
@@ -514,12 +520,15 @@ pub fn read_range(
                 },
             };
             let batch_end = (st.next + BATCH_CHUNKS as u64).min(st.end_chunk);
+            let blob = Opened {
+                store: &*st.store,
+                id: &st.id,
+                opener: &opener,
+                size: st.size,
+            };
             let got = sequential
                 .batch(
-                    &*st.store,
-                    &st.id,
-                    &opener,
-                    st.size,
+                    blob,
                     st.next..batch_end,
                     st.want.clone(),
                     0..st.store.copies(),
@@ -576,15 +585,13 @@ impl BlobReader {
         }
         let chunk = CHUNK_SIZE as u64;
         let chunks = offset / chunk..(end - 1) / chunk + 1;
-        let parts = read_batch(
-            &*self.store,
-            &self.id,
-            &self.opener,
-            self.size,
-            chunks,
-            offset..end,
-        )
-        .await?;
+        let blob = Opened {
+            store: &*self.store,
+            id: &self.id,
+            opener: &self.opener,
+            size: self.size,
+        };
+        let parts = read_batch(blob, chunks, offset..end).await?;
         Ok(match parts.len() {
             1 => parts.into_iter().next().unwrap_or_default(),
             _ => Bytes::from(parts.concat()),
@@ -607,19 +614,17 @@ pub async fn verify_copy(
     let (opener, _) = open_blob_from(store, id, dek, one.clone()).await?;
     let total = chunk_count(plaintext_size);
     let mut sequential = Sequential::open(store, id, copy, plaintext_size, 0..total).await;
+    let blob = Opened {
+        store,
+        id,
+        opener: &opener,
+        size: plaintext_size,
+    };
     let mut next = 0;
     while next < total {
         let batch_end = (next + BATCH_CHUNKS as u64).min(total);
         sequential
-            .batch(
-                store,
-                id,
-                &opener,
-                plaintext_size,
-                next..batch_end,
-                0..0,
-                one.clone(),
-            )
+            .batch(blob, next..batch_end, 0..0, one.clone())
             .await?;
         next = batch_end;
     }
@@ -638,20 +643,17 @@ pub async fn read_all(
     let total = chunk_count(plaintext_size);
     // Capacity capped: the size comes from the database and should not decide an allocation.
     let mut out = Vec::with_capacity(plaintext_size.min(BATCH_PLAINTEXT as u64 * 4) as usize);
+    let blob = Opened {
+        store,
+        id,
+        opener: &opener,
+        size: plaintext_size,
+    };
     let mut next = 0;
     while next < total {
         let batch_end = (next + BATCH_CHUNKS as u64).min(total);
         // Every chunk is read and authenticated, even the empty final chunk of an empty blob.
-        for b in read_batch(
-            store,
-            id,
-            &opener,
-            plaintext_size,
-            next..batch_end,
-            0..plaintext_size,
-        )
-        .await?
-        {
+        for b in read_batch(blob, next..batch_end, 0..plaintext_size).await? {
             out.extend_from_slice(&b);
         }
         next = batch_end;

@@ -15,6 +15,16 @@ fn dead_store(retry_timeout: Duration) -> S3BlobStore {
         .local_addr()
         .unwrap()
         .port();
+    let options = S3Options {
+        retry_timeout,
+        ..S3Options::default()
+    };
+    store_at(port, "dead", "DEADBEEF0000", options)
+}
+
+/// A store named `name` whose endpoint is `127.0.0.1:port`, with made-up credentials ending in
+/// `mark` (to look for in messages).
+fn store_at(port: u16, name: &str, mark: &str, options: S3Options) -> S3BlobStore {
     let location = S3Location {
         bucket: "strongroom-test".into(),
         prefix: "p".into(),
@@ -23,15 +33,11 @@ fn dead_store(retry_timeout: Duration) -> S3BlobStore {
         allow_http: true,
     };
     let credentials = Credentials {
-        access_key_id: Zeroizing::new("AKIDDEADBEEF0000".into()),
-        secret_access_key: Zeroizing::new("SECRETDEADBEEF0000".into()),
+        access_key_id: Zeroizing::new(format!("AKID{mark}")),
+        secret_access_key: Zeroizing::new(format!("SECRET{mark}")),
         session_token: None,
     };
-    let options = S3Options {
-        retry_timeout,
-        ..S3Options::default()
-    };
-    S3BlobStore::open("dead", location, credentials, options).unwrap()
+    S3BlobStore::open(name, location, credentials, options).unwrap()
 }
 
 /// `STRONGROOM_TEST_S3_ROOT`: where the test server (s3s-fs) keeps its files.
@@ -300,23 +306,11 @@ async fn a_streamed_put_to_a_service_that_stops_reading_fails_after_its_stall_ti
             kept.push(socket);
         }
     });
-    let location = S3Location {
-        bucket: "strongroom-test".into(),
-        prefix: "p".into(),
-        endpoint: Some(format!("http://127.0.0.1:{port}")),
-        region: "us-east-1".into(),
-        allow_http: true,
-    };
-    let credentials = Credentials {
-        access_key_id: Zeroizing::new("AKIDSTALLED00000".into()),
-        secret_access_key: Zeroizing::new("SECRETSTALLED000".into()),
-        session_token: None,
-    };
     let options = S3Options {
         stall_timeout: Duration::from_millis(500),
         ..S3Options::default()
     };
-    let s3 = S3BlobStore::open("stalled", location, credentials, options).unwrap();
+    let s3 = store_at(port, "stalled", "STALLED000", options);
     let len = 64 * PART_SIZE as u64;
     let mut w = s3.create_sized("stuck", len).await.unwrap();
     let started = Instant::now();
