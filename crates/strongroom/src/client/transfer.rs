@@ -301,7 +301,9 @@ impl FileSink {
     fn start(file: std::fs::File, mut sha: Sha256) -> std::io::Result<FileSink> {
         use std::io::Write as _;
         let flusher_file = file.try_clone()?;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+        // A few chunks only: each may hold on to a whole receive buffer of the connection
+        // (up to about 400 KiB), so a longer queue is what would grow the memory.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
         let done = std::thread::spawn(move || {
             // Flushes run behind the writes; a failed one is reported by the final fsync too,
             // but is kept to be returned first.
