@@ -172,14 +172,11 @@ async fn upload_one(c: &Client, args: &ServerArgs, space: &str, path: &Path) -> 
         .map_err(|e| ClientError::other(format!("cannot read {}: {e}", path.display())))?
         .len();
     let progress = bar(args, len, name.clone());
-    let hasher = Hasher::start(Sha256::new());
-    let (p, h) = (progress.clone(), hasher.sender());
-    let body = read_chunks(file).map(move |chunk| {
+    let p = progress.clone();
+    let (chunks, hashed) = read_chunks(file);
+    let body = chunks.map(move |chunk| {
         if let Ok(bytes) = &chunk {
             p.inc(bytes.len() as u64);
-            if let Some(tx) = &h {
-                let _ = tx.send(bytes.clone());
-            }
         }
         chunk
     });
@@ -195,7 +192,12 @@ async fn upload_one(c: &Client, args: &ServerArgs, space: &str, path: &Path) -> 
         .json()
         .await
         .map_err(|e| ClientError::other(format!("the server's answer is not JSON: {e}")))?;
-    let sent = hasher.finish().await?;
+    let sent = tokio::task::spawn_blocking(move || hashed.join())
+        .await
+        .ok()
+        .and_then(|r| r.ok())
+        .map(|digest| hex(&digest))
+        .ok_or_else(|| ClientError::other("the reading thread failed"))?;
     if Some(sent.as_str()) != asset["sha256"].as_str() {
         return Err(ClientError::new(
             Failure::Server,
@@ -209,25 +211,30 @@ async fn upload_one(c: &Client, args: &ServerArgs, space: &str, path: &Path) -> 
     Ok(asset)
 }
 
-/// The file's bytes in chunks of [`CHUNK`], read in order by a thread of its own (one `read`
-/// per chunk straight into the buffer that is sent, with at most eight chunks waiting), instead
-/// of a hop to the blocking pool and a copy per chunk.
+/// The file's bytes in chunks of [`CHUNK`], read and hashed in order by a thread of its own (one
+/// `read` per chunk straight into the buffer that is sent, at most eight chunks waiting, so
+/// reading never runs ahead of the connection), and that thread's SHA-256 of what it read.
 fn read_chunks(
     mut file: std::fs::File,
-) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
+) -> (
+    impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
+    std::thread::JoinHandle<[u8; 32]>,
+) {
     use std::io::Read as _;
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
-    std::thread::spawn(move || {
+    let hashed = std::thread::spawn(move || {
+        let mut sha = Sha256::new();
         let mut buf = bytes::BytesMut::new();
         loop {
             if buf.capacity() < CHUNK {
-                buf = bytes::BytesMut::with_capacity(16 * CHUNK);
+                buf = bytes::BytesMut::with_capacity(4 * CHUNK);
             }
             buf.resize(CHUNK, 0);
             let item = match file.read(&mut buf) {
-                Ok(0) => return,
+                Ok(0) => return sha.finish(),
                 Ok(n) => {
                     buf.truncate(n);
+                    sha.update(&buf);
                     Ok(buf.split().freeze())
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -236,53 +243,14 @@ fn read_chunks(
             let failed = item.is_err();
             // The receiver is gone when the upload stopped: nothing more to read.
             if tx.blocking_send(item).is_err() || failed {
-                return;
+                return sha.finish();
             }
         }
     });
-    futures_util::stream::unfold(rx, |mut rx| async move {
+    let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
-    })
-}
-
-/// SHA-256 on a thread of its own, fed the chunks as they pass: the transfer's task only hands
-/// over a reference-counted chunk, so hashing runs beside TLS on the other core instead of in
-/// its way.
-struct Hasher {
-    chunks: Option<std::sync::mpsc::Sender<bytes::Bytes>>,
-    done: std::thread::JoinHandle<[u8; 32]>,
-}
-
-impl Hasher {
-    fn start(mut sha: Sha256) -> Hasher {
-        let (tx, rx) = std::sync::mpsc::channel::<bytes::Bytes>();
-        let done = std::thread::spawn(move || {
-            for chunk in rx {
-                sha.update(&chunk);
-            }
-            sha.finish()
-        });
-        Hasher {
-            chunks: Some(tx),
-            done,
-        }
-    }
-
-    fn sender(&self) -> Option<std::sync::mpsc::Sender<bytes::Bytes>> {
-        self.chunks.clone()
-    }
-
-    /// The digest, once every chunk fed so far is hashed.
-    async fn finish(mut self) -> Result<String> {
-        self.chunks = None;
-        let done = self.done;
-        let digest = tokio::task::spawn_blocking(move || done.join())
-            .await
-            .ok()
-            .and_then(|r| r.ok())
-            .ok_or_else(|| ClientError::other("the SHA-256 thread failed"))?;
-        Ok(hex(&digest))
-    }
+    });
+    (chunks, hashed)
 }
 
 /// A download's file, written on a thread of its own: each chunk is hashed and written there
