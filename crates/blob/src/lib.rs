@@ -150,7 +150,7 @@ pub trait BlobStore: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>> {
         Box::pin(async move {
             let inner = self.create(id).await?;
-            Ok(Box::new(Sized_ {
+            Ok(Box::new(HeldToLength {
                 inner,
                 len,
                 written: 0,
@@ -283,13 +283,13 @@ pub trait BlobStore: Send + Sync + 'static {
 pub const MAX_CHECKPOINT_LEN: usize = 4096;
 
 /// A writer held to the length it was created for (the default [`BlobStore::create_sized`]).
-struct Sized_ {
+struct HeldToLength {
     inner: Box<dyn BlobWriter>,
     len: u64,
     written: u64,
 }
 
-impl BlobWriter for Sized_ {
+impl BlobWriter for HeldToLength {
     fn write<'a>(&'a mut self, data: bytes::Bytes) -> BoxFuture<'a, Result<(), BlobError>> {
         Box::pin(async move {
             let got = self.written.saturating_add(data.len() as u64);
