@@ -66,6 +66,9 @@ pub(crate) struct S3Options {
     pub retry_timeout: Duration,
     /// How long a streaming request may go without progress ([`STALL_TIMEOUT`]).
     pub stall_timeout: Duration,
+    /// Bytes the backend's downloads may receive ahead of their readers, beyond a little each
+    /// ([`ahead`]).
+    pub read_ahead: u64,
 }
 
 impl Default for S3Options {
@@ -74,6 +77,7 @@ impl Default for S3Options {
             part_size: PART_SIZE,
             retry_timeout: Duration::from_secs(10),
             stall_timeout: STALL_TIMEOUT,
+            read_ahead: ahead::DEFAULT_BUDGET,
         }
     }
 }
@@ -102,6 +106,8 @@ struct Inner {
     redact: Vec<Zeroizing<String>>,
     part_size: usize,
     stall_timeout: Duration,
+    /// Shared by the cursors' segments read ahead.
+    read_ahead: ahead::Budget,
 }
 
 impl std::fmt::Debug for S3BlobStore {
@@ -203,6 +209,7 @@ impl S3BlobStore {
                 redact,
                 part_size: options.part_size,
                 stall_timeout: options.stall_timeout,
+                read_ahead: ahead::Budget::new(options.read_ahead),
             }),
         })
     }
@@ -332,7 +339,20 @@ fn scrubbed(backend: &str, redact: &[Zeroizing<String>], e: &dyn std::fmt::Displ
     }
 }
 
-/// One ranged GET read in order as its body arrives (the client retries a cut-off body from
+/// Starts a streaming GET of bytes `range` of `path`.
+async fn stream_range(
+    inner: &Inner,
+    path: &ObjectPath,
+    range: Range<u64>,
+) -> object_store::Result<object_store::GetResult> {
+    let options = GetOptions {
+        range: Some(GetRange::Bounded(range)),
+        ..GetOptions::default()
+    };
+    inner.streamer.get_opts(path, options).await
+}
+
+/// A range read in order as its segments' bodies arrive (the client retries a cut-off body from
 /// where it stopped, checking the object's ETag did not change).
 struct S3Cursor {
     inner: Arc<Inner>,
@@ -431,17 +451,24 @@ impl BlobStore for S3BlobStore {
                 held: Bytes::new(),
             };
             if range.start < range.end {
-                let options = GetOptions {
-                    range: Some(GetRange::Bounded(range)),
-                    ..GetOptions::default()
-                };
-                let got = self
-                    .inner
-                    .streamer
-                    .get_opts(&self.object(id), options)
+                let path = self.object(id);
+                let got = stream_range(&self.inner, &path, ahead::first_segment(&range))
                     .await
                     .map_err(|e| self.inner.failed(e))?;
-                cursor.body = Some(ahead::read_ahead(got.into_stream()));
+                // The object may be shorter than the range (a damaged copy): its answer says
+                // how long it is, and no segment past its end is asked for.
+                let end = range.end.min(got.meta.size);
+                let inner = Arc::clone(&self.inner);
+                let budget = self.inner.read_ahead.clone();
+                cursor.body = Some(ahead::segmented(
+                    got,
+                    range.start..end,
+                    budget,
+                    move |segment| {
+                        let (inner, path) = (Arc::clone(&inner), path.clone());
+                        Box::pin(async move { stream_range(&inner, &path, segment).await })
+                    },
+                ));
             }
             let cursor: Box<dyn BlobCursor> = Box::new(cursor);
             Ok(Some(cursor))

@@ -336,3 +336,57 @@ async fn a_streamed_put_to_a_service_that_stops_reading_fails_after_its_stall_ti
     );
     held.abort();
 }
+
+/// Reads `range` of blob `id` through a cursor, `step` bytes per read.
+async fn through_cursor(s3: &S3BlobStore, id: &str, range: Range<u64>, step: usize) -> Vec<u8> {
+    let mut cursor = s3.cursor(id, 0, range.clone()).await.unwrap().unwrap();
+    let mut got = Vec::new();
+    loop {
+        let piece = cursor.read(step).await.unwrap();
+        if piece.is_empty() {
+            return got;
+        }
+        got.extend_from_slice(&piece);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursors_read_every_segment_in_order_with_or_without_read_ahead_budget() {
+    let seg = ahead::SEGMENT_LEN;
+    for budget in [0, ahead::SEGMENT_LEN, ahead::DEFAULT_BUDGET] {
+        let options = S3Options {
+            read_ahead: budget,
+            ..S3Options::default()
+        };
+        let Some(s3) = fresh_s3(options) else {
+            return;
+        };
+        let data = pattern(3 * seg as usize + 12_345, 41);
+        let len = data.len() as u64;
+        let mut w = s3.create_sized("segments", len).await.unwrap();
+        for piece in data.chunks(1 << 20) {
+            w.write(Bytes::copy_from_slice(piece)).await.unwrap();
+        }
+        w.commit().await.unwrap();
+        let full = s3.inner.read_ahead.available_kib();
+        // Ranges that start and end inside segments, on their edges, and past the object's end
+        // (a damaged, shorter copy reads as far as it goes).
+        for (range, step) in [
+            (0..len, 1_048_832),
+            (seg - 1..2 * seg + 1, 65_552),
+            (seg..3 * seg, 777_777),
+            (5..len + 4 * seg, 1 << 20),
+        ] {
+            let got = through_cursor(&s3, "segments", range.clone(), step).await;
+            let want = &data[range.start as usize..range.end.min(len) as usize];
+            assert!(got[..] == *want, "budget {budget}, range {range:?}");
+            assert_eq!(s3.inner.read_ahead.available_kib(), full, "budget {budget}");
+        }
+        // A cursor dropped halfway returns its reservations at once.
+        let mut cursor = s3.cursor("segments", 0, 0..len).await.unwrap().unwrap();
+        assert_eq!(cursor.read(1000).await.unwrap()[..], data[..1000]);
+        drop(cursor);
+        assert_eq!(s3.inner.read_ahead.available_kib(), full, "budget {budget}");
+        s3.remove_everything().await;
+    }
+}
