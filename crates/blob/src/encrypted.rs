@@ -34,10 +34,15 @@ const OUT_CAPACITY: usize = HEADER_LEN + BATCH_CHUNKS * CHUNK_CIPHERTEXT_LEN;
 pub struct EncryptedWriter {
     writer: Box<dyn BlobWriter>,
     sealer: BlobSealer,
-    /// Plaintext not sealed yet; at most [`PENDING_CAPACITY`] bytes.
+    /// Plaintext not sealed yet; at most [`PENDING_CAPACITY`] bytes. Pushed bytes are copied
+    /// here rather than held where they arrived: a received body's buffers then go back to the
+    /// connection at once instead of being allocated (and faulted in) afresh.
     pending: Vec<u8>,
-    /// Ciphertext waiting to be written (starts with the header).
+    /// Ciphertext waiting to be written (the first batch starts with the header) is
+    /// `out[..out_len]`; the buffer is kept at full length so that each chunk is sealed from
+    /// `pending` straight into it, with no copy in between.
     out: Vec<u8>,
+    out_len: usize,
     hasher: HashPipe,
     size: u64,
     stored: u64,
@@ -141,13 +146,14 @@ impl EncryptedWriter {
         declared: Option<u64>,
     ) -> EncryptedWriter {
         let sealer = BlobSealer::new(dek, id);
-        let mut out = pool::take(OUT_CAPACITY);
-        out.extend_from_slice(&sealer.header());
+        let mut out = pool::take_full(OUT_CAPACITY);
+        out[..HEADER_LEN].copy_from_slice(&sealer.header());
         EncryptedWriter {
             writer,
             sealer,
             pending: pool::take(PENDING_CAPACITY),
             out,
+            out_len: HEADER_LEN,
             hasher: HashPipe::Idle(Sha256::new()),
             size: 0,
             stored: 0,
@@ -188,7 +194,7 @@ impl EncryptedWriter {
                 let mut batch = std::mem::replace(&mut self.pending, next);
                 batch.truncate(BATCH_PLAINTEXT);
                 for chunk in batch.chunks_exact(CHUNK_SIZE) {
-                    self.sealer.seal_chunk(chunk, false, &mut self.out)?;
+                    self.seal(chunk, false)?;
                 }
                 self.hasher.feed(pool::bytes(batch)).await?;
                 self.write_out().await?;
@@ -197,9 +203,18 @@ impl EncryptedWriter {
         Ok(())
     }
 
+    /// Seals `chunk` into `out` (which has room for a whole batch and the header).
+    fn seal(&mut self, chunk: &[u8], last: bool) -> Result<(), BlobError> {
+        let out = &mut self.out[self.out_len..];
+        self.out_len += self.sealer.seal_chunk_into(chunk, &[], last, out)?;
+        Ok(())
+    }
+
     async fn write_out(&mut self) -> Result<(), BlobError> {
-        let batch = std::mem::replace(&mut self.out, pool::take(OUT_CAPACITY));
-        self.stored += batch.len() as u64;
+        let mut batch = std::mem::replace(&mut self.out, pool::take_full(OUT_CAPACITY));
+        batch.truncate(self.out_len);
+        self.stored += self.out_len as u64;
+        self.out_len = 0;
         self.writer.write(pool::bytes(batch)).await
     }
 
@@ -221,11 +236,11 @@ impl EncryptedWriter {
         hasher.update(&pending);
         let mut chunks = pending.chunks(CHUNK_SIZE).peekable();
         if chunks.peek().is_none() {
-            self.sealer.seal_chunk(&[], true, &mut self.out)?;
+            self.seal(&[], true)?;
         }
         while let Some(chunk) = chunks.next() {
             let last = chunks.peek().is_none();
-            self.sealer.seal_chunk(chunk, last, &mut self.out)?;
+            self.seal(chunk, last)?;
         }
         self.write_out().await?;
         let EncryptedWriter {

@@ -22,15 +22,30 @@ static FREE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
 /// An empty buffer with room for at least `capacity` bytes, reused if one is free.
 pub(crate) fn take(capacity: usize) -> Vec<u8> {
-    if capacity >= MIN_KEPT
-        && let Ok(mut free) = FREE.lock()
-        && let Some(at) = free.iter().rposition(|b| b.capacity() >= capacity)
-    {
-        let mut buf = free.swap_remove(at);
-        buf.clear();
-        return buf;
+    let mut buf = reuse(capacity).unwrap_or_else(|| Vec::with_capacity(capacity));
+    buf.clear();
+    buf
+}
+
+/// A buffer of at least `len` bytes, to be written by position and truncated to what was
+/// written before it is shared: a reused buffer keeps its old bytes (only a new tail is
+/// zeroed), which saves clearing a whole batch before overwriting it.
+pub(crate) fn take_full(len: usize) -> Vec<u8> {
+    let mut buf = reuse(len).unwrap_or_else(|| Vec::with_capacity(len));
+    if buf.len() < len {
+        buf.resize(len, 0);
     }
-    Vec::with_capacity(capacity)
+    buf
+}
+
+/// A free buffer with room for `capacity` bytes, if one is kept.
+fn reuse(capacity: usize) -> Option<Vec<u8>> {
+    if capacity < MIN_KEPT {
+        return None;
+    }
+    let mut free = FREE.lock().ok()?;
+    let at = free.iter().rposition(|b| b.capacity() >= capacity)?;
+    Some(free.swap_remove(at))
 }
 
 /// `buf` as [`Bytes`] that return it for reuse once the last reference is dropped.
@@ -93,5 +108,18 @@ mod tests {
         let found = found.expect("the dropped buffer came back");
         assert!(found.is_empty());
         assert!(found.capacity() >= 1 << 20);
+    }
+
+    #[test]
+    fn a_full_buffer_is_shared_only_up_to_what_was_written() {
+        let mut buf = take_full(1 << 20);
+        assert!(buf.len() >= 1 << 20);
+        buf[..5].copy_from_slice(b"hello");
+        buf.truncate(5);
+        let shared = bytes(buf);
+        assert_eq!(&shared[..], b"hello");
+        drop(shared);
+        // Whether or not the same buffer comes back, it is long enough to write into.
+        assert!(take_full(1 << 20).len() >= 1 << 20);
     }
 }

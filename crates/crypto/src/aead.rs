@@ -47,6 +47,30 @@ pub(crate) fn seal(
     out
 }
 
+/// Encrypts `first || second` into `out`, which must be exactly `first.len() + second.len() +
+/// TAG_LEN` bytes (`ciphertext || tag`); the plaintext is read where it lies, never copied.
+pub(crate) fn seal_into(
+    key: &LessSafeKey,
+    nonce: [u8; NONCE_LEN],
+    aad: &[u8],
+    first: &[u8],
+    second: &[u8],
+    out: &mut [u8],
+) {
+    let (ciphertext, rest_and_tag) = out.split_at_mut(first.len().min(out.len()));
+    must(
+        key.seal_out_of_place_scatter(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            first,
+            ciphertext,
+            second,
+            rest_and_tag,
+        ),
+        "to seal a buffer",
+    );
+}
+
 /// Decrypts `ct || tag` in place; returns the plaintext length, or `Err` if it does not
 /// authenticate.
 pub(crate) fn open(

@@ -23,7 +23,7 @@
 use aws_lc_rs::aead::LessSafeKey;
 
 use crate::CryptoError;
-use crate::aead::{NONCE_LEN, open, seal};
+use crate::aead::{NONCE_LEN, open, seal_into};
 use crate::keys::DataKey;
 
 /// Plaintext bytes per chunk. Frozen: changing it makes existing data unreadable (it is also
@@ -189,31 +189,51 @@ impl BlobSealer {
         last: bool,
         out: &mut Vec<u8>,
     ) -> Result<(), CryptoError> {
+        let start = out.len();
+        out.resize(start + plaintext.len() + TAG_LEN, 0);
+        let written = self.seal_chunk_into(plaintext, &[], last, &mut out[start..]);
+        if written.is_err() {
+            out.truncate(start);
+        }
+        written.map(|_| ())
+    }
+
+    /// Like [`BlobSealer::seal_chunk`] for a chunk that arrived in two pieces, `first || second`
+    /// (`second` may be empty), read where they lie: `ciphertext || tag` goes to the start of
+    /// `out`, which must have room for it ([`CryptoError::Misuse`] otherwise). Returns the bytes
+    /// written.
+    pub fn seal_chunk_into(
+        &mut self,
+        first: &[u8],
+        second: &[u8],
+        last: bool,
+        out: &mut [u8],
+    ) -> Result<usize, CryptoError> {
+        let len = first.len() + second.len();
         if self.done {
             return Err(CryptoError::Misuse("chunk sealed after the last chunk"));
         }
-        if !last && plaintext.len() != CHUNK_SIZE {
+        if !last && len != CHUNK_SIZE {
             return Err(CryptoError::Misuse(
                 "a non-last chunk must be exactly CHUNK_SIZE bytes",
             ));
         }
-        if plaintext.len() > CHUNK_SIZE {
+        if len > CHUNK_SIZE {
             return Err(CryptoError::Misuse("chunk larger than CHUNK_SIZE"));
         }
-        if last && plaintext.is_empty() && self.next > 0 {
+        if last && len == 0 && self.next > 0 {
             return Err(CryptoError::Misuse(
                 "an empty last chunk is only valid for an empty blob",
             ));
         }
+        let Some(out) = out.get_mut(..len + TAG_LEN) else {
+            return Err(CryptoError::Misuse("no room for the sealed chunk"));
+        };
         let nonce = chunk_nonce(&self.prefix, self.next, last)?;
-        let start = out.len();
-        out.reserve(plaintext.len() + TAG_LEN);
-        out.extend_from_slice(plaintext);
-        let tag = seal(&self.key, nonce, &self.aad, &mut out[start..]);
-        out.extend_from_slice(&tag);
+        seal_into(&self.key, nonce, &self.aad, first, second, out);
         self.next += 1;
         self.done = last;
-        Ok(())
+        Ok(len + TAG_LEN)
     }
 }
 
@@ -560,6 +580,40 @@ mod tests {
             Err(CryptoError::Misuse(_))
         ));
         assert_eq!(out.len(), CHUNK_CIPHERTEXT_LEN + 3 + TAG_LEN);
+    }
+
+    #[test]
+    fn a_chunk_sealed_from_two_pieces_is_the_chunk_sealed_whole() {
+        let dek = DataKey::generate();
+        let prefix = [9u8; NONCE_PREFIX_LEN];
+        let full = pattern(CHUNK_SIZE);
+        let tail = pattern(1000);
+        let mut whole = BlobSealer::with_nonce_prefix(&dek, ID, prefix);
+        let mut want = Vec::new();
+        whole.seal_chunk(&full, false, &mut want).unwrap();
+        whole.seal_chunk(&tail, true, &mut want).unwrap();
+        for split in [0, 1, 15, 16, 17, 4096, CHUNK_SIZE - 1, CHUNK_SIZE] {
+            let mut parts = BlobSealer::with_nonce_prefix(&dek, ID, prefix);
+            let mut got = vec![0xAAu8; want.len() + 5];
+            let (a, b) = full.split_at(split);
+            let n = parts.seal_chunk_into(a, b, false, &mut got).unwrap();
+            let (a, b) = tail.split_at(split.min(tail.len()));
+            let m = parts.seal_chunk_into(a, b, true, &mut got[n..]).unwrap();
+            assert_eq!(n + m, want.len(), "split at {split}");
+            assert!(got[..n + m] == want[..], "split at {split}");
+            assert!(
+                got[n + m..].iter().all(|b| *b == 0xAA),
+                "wrote past its chunk"
+            );
+        }
+        // No room: refused, nothing sealed (the next chunk index is unchanged).
+        let mut s = BlobSealer::with_nonce_prefix(&dek, ID, prefix);
+        let mut short = vec![0u8; CHUNK_CIPHERTEXT_LEN - 1];
+        assert!(matches!(
+            s.seal_chunk_into(&full, &[], false, &mut short),
+            Err(CryptoError::Misuse(_))
+        ));
+        assert_eq!(s.chunks_sealed(), 0);
     }
 
     #[test]

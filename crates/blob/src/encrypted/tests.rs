@@ -73,11 +73,15 @@ async fn round_trips_through_the_filesystem() {
         17 * C,
         40 * C + 77,
     ];
-    for (n, size) in sizes.into_iter().enumerate() {
+    // Pieces smaller than a chunk (a chunk put together from several), just over one (a chunk
+    // sealed from two pieces where they lie), and one huge push (chunks sealed from one piece).
+    for (n, (size, piece)) in sizes
+        .into_iter()
+        .flat_map(|size| [1000, 65537, usize::MAX].map(|piece| (size, piece)))
+        .enumerate()
+    {
         let pt = pattern(size);
         let id = format!("ast_{n}");
-        // Odd piece sizes exercise every buffering path; one huge push too.
-        let piece = [1000, 65537, usize::MAX][n % 3];
         let written = write(&*s, &id, &dek, &pt, piece).await;
         assert_eq!(written.size, size as u64);
         assert_eq!(written.sha256, strongroom_crypto::digest::sha256(&pt));
@@ -86,7 +90,7 @@ async fn round_trips_through_the_filesystem() {
         assert_eq!(
             read_all(&*s, &id, &dek, size as u64).await.unwrap(),
             pt,
-            "size {size}"
+            "size {size}, pieces of {piece}"
         );
     }
     assert_eq!(std::fs::read_dir(s.root().join("tmp")).unwrap().count(), 0);
