@@ -5,8 +5,9 @@
 #     Strongroom encrypts it and streams it to s3s-fs as one PUT of the known ciphertext length, to
 #     a pre-signed URL, UNSIGNED-PAYLOAD) vs curl -> s3s-fs (one SigV4-signed PUT of the same
 #     file, UNSIGNED-PAYLOAD);
-#   - download: the same object back, curl <- Strongroom (HTTPS; Strongroom reads the object as one
-#     streaming range GET and decrypts it batch by batch) vs curl <- s3s-fs (one signed GET);
+#   - download: the same object back, curl <- Strongroom (HTTPS; Strongroom reads the object as
+#     streaming range GETs of 8 MiB segments, three at a time, and decrypts it batch by batch) vs
+#     curl <- s3s-fs (one signed GET);
 #   - memory: PARALLEL (10) simultaneous 1 GiB uploads to a fresh Strongroom on S3; its peak RSS.
 # Targets (issue 9): download >= 0.8x the direct GET; upload >= 0.7x the direct PUT; peak RSS
 # during the parallel uploads < 150 MiB (flat, as on disk).
@@ -258,7 +259,7 @@ raw_figures s3_transfer s3_transfer.tsv s3_transfer.memory.tsv
 report s3_transfer \
     "### S3 backend, ${SIZE_MIB} MiB, Strongroom (HTTPS) vs the same S3 server directly, median of ${RUNS}" \
     "" \
-    "S3 server: s3s-fs $("$(command -v s3s-fs || echo "${HOME}/.cargo/bin/s3s-fs")" --version | cut -d' ' -f2) on 127.0.0.1 (scripts/s3.sh; files under bench/out/s3, plain HTTP, SigV4 checked). Direct client: curl \`--aws-sigv4\`, one PUT (UNSIGNED-PAYLOAD, 100-continue) / one GET, HTTP/1.1. Strongroom: one S3 backend (\`copies = 1\`), an upload with a known length streamed as one PUT to a pre-signed URL (UNSIGNED-PAYLOAD), a download as one streaming range GET; its clients: curl over HTTPS as in the other sections. CPU columns: seconds per 10^9 bytes moved, of each server process." \
+    "S3 server: s3s-fs $("$(command -v s3s-fs || echo "${HOME}/.cargo/bin/s3s-fs")" --version | cut -d' ' -f2) on 127.0.0.1 (scripts/s3.sh; files under bench/out/s3, plain HTTP, SigV4 checked). Direct client: curl \`--aws-sigv4\`, one PUT (UNSIGNED-PAYLOAD, 100-continue) / one GET, HTTP/1.1. Strongroom: one S3 backend (\`copies = 1\`), an upload with a known length streamed as one PUT to a pre-signed URL (UNSIGNED-PAYLOAD), a download as streaming range GETs of 8 MiB segments, three in flight; its clients: curl over HTTPS as in the other sections. CPU columns: seconds per 10^9 bytes moved, of each server process." \
     "" \
     "| transfer | throughput GB/s | Strongroom CPU s/GB | s3s-fs CPU s/GB |" \
     "|---|---|---|---|" \
