@@ -365,6 +365,39 @@ async fn read_batch_from(
     Err(worst.unwrap_or(BlobError::NotFound))
 }
 
+/// The plaintext inside `want` of the blob's first chunks `chunks` (at most one batch), read
+/// with its header in one request per copy tried: a small download otherwise costs three (the
+/// header, opening a cursor, the batch), each a trip to the blocking pool or the backend. The
+/// first copy whose header and chunks all authenticate is used, as in [`read_batch_from`].
+async fn read_head(
+    store: &dyn BlobStore,
+    id: &str,
+    dek: &DataKey,
+    size: u64,
+    chunks: Range<u64>,
+    want: &Range<u64>,
+) -> Result<Vec<Bytes>, BlobError> {
+    let len = HEADER_LEN + batch_len(size, chunks.clone());
+    let mut worst: Option<BlobError> = None;
+    for copy in 0..store.copies() {
+        let read = async {
+            let mut data = store.read_copy_at(id, copy, 0, len).await?;
+            if data.len() < HEADER_LEN {
+                return Err(CryptoError::Truncated.into());
+            }
+            let header = data.split_to(HEADER_LEN);
+            let opener = BlobOpener::new(dek, id, &header)?;
+            drop(header);
+            open_batch(&opener, size, chunks.clone(), want, data)
+        };
+        match read.await {
+            Ok(parts) => return Ok(parts),
+            Err(e) => worst = Some(fell_back(id, copy, store.copies(), e, worst)),
+        }
+    }
+    Err(worst.unwrap_or(BlobError::NotFound))
+}
+
 /// Ciphertext bytes of chunks `chunks` of a blob of `size` plaintext bytes.
 fn batch_len(size: u64, chunks: Range<u64>) -> usize {
     chunks.map(|i| chunk_plaintext_len(size, i) + TAG_LEN).sum()
@@ -523,6 +556,15 @@ pub fn read_range(
             let (opener, mut sequential) = match st.reading.take() {
                 Some(reading) => reading,
                 None => match st.dek.take() {
+                    // A range within the first batch: header and chunks in one read.
+                    Some(dek) if st.next == 0 && st.end_chunk <= BATCH_CHUNKS as u64 => {
+                        let chunks = 0..st.end_chunk;
+                        let got =
+                            read_head(&*st.store, &st.id, &dek, st.size, chunks, &st.want).await?;
+                        st.ready.extend(got);
+                        st.next = st.end_chunk;
+                        continue;
+                    }
                     Some(dek) => {
                         let (opener, copy) = open_blob(&*st.store, &st.id, &dek).await?;
                         let chunks = st.next..st.end_chunk;

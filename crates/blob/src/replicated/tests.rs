@@ -248,7 +248,13 @@ async fn a_flipped_byte_or_a_lost_copy_is_read_from_another_copy() {
     bytes[700_000] ^= 0x01;
     std::fs::write(&p, bytes).unwrap();
     std::fs::remove_file(s.path(0, "lost")).unwrap();
-    for id in ["flip", "lost"] {
+    // And copy 0 of a third one with a damaged header (its magic).
+    s.put("head", &dek, &plain).await.unwrap();
+    let p = s.path(0, "head");
+    let mut bytes = std::fs::read(&p).unwrap();
+    bytes[3] ^= 0x01;
+    std::fs::write(&p, bytes).unwrap();
+    for id in ["flip", "lost", "head"] {
         let whole: Vec<Bytes> = read_range(
             s.store.clone(),
             id.into(),
