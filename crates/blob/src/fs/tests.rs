@@ -202,23 +202,11 @@ async fn checkpoints_round_trip_sorted_and_are_never_swept() {
     assert_eq!(mode & 0o777, 0o600);
 }
 
+/// Bad names and oversized checkpoints are refused on every backend (the conformance suite);
+/// here, that a refused checkpoint leaves no temp file behind.
 #[tokio::test]
-async fn checkpoints_refuse_bad_names_and_oversized_objects() {
+async fn an_oversized_checkpoint_leaves_no_temp_file() {
     let (_d, s) = store();
-    for org in ["", "../escape", "a/b", ".."] {
-        assert!(matches!(
-            s.put_checkpoint(org, 1, Bytes::from_static(b"x")).await,
-            Err(BlobError::InvalidId)
-        ));
-        assert!(matches!(
-            s.checkpoint_seqs(org).await,
-            Err(BlobError::InvalidId)
-        ));
-        assert!(matches!(
-            s.get_checkpoint(org, 1).await,
-            Err(BlobError::InvalidId)
-        ));
-    }
     let big = Bytes::from(vec![b'x'; crate::MAX_CHECKPOINT_LEN + 1]);
     assert!(matches!(
         s.put_checkpoint("org_1", 1, big).await,
