@@ -277,14 +277,29 @@ async fn open_blob_from(
     dek: &DataKey,
     copies: Range<usize>,
 ) -> Result<(BlobOpener, usize), BlobError> {
+    first_good_copy(store, id, copies, |copy| async move {
+        let header = store.read_copy_at(id, copy, 0, HEADER_LEN).await?;
+        Ok((BlobOpener::new(dek, id, &header)?, copy))
+    })
+    .await
+}
+
+/// `read` of each copy in `copies` in turn, until one succeeds; otherwise the error that says
+/// most about the blob ([`fell_back`]).
+async fn first_good_copy<T, F, Fut>(
+    store: &dyn BlobStore,
+    id: &str,
+    copies: Range<usize>,
+    mut read: F,
+) -> Result<T, BlobError>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<T, BlobError>>,
+{
     let mut worst: Option<BlobError> = None;
     for copy in copies {
-        let opened = match store.read_copy_at(id, copy, 0, HEADER_LEN).await {
-            Ok(header) => BlobOpener::new(dek, id, &header).map_err(BlobError::from),
-            Err(e) => Err(e),
-        };
-        match opened {
-            Ok(opener) => return Ok((opener, copy)),
+        match read(copy).await {
+            Ok(got) => return Ok(got),
             Err(e) => worst = Some(fell_back(id, copy, store.copies(), e, worst)),
         }
     }
@@ -348,21 +363,17 @@ async fn read_batch_from(
         size,
     } = blob;
     let ct_len = batch_len(size, chunks.clone());
-    let mut worst: Option<BlobError> = None;
     // The first copy whose chunks all authenticate; the client never sees a damaged copy.
-    for copy in copies {
-        let read = async {
+    first_good_copy(store, id, copies, |copy| {
+        let (chunks, want) = (chunks.clone(), &want);
+        async move {
             let data = store
                 .read_copy_at(id, copy, chunk_offset(chunks.start), ct_len)
                 .await?;
-            open_batch(opener, size, chunks.clone(), &want, data)
-        };
-        match read.await {
-            Ok(parts) => return Ok(parts),
-            Err(e) => worst = Some(fell_back(id, copy, store.copies(), e, worst)),
+            open_batch(opener, size, chunks, want, data)
         }
-    }
-    Err(worst.unwrap_or(BlobError::NotFound))
+    })
+    .await
 }
 
 /// The plaintext inside `want` of the blob's first chunks `chunks` (at most one batch), read
@@ -378,9 +389,9 @@ async fn read_head(
     want: &Range<u64>,
 ) -> Result<Vec<Bytes>, BlobError> {
     let len = HEADER_LEN + batch_len(size, chunks.clone());
-    let mut worst: Option<BlobError> = None;
-    for copy in 0..store.copies() {
-        let read = async {
+    first_good_copy(store, id, 0..store.copies(), |copy| {
+        let chunks = chunks.clone();
+        async move {
             let mut data = store.read_copy_at(id, copy, 0, len).await?;
             if data.len() < HEADER_LEN {
                 return Err(CryptoError::Truncated.into());
@@ -388,14 +399,10 @@ async fn read_head(
             let header = data.split_to(HEADER_LEN);
             let opener = BlobOpener::new(dek, id, &header)?;
             drop(header);
-            open_batch(&opener, size, chunks.clone(), want, data)
-        };
-        match read.await {
-            Ok(parts) => return Ok(parts),
-            Err(e) => worst = Some(fell_back(id, copy, store.copies(), e, worst)),
+            open_batch(&opener, size, chunks, want, data)
         }
-    }
-    Err(worst.unwrap_or(BlobError::NotFound))
+    })
+    .await
 }
 
 /// Ciphertext bytes of chunks `chunks` of a blob of `size` plaintext bytes.
