@@ -55,7 +55,7 @@ pub use quotas::{QuotaRow, Usage};
 pub use regions::RegionSpread;
 pub use seal::FieldSealer;
 pub use sessions::{SessionLookup, SessionRow};
-pub use tenancy::{AssetRow, OrgRow, SpaceRow, UserRow};
+pub use tenancy::{AssetRow, AssetWithBlob, OrgRow, SpaceRow, UserRow};
 
 /// Which engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,6 +282,14 @@ impl Store {
     /// every change to what an API key's permissions are read from, whichever process made it.
     pub async fn authz_epoch(&self) -> Result<i64> {
         Ok(sqlx::query_scalar("SELECT n FROM authz_epoch WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// The database's asset epoch: moved by triggers, in the changing transaction, by every
+    /// change to an asset or a blob row, whichever process made it (migration 20).
+    pub async fn asset_epoch(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT n FROM authz_epoch WHERE id = 2")
             .fetch_one(&self.pool)
             .await?)
     }

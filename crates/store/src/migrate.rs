@@ -33,15 +33,23 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (17, include_str!("../migrations/0017_sealed_metadata.sql")),
     (18, include_str!("../migrations/0018_authz_epoch.sql")),
     (19, include_str!("../migrations/0019_erasure.sql")),
+    (20, include_str!("../migrations/0020_asset_epoch.sql")),
 ];
 
 /// The part of a migration written in each engine's own dialect (triggers), run after its
 /// shared script: `(version, SQLite, PostgreSQL)`.
-const PER_ENGINE: &[(i64, &str, &str)] = &[(
-    18,
-    include_str!("../migrations/0018_authz_epoch.sqlite.sql"),
-    include_str!("../migrations/0018_authz_epoch.postgres.sql"),
-)];
+const PER_ENGINE: &[(i64, &str, &str)] = &[
+    (
+        18,
+        include_str!("../migrations/0018_authz_epoch.sqlite.sql"),
+        include_str!("../migrations/0018_authz_epoch.postgres.sql"),
+    ),
+    (
+        20,
+        include_str!("../migrations/0020_asset_epoch.sqlite.sql"),
+        include_str!("../migrations/0020_asset_epoch.postgres.sql"),
+    ),
+];
 
 /// The migration whose transaction also seals the rows written before it (in Rust: the store's
 /// sealer is needed, see `seal::existing`).

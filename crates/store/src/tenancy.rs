@@ -49,6 +49,17 @@ pub struct SpaceRow {
     pub retention_days: Option<u32>,
 }
 
+/// A live asset with its blob row, as [`Store::asset_with_blob`] reads them.
+#[derive(Clone)]
+pub struct AssetWithBlob {
+    pub asset: AssetRow,
+    pub blob: BlobRow,
+    /// The asset epoch as these rows were read: moved by triggers (migration 20), in the
+    /// changing transaction, by every change to an asset or a blob row, whichever process made
+    /// it. A node keeping these rows in memory forgets them once it reads another value.
+    pub asset_epoch: i64,
+}
+
 /// An asset's metadata.
 #[derive(Debug, Clone)]
 pub struct AssetRow {
@@ -240,13 +251,13 @@ impl Store {
         self.asset_where(org_id, id, AssetState::Live).await
     }
 
-    /// The live asset with this id of `org_id` and its blob row (its data key), read together:
-    /// what a read of its content needs, in one round trip.
+    /// The live asset with this id of `org_id` and its blob row (its data key), read together
+    /// with the asset epoch: what a read of its content needs, in one round trip.
     pub async fn asset_with_blob(
         &self,
         org_id: &OrgId,
         id: &AssetId,
-    ) -> Result<Option<(AssetRow, BlobRow)>> {
+    ) -> Result<Option<AssetWithBlob>> {
         static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             let asset: Vec<String> = ASSET_COLUMNS
                 .split(", ")
@@ -256,7 +267,8 @@ impl Store {
                 "SELECT {}, b.id AS b_id, b.org_id AS b_org_id, b.kek_version AS b_kek_version, \
                  b.wrapped_dek AS b_wrapped_dek, b.size AS b_size, \
                  b.stored_size AS b_stored_size, b.created_at AS b_created_at, \
-                 b.region AS b_region \
+                 b.region AS b_region, \
+                 (SELECT n FROM authz_epoch WHERE id = 2) AS asset_epoch \
                  FROM assets a JOIN blobs b ON b.id = a.blob_id \
                  WHERE a.id = $1 AND a.org_id = $2 AND a.deleted_at IS NULL",
                 asset.join(", ")
@@ -270,10 +282,11 @@ impl Store {
         else {
             return Ok(None);
         };
-        Ok(Some((
-            asset(self.seal(), &row)?,
-            crate::keys::blob_as(&row, "b_")?,
-        )))
+        Ok(Some(AssetWithBlob {
+            asset: asset(self.seal(), &row)?,
+            blob: crate::keys::blob_as(&row, "b_")?,
+            asset_epoch: row.try_get("asset_epoch")?,
+        }))
     }
 
     /// The asset with this id of `org_id`, if it is in `state`.

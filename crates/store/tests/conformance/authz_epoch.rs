@@ -2,14 +2,16 @@
 //! credential it resolved may no longer be what the database says.
 
 use strongroom_domain::{ApiKeyId, PermissionSet, Role, RoleId, RoleRef};
-use strongroom_store::{ApiKeyRow, NewAuditEvent, RoleRow, Store};
+use strongroom_store::{ApiKeyRow, MediaState, NewAuditEvent, RoleRow, Store};
 
 use crate::Env;
 use crate::fixtures::*;
 
 conformance!(
     every_change_to_what_authorizes_a_key_moves_the_epoch,
-    reads_audit_appends_and_key_use_move_neither
+    reads_audit_appends_and_key_use_move_neither,
+    every_change_to_an_asset_or_its_blob_moves_the_asset_epoch,
+    new_rows_reads_and_other_changes_leave_the_asset_epoch
 );
 
 /// Commits `tx` and checks that both the database's epoch and this process's generation moved.
@@ -180,13 +182,13 @@ async fn reads_audit_appends_and_key_use_move_neither(env: &Env) {
     // What every read does: resolve the key, find the asset with its blob, append its audit
     // event in a group, note the key's use.
     assert!(s.key_principal(b"hash-2").await.unwrap().is_some());
-    let (found, blob) = s
+    let found = s
         .asset_with_blob(&org.id, &asset.id)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(found.id, asset.id);
-    assert_eq!(blob.id, asset.blob_id);
+    assert_eq!(found.asset.id, asset.id);
+    assert_eq!(found.blob.id, asset.blob_id);
     let mut tx = s.begin_audit_append().await.unwrap();
     let (first, prev) = tx.lock_audit_head_for(&org.id, 2).await.unwrap();
     let events: Vec<(i64, NewAuditEvent, Vec<u8>, Vec<u8>)> = vec![
@@ -207,4 +209,125 @@ async fn reads_audit_appends_and_key_use_move_neither(env: &Env) {
     assert_eq!(s.authz_epoch().await.unwrap(), epoch);
     assert_eq!(s.authz_generation(), generation);
     assert_eq!(s.audit_head(&org.id).await.unwrap().unwrap().seq, 2);
+}
+
+/// Checks that the asset epoch moved since `before` (and the generation, for a change through
+/// this store), then remembers where both are.
+async fn asset_epoch_moved(s: &Store, before: &mut (i64, u64), step: &str) {
+    let now = (s.asset_epoch().await.unwrap(), s.authz_generation());
+    assert!(
+        now.0 > before.0,
+        "{step}: the asset epoch stayed at {}",
+        now.0
+    );
+    assert!(
+        now.1 > before.1,
+        "{step}: the generation stayed at {}",
+        now.1
+    );
+    *before = now;
+}
+
+async fn every_change_to_an_asset_or_its_blob_moves_the_asset_epoch(env: &Env) {
+    let s = &env.store;
+    let org = new_org(s, "Acme").await;
+    let space = new_space(s, &org.id, "site").await;
+    new_kek(s, 1).await;
+    new_kek(s, 2).await;
+    let asset = new_asset(s, &space, 1).await;
+    let mut at = (s.asset_epoch().await.unwrap(), s.authz_generation());
+    let epoch = s.authz_epoch().await.unwrap();
+
+    let mut tx = s.begin().await.unwrap();
+    let by = "key:k";
+    assert!(
+        tx.trash_asset(&org.id, &asset.id, ts(1_700_000_000_000), by)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    tx.commit().await.unwrap();
+    asset_epoch_moved(s, &mut at, "an asset moved to the trash").await;
+
+    let mut tx = s.begin().await.unwrap();
+    assert!(
+        tx.restore_asset(&org.id, &asset.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    tx.commit().await.unwrap();
+    asset_epoch_moved(s, &mut at, "an asset back from the trash").await;
+
+    let mut tx = s.begin().await.unwrap();
+    let state = MediaState {
+        status: Some("ready".into()),
+        error: None,
+        info: None,
+    };
+    tx.set_media_state(&asset.id, &state).await.unwrap();
+    tx.commit().await.unwrap();
+    asset_epoch_moved(s, &mut at, "an asset processed").await;
+
+    let mut tx = s.begin().await.unwrap();
+    assert!(
+        tx.rewrap_blob(&asset.blob_id, 1, 2, b"wrapped under 2")
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    asset_epoch_moved(s, &mut at, "a data key rewrapped").await;
+
+    let mut tx = s.begin().await.unwrap();
+    assert!(
+        tx.move_blob_region(&asset.blob_id, "default", "eu")
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    asset_epoch_moved(s, &mut at, "a blob moved to another region").await;
+
+    let mut tx = s.begin().await.unwrap();
+    assert!(tx.delete_asset(&org.id, &asset.id).await.unwrap().is_some());
+    tx.commit().await.unwrap();
+    asset_epoch_moved(s, &mut at, "an asset deleted").await;
+
+    let mut tx = s.begin().await.unwrap();
+    assert!(tx.delete_blob(&asset.blob_id).await.unwrap());
+    tx.commit().await.unwrap();
+    asset_epoch_moved(s, &mut at, "a blob deleted").await;
+
+    // None of it touched what a key's permissions are read from.
+    assert_eq!(s.authz_epoch().await.unwrap(), epoch);
+
+    // A rolled-back change moves nothing in the database.
+    let other = new_asset(s, &space, 2).await;
+    let before = s.asset_epoch().await.unwrap();
+    let mut tx = s.begin().await.unwrap();
+    tx.delete_asset(&org.id, &other.id).await.unwrap();
+    drop(tx);
+    assert_eq!(s.asset_epoch().await.unwrap(), before);
+}
+
+async fn new_rows_reads_and_other_changes_leave_the_asset_epoch(env: &Env) {
+    let s = &env.store;
+    let org = new_org(s, "Acme").await;
+    let space = new_space(s, &org.id, "site").await;
+    new_kek(s, 1).await;
+    let first = new_asset(s, &space, 1).await;
+    let epoch = s.asset_epoch().await.unwrap();
+
+    // A new asset (an upload), reads of assets, audit appends and a change to who may do what.
+    new_asset(s, &space, 2).await;
+    let found = s
+        .asset_with_blob(&org.id, &first.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.asset_epoch, epoch, "read with the rows");
+    append(s, &org.id, 3).await;
+    let user = new_user(s, "member@example.com").await;
+    set_role(s, &org.id, &user.id, Role::Editor).await;
+
+    assert_eq!(s.asset_epoch().await.unwrap(), epoch);
 }

@@ -27,7 +27,12 @@ async fn create_key(srv: &TestServer, key: &str, org: &str, body: Value) -> reqw
 }
 
 /// Creates a key that must succeed; returns (id, secret).
-async fn new_key(srv: &TestServer, key: &str, org: &str, body: Value) -> (String, String) {
+pub(crate) async fn new_key(
+    srv: &TestServer,
+    key: &str,
+    org: &str,
+    body: Value,
+) -> (String, String) {
     let v = expect_json(create_key(srv, key, org, body).await, StatusCode::CREATED).await;
     (
         v["id"].as_str().unwrap().to_owned(),

@@ -9,6 +9,7 @@ mod support;
 
 mod access;
 mod api_keys;
+mod asset_cache;
 mod assets;
 mod audit_verify;
 mod authz;
