@@ -147,7 +147,7 @@ pub enum ServiceError {
     /// The database is busy (no connection free in time, a lock held too long): the request
     /// changed nothing and may be tried again shortly.
     #[error("the database is busy; try again shortly")]
-    Busy(#[source] StoreError),
+    Busy(#[source] Arc<StoreError>),
     /// The database failed; the cause is logged, never shown.
     #[error("database failure")]
     Store(#[source] StoreError),
@@ -163,7 +163,7 @@ impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(what) => ServiceError::Conflict(format!("{what} already exists")),
-            busy if busy.is_busy() => ServiceError::Busy(busy),
+            busy if busy.is_busy() => ServiceError::Busy(Arc::new(busy)),
             other => ServiceError::Store(other),
         }
     }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use strongroom_crypto::keys::{MacKey, RootKey};
 use strongroom_domain::{Clock, OrgId, Timestamp, UserId};
-use strongroom_store::{AuditHead, NewAuditEvent, Personal, Store, Tx};
+use strongroom_store::{AuditHead, NewAuditEvent, Personal, Store, StoreError, Tx};
 use tokio::sync::oneshot;
 
 use super::{event_hash, genesis, head_input, personal_digest};
@@ -33,7 +33,24 @@ struct Pending {
     target: String,
     ip: String,
     detail: serde_json::Value,
-    done: oneshot::Sender<Result<(), String>>,
+    done: oneshot::Sender<Result<(), GroupFailure>>,
+}
+
+/// Why a group commit failed, told to every read in the group: a busy database stays a
+/// retryable "busy" for each of them.
+#[derive(Clone)]
+enum GroupFailure {
+    Busy(Arc<StoreError>),
+    Other(String),
+}
+
+impl From<GroupFailure> for ServiceError {
+    fn from(f: GroupFailure) -> Self {
+        match f {
+            GroupFailure::Busy(cause) => ServiceError::Busy(cause),
+            GroupFailure::Other(why) => ServiceError::Internal(why),
+        }
+    }
 }
 
 /// The queue of read events and the turn to commit them.
@@ -169,7 +186,7 @@ impl AuditLog {
             tokio::select! {
                 biased;
                 outcome = &mut result => match outcome {
-                    Ok(outcome) => return outcome.map_err(ServiceError::Internal),
+                    Ok(outcome) => return outcome.map_err(ServiceError::from),
                     // The holder of the turn was cancelled mid-commit, so its group rolled
                     // back: queue the event again.
                     Err(_) => result = self.enqueue_read(&rec)?,
@@ -177,7 +194,7 @@ impl AuditLog {
                 turn = self.batch.turn.lock() => {
                     // The holder of the turn before us may have settled our event already.
                     match result.try_recv() {
-                        Ok(outcome) => return outcome.map_err(ServiceError::Internal),
+                        Ok(outcome) => return outcome.map_err(ServiceError::from),
                         Err(oneshot::error::TryRecvError::Closed) => {
                             result = self.enqueue_read(&rec)?;
                         }
@@ -194,7 +211,10 @@ impl AuditLog {
         }
     }
 
-    fn enqueue_read(&self, rec: &Record<'_>) -> Result<oneshot::Receiver<Result<(), String>>> {
+    fn enqueue_read(
+        &self,
+        rec: &Record<'_>,
+    ) -> Result<oneshot::Receiver<Result<(), GroupFailure>>> {
         let (done, result) = oneshot::channel();
         self.batch
             .queue
@@ -240,7 +260,10 @@ impl AuditLog {
         .await;
         let shared = outcome.map_err(|e| {
             tracing::error!(error = %e, events = group.len(), "an audit group commit failed");
-            e.to_string()
+            match e {
+                ServiceError::Busy(cause) => GroupFailure::Busy(cause),
+                other => GroupFailure::Other(other.to_string()),
+            }
         });
         for p in group {
             // A waiter that gave up (its request was cancelled) is no longer listening.

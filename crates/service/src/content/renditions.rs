@@ -225,11 +225,9 @@ impl ContentService {
         let row = self.visible_rendition(authz, name).await?;
         let read = self.prepare_read(row, None, range).await?;
         let detail = read.audit_detail(serde_json::json!({"rendition": name}));
-        self.ctx
-            .audit
-            .append_read(Record::by(p, "asset.read", &read.asset.id).detail(detail))
-            .await?;
-        Ok(self.stream(read))
+        let record = Record::by(p, "asset.read", &read.asset.id).detail(detail);
+        self.stream_once(read, self.ctx.audit.append_read(record))
+            .await
     }
 
     /// A rendition's plaintext as it is decrypted, chunk by chunk (a segment is never held
