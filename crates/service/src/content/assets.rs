@@ -128,10 +128,6 @@ pub struct Content {
     pub body: ByteStream,
 }
 
-/// The largest range read while its audit event commits (one chunk): what a read holds in
-/// memory before anything may be sent.
-const READ_WITH_AUDIT: u64 = strongroom_crypto::blobfmt::CHUNK_SIZE as u64;
-
 /// A read that is authorized, range-checked and keyed, but not yet audited: nothing was sent.
 pub(crate) struct PreparedRead {
     pub(crate) asset: AssetRow,
@@ -395,9 +391,11 @@ impl ContentService {
             .prepare_read(authz.asset().clone(), authz.blob().cloned(), range)
             .await?;
         let detail = read.audit_detail(serde_json::json!({}));
-        let record = Record::by(p, "asset.read", &read.asset.id).detail(detail);
-        self.stream_once(read, self.ctx.audit.append_read(record))
-            .await
+        self.ctx
+            .audit
+            .append_read(Record::by(p, "asset.read", &read.asset.id).detail(detail))
+            .await?;
+        Ok(self.stream(read))
     }
 
     /// Checks a range of an asset and unwraps its data key: everything a read needs before it
@@ -436,32 +434,8 @@ impl ContentService {
         })
     }
 
-    /// Hands out a prepared read once `audited` (the commit of its audit event) succeeded;
-    /// nothing is handed out if it fails. A small range (at most [`READ_WITH_AUDIT`] bytes) is
-    /// read and decrypted while the event commits, into memory only, so a small read waits for
-    /// the slower of the two rather than for both in turn; a larger one starts reading after.
-    pub(crate) async fn stream_once(
-        &self,
-        read: PreparedRead,
-        audited: impl Future<Output = Result<()>>,
-    ) -> Result<Content> {
-        let small = read.range.1 - read.range.0 <= READ_WITH_AUDIT;
-        let mut content = self.stream(read);
-        if !small {
-            audited.await?;
-            return Ok(content);
-        }
-        let (audited, first) = tokio::join!(audited, content.body.next());
-        audited?;
-        if let Some(first) = first {
-            content.body =
-                Box::pin(futures_util::stream::once(async { first }).chain(content.body));
-        }
-        Ok(content)
-    }
-
-    /// Starts decrypting a prepared read: see [`ContentService::stream_once`], the only caller.
-    fn stream(&self, read: PreparedRead) -> Content {
+    /// Starts decrypting a prepared read; call it only once the read's audit event committed.
+    pub(crate) fn stream(&self, read: PreparedRead) -> Content {
         let (start, end) = read.range;
         let body = read_range(
             read.blobs,

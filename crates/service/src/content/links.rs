@@ -343,27 +343,28 @@ impl ContentService {
                 ServiceError::NotFound(_) => refused(),
                 other => other,
             })?;
+        let mut tx = self.ctx.store.begin().await?;
+        if !tx.use_link(&link.id, self.ctx.clock.now()).await? {
+            return Err(refused());
+        }
         let detail = read.audit_detail(serde_json::json!({"single_use": link.single_use}));
-        let target = read.asset.id.to_string();
-        let used = async {
-            let mut tx = self.ctx.store.begin().await?;
-            if !tx.use_link(&link.id, self.ctx.clock.now()).await? {
-                return Err(refused());
-            }
-            let record = Record {
-                org_id: &link.org_id,
-                actor: format!("link:{}", link.id),
-                subject: None,
-                action: "link.use",
-                target,
-                ip: meta.ip,
-                detail,
-            };
-            self.ctx.audit.append(&mut tx, record).await?;
-            tx.commit().await?;
-            Ok(())
-        };
-        self.stream_once(read, used).await
+        self.ctx
+            .audit
+            .append(
+                &mut tx,
+                Record {
+                    org_id: &link.org_id,
+                    actor: format!("link:{}", link.id),
+                    subject: None,
+                    action: "link.use",
+                    target: read.asset.id.to_string(),
+                    ip: meta.ip,
+                    detail,
+                },
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(self.stream(read))
     }
 }
 

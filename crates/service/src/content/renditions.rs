@@ -225,9 +225,11 @@ impl ContentService {
         let row = self.visible_rendition(authz, name).await?;
         let read = self.prepare_read(row, None, range).await?;
         let detail = read.audit_detail(serde_json::json!({"rendition": name}));
-        let record = Record::by(p, "asset.read", &read.asset.id).detail(detail);
-        self.stream_once(read, self.ctx.audit.append_read(record))
-            .await
+        self.ctx
+            .audit
+            .append_read(Record::by(p, "asset.read", &read.asset.id).detail(detail))
+            .await?;
+        Ok(self.stream(read))
     }
 
     /// A rendition's plaintext as it is decrypted, chunk by chunk (a segment is never held

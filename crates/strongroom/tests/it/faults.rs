@@ -1,7 +1,6 @@
 //! Faults the caller should be told about honestly: a database too busy to answer in time is a
 //! retryable 503 with Retry-After, never a 500 or a "not found", and changes nothing. A read
-//! whose audit event cannot be committed sends none of the content (a small one is read while
-//! its event commits, and must still be held back).
+//! whose audit event cannot be committed is such a 503 too, and sends none of the content.
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -40,7 +39,7 @@ both_backends! {
         let boot = srv.bootstrap("owner@example.com", "acme");
         let org = boot.org_id.as_str();
         let space = srv.create_space(&boot.api_key, org, "site").await;
-        // One read within a chunk (read while its event commits), one beyond (read after).
+        // One read within a chunk, one of several.
         let small = pattern(10_000, 1);
         let large = pattern(200_000, 2);
         let small_id = srv.upload(&boot.api_key, &space, "small.bin", small.clone()).await["id"].as_str().unwrap().to_owned();
