@@ -14,9 +14,30 @@ conformance!(
     new_rows_reads_and_other_changes_leave_the_asset_epoch
 );
 
-/// Commits `tx` and checks that both the database's epoch and this process's generation moved.
+/// Which of the database's two epochs a check reads.
+#[derive(Clone, Copy)]
+enum Epoch {
+    /// What API keys' permissions are read from (migration 18).
+    Authz,
+    /// Asset and blob rows (migration 20).
+    Asset,
+}
+
+async fn epoch(s: &Store, which: Epoch) -> i64 {
+    match which {
+        Epoch::Authz => s.authz_epoch().await.unwrap(),
+        Epoch::Asset => s.asset_epoch().await.unwrap(),
+    }
+}
+
+/// Checks that the authorization epoch and this process's generation moved since `before`,
+/// then remembers where both are.
 async fn moved(s: &Store, before: &mut (i64, u64), step: &str) {
-    let now = (s.authz_epoch().await.unwrap(), s.authz_generation());
+    moved_epoch(s, Epoch::Authz, before, step).await;
+}
+
+async fn moved_epoch(s: &Store, which: Epoch, before: &mut (i64, u64), step: &str) {
+    let now = (epoch(s, which).await, s.authz_generation());
     assert!(now.0 > before.0, "{step}: the epoch stayed at {}", now.0);
     assert!(
         now.1 > before.1,
@@ -211,21 +232,9 @@ async fn reads_audit_appends_and_key_use_move_neither(env: &Env) {
     assert_eq!(s.audit_head(&org.id).await.unwrap().unwrap().seq, 2);
 }
 
-/// Checks that the asset epoch moved since `before` (and the generation, for a change through
-/// this store), then remembers where both are.
+/// Checks that the asset epoch and this process's generation moved since `before`.
 async fn asset_epoch_moved(s: &Store, before: &mut (i64, u64), step: &str) {
-    let now = (s.asset_epoch().await.unwrap(), s.authz_generation());
-    assert!(
-        now.0 > before.0,
-        "{step}: the asset epoch stayed at {}",
-        now.0
-    );
-    assert!(
-        now.1 > before.1,
-        "{step}: the generation stayed at {}",
-        now.1
-    );
-    *before = now;
+    moved_epoch(s, Epoch::Asset, before, step).await;
 }
 
 async fn every_change_to_an_asset_or_its_blob_moves_the_asset_epoch(env: &Env) {

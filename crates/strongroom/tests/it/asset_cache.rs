@@ -54,16 +54,25 @@ async fn trash_behind_the_servers_back(srv: &TestServer, id: &str) {
     conn.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
 }
 
+/// An organization with one 100-byte asset its owner has just read (so it is hot): the owner's
+/// bootstrap, the asset's space and id.
+async fn hot_asset(srv: &TestServer) -> (Boot, String, String) {
+    let boot = srv.bootstrap("owner@example.com", "acme");
+    let space = srv.create_space(&boot.api_key, &boot.org_id, "site").await;
+    let up = srv
+        .upload(&boot.api_key, &space, "a.bin", vec![7; 100])
+        .await;
+    let id = up["id"].as_str().unwrap().to_owned();
+    assert_eq!(heat(srv, &boot.api_key, &id).await, vec![7; 100]);
+    (boot, space, id)
+}
+
 both_backends! {
     async fn a_hot_asset_is_still_refused_to_whoever_may_not_read_it(b: Backend) {
         let Some(srv) = TestServer::start(b).await else { return };
-        let boot = srv.bootstrap("owner@example.com", "acme");
-        let org = boot.org_id.clone();
-        let one = srv.create_space(&boot.api_key, &org, "one").await;
+        let (boot, _, id) = hot_asset(&srv).await;
+        let (org, id) = (boot.org_id.clone(), id.as_str());
         let two = srv.create_space(&boot.api_key, &org, "two").await;
-        let up = srv.upload(&boot.api_key, &one, "a.bin", vec![7; 100]).await;
-        let id = up["id"].as_str().unwrap();
-        assert_eq!(heat(&srv, &boot.api_key, id).await, vec![7; 100]);
 
         // A key limited to the other space, and another organization's owner, while the rows
         // are in memory: not found, as if the asset did not exist.
@@ -79,11 +88,8 @@ both_backends! {
 
     async fn a_hot_asset_trashed_through_the_node_is_gone_at_the_next_read(b: Backend) {
         let Some(srv) = TestServer::start(b).await else { return };
-        let boot = srv.bootstrap("owner@example.com", "acme");
-        let space = srv.create_space(&boot.api_key, &boot.org_id, "site").await;
-        let up = srv.upload(&boot.api_key, &space, "a.bin", vec![7; 100]).await;
-        let id = up["id"].as_str().unwrap();
-        heat(&srv, &boot.api_key, id).await;
+        let (boot, _, id) = hot_asset(&srv).await;
+        let id = id.as_str();
         let res = srv.req(Method::DELETE, &format!("/api/v1/assets/{id}"), Some(&boot.api_key)).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::NO_CONTENT);
         content_not_found(&srv, &boot.api_key, id).await;
@@ -91,12 +97,11 @@ both_backends! {
 
     async fn a_hot_asset_trashed_by_another_writer_is_gone_once_any_other_asset_is_read(b: Backend) {
         let Some(srv) = TestServer::start(b).await else { return };
-        let boot = srv.bootstrap("owner@example.com", "acme");
-        let space = srv.create_space(&boot.api_key, &boot.org_id, "site").await;
-        let hot = srv.upload(&boot.api_key, &space, "hot.bin", vec![7; 100]).await;
-        let hot = hot["id"].as_str().unwrap();
+        let (boot, space, hot) = hot_asset(&srv).await;
+        let hot = hot.as_str();
         let cold = srv.upload(&boot.api_key, &space, "cold.bin", vec![8; 100]).await;
         let cold = cold["id"].as_str().unwrap();
+        // Read again after the upload (which moved the node's generation): hot once more.
         heat(&srv, &boot.api_key, hot).await;
 
         trash_behind_the_servers_back(&srv, hot).await;
@@ -108,11 +113,8 @@ both_backends! {
 
     async fn with_no_other_read_a_change_elsewhere_is_in_force_within_the_window(b: Backend) {
         let Some(srv) = TestServer::start(b).await else { return };
-        let boot = srv.bootstrap("owner@example.com", "acme");
-        let space = srv.create_space(&boot.api_key, &boot.org_id, "site").await;
-        let up = srv.upload(&boot.api_key, &space, "a.bin", vec![7; 100]).await;
-        let id = up["id"].as_str().unwrap();
-        heat(&srv, &boot.api_key, id).await;
+        let (boot, _, id) = hot_asset(&srv).await;
+        let id = id.as_str();
         trash_behind_the_servers_back(&srv, id).await;
         tokio::time::sleep(WINDOW).await;
         content_not_found(&srv, &boot.api_key, id).await;
