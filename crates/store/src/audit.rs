@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 use strongroom_domain::{OrgId, Timestamp};
 
 use crate::seal::{AUDIT_DETAIL, AUDIT_IP, Seal, audit_row};
-use crate::{Result, Store, StoreError, Tx, parsed};
+use crate::{Backend, Result, Store, StoreError, Tx, parsed};
 
 /// An event to append.
 #[derive(Debug, Clone)]
@@ -241,31 +241,50 @@ impl Tx {
 
     /// Reserves the next `n` (at least 1) sequence numbers of an organization's chain and
     /// row-locks it, like [`Tx::lock_audit_head`] for `n` events at once: returns the first
-    /// reserved seq and the head the first event extends.
+    /// reserved seq and the head the first event extends. With `subject` (a user id whose
+    /// events the run holds), that person's sealing key is read in the same statement, sparing
+    /// [`Tx::append_audit_run`] a round trip.
     pub async fn lock_audit_head_for(
         &mut self,
         org_id: &OrgId,
         n: usize,
+        subject: Option<&str>,
     ) -> Result<(i64, Vec<u8>)> {
         let n = i64::try_from(n.max(1)).map_err(|_| StoreError::Corrupt {
             table: "audit_events",
             detail: "too many events in one append".into(),
         })?;
         let row = sqlx::query(
-            "UPDATE orgs SET audit_seq = audit_seq + $1 WHERE id = $2 RETURNING audit_seq, audit_head",
+            "UPDATE orgs SET audit_seq = audit_seq + $1 WHERE id = $2 RETURNING audit_seq, audit_head, \
+             (SELECT person_key FROM users WHERE id = $3) AS person_key, \
+             (SELECT erased_at FROM users WHERE id = $3) AS erased_at, \
+             (SELECT COUNT(*) FROM users WHERE id = $3) AS person",
         )
         .bind(n)
         .bind(org_id.as_str())
+        .bind(subject.unwrap_or(""))
         .fetch_optional(self.conn())
         .await?
         .ok_or_else(|| StoreError::Corrupt { table: "orgs", detail: format!("no organization {org_id}") })?;
+        if let Some(subject) = subject {
+            let found = PersonKeyRow {
+                exists: row.try_get::<i64, _>("person")? > 0,
+                erased: row.try_get::<Option<i64>, _>("erased_at")?.is_some(),
+                stored: row.try_get("person_key")?,
+            };
+            // A person without a key yet is given one by `person_key`, on its own.
+            if let Some(key) = self.person_key_from(subject, found)? {
+                self.person_keys.insert(subject.to_owned(), key);
+            }
+        }
         let last: i64 = row.try_get("audit_seq")?;
         Ok((last - n + 1, row.try_get("audit_head")?))
     }
 
     /// The keys of the people `subjects` (user ids) for sealing their events, made for anyone
     /// who has none yet (a user from before schema 19). An erased person, or an id that names
-    /// no user, maps to `None`: their part is then sealed under a key nobody keeps.
+    /// no user, maps to `None`: their part is then sealed under a key nobody keeps. A key this
+    /// transaction read already (with the chain's lock) is not read again.
     async fn person_keys(
         &mut self,
         subjects: &[&str],
@@ -275,10 +294,29 @@ impl Tx {
             if keys.contains_key(subject) {
                 continue;
             }
-            let key = self.person_key(subject).await?;
+            let key = match self.person_keys.get(subject) {
+                Some(known) => *known,
+                None => self.person_key(subject).await?,
+            };
             keys.insert(subject.to_owned(), key);
         }
         Ok(keys)
+    }
+
+    /// What a person's row says of their key: `Some(key)` when that settles it (the key, or
+    /// `None` for an erased or unknown person), `None` when they have no key yet.
+    fn person_key_from(
+        &self,
+        subject: &str,
+        row: PersonKeyRow,
+    ) -> Result<Option<Option<[u8; 32]>>> {
+        if !row.exists || row.erased {
+            return Ok(Some(None));
+        }
+        match row.stored {
+            Some(stored) => Ok(Some(Some(self.seal().open_person_key(subject, &stored)?))),
+            None => Ok(None),
+        }
     }
 
     async fn person_key(&mut self, subject: &str) -> Result<Option<[u8; 32]>> {
@@ -287,12 +325,20 @@ impl Tx {
                 .bind(subject)
                 .fetch_optional(self.conn())
                 .await?;
-            let Some(row) = row else { return Ok(None) };
-            if row.try_get::<Option<i64>, _>("erased_at")?.is_some() {
-                return Ok(None);
-            }
-            if let Some(stored) = row.try_get::<Option<String>, _>("person_key")? {
-                return self.seal().open_person_key(subject, &stored).map(Some);
+            let found = match row {
+                None => PersonKeyRow {
+                    exists: false,
+                    erased: false,
+                    stored: None,
+                },
+                Some(row) => PersonKeyRow {
+                    exists: true,
+                    erased: row.try_get::<Option<i64>, _>("erased_at")?.is_some(),
+                    stored: row.try_get("person_key")?,
+                },
+            };
+            if let Some(settled) = self.person_key_from(subject, found)? {
+                return Ok(settled);
             }
             let (key, stored) = self.seal().new_person_key(subject);
             let made = sqlx::query(
@@ -387,6 +433,19 @@ impl Tx {
             sql.push_str(&row.join(", "));
             sql.push(')');
         }
+        // On PostgreSQL the head moves in the same statement (a data-modifying WITH runs to
+        // completion whatever the outer statement reads): one round trip fewer.
+        let together = self.backend == Backend::Postgres;
+        if together {
+            let b = events.len() * COLUMNS;
+            sql = format!(
+                "WITH appended AS ({sql} RETURNING 1) \
+                 UPDATE orgs SET audit_head = ${}, audit_head_mac = ${} WHERE id = ${}",
+                b + 1,
+                b + 2,
+                b + 3
+            );
+        }
         let sealed = events
             .iter()
             .map(|(seq, ev, _, _)| self.sealed_event(org_id, *seq, ev, &keys))
@@ -407,6 +466,14 @@ impl Tx {
                 .bind(stored.subject)
                 .bind(stored.personal)
                 .bind(stored.digest);
+        }
+        if together {
+            q.bind(head.as_slice())
+                .bind(head_mac)
+                .bind(org_id.as_str())
+                .execute(self.conn())
+                .await?;
+            return Ok(());
         }
         q.execute(self.conn()).await?;
         sqlx::query("UPDATE orgs SET audit_head = $1, audit_head_mac = $2 WHERE id = $3")
@@ -435,6 +502,15 @@ impl Tx {
 
 /// The columns of one inserted event.
 const COLUMNS: usize = 13;
+
+/// What a person's row says of their sealing key.
+struct PersonKeyRow {
+    /// The row exists.
+    exists: bool,
+    erased: bool,
+    /// The key, sealed under the instance's field key; `None` until one is made.
+    stored: Option<String>,
+}
 
 /// An event's columns as stored.
 struct StoredEvent {

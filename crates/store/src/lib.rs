@@ -268,6 +268,8 @@ impl Store {
             inner,
             seal: self.seal.clone(),
             generation,
+            backend: self.backend,
+            person_keys: std::collections::HashMap::new(),
         })
     }
 
@@ -321,6 +323,9 @@ pub struct Tx {
     /// The store's generation, moved once this transaction has committed (`None`: an audit
     /// append, see [`Store::begin_audit_append`]).
     generation: Option<Arc<AtomicU64>>,
+    backend: Backend,
+    /// People's sealing keys already read in this transaction (see `audit.rs`), by user id.
+    person_keys: std::collections::HashMap<String, Option<[u8; 32]>>,
 }
 
 impl Tx {

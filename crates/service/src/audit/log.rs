@@ -145,7 +145,11 @@ impl AuditLog {
         let Some(org_id) = run.first().map(|p| &p.org_id) else {
             return Ok(());
         };
-        let (first, mut prev) = tx.lock_audit_head_for(org_id, run.len()).await?;
+        // The run's first person is read with the lock (their sealing key), in one statement.
+        let subject = run.iter().find_map(|p| p.subject.as_ref());
+        let (first, mut prev) = tx
+            .lock_audit_head_for(org_id, run.len(), subject.map(|s| s.as_str()))
+            .await?;
         let at = self.clock.now();
         let mut events = Vec::with_capacity(run.len());
         for (seq, p) in (first..).zip(run) {

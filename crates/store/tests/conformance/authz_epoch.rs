@@ -211,7 +211,7 @@ async fn reads_audit_appends_and_key_use_move_neither(env: &Env) {
     assert_eq!(found.asset.id, asset.id);
     assert_eq!(found.blob.id, asset.blob_id);
     let mut tx = s.begin_audit_append().await.unwrap();
-    let (first, prev) = tx.lock_audit_head_for(&org.id, 2).await.unwrap();
+    let (first, prev) = tx.lock_audit_head_for(&org.id, 2, None).await.unwrap();
     let events: Vec<(i64, NewAuditEvent, Vec<u8>, Vec<u8>)> = vec![
         (first, audit_event(1), prev, hash_of(first)),
         (
