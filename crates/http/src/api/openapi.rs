@@ -361,7 +361,11 @@ fn describe(status: u16) -> &'static str {
             "solve the proof-of-work challenge in the problem's `challenge` and send it as captcha"
         }
         429 => "too many failed attempts: try again after Retry-After seconds",
-        503 => "something the request needs is not set up or not answering (unavailable)",
+        503 => {
+            "the database is busy (busy) or the request ran past its deadline \
+             (deadline_exceeded): try again after Retry-After; or something the request needs \
+             is not set up or not answering (unavailable)"
+        }
         _ => "error",
     }
 }
@@ -379,13 +383,18 @@ fn problem_response(status: u16) -> Value {
         429 => {
             json!({"Retry-After": header("seconds", json!({"type": "integer", "minimum": 0}), true)})
         }
+        503 => json!({"Retry-After": header(
+            "seconds (busy, deadline_exceeded)",
+            json!({"type": "integer", "minimum": 0}),
+            false
+        )}),
         _ => return r,
     };
     r["headers"] = headers;
     r
 }
 
-/// The responses of a route: its success, and each of its errors.
+/// The responses of a route: its success, each of its errors, and 503 (busy) for every route.
 fn responses(r: &Route) -> Value {
     let etag = header(
         "the content's SHA-256, quoted",
@@ -417,6 +426,9 @@ fn responses(r: &Route) -> Value {
         };
         out.insert(status.to_string(), v);
     }
+    // Any request can find the database busy (a lock held past the wait, no connection free),
+    // and any non-streaming one can run past its deadline.
+    out.entry("503").or_insert_with(|| problem_response(503));
     Value::Object(out)
 }
 
@@ -554,7 +566,10 @@ mod tests {
                 .collect();
             let mut expected = statuses(r);
             expected.push(r.success);
+            // Busy: every route.
+            expected.push(503);
             expected.sort_unstable();
+            expected.dedup();
             let mut documented = documented;
             documented.sort_unstable();
             assert_eq!(documented, expected, "{} {}", r.method, r.path);
