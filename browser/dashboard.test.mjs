@@ -48,7 +48,9 @@ test("the sign-in form works from the keyboard alone", async () => {
   await page.keyboard.type(env.viewer.password);
   await page.keyboard.press("Enter");
   await page.getByRole("navigation", { name: "Main" }).waitFor();
-  // The new page's heading has focus, so a screen reader announces it.
+  // The new page's heading takes focus once the page has rendered (the navigation can come
+  // first), so a screen reader announces it; fails if it never does within 5 s.
+  await page.waitForFunction(() => document.activeElement?.tagName === "H1", null, { timeout: 5000 });
   assert.equal(await page.evaluate(() => document.activeElement.tagName), "H1");
   await assertAccessible(page);
   await done();
