@@ -229,14 +229,7 @@ impl Tx {
     /// Claims the next sequence number of the organization's chain and returns it with the
     /// previous hash. Locks the chain until the transaction ends.
     pub async fn lock_audit_head(&mut self, org_id: &OrgId) -> Result<(i64, Vec<u8>)> {
-        let row = sqlx::query(
-            "UPDATE orgs SET audit_seq = audit_seq + 1 WHERE id = $1 RETURNING audit_seq, audit_head",
-        )
-        .bind(org_id.as_str())
-        .fetch_optional(self.conn())
-        .await?
-        .ok_or_else(|| StoreError::Corrupt { table: "orgs", detail: format!("no organization {org_id}") })?;
-        Ok((row.try_get("audit_seq")?, row.try_get("audit_head")?))
+        self.lock_audit_head_for(org_id, 1, None).await
     }
 
     /// Reserves the next `n` (at least 1) sequence numbers of an organization's chain and
@@ -254,18 +247,26 @@ impl Tx {
             table: "audit_events",
             detail: "too many events in one append".into(),
         })?;
-        let row = sqlx::query(
-            "UPDATE orgs SET audit_seq = audit_seq + $1 WHERE id = $2 RETURNING audit_seq, audit_head, \
+        const LOCK: &str = "UPDATE orgs SET audit_seq = audit_seq + $1 WHERE id = $2 RETURNING audit_seq, audit_head";
+        const LOCK_AND_PERSON: &str = "UPDATE orgs SET audit_seq = audit_seq + $1 WHERE id = $2 \
+             RETURNING audit_seq, audit_head, \
              (SELECT person_key FROM users WHERE id = $3) AS person_key, \
              (SELECT erased_at FROM users WHERE id = $3) AS erased_at, \
-             (SELECT COUNT(*) FROM users WHERE id = $3) AS person",
-        )
-        .bind(n)
-        .bind(org_id.as_str())
-        .bind(subject.unwrap_or(""))
-        .fetch_optional(self.conn())
-        .await?
-        .ok_or_else(|| StoreError::Corrupt { table: "orgs", detail: format!("no organization {org_id}") })?;
+             (SELECT COUNT(*) FROM users WHERE id = $3) AS person";
+        let query = match subject {
+            Some(subject) => sqlx::query(LOCK_AND_PERSON)
+                .bind(n)
+                .bind(org_id.as_str())
+                .bind(subject),
+            None => sqlx::query(LOCK).bind(n).bind(org_id.as_str()),
+        };
+        let row = query
+            .fetch_optional(self.conn())
+            .await?
+            .ok_or_else(|| StoreError::Corrupt {
+                table: "orgs",
+                detail: format!("no organization {org_id}"),
+            })?;
         if let Some(subject) = subject {
             let found = PersonKeyRow {
                 exists: row.try_get::<i64, _>("person")? > 0,

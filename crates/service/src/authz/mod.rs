@@ -76,6 +76,7 @@ use principal::SpaceScope;
 
 pub use owner::OwnerAuthz;
 
+mod asset_cache;
 mod epoch_cache;
 mod key_cache;
 mod owner;
@@ -444,7 +445,7 @@ pub struct Authz {
     key_cache: key_cache::KeyCache,
     /// Assets (with their blob rows) read recently for reads, by organization and id (see
     /// `epoch_cache`).
-    asset_cache: epoch_cache::EpochCache<(OrgId, AssetId), (AssetRow, BlobRow)>,
+    asset_cache: asset_cache::AssetCache,
 }
 
 impl Authz {
@@ -456,7 +457,7 @@ impl Authz {
             csrf_hasher: root.derive("csrf"),
             key_touches: principal::TouchThrottle::default(),
             key_cache: key_cache::KeyCache::default(),
-            asset_cache: epoch_cache::EpochCache::default(),
+            asset_cache: asset_cache::AssetCache::default(),
         }
     }
 
@@ -608,38 +609,6 @@ impl Authz {
             blob: Some(blob),
             _perm: PhantomData,
         })
-    }
-
-    /// A live asset of `org_id` with its blob row (a read then needs no second round trip).
-    /// For a read, from memory when the rows are known to be current (see `epoch_cache`; the
-    /// asset epoch of migration 20); anything else is authorized against the rows as the
-    /// database holds them now. Who may see the asset is decided by the caller, on every
-    /// request, from these rows.
-    async fn asset_with_blob<P: Perm>(
-        &self,
-        org_id: &OrgId,
-        asset_id: &AssetId,
-    ) -> Result<(AssetRow, BlobRow)> {
-        let cached = P::PERMISSION == Permission::AssetRead;
-        let key = (org_id.clone(), asset_id.clone());
-        let generation = self.ctx.store.authz_generation();
-        if cached && let Some(rows) = self.asset_cache.get(&key, generation) {
-            return Ok(rows);
-        }
-        let lookup = self.asset_cache.begin(generation);
-        let found = self
-            .ctx
-            .store
-            .asset_with_blob(org_id, asset_id)
-            .await?
-            .ok_or(ServiceError::NotFound("asset"))?;
-        let rows = (found.asset, found.blob);
-        if cached {
-            self.asset_cache.confirm(&lookup, found.asset_epoch);
-            self.asset_cache
-                .insert(key, &lookup, found.asset_epoch, rows.clone());
-        }
-        Ok(rows)
     }
 
     /// Authorizes revoking a link: `link:delete` on its asset. A link of another organization or
