@@ -22,6 +22,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+use crate::batch::{Batch, Pending};
 use crate::{BlobCursor, BlobError, BlobStore, BlobWriter, BoxFuture, validate_id};
 
 /// Blobs as files in a local directory (or a mounted volume).
@@ -77,6 +78,43 @@ impl FsBlobStore {
     /// `checkpoints/<org>/<seq>.json` of a validated organization id.
     fn checkpoint_path(&self, org: &str, seq: u64) -> PathBuf {
         self.checkpoints.join(org).join(checkpoint_name(seq))
+    }
+
+    /// A writer of blob `id` into `tmp/`; in `batch`, its commit leaves the file there for
+    /// [`BlobStore::publish`] to flush and rename.
+    async fn writer(
+        &self,
+        id: &str,
+        batch: Option<Batch>,
+    ) -> Result<Box<dyn BlobWriter>, BlobError> {
+        validate_id(id)?;
+        // The random part keeps two concurrent uploads of one id from sharing a temp file.
+        let name = format!("{id}.{}.tmp", strongroom_crypto::token::random_token(9));
+        let tmp_path = self.tmp.join(name);
+        let final_path = self.object_path(id);
+        let dir = self.fanout_dir(id);
+        let path = tmp_path.clone();
+        let file = blocking(move || {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+        })
+        .await?;
+        Ok(Box::new(FsBlobWriter {
+            file: Arc::new(file),
+            tmp_path,
+            final_path,
+            dir,
+            batch: batch.map(|b| (b, self.root.clone())),
+            writing: None,
+            flushing: None,
+            unflushed: 0,
+            written: 0,
+            in_flight: false,
+            committed: false,
+        }))
     }
 
     /// Path of the committed blob `id` (which must already be validated).
@@ -161,6 +199,13 @@ fn not_found(e: io::Error) -> BlobError {
     }
 }
 
+/// Flushes every file system write under `root`'s file system (`syncfs(2)`): one flush for a
+/// whole batch instead of an fsync per file and directory.
+fn syncfs(root: &Path) -> io::Result<()> {
+    let dir = File::open(root)?;
+    rustix::fs::syncfs(&dir).map_err(io::Error::from)
+}
+
 /// One open file read in order: unlike a fresh open per read, the kernel sees a sequential
 /// reader and reads ahead while the caller decrypts.
 struct FsCursor {
@@ -196,34 +241,50 @@ impl BlobCursor for FsCursor {
 
 impl BlobStore for FsBlobStore {
     fn create<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>> {
+        Box::pin(self.writer(id, None))
+    }
+
+    fn create_in<'a>(
+        &'a self,
+        id: &'a str,
+        batch: &'a Batch,
+    ) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>> {
+        Box::pin(self.writer(id, Some(batch.clone())))
+    }
+
+    fn publish<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), BlobError>> {
         Box::pin(async move {
-            validate_id(id)?;
-            // The random part keeps two concurrent uploads of one id from sharing a temp file.
-            let name = format!("{id}.{}.tmp", strongroom_crypto::token::random_token(9));
-            let tmp_path = self.tmp.join(name);
-            let final_path = self.object_path(id);
-            let dir = self.fanout_dir(id);
-            let path = tmp_path.clone();
-            let file = blocking(move || {
-                OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&path)
+            let pending = batch.take(&self.root);
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if let Err(e) = batch.settle().await {
+                // The bytes of some object may not be on the disk: none of them is published.
+                for p in &pending {
+                    let _ = std::fs::remove_file(&p.tmp);
+                }
+                return Err(BlobError::Io(e));
+            }
+            let root = self.root.clone();
+            blocking(move || {
+                let published = (|| {
+                    // The bytes first, all at once; then the names, which point at them.
+                    syncfs(&root)?;
+                    for p in &pending {
+                        std::fs::rename(&p.tmp, &p.fin)?;
+                    }
+                    syncfs(&root)
+                })();
+                if published.is_err() {
+                    // Whatever was not renamed goes; a renamed object is complete, since its
+                    // bytes were flushed before any rename.
+                    for p in &pending {
+                        let _ = std::fs::remove_file(&p.tmp);
+                    }
+                }
+                published
             })
-            .await?;
-            let writer: Box<dyn BlobWriter> = Box::new(FsBlobWriter {
-                file: Arc::new(file),
-                tmp_path,
-                final_path,
-                dir,
-                writing: None,
-                flushing: None,
-                unflushed: 0,
-                in_flight: false,
-                committed: false,
-            });
-            Ok(writer)
+            .await
         })
     }
 
@@ -494,6 +555,8 @@ struct FsBlobWriter {
     tmp_path: PathBuf,
     final_path: PathBuf,
     dir: PathBuf,
+    // With the store's root when written into a batch: the commit hands the file to it.
+    batch: Option<(Batch, PathBuf)>,
     // The write running in the background while the caller prepares the next batch. At most one
     // runs at a time, and each starts only after the previous one finished: bytes land in order.
     writing: Option<tokio::task::JoinHandle<io::Result<()>>>,
@@ -501,6 +564,8 @@ struct FsBlobWriter {
     // is still arriving, so the commit's final sync only waits for the tail.
     flushing: Option<tokio::task::JoinHandle<io::Result<()>>>,
     unflushed: u64,
+    // Bytes written in all (a batch counts them towards its next background flush).
+    written: u64,
     // Set while waiting on `writing`. If that wait is cancelled the previous write may still run;
     // refusing further use keeps a new write from overtaking it.
     in_flight: bool,
@@ -545,6 +610,7 @@ impl BlobWriter for FsBlobWriter {
             self.settle().await?;
             let file = Arc::clone(&self.file);
             self.unflushed += data.len() as u64;
+            self.written += data.len() as u64;
             self.writing = Some(tokio::task::spawn_blocking(move || {
                 (&*file).write_all(&data)
             }));
@@ -567,6 +633,20 @@ impl BlobWriter for FsBlobWriter {
             self.settle().await?;
             if let Some(flush) = self.flushing.take() {
                 join(flush).await?;
+            }
+            if let Some((batch, root)) = self.batch.take() {
+                let flushed_root = root.clone();
+                batch.add(
+                    Pending {
+                        root,
+                        tmp: self.tmp_path.clone(),
+                        fin: self.final_path.clone(),
+                    },
+                    self.written,
+                    move || syncfs(&flushed_root),
+                );
+                self.committed = true;
+                return Ok(());
             }
             let file = Arc::clone(&self.file);
             let tmp = self.tmp_path.clone();

@@ -19,6 +19,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod backend;
+mod batch;
 mod encrypted;
 mod fs;
 mod metered;
@@ -38,6 +39,7 @@ use std::time::SystemTime;
 use strongroom_crypto::CryptoError;
 
 pub use backend::{BackendSpec, open_backend};
+pub use batch::Batch;
 pub use encrypted::{BlobReader, EncryptedWriter, WrittenBlob, read_all, read_range, verify_copy};
 pub use fs::{CHECKPOINTS_DIR, FsBlobStore};
 pub use metered::{
@@ -156,6 +158,23 @@ pub trait BlobStore: Send + Sync + 'static {
                 written: 0,
             }) as Box<dyn BlobWriter>)
         })
+    }
+    /// Starts writing blob `id` as part of `batch` (see [`Batch`]): committed, it becomes durable
+    /// and visible at the latest when [`BlobStore::publish`] returns for that batch. The default
+    /// writes it like [`BlobStore::create`] (visible at its commit).
+    fn create_in<'a>(
+        &'a self,
+        id: &'a str,
+        batch: &'a Batch,
+    ) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>> {
+        let _ = batch;
+        self.create(id)
+    }
+    /// Makes every blob committed into `batch` through this store durable and visible; an error
+    /// leaves none of the unpublished ones visible.
+    fn publish<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), BlobError>> {
+        let _ = batch;
+        Box::pin(async { Ok(()) })
     }
     /// Reads `len` bytes at `offset`; may return fewer bytes only at end of blob.
     fn read_at<'a>(

@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 
-use crate::{BlobCursor, BlobError, BlobStore, BlobWriter, BoxFuture};
+use crate::{Batch, BlobCursor, BlobError, BlobStore, BlobWriter, BoxFuture};
 
 /// Time per backend call, by backend and operation.
 pub const STORAGE_DURATION: &str = "strongroom_storage_operation_duration_seconds";
@@ -103,6 +103,18 @@ impl BlobCursor for MeteredCursor {
 impl BlobStore for Metered {
     fn create<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>> {
         self.metered_writer(self.inner.create(id))
+    }
+
+    fn create_in<'a>(
+        &'a self,
+        id: &'a str,
+        batch: &'a Batch,
+    ) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>> {
+        self.metered_writer(self.inner.create_in(id, batch))
+    }
+
+    fn publish<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), BlobError>> {
+        measured(&self.name, "write", self.inner.publish(batch))
     }
 
     fn create_sized<'a>(

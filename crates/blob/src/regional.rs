@@ -23,7 +23,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use futures_util::future::join_all;
 
-use crate::{BlobCursor, BlobError, BlobStore, BlobWriter, BoxFuture, Replicated};
+use crate::{Batch, BlobCursor, BlobError, BlobStore, BlobWriter, BoxFuture, Replicated};
 
 /// The region of a backend, or of an organization, when none is given.
 pub const DEFAULT_REGION: &str = "default";
@@ -211,6 +211,18 @@ where
 impl BlobStore for RegionView {
     fn create<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>> {
         self.home.create(id)
+    }
+
+    fn create_in<'a>(
+        &'a self,
+        id: &'a str,
+        batch: &'a Batch,
+    ) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>> {
+        self.home.create_in(id, batch)
+    }
+
+    fn publish<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), BlobError>> {
+        self.home.publish(batch)
     }
 
     fn create_sized<'a>(

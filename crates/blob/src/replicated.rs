@@ -16,7 +16,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use futures_util::future::join_all;
 
-use crate::{BlobCursor, BlobError, BlobStore, BlobWriter, BoxFuture};
+use crate::{Batch, BlobCursor, BlobError, BlobStore, BlobWriter, BoxFuture};
 
 /// One backend of a replicated store.
 #[derive(Clone)]
@@ -41,13 +41,15 @@ impl Replicated {
         &'a self,
         id: &'a str,
         len: Option<u64>,
+        batch: Option<&'a Batch>,
     ) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>> {
         Box::pin(async move {
             crate::validate_id(id)?;
             let opened = join_all(self.members.iter().map(|m| async move {
-                let w = match len {
-                    Some(len) => m.store.create_sized(id, len).await,
-                    None => m.store.create(id).await,
+                let w = match (len, batch) {
+                    (Some(len), _) => m.store.create_sized(id, len).await,
+                    (None, Some(batch)) => m.store.create_in(id, batch).await,
+                    (None, None) => m.store.create(id).await,
                 };
                 (m.clone(), w)
             }))
@@ -184,7 +186,7 @@ where
 
 impl BlobStore for Replicated {
     fn create<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>> {
-        self.create_with(id, None)
+        self.create_with(id, None, None)
     }
 
     fn create_sized<'a>(
@@ -192,7 +194,37 @@ impl BlobStore for Replicated {
         id: &'a str,
         len: u64,
     ) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>> {
-        self.create_with(id, Some(len))
+        self.create_with(id, Some(len), None)
+    }
+
+    fn create_in<'a>(
+        &'a self,
+        id: &'a str,
+        batch: &'a Batch,
+    ) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>> {
+        self.create_with(id, None, Some(batch))
+    }
+
+    /// Publishes on every backend; as for a single blob, the batch holds once `copies` of them
+    /// published it (the scrub writes the copies a failed backend lacks).
+    fn publish<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), BlobError>> {
+        Box::pin(async move {
+            let results = join_all(self.members.iter().map(|m| m.store.publish(batch))).await;
+            let mut failures = Vec::new();
+            for (m, r) in self.members.iter().zip(results) {
+                if let Err(e) = r {
+                    failures.push(format!("{}: {e}", m.name));
+                }
+            }
+            let ok = self.members.len() - failures.len();
+            if ok < self.copies {
+                return Err(self.too_few("a batch of copies", ok, &failures));
+            }
+            for f in &failures {
+                tracing::warn!(failure = %f, "a storage backend could not publish a batch; the scrub will write its copies");
+            }
+            Ok(())
+        })
     }
 
     fn read_at<'a>(

@@ -411,20 +411,22 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Sets the data key of a restored blob row (a backup keeps data keys apart from its rows).
-    pub async fn restore_data_key(
-        &self,
-        id: &str,
-        kek_version: u32,
-        wrapped: &[u8],
-    ) -> Result<bool> {
-        let done = sqlx::query("UPDATE blobs SET kek_version = $1, wrapped_dek = $2 WHERE id = $3")
-            .bind(i64::from(kek_version))
-            .bind(wrapped)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        Ok(done.rows_affected() == 1)
+    /// Sets the data keys of restored blob rows (a backup keeps data keys apart from its rows):
+    /// `(blob id, KEK version, wrapped key)` each, in one transaction. Returns the rows set.
+    pub async fn restore_data_keys(&self, keys: &[(&str, u32, &[u8])]) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let mut set = 0;
+        for (id, kek_version, wrapped) in keys {
+            set += sqlx::query("UPDATE blobs SET kek_version = $1, wrapped_dek = $2 WHERE id = $3")
+                .bind(i64::from(*kek_version))
+                .bind(*wrapped)
+                .bind(*id)
+                .execute(tx.conn())
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(set)
     }
 }
 

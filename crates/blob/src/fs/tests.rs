@@ -215,3 +215,65 @@ async fn an_oversized_checkpoint_leaves_no_temp_file() {
     assert!(s.checkpoint_seqs("org_1").await.unwrap().is_empty());
     assert_eq!(tmp_entries(&s), 0);
 }
+
+async fn put_in(store: &dyn BlobStore, batch: &Batch, id: &str, data: &[u8]) {
+    let mut w = store.create_in(id, batch).await.unwrap();
+    w.write(Bytes::copy_from_slice(data)).await.unwrap();
+    w.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn blobs_of_a_batch_appear_only_when_it_is_published() {
+    let (_d, s) = store();
+    let batch = Batch::default();
+    put_in(&s, &batch, "b_one", b"first").await;
+    put_in(&s, &batch, "b_two", b"second").await;
+    // Committed into the batch: not readable, not listed, waiting under temp names.
+    assert_eq!(batch.len(), 2);
+    assert!(matches!(s.len("b_one").await, Err(BlobError::NotFound)));
+    assert!(s.list_objects().await.unwrap().is_empty());
+    assert_eq!(tmp_entries(&s), 2);
+
+    s.publish(&batch).await.unwrap();
+    assert!(batch.is_empty());
+    assert_eq!(&s.read_at("b_one", 0, 100).await.unwrap()[..], b"first");
+    assert_eq!(&s.read_at("b_two", 0, 100).await.unwrap()[..], b"second");
+    assert_eq!(s.list_objects().await.unwrap().len(), 2);
+    assert_eq!(tmp_entries(&s), 0);
+    // Publishing again has nothing to do.
+    s.publish(&batch).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_batch_dropped_unpublished_removes_what_it_wrote() {
+    let (_d, s) = store();
+    let batch = Batch::default();
+    put_in(&s, &batch, "b_kept", b"bytes").await;
+    // A writer abandoned before its commit cleans up after itself, as outside a batch.
+    let mut w = s.create_in("b_open", &batch).await.unwrap();
+    w.write(Bytes::from_static(b"partial")).await.unwrap();
+    drop(w);
+    assert_eq!(tmp_entries(&s), 1);
+    let other_handle = batch.clone();
+    drop(batch);
+    // Another handle still holds it: nothing goes yet.
+    assert_eq!(tmp_entries(&s), 1);
+    drop(other_handle);
+    assert_eq!(tmp_entries(&s), 0);
+    assert!(matches!(s.len("b_kept").await, Err(BlobError::NotFound)));
+}
+
+#[tokio::test]
+async fn a_store_publishes_only_the_blobs_it_wrote() {
+    let (_d, a) = store();
+    let (_e, b) = store();
+    let batch = Batch::default();
+    put_in(&a, &batch, "in_a", b"a").await;
+    put_in(&b, &batch, "in_b", b"b").await;
+    a.publish(&batch).await.unwrap();
+    assert_eq!(a.len("in_a").await.unwrap(), 1);
+    assert!(matches!(b.len("in_b").await, Err(BlobError::NotFound)));
+    assert_eq!(batch.len(), 1);
+    b.publish(&batch).await.unwrap();
+    assert_eq!(b.len("in_b").await.unwrap(), 1);
+}

@@ -5,7 +5,7 @@ use futures_util::TryStreamExt;
 use strongroom_crypto::keys::DataKey;
 
 use super::*;
-use crate::{BlobCursor, EncryptedWriter, FsBlobStore, read_all, read_range, verify_copy};
+use crate::{Batch, BlobCursor, EncryptedWriter, FsBlobStore, read_all, read_range, verify_copy};
 
 /// A filesystem backend that can be switched off, like a disk that fails or an S3 server
 /// that stops answering: every call then fails with an I/O error.
@@ -74,6 +74,26 @@ impl BlobStore for Switchable {
                 inner,
                 down: self.down.clone(),
             }) as Box<dyn BlobWriter>)
+        })
+    }
+    fn create_in<'a>(
+        &'a self,
+        id: &'a str,
+        batch: &'a Batch,
+    ) -> BoxFuture<'a, Result<Box<dyn BlobWriter>, BlobError>> {
+        Box::pin(async move {
+            self.gate()?;
+            let inner = self.inner.create_in(id, batch).await?;
+            Ok(Box::new(GatedWriter {
+                inner,
+                down: self.down.clone(),
+            }) as Box<dyn BlobWriter>)
+        })
+    }
+    fn publish<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), BlobError>> {
+        Box::pin(async move {
+            self.gate()?;
+            self.inner.publish(batch).await
         })
     }
     fn read_at<'a>(
@@ -512,4 +532,36 @@ fn copies_must_fit_the_backends() {
     assert!(Replicated::new(m.clone(), 0).is_err());
     let err = Replicated::new(m, 2).err().unwrap();
     assert!(err.contains("needs at least 2 storage backends"), "{err}");
+}
+
+#[tokio::test]
+async fn a_batch_is_published_on_every_backend_and_holds_with_enough_of_them() {
+    let s = Setup::new(3, 2);
+    let batch = Batch::default();
+    for id in ["p1", "p2"] {
+        let mut w = s.store.create_in(id, &batch).await.unwrap();
+        w.write(Bytes::from(data(1000))).await.unwrap();
+        w.commit().await.unwrap();
+    }
+    assert!(matches!(s.store.len("p1").await, Err(BlobError::NotFound)));
+    // One backend fails to publish: two copies of each blob still hold, as `copies = 2` asks.
+    s.backends[2].down.store(true, Ordering::SeqCst);
+    s.store.publish(&batch).await.unwrap();
+    for id in ["p1", "p2"] {
+        for b in 0..2 {
+            assert_eq!(std::fs::read(s.path(b, id)).unwrap(), data(1000));
+        }
+        assert!(!s.path(2, id).exists());
+    }
+
+    // Two of three fail: too few copies, and the publish says so.
+    let batch = Batch::default();
+    s.backends[2].down.store(false, Ordering::SeqCst);
+    let mut w = s.store.create_in("p3", &batch).await.unwrap();
+    w.write(Bytes::from(data(10))).await.unwrap();
+    w.commit().await.unwrap();
+    s.backends[0].down.store(true, Ordering::SeqCst);
+    s.backends[1].down.store(true, Ordering::SeqCst);
+    let err = s.store.publish(&batch).await.unwrap_err();
+    assert!(matches!(err, BlobError::Unavailable(_)), "{err}");
 }

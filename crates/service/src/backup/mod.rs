@@ -24,7 +24,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
-use strongroom_blob::{BackendSpec, BlobError, BlobStore, EncryptedWriter};
+use strongroom_blob::{BackendSpec, Batch, BlobError, BlobStore, EncryptedWriter};
 use strongroom_crypto::keys::RootKey;
 use strongroom_domain::{BackupId, Timestamp};
 use strongroom_store::{BACKUP_TABLES, SCHEMA_VERSION, Value};
@@ -304,9 +304,10 @@ impl Backups {
             .map(|(name, _)| name)
             .collect();
         let total = blobs.len() as u64;
+        let batch = Batch::default();
         let jobs: Vec<_> = blobs
             .iter()
-            .map(|b| self.copy_blob(&present, dest, b))
+            .map(|b| self.copy_blob(&present, dest, b, &batch))
             .collect();
         let mut copies = futures_util::stream::iter(jobs).buffer_unordered(PARALLEL_COPIES);
         let (mut done, mut new_bytes) = (0, 0);
@@ -328,6 +329,8 @@ impl Backups {
             });
         }
         drop(copies);
+        // Every copy durable and under its name before the key set and manifest may name it.
+        dest.store.publish(&batch).await?;
         blobs.retain(|b| !gone.contains(&b.id));
         keyset.keys.retain(|k, _| !gone.contains(k));
 
@@ -388,12 +391,16 @@ impl Backups {
         present: &HashSet<String>,
         dest: &Destination,
         b: &BlobEntry,
+        batch: &Batch,
     ) -> Result<(String, Option<u64>)> {
         if present.contains(&b.id) {
             return Ok((b.id.clone(), Some(0)));
         }
         let src = self.ctx.region_blobs(&b.region)?;
-        Ok((b.id.clone(), copy_object(&*src, &*dest.store, &b.id).await?))
+        Ok((
+            b.id.clone(),
+            copy_object(&*src, &*dest.store, &b.id, batch).await?,
+        ))
     }
 
     /// `strongroom backup list`: every complete backup at `dest`, oldest first. A manifest that
@@ -467,9 +474,13 @@ impl Backups {
             .filter(|b| keyset.keys.contains_key(&b.id))
             .collect();
         let total = wanted.len() as u64;
+        let batch = Batch::default();
+        let mut regions: Vec<&str> = wanted.iter().map(|b| b.region.as_str()).collect();
+        regions.sort_unstable();
+        regions.dedup();
         let jobs: Vec<_> = wanted
             .into_iter()
-            .map(|b| self.restore_blob(dest, id, b))
+            .map(|b| self.restore_blob(dest, id, b, &batch))
             .collect();
         // Several at once, as the backup copies them: each object's fsyncs overlap the others'.
         let mut copies = futures_util::stream::iter(jobs).buffer_unordered(PARALLEL_COPIES);
@@ -484,13 +495,23 @@ impl Backups {
                 bytes,
             });
         }
+        drop(copies);
+        for region in regions {
+            self.ctx.region_blobs(region)?.publish(&batch).await?;
+        }
         Ok((done, bytes))
     }
 
     /// Copies one blob of backup `id` into its region's storage; returns its bytes.
-    async fn restore_blob(&self, dest: &Destination, id: &BackupId, b: &BlobEntry) -> Result<u64> {
+    async fn restore_blob(
+        &self,
+        dest: &Destination,
+        id: &BackupId,
+        b: &BlobEntry,
+        batch: &Batch,
+    ) -> Result<u64> {
         let target = self.ctx.region_blobs(&b.region)?;
-        copy_object(&*dest.store, &*target, &b.id)
+        copy_object(&*dest.store, &*target, &b.id, batch)
             .await?
             .ok_or_else(|| {
                 ServiceError::Invalid(format!(
@@ -672,14 +693,20 @@ fn line(buf: &mut Vec<u8>, l: &Line) -> Result<()> {
     Ok(())
 }
 
-/// Copies object `id` byte for byte; `None` when the source does not have it.
-async fn copy_object(from: &dyn BlobStore, to: &dyn BlobStore, id: &str) -> Result<Option<u64>> {
+/// Copies object `id` byte for byte; `None` when the source does not have it. Written
+/// into `batch`: durable once the batch is published.
+async fn copy_object(
+    from: &dyn BlobStore,
+    to: &dyn BlobStore,
+    id: &str,
+    batch: &Batch,
+) -> Result<Option<u64>> {
     let len = match from.len(id).await {
         Ok(n) => n,
         Err(BlobError::NotFound) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let mut w = to.create(id).await?;
+    let mut w = to.create_in(id, batch).await?;
     let mut at = 0;
     while at < len {
         let piece = match from.read_at(id, at, COPY_PIECE).await {

@@ -450,15 +450,18 @@ pub async fn restore_database(
         )));
     }
     let mut shredded = Vec::new();
+    let mut keys = Vec::with_capacity(blob_ids.len());
     for b in &blob_ids {
         match keyset.keys.get(b) {
-            Some(k) => {
-                store.restore_data_key(b, k.kek, &k.wrapped).await?;
-            }
+            Some(k) => keys.push((b.as_str(), k.kek, k.wrapped.as_slice())),
             None => {
                 shredded.push(BlobId::parse(b).map_err(|e| ServiceError::Internal(e.to_string()))?)
             }
         }
+    }
+    // A transaction per batch of keys, not one commit (and fsync) per blob.
+    for chunk in keys.chunks(LOAD_BATCH) {
+        store.restore_data_keys(chunk).await?;
     }
     let shredded_assets = if shredded.is_empty() {
         0
