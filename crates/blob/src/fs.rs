@@ -90,9 +90,16 @@ impl FsBlobStore {
         validate_id(id)?;
         // The random part keeps two concurrent uploads of one id from sharing a temp file.
         let name = format!("{id}.{}.tmp", strongroom_crypto::token::random_token(9));
-        let tmp_path = self.tmp.join(name);
         let final_path = self.object_path(id);
         let dir = self.fanout_dir(id);
+        // A batch's files wait beside their final names, spread over the 256 folders: a
+        // thousand new files in one folder crowd one group of inodes, and creating each costs
+        // more (ext4 searches past the inodes deleted there recently). No name with a dot is an
+        // id, so listings skip them; the sweep removes old ones like those in `tmp/`.
+        let tmp_path = match batch {
+            Some(_) => dir.join(name),
+            None => self.tmp.join(name),
+        };
         let path = tmp_path.clone();
         let file = blocking(move || {
             OpenOptions::new()
@@ -134,8 +141,12 @@ fn object_path_in(objects: &Path, id: &str) -> PathBuf {
 }
 
 /// Every committed object under `objects` with its modification time: only files where
-/// `delete` will look for them, so a stray file elsewhere is never reported (nor swept).
-fn walk_objects(objects: &Path) -> io::Result<Vec<(String, SystemTime)>> {
+/// `delete` will look for them, so a stray file elsewhere is never reported (nor swept). With
+/// `temps`, also collects the temp files of batches waiting there (`<id>.<random>.tmp`).
+fn walk_objects(
+    objects: &Path,
+    mut temps: Option<&mut Vec<(PathBuf, SystemTime)>>,
+) -> io::Result<Vec<(String, SystemTime)>> {
     let mut out = Vec::new();
     for dir in std::fs::read_dir(objects)? {
         let dir = dir?;
@@ -147,7 +158,10 @@ fn walk_objects(objects: &Path) -> io::Result<Vec<(String, SystemTime)>> {
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
                 continue;
             };
-            if validate_id(&name).is_err() || entry.path() != object_path_in(objects, &name) {
+            let temp = name.ends_with(".tmp");
+            if !temp
+                && (validate_id(&name).is_err() || entry.path() != object_path_in(objects, &name))
+            {
                 continue;
             }
             let meta = match entry.metadata() {
@@ -156,12 +170,25 @@ fn walk_objects(objects: &Path) -> io::Result<Vec<(String, SystemTime)>> {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
             };
-            if meta.is_file() {
-                out.push((name, meta.modified()?));
+            if !meta.is_file() {
+                continue;
+            }
+            match (temp, temps.as_deref_mut()) {
+                (false, _) => out.push((name, meta.modified()?)),
+                (true, Some(temps)) => temps.push((entry.path(), meta.modified()?)),
+                (true, None) => {}
             }
         }
     }
     Ok(out)
+}
+
+/// Removes `path` unless it is already gone.
+fn remove_if_there(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// `<seq>.json` with 20 digits, so names sort like the numbers (and every u64 fits).
@@ -366,7 +393,8 @@ impl BlobStore for FsBlobStore {
             let objects = self.objects.clone();
             let tmp = self.tmp.clone();
             blocking(move || {
-                let mut ids: Vec<String> = walk_objects(&objects)?
+                let mut temps = Vec::new();
+                let mut ids: Vec<String> = walk_objects(&objects, Some(&mut temps))?
                     .into_iter()
                     .filter(|(_, modified)| *modified < older_than)
                     .map(|(name, _)| name)
@@ -378,12 +406,13 @@ impl BlobStore for FsBlobStore {
                         Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                         Err(e) => return Err(e),
                     };
-                    if meta.is_file() && meta.modified()? < older_than {
-                        match std::fs::remove_file(entry.path()) {
-                            Ok(()) => {}
-                            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                            Err(e) => return Err(e),
-                        }
+                    if meta.is_file() {
+                        temps.push((entry.path(), meta.modified()?));
+                    }
+                }
+                for (path, modified) in temps {
+                    if modified < older_than {
+                        remove_if_there(&path)?;
                     }
                 }
                 ids.sort_unstable();
@@ -397,7 +426,7 @@ impl BlobStore for FsBlobStore {
         Box::pin(async move {
             let objects = self.objects.clone();
             blocking(move || {
-                let mut all = walk_objects(&objects)?;
+                let mut all = walk_objects(&objects, None)?;
                 all.sort_unstable();
                 Ok(all)
             })

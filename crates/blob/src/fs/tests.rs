@@ -18,6 +18,13 @@ fn tmp_entries(store: &FsBlobStore) -> usize {
     std::fs::read_dir(&store.tmp).unwrap().count()
 }
 
+/// Temp files of batches, which wait in the fan-out folders.
+fn batch_temps(store: &FsBlobStore) -> usize {
+    let mut temps = Vec::new();
+    walk_objects(&store.objects, Some(&mut temps)).unwrap();
+    temps.len()
+}
+
 #[tokio::test]
 async fn write_commit_read_delete() {
     let (_d, s) = store();
@@ -232,14 +239,14 @@ async fn blobs_of_a_batch_appear_only_when_it_is_published() {
     assert_eq!(batch.len(), 2);
     assert!(matches!(s.len("b_one").await, Err(BlobError::NotFound)));
     assert!(s.list_objects().await.unwrap().is_empty());
-    assert_eq!(tmp_entries(&s), 2);
+    assert_eq!(batch_temps(&s), 2);
 
     s.publish(&batch).await.unwrap();
     assert!(batch.is_empty());
     assert_eq!(&s.read_at("b_one", 0, 100).await.unwrap()[..], b"first");
     assert_eq!(&s.read_at("b_two", 0, 100).await.unwrap()[..], b"second");
     assert_eq!(s.list_objects().await.unwrap().len(), 2);
-    assert_eq!(tmp_entries(&s), 0);
+    assert_eq!(batch_temps(&s), 0);
     // Publishing again has nothing to do.
     s.publish(&batch).await.unwrap();
 }
@@ -253,13 +260,13 @@ async fn a_batch_dropped_unpublished_removes_what_it_wrote() {
     let mut w = s.create_in("b_open", &batch).await.unwrap();
     w.write(Bytes::from_static(b"partial")).await.unwrap();
     drop(w);
-    assert_eq!(tmp_entries(&s), 1);
+    assert_eq!(batch_temps(&s), 1);
     let other_handle = batch.clone();
     drop(batch);
     // Another handle still holds it: nothing goes yet.
-    assert_eq!(tmp_entries(&s), 1);
+    assert_eq!(batch_temps(&s), 1);
     drop(other_handle);
-    assert_eq!(tmp_entries(&s), 0);
+    assert_eq!(batch_temps(&s), 0);
     assert!(matches!(s.len("b_kept").await, Err(BlobError::NotFound)));
 }
 
@@ -276,4 +283,29 @@ async fn a_store_publishes_only_the_blobs_it_wrote() {
     assert_eq!(batch.len(), 1);
     b.publish(&batch).await.unwrap();
     assert_eq!(b.len("in_b").await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn the_sweep_removes_old_temp_files_of_batches_and_lists_none_as_blobs() {
+    let (_d, s) = store();
+    let batch = Batch::default();
+    put_in(&s, &batch, "b_left", b"left behind by a crash").await;
+    put(&s, "committed", b"x").await;
+    // Not yet old: kept (a backup may still be writing).
+    let ids = s
+        .list_older_than(SystemTime::now() - Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert!(ids.is_empty());
+    assert_eq!(batch_temps(&s), 1);
+    // Old: removed, and never reported as a blob to delete.
+    let ids = s
+        .list_older_than(SystemTime::now() + Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(ids, vec!["committed".to_owned()]);
+    assert_eq!(batch_temps(&s), 0);
+    // Its batch cannot publish what is gone, and says so.
+    assert!(s.publish(&batch).await.is_err());
+    assert!(matches!(s.len("b_left").await, Err(BlobError::NotFound)));
 }
