@@ -68,7 +68,8 @@ fn kept(manifests: &[Manifest], daily: u32, weekly: u32) -> HashSet<BackupId> {
 impl Backups {
     /// `strongroom backup prune`: keeps the newest backup of each of the last `keep_daily` days
     /// and `keep_weekly` weeks that have one (and always the newest), removes the others, then
-    /// every object no kept backup refers to that is older than `grace`.
+    /// every object no kept backup refers to that is older than `grace`, and the temp files of
+    /// interrupted backups as old.
     pub async fn prune(
         &self,
         dest: &Destination,
@@ -99,6 +100,9 @@ impl Backups {
         let old = SystemTime::now()
             .checked_sub(grace)
             .unwrap_or(SystemTime::UNIX_EPOCH);
+        // The temp files of copies an interrupted backup never published, once as old: the
+        // store's sweep removes them (the old ids it also lists are judged below).
+        dest.store.list_older_than(old).await?;
         for (name, modified) in dest.store.list_objects().await? {
             let unreferenced = match (manifest_id(&name), part_id(&name)) {
                 (Some(_), _) => false,

@@ -489,13 +489,64 @@ async fn a_backup_killed_halfway_is_never_listed() {
     assert!(!status.success());
     assert!(d.objects().keys().all(|n| !n.starts_with("manifest-")));
 
+    // A copy is under its blob's name (where the next backup takes it for complete) only if it
+    // is whole: the stored blob byte for byte. Unpublished copies are temp files.
+    let stored: BTreeMap<String, PathBuf> = srv
+        .object_files()
+        .into_iter()
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), p))
+        .collect();
+    for (name, path) in d.objects() {
+        if name.starts_with("blb_") && !name.ends_with(".tmp") {
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                std::fs::read(&stored[&name]).unwrap(),
+                "{name} is at the destination but not whole"
+            );
+        }
+    }
     let listed = srv.run_json(&["backup", "list", "--from", &d.url, "--json"]);
     assert_eq!(listed["items"], serde_json::json!([]), "{listed}");
-    // The next backup completes, reusing what the killed one copied, and verifies.
+    // The next backup completes and verifies.
     let made = create(&srv, &d);
     assert_eq!(made["objects"], f.assets.len() as u64 + 1);
     let listed = srv.run_json(&["backup", "list", "--from", &d.url, "--json"]);
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    let (ok, report) = verify(&srv, &d, made["id"].as_str().unwrap());
+    assert!(ok, "{report}");
+
+    // Prune leaves the killed backup's temp files while they are young (a backup may still be
+    // writing them), and removes them once they are older than its grace of a day.
+    let temps = || -> Vec<PathBuf> {
+        d.objects()
+            .into_iter()
+            .filter(|(n, _)| n.ends_with(".tmp"))
+            .map(|(_, p)| p)
+            .collect()
+    };
+    // Beside what the kill left (the kill lands while copies are written, as a rule), one
+    // planted like it, so the check never rests on the kill's timing.
+    let fan = std::fs::read_dir(d.dir.path().join("backups").join("objects"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    std::fs::write(fan.join("blb_0planted.AbCdEf.tmp"), b"partial").unwrap();
+    let left = temps();
+    srv.run_json(&["backup", "prune", "--from", &d.url, "--json"]);
+    assert_eq!(temps().len(), left.len());
+    let two_days_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 24 * 3600);
+    for p in &left {
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(two_days_ago)
+            .unwrap();
+    }
+    srv.run_json(&["backup", "prune", "--from", &d.url, "--json"]);
+    assert!(temps().is_empty(), "{:?}", temps());
     let (ok, report) = verify(&srv, &d, made["id"].as_str().unwrap());
     assert!(ok, "{report}");
 }
