@@ -439,6 +439,21 @@ machine_line() {
         "$(awk '/^MemTotal/ { printf "%d", $2 / 1024 }' /proc/meminfo)" "$(uname -r)"
 }
 
+# wrk_run SECONDS URL [wrk args...]: one wrk run (WRK_THREADS threads, CONNECTIONS connections,
+# bench/wrk_summary.lua); its JSON goes to WRK_JSON, its text is appended to WRK_LOG.
+wrk_run() {
+    local seconds=$1 url=$2
+    shift 2
+    printf '\n--- %s %s (%s s)\n' "$(date -Is)" "${url}" "${seconds}" >>"${WRK_LOG}"
+    rm -f "${WRK_JSON}"
+    # --timeout: a slow answer must count in the percentiles, not vanish as a timeout at 2 s.
+    WRK_JSON=${WRK_JSON} wrk --threads "${WRK_THREADS}" --connections "${CONNECTIONS}" \
+        --duration "${seconds}s" --timeout 30s --latency \
+        --script "${BENCH_ROOT}/bench/wrk_summary.lua" "$@" "${url}" >>"${WRK_LOG}" 2>&1 ||
+        die "wrk failed on ${url}; see ${WRK_LOG}"
+    [[ -s "${WRK_JSON}" ]] || die "wrk wrote no figures for ${url}; see ${WRK_LOG}"
+}
+
 # report NAME LINE...: prints the lines and writes them to bench/out/NAME.summary.md, which
 # run-all.sh copies into RESULTS.md.
 report() {

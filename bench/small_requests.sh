@@ -100,20 +100,6 @@ machine_jiffies() {
         "$((user + nice + system + idle + iowait + irq + softirq + steal))"
 }
 
-# wrk_run SECONDS URL [wrk args...]: one wrk run; its JSON goes to WRK_JSON, its text to WRK_LOG.
-wrk_run() {
-    local seconds=$1 url=$2
-    shift 2
-    printf '\n--- %s %s (%s s)\n' "$(date -Is)" "${url}" "${seconds}" >>"${WRK_LOG}"
-    rm -f "${WRK_JSON}"
-    # --timeout: a slow answer must count in the percentiles, not vanish as a timeout at 2 s.
-    WRK_JSON=${WRK_JSON} wrk --threads "${WRK_THREADS}" --connections "${CONNECTIONS}" \
-        --duration "${seconds}s" --timeout 30s --latency \
-        --script "${BENCH_ROOT}/bench/wrk_summary.lua" "$@" "${url}" >>"${WRK_LOG}" 2>&1 ||
-        die "wrk failed on ${url}; see ${WRK_LOG}"
-    [[ -s "${WRK_JSON}" ]] || die "wrk wrote no figures for ${url}; see ${WRK_LOG}"
-}
-
 # measure BACKEND TARGET RUN: one measured run of TARGET (nginx, metadata, content); appends a
 # TSV row and records the figures for the medians.
 measure() {

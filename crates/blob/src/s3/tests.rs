@@ -176,21 +176,27 @@ async fn a_wrong_secret_is_refused_by_the_server_and_named() {
         !streamed_err.to_string().contains("X-Amz-"),
         "{streamed_err}"
     );
-    for err in [
+    for (i, err) in [
         streamed_err,
         bad.check().await.unwrap_err(),
         Box::new(w).commit().await.unwrap_err(),
         bad.len("anything").await.unwrap_err(),
         bad.list_older_than(SystemTime::now()).await.unwrap_err(),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let shown = err.to_string();
         assert!(matches!(err, BlobError::Backend { .. }), "{err:?}");
         assert!(
             shown.starts_with("storage backend 's3-eu' failed: "),
             "{shown}"
         );
-        // The server checked the signature and said no.
-        assert!(shown.contains("403"), "{shown}");
+        // The server checked the signature and said no. A streamed PUT may instead see the
+        // connection close under its 8 MiB body, when the server answers 403 before reading
+        // it (seen once in CI on a loaded machine); nothing is written either way (below).
+        let cut_off = i == 0 && shown.ends_with("error sending request");
+        assert!(shown.contains("403") || cut_off, "{shown}");
         assert!(!shown.contains(wrong_secret), "{shown}");
         assert!(!shown.contains(&access_key_id), "{shown}");
         assert!(!format!("{err:?}").contains(wrong_secret));
