@@ -80,8 +80,8 @@ impl FsBlobStore {
         self.checkpoints.join(org).join(checkpoint_name(seq))
     }
 
-    /// A writer of blob `id` into `tmp/`; in `batch`, its commit leaves the file there for
-    /// [`BlobStore::publish`] to flush and rename.
+    /// A writer of blob `id` into `tmp/`; in `batch`, into its fan-out folder instead, where its
+    /// commit leaves the file for [`BlobStore::publish`] to flush and rename.
     async fn writer(
         &self,
         id: &str,
@@ -644,7 +644,9 @@ impl BlobWriter for FsBlobWriter {
                 (&*file).write_all(&data)
             }));
             let idle = self.flushing.as_ref().is_none_or(|t| t.is_finished());
-            if self.unflushed >= FLUSH_EVERY && idle {
+            // A batch's file is flushed with the whole batch (a background syncfs, then at
+            // publish), not on its own.
+            if self.batch.is_none() && self.unflushed >= FLUSH_EVERY && idle {
                 if let Some(done) = self.flushing.take() {
                     join(done).await?;
                 }
