@@ -482,7 +482,7 @@ impl Backups {
             .into_iter()
             .map(|b| self.restore_blob(dest, id, b, &batch))
             .collect();
-        // Several at once, as the backup copies them: each object's fsyncs overlap the others'.
+        // Several at once, as the backup copies them: one object's reads overlap another's writes.
         let mut copies = futures_util::stream::iter(jobs).buffer_unordered(PARALLEL_COPIES);
         let (mut done, mut bytes) = (0, 0);
         while let Some(copied) = copies.next().await {
