@@ -49,6 +49,9 @@ pub const LOGIN_FAILURES: &str = "strongroom_login_failures_total";
 /// Sign-in attempts refused by a brute-force limit (429), by scope.
 pub const LOGIN_THROTTLED: &str = "strongroom_login_throttled_total";
 
+/// Time per group commit of content reads' audit events (recorded by the service).
+const AUDIT_GROUP_DURATION: &str = "strongroom_audit_group_commit_duration_seconds";
+
 /// The route label of a request that matched no route.
 pub const UNMATCHED: &str = "unmatched";
 
@@ -75,6 +78,9 @@ pub fn recorder() -> Result<PrometheusHandle, String> {
 fn install() -> Result<PrometheusHandle, String> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.into()), DURATION_BUCKETS)
+        .and_then(|b| {
+            b.set_buckets_for_metric(Matcher::Full(AUDIT_GROUP_DURATION.into()), DURATION_BUCKETS)
+        })
         .and_then(|b| b.install_recorder())
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
     describe();
@@ -127,6 +133,19 @@ fn describe() {
     describe_counter!(
         LOGIN_THROTTLED,
         "Sign-in attempts refused by a brute-force limit (429), by scope (address, pair, account)."
+    );
+    describe_counter!(
+        "strongroom_audit_group_commits_total",
+        "Group commits of content reads' audit events (each one transaction)."
+    );
+    describe_counter!(
+        "strongroom_audit_group_events_total",
+        "Audit events committed by group commits (divided by the commits: the mean group size)."
+    );
+    describe_histogram!(
+        AUDIT_GROUP_DURATION,
+        Unit::Seconds,
+        "Time per group commit of read audit events, from its first statement to its commit."
     );
     describe_storage();
 }

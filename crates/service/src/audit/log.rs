@@ -252,6 +252,7 @@ impl AuditLog {
         // One order of organization locks for every node's groups, so two groups never wait on
         // each other (the order within an organization is the order of arrival).
         group.sort_by(|a, b| a.org_id.as_str().cmp(b.org_id.as_str()));
+        let started = std::time::Instant::now();
         let outcome = async {
             let mut tx = self.store.begin_audit_append().await?;
             // Each organization's events as one run: three statements, however many events.
@@ -262,6 +263,10 @@ impl AuditLog {
             Ok::<(), ServiceError>(())
         }
         .await;
+        metrics::counter!("strongroom_audit_group_commits_total").increment(1);
+        metrics::counter!("strongroom_audit_group_events_total").increment(group.len() as u64);
+        metrics::histogram!("strongroom_audit_group_commit_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
         let shared = outcome.map_err(|e| {
             tracing::error!(error = %e, events = group.len(), "an audit group commit failed");
             match e {

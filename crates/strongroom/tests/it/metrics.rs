@@ -267,6 +267,12 @@ both_backends! {
         assert!(after.get("strongroom_http_request_duration_seconds_sum", &[("route", CONTENT), ("method", "GET")]) > 0.0);
         assert!(after.has("strongroom_http_request_duration_seconds_bucket", &[("route", CONTENT), ("method", "GET"), ("le", "+Inf")]));
         assert_eq!(delta("strongroom_login_failures_total", &[("factor", "password")]), 1.0);
+        // Each download's audit event went through a group commit (one after the other here:
+        // two groups of one); the upload's event is in the upload's own transaction.
+        assert_eq!(delta("strongroom_audit_group_events_total", &[]), 2.0);
+        assert_eq!(delta("strongroom_audit_group_commits_total", &[]), 2.0);
+        assert_eq!(delta("strongroom_audit_group_commit_duration_seconds_count", &[]), 2.0);
+        assert!(after.has("strongroom_audit_group_commit_duration_seconds_bucket", &[("le", "+Inf")]));
         assert!(after.has("strongroom_uploads_in_flight", &[]));
         assert_eq!(after.get("strongroom_uploads_in_flight", &[]), 0.0, "the upload is over");
         // The backend: the upload's ciphertext written (a little more than the plaintext: the
