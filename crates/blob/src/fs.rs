@@ -17,7 +17,7 @@ use std::io::{self, Read as _, Seek as _, Write as _};
 use std::ops::Range;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -100,15 +100,7 @@ impl FsBlobStore {
             Some(_) => dir.join(name),
             None => self.tmp.join(name),
         };
-        let path = tmp_path.clone();
-        let file = blocking(move || {
-            OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-        })
-        .await?;
+        let file = create_new(tmp_path.clone()).await?;
         Ok(Box::new(FsBlobWriter {
             file: Arc::new(file),
             tmp_path,
@@ -202,6 +194,62 @@ pub(crate) fn parse_checkpoint_name(name: &str) -> Option<u64> {
     let digits = name.strip_suffix(".json")?;
     let seq = digits.parse::<u64>().ok()?;
     (checkpoint_name(seq) == name).then_some(seq)
+}
+
+/// Creates the new file `path` (mode 0600) on the blocking pool. A caller cancelled meanwhile
+/// (an upload whose client went away, a restore stopping on another object's error) leaves no
+/// file behind: the open may still run after the caller is gone, so whichever of the two comes
+/// last removes it.
+async fn create_new(path: PathBuf) -> Result<File, BlobError> {
+    /// What the opening and the waiting side know of each other.
+    #[derive(Default)]
+    struct Claim {
+        created: bool,
+        abandoned: bool,
+    }
+    /// Dropped armed when the caller goes away before it has the file.
+    struct Abandon {
+        claim: Arc<Mutex<Claim>>,
+        path: PathBuf,
+        armed: bool,
+    }
+    impl Drop for Abandon {
+        fn drop(&mut self) {
+            if !self.armed {
+                return;
+            }
+            let mut claim = self.claim.lock().unwrap_or_else(PoisonError::into_inner);
+            claim.abandoned = true;
+            if claim.created {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
+    }
+
+    let claim = Arc::new(Mutex::new(Claim::default()));
+    let mut waiting = Abandon {
+        claim: Arc::clone(&claim),
+        path: path.clone(),
+        armed: true,
+    };
+    let file = blocking(move || {
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        let mut claim = claim.lock().unwrap_or_else(PoisonError::into_inner);
+        if claim.abandoned {
+            drop(file);
+            let _ = std::fs::remove_file(&path);
+            return Err(io::Error::other("nobody waits for this file any more"));
+        }
+        claim.created = true;
+        Ok(file)
+    })
+    .await?;
+    waiting.armed = false;
+    Ok(file)
 }
 
 /// Runs blocking filesystem work off the async workers.

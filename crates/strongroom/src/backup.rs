@@ -5,7 +5,8 @@ use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use strongroom_blob::Batch;
 use strongroom_domain::BackupId;
 use strongroom_service::backup::{self, Destination, PRUNE_GRACE, Progress};
 use strongroom_store::Store;
@@ -21,10 +22,15 @@ struct Bar(Option<ProgressBar>);
 
 impl Bar {
     fn new(json: bool, what: &str) -> Bar {
+        Bar::new_in(&MultiProgress::new(), json, what)
+    }
+
+    /// A bar drawn with the others of `bars` (one line each), for work that runs side by side.
+    fn new_in(bars: &MultiProgress, json: bool, what: &str) -> Bar {
         if json || !std::io::stderr().is_terminal() {
             return Bar(None);
         }
-        let bar = ProgressBar::new(0);
+        let bar = bars.add(ProgressBar::new(0));
         if let Ok(style) =
             ProgressStyle::with_template("{msg:24!} [{bar:30}] {pos}/{len} {elapsed_precise}")
         {
@@ -290,19 +296,27 @@ async fn restore(args: &InstanceArgs, raw: &str, from: &str, json: bool) -> anyh
     let store = Store::connect_at_version(&url, sealer, checked.schema_version)
         .await
         .with_context(|| format!("cannot open the database ({database})"))?;
-    let bar = Bar::new(json, "database");
-    let loaded = backup::restore_database(&store, &root, &dest, &id, &|p| bar.update(p)).await?;
-    bar.done();
+    // The rows and the blobs are restored side by side: the blobs under temporary names, named
+    // only once both halves succeeded (a failure of either removes the copied files).
+    let blobs = boot::open_storage(&settings.storage.resolve(&settings.data_dir)?).await?;
+    let batch = Batch::default();
+    let bars = MultiProgress::new();
+    let (db_bar, blob_bar) = (
+        Bar::new_in(&bars, json, "database"),
+        Bar::new_in(&bars, json, "blobs"),
+    );
+    let (db_progress, blob_progress) = (|p| db_bar.update(p), |p| blob_bar.update(p));
+    let (loaded, (objects, bytes)) = tokio::try_join!(
+        backup::restore_database(&store, &root, &dest, &id, &db_progress),
+        backup::restore_blobs(&root, &blobs, &dest, &id, &batch, &blob_progress),
+    )?;
+    backup::publish_restored(&blobs, &batch).await?;
+    db_bar.done();
+    blob_bar.done();
     store.close().await;
+    drop(blobs);
 
     let inst = boot::open(&settings, Create::Never).await?;
-    let bar = Bar::new(json, "blobs");
-    let (objects, bytes) = inst
-        .service
-        .backups
-        .restore_blobs(&dest, &id, &|p| bar.update(p))
-        .await?;
-    bar.done();
     // What was erased or deleted after the backup was taken is erased or deleted again (the
     // key set no longer holds their keys), before the chains' heads are signed.
     // Organizations first: deleting one erases the people who belonged to it alone.

@@ -162,7 +162,7 @@ pub async fn open(settings: &InstanceSettings, create: Create) -> anyhow::Result
 /// every backend gets a copy of every blob written there (`strongroom_blob::Replicated`). The
 /// start goes on with some backends down as long as `copies` of each region's answer (uploads
 /// need that many), and says which are down.
-async fn open_storage(storage: &Storage) -> anyhow::Result<Arc<Regions>> {
+pub async fn open_storage(storage: &Storage) -> anyhow::Result<Arc<Regions>> {
     let copies = usize::try_from(storage.copies).unwrap_or(usize::MAX);
     let mut by_region: BTreeMap<&str, Vec<Member>> = BTreeMap::new();
     let mut down: BTreeMap<&str, Vec<String>> = BTreeMap::new();

@@ -69,6 +69,40 @@ async fn dropped_writer_leaves_nothing() {
     assert!(matches!(s.len("abandoned").await, Err(BlobError::NotFound)));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_cancelled_while_its_file_is_created_leaves_nothing() {
+    let (_d, s) = store();
+    let batch = Batch::default();
+    for i in 0..50 {
+        // Polled once (the file's creation starts on the blocking pool), then dropped: the
+        // creation may end before or after the drop.
+        let id = format!("cancelled_{i}");
+        let plain = s.create(&id);
+        let batched = s.create_in(&id, &batch);
+        let _ = tokio::time::timeout(Duration::ZERO, plain).await;
+        let _ = tokio::time::timeout(Duration::ZERO, batched).await;
+        if i % 2 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    // Whatever creations were still running have ended.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let left = tmp_entries(&s) + batch_temps(&s);
+        if left == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{left} temp file(s) left behind"
+        );
+    }
+    // And nothing turns up later.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(tmp_entries(&s) + batch_temps(&s), 0);
+}
+
 #[tokio::test]
 async fn invalid_ids_are_refused() {
     let (_d, s) = store();

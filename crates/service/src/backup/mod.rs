@@ -31,7 +31,8 @@ use strongroom_store::{BACKUP_TABLES, SCHEMA_VERSION, Value};
 
 pub use prune::{PRUNE_GRACE, PruneReport, ShredReport};
 pub use restore::{
-    BadObject, CheckedBackup, RestoredDatabase, VerifyReport, check, restore_database, verify,
+    BadObject, CheckedBackup, RestoredDatabase, VerifyReport, check, publish_restored,
+    restore_blobs, restore_database, verify,
 };
 pub use status::{BackupStatus, OwnerBackupView, RunBrief, RunView};
 
@@ -43,7 +44,7 @@ use crate::ctx::Ctx;
 use crate::{Result, ServiceError};
 
 /// Blob copies in flight at once.
-const PARALLEL_COPIES: usize = 4;
+pub(crate) const PARALLEL_COPIES: usize = 4;
 /// Bytes read per storage request while copying.
 const COPY_PIECE: usize = 1 << 20;
 /// Snapshot bytes buffered before they are sealed and written.
@@ -437,90 +438,6 @@ impl Backups {
         Ok(out)
     }
 
-    /// The manifest of backup `id` at `dest`.
-    pub(crate) async fn manifest(&self, dest: &Destination, id: &BackupId) -> Result<Manifest> {
-        let name = manifest_object(id);
-        let sealed = match read_object(&*dest.store, &name).await {
-            Err(ServiceError::Blob(BlobError::NotFound)) => {
-                return Err(ServiceError::NotFound("backup"));
-            }
-            other => other?,
-        };
-        self.keys.open_manifest(&name, &sealed).ok_or_else(|| {
-            ServiceError::Invalid(format!(
-                "the manifest of backup {id} does not open under this root key: it was altered, or made by another instance"
-            ))
-        })
-    }
-
-    /// Copies the blobs of backup `id` into this instance's storage, each into its region, after
-    /// [`restore_database`] loaded the rows. Returns (objects, bytes).
-    pub async fn restore_blobs(
-        &self,
-        dest: &Destination,
-        id: &BackupId,
-        progress: OnProgress<'_>,
-    ) -> Result<(u64, u64)> {
-        let manifest = self.manifest(dest, id).await?;
-        let keyset = self
-            .keys
-            .open_keyset(id, &read_object(&*dest.store, &keys_object(id)).await?)
-            .ok_or_else(|| {
-                ServiceError::Invalid(format!("the key set of backup {id} does not open"))
-            })?;
-        let wanted: Vec<&BlobEntry> = manifest
-            .blobs
-            .iter()
-            .filter(|b| keyset.keys.contains_key(&b.id))
-            .collect();
-        let total = wanted.len() as u64;
-        let batch = Batch::default();
-        let mut regions: Vec<&str> = wanted.iter().map(|b| b.region.as_str()).collect();
-        regions.sort_unstable();
-        regions.dedup();
-        let jobs: Vec<_> = wanted
-            .into_iter()
-            .map(|b| self.restore_blob(dest, id, b, &batch))
-            .collect();
-        // Several at once, as the backup copies them: one object's reads overlap another's writes.
-        let mut copies = futures_util::stream::iter(jobs).buffer_unordered(PARALLEL_COPIES);
-        let (mut done, mut bytes) = (0, 0);
-        while let Some(copied) = copies.next().await {
-            bytes += copied?;
-            done += 1;
-            progress(Progress {
-                phase: "blobs",
-                done,
-                total,
-                bytes,
-            });
-        }
-        drop(copies);
-        for region in regions {
-            self.ctx.region_blobs(region)?.publish(&batch).await?;
-        }
-        Ok((done, bytes))
-    }
-
-    /// Copies one blob of backup `id` into its region's storage; returns its bytes.
-    async fn restore_blob(
-        &self,
-        dest: &Destination,
-        id: &BackupId,
-        b: &BlobEntry,
-        batch: &Batch,
-    ) -> Result<u64> {
-        let target = self.ctx.region_blobs(&b.region)?;
-        copy_object(&*dest.store, &*target, &b.id, batch)
-            .await?
-            .ok_or_else(|| {
-                ServiceError::Invalid(format!(
-                    "backup {id} lacks blob {}: run `strongroom backup verify {id}`",
-                    b.id
-                ))
-            })
-    }
-
     /// One round of the schedule: a backup to every configured destination when the last
     /// successful one is older than the interval, then prune; the lease keeps it to one node.
     /// `Ok(None)` when nothing was due.
@@ -695,7 +612,7 @@ fn line(buf: &mut Vec<u8>, l: &Line) -> Result<()> {
 
 /// Copies object `id` byte for byte; `None` when the source does not have it. Written
 /// into `batch`: durable once the batch is published.
-async fn copy_object(
+pub(crate) async fn copy_object(
     from: &dyn BlobStore,
     to: &dyn BlobStore,
     id: &str,

@@ -7,15 +7,16 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use serde::Serialize;
-use strongroom_blob::{BlobError, read_range, verify_copy};
+use strongroom_blob::{Batch, BlobError, Regions, read_range, verify_copy};
 use strongroom_crypto::keys::{Kek, RootKey};
 use strongroom_domain::{BackupId, BlobId, OrgId, Timestamp, UserId};
 use strongroom_store::{SCHEMA_VERSION, Store, Value, Values};
 
 use super::format::{
-    BackupKeys, DB_FORMAT, FORMAT, KeySet, Line, Manifest, db_object, keys_object, manifest_object,
+    BackupKeys, BlobEntry, DB_FORMAT, FORMAT, KeySet, Line, Manifest, db_object, keys_object,
+    manifest_object,
 };
-use super::{Destination, OnProgress, Progress, read_object};
+use super::{Destination, OnProgress, PARALLEL_COPIES, Progress, copy_object, read_object};
 use crate::{Result, ServiceError};
 
 /// Rows loaded per transaction during a restore.
@@ -352,6 +353,74 @@ pub async fn verify(
     });
     report.ok = true;
     Ok(report)
+}
+
+/// The blob half of `strongroom backup restore`: copies the blobs of backup `id` that its key
+/// set still holds a key for (the others were purged since) into `blobs`, each into its region,
+/// as one batch: under temporary names until [`publish_restored`] names them all, so it can run
+/// beside [`restore_database`], and a restore that fails in either half leaves no object behind
+/// (the batch removes its files when dropped). Returns (objects, bytes).
+pub async fn restore_blobs(
+    root: &RootKey,
+    blobs: &Regions,
+    dest: &Destination,
+    id: &BackupId,
+    batch: &Batch,
+    progress: OnProgress<'_>,
+) -> Result<(u64, u64)> {
+    let keys = BackupKeys::derive(root);
+    let (manifest, keyset) = match open_backup(&keys, dest, id).await? {
+        Ok(found) => found,
+        Err(b) => {
+            return Err(ServiceError::Invalid(format!(
+                "backup {id} cannot be restored: {} is {}",
+                b.object, b.problem
+            )));
+        }
+    };
+    let wanted: Vec<&BlobEntry> = manifest
+        .blobs
+        .iter()
+        .filter(|b| keyset.keys.contains_key(&b.id))
+        .collect();
+    let total = wanted.len() as u64;
+    let jobs: Vec<_> = wanted
+        .into_iter()
+        .map(|b| async move {
+            let target = blobs.in_region(&b.region)?;
+            copy_object(&*dest.store, &*target, &b.id, batch)
+                .await?
+                .ok_or_else(|| {
+                    ServiceError::Invalid(format!(
+                        "backup {id} lacks blob {}: run `strongroom backup verify {id}`",
+                        b.id
+                    ))
+                })
+        })
+        .collect();
+    // Several at once, as the backup copies them: one object's reads overlap another's writes.
+    let mut copies = futures_util::stream::iter(jobs).buffer_unordered(PARALLEL_COPIES);
+    let (mut done, mut bytes) = (0, 0);
+    while let Some(copied) = copies.next().await {
+        bytes += copied?;
+        done += 1;
+        progress(Progress {
+            phase: "blobs",
+            done,
+            total,
+            bytes,
+        });
+    }
+    Ok((done, bytes))
+}
+
+/// Names the objects [`restore_blobs`] copied into `batch`, region by region, once their bytes
+/// are flushed: called after both halves of a restore succeeded.
+pub async fn publish_restored(blobs: &Regions, batch: &Batch) -> Result<()> {
+    for region in blobs.names() {
+        blobs.in_region(region)?.publish(batch).await?;
+    }
+    Ok(())
 }
 
 /// The database half of `strongroom backup restore`: loads backup `id` into `store`, which

@@ -396,6 +396,26 @@ fn flip_byte(path: &Path, at: u64) -> impl FnOnce() {
     move || std::fs::write(path, original).unwrap()
 }
 
+/// Every regular file under `dir` (none when it does not exist).
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
 both_backends! {
     async fn verify_names_the_first_damaged_object(b: Backend) {
         let Some(srv) = TestServer::start(b).await else { return };
@@ -431,6 +451,8 @@ both_backends! {
         let out = restore_cmd(&id, &d.url, target.path(), None).output().unwrap();
         assert!(!out.status.success());
         assert!(String::from_utf8_lossy(&out.stderr).contains(&db), "{}", String::from_utf8_lossy(&out.stderr));
+        // The blobs were being copied beside the rows: none of them is left behind.
+        assert_eq!(files_under(&target.path().join("blobs")), Vec::<PathBuf>::new());
         undo();
 
         // In the manifest, and in the key set.
@@ -450,6 +472,15 @@ both_backends! {
         assert!(!ok);
         assert_eq!(report["first_bad"]["object"], blob.as_str());
         assert_eq!(report["first_bad"]["problem"], "missing");
+        // Restore stops on it, names it, and leaves no copied blob behind (the rows loaded
+        // beside the copies stay in the target, which the message says to start again from).
+        let target = tempfile::tempdir().unwrap();
+        std::fs::copy(srv.data_dir.join("master.key"), target.path().join("master.key")).unwrap();
+        let out = restore_cmd(&id, &d.url, target.path(), None).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains(&format!("lacks blob {blob}")), "{stderr}");
+        assert_eq!(files_under(&target.path().join("blobs")), Vec::<PathBuf>::new());
         std::fs::write(&gone, saved).unwrap();
         let (ok, report) = verify(&srv, &d, &id);
         assert!(ok, "{report}");
