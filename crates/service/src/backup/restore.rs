@@ -355,6 +355,21 @@ pub async fn verify(
     Ok(report)
 }
 
+/// The manifest and key set of backup `id`, for either half of a restore: an object that is
+/// missing or does not open stops it, named.
+async fn open_for_restore(
+    keys: &BackupKeys,
+    dest: &Destination,
+    id: &BackupId,
+) -> Result<(Manifest, KeySet)> {
+    open_backup(keys, dest, id).await?.map_err(|b| {
+        ServiceError::Invalid(format!(
+            "backup {id} cannot be restored: {} is {}",
+            b.object, b.problem
+        ))
+    })
+}
+
 /// The blob half of `strongroom backup restore`: copies the blobs of backup `id` that its key
 /// set still holds a key for (the others were purged since) into `blobs`, each into its region,
 /// as one batch: under temporary names until [`publish_restored`] names them all, so it can run
@@ -369,15 +384,7 @@ pub async fn restore_blobs(
     progress: OnProgress<'_>,
 ) -> Result<(u64, u64)> {
     let keys = BackupKeys::derive(root);
-    let (manifest, keyset) = match open_backup(&keys, dest, id).await? {
-        Ok(found) => found,
-        Err(b) => {
-            return Err(ServiceError::Invalid(format!(
-                "backup {id} cannot be restored: {} is {}",
-                b.object, b.problem
-            )));
-        }
-    };
+    let (manifest, keyset) = open_for_restore(&keys, dest, id).await?;
     let wanted: Vec<&BlobEntry> = manifest
         .blobs
         .iter()
@@ -440,15 +447,7 @@ pub async fn restore_database(
         ));
     }
     let keys = BackupKeys::derive(root);
-    let (manifest, keyset) = match open_backup(&keys, dest, id).await? {
-        Ok(found) => found,
-        Err(b) => {
-            return Err(ServiceError::Invalid(format!(
-                "backup {id} cannot be restored: {} is {}",
-                b.object, b.problem
-            )));
-        }
-    };
+    let (manifest, keyset) = open_for_restore(&keys, dest, id).await?;
     if manifest.schema_version > SCHEMA_VERSION {
         return Err(newer(id, manifest.schema_version));
     }
