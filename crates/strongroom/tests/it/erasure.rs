@@ -7,7 +7,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::audit_verify::{export, offline_verify};
+use crate::audit_export::{export, offline_verify};
 use crate::backup::{assert_all_read_back, audit_verifies, create, dest, fixture, restore};
 use crate::both_backends;
 use crate::process::one_sentence_error;

@@ -11,6 +11,8 @@ mod access;
 mod api_keys;
 mod asset_cache;
 mod assets;
+mod audit_export;
+mod audit_rollback;
 mod audit_verify;
 mod authz;
 mod authz_table;
