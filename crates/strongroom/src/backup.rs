@@ -22,15 +22,19 @@ struct Bar(Option<ProgressBar>);
 
 impl Bar {
     fn new(json: bool, what: &str) -> Bar {
-        Bar::new_in(&MultiProgress::new(), json, what)
+        Bar::drawn(json, what, |bar| bar)
     }
 
     /// A bar drawn with the others of `bars` (one line each), for work that runs side by side.
     fn new_in(bars: &MultiProgress, json: bool, what: &str) -> Bar {
+        Bar::drawn(json, what, |bar| bars.add(bar))
+    }
+
+    fn drawn(json: bool, what: &str, place: impl FnOnce(ProgressBar) -> ProgressBar) -> Bar {
         if json || !std::io::stderr().is_terminal() {
             return Bar(None);
         }
-        let bar = bars.add(ProgressBar::new(0));
+        let bar = place(ProgressBar::new(0));
         if let Ok(style) =
             ProgressStyle::with_template("{msg:24!} [{bar:30}] {pos}/{len} {elapsed_precise}")
         {

@@ -517,6 +517,12 @@ pub async fn restore_database(
             db_object(id)
         )));
     }
+    progress(Progress {
+        phase: "database",
+        done: rows,
+        total: manifest.rows,
+        bytes: 0,
+    });
     let mut shredded = Vec::new();
     let mut keys = Vec::with_capacity(blob_ids.len());
     for b in &blob_ids {
