@@ -34,6 +34,7 @@ mod keys;
 mod lifecycle;
 mod links;
 mod mail;
+mod media_jobs;
 mod metrics;
 mod mfa;
 mod org_deletion;

@@ -11,9 +11,10 @@ use serde_json::Value;
 use sqlx::Row;
 
 use crate::both_backends;
+use crate::media_jobs::fetch_every_segment;
 use crate::storage::walkdir;
 use crate::support::*;
-use crate::video::{fetch_every_segment, make_video, processed, test_image, upload_as};
+use crate::video::{make_video, processed, test_image, upload_as};
 
 /// Four folders: `eu-1`, `eu-2` (region eu), `us-1`, `us-2` (region us); two copies of each blob.
 struct Regions {
