@@ -69,8 +69,9 @@ pub use ops::storage::{BackendScrub, BackendStatus, ScrubReport, StorageStatus};
 pub use sealing::metadata_sealer;
 pub use strongroom_store::MemberRow;
 pub use strongroom_store::Page;
-pub use tenancy::access::{Accepted, GrantInfo, InvitationInfo, RoleInfo};
+pub use tenancy::access::{GrantInfo, RoleInfo};
 pub use tenancy::deletion::OrgDeleted;
+pub use tenancy::invitations::{Accepted, InvitationInfo};
 pub use tenancy::policy::{OrgDetail, OrgPolicy, PolicyChange, RegionMoveSummary};
 pub use tenancy::quotas::UsageInfo;
 

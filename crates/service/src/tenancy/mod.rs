@@ -12,6 +12,7 @@ use crate::notify::Notify;
 
 pub(crate) mod access;
 pub(crate) mod deletion;
+pub(crate) mod invitations;
 pub(crate) mod policy;
 pub(crate) mod quotas;
 
