@@ -6,12 +6,6 @@ use clap::Parser;
 use strongroom::cli::{Cli, Command};
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc instead of the system allocator: a request allocates and frees many small buffers
-/// across the runtime's threads, and in an interleaved A/B (bench/sealing_ab.sh, session 17)
-/// it cut the server CPU of a 10 KiB content read on PostgreSQL by about a quarter.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn init_logging(json: bool) {
     let filter =
         EnvFilter::try_from_env("STRONGROOM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
