@@ -15,33 +15,21 @@ use crate::video::{
 
 /// `seconds` of silent testsrc of `size` (e.g. `640x360`) at 25 fps, H.264 in MP4.
 fn small_video(seconds: u32, size: &str) -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("small.mp4");
-    let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("testsrc=size={size}:rate=25:duration={seconds}"))
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .arg(&path)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::fs::read(&path).unwrap()
+    silent_video(seconds, size, 25)
 }
 
 /// `seconds` of 64x64 testsrc at 1 fps, H.264 in MP4: hundreds of tiny segments.
 fn low_frame_rate_video(seconds: u32) -> Vec<u8> {
+    silent_video(seconds, "64x64", 1)
+}
+
+/// `seconds` of silent testsrc of `size` at `fps` frames a second, H.264 in MP4.
+fn silent_video(seconds: u32, size: &str, fps: u32) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("low.mp4");
+    let path = dir.path().join("silent.mp4");
     let status = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("testsrc=size=64x64:rate=1:duration={seconds}"))
+        .arg(format!("testsrc=size={size}:rate={fps}:duration={seconds}"))
         .args([
             "-c:v",
             "libx264",
